@@ -1,0 +1,21 @@
+// Helpers shared by the test executables: locating shared/reference files
+// and the kvlab binary, temporary directories.
+#pragma once
+
+#include <string>
+
+namespace kvlab::testutil {
+
+// Path of a file in ../shared/reference/ (KVLAB_SHARED_DIR at configure time,
+// overridable with the KVLAB_SHARED_DIR environment variable).
+std::string reference_path(const std::string& file);
+// Root of the source tree (for experiments/, schema/, tests/golden/).
+std::string source_path(const std::string& rel);
+// Path of the built `kvlab` executable (KVLAB_BIN env or build/src/cli/kvlab).
+std::string kvlab_binary();
+// A fresh empty directory under $TMPDIR, unique per call.
+std::string make_temp_dir(const std::string& prefix);
+// Runs a shell command, returns its exit status; stdout+stderr into *output if given.
+int run_command(const std::string& cmd, std::string* output = nullptr);
+
+}  // namespace kvlab::testutil
