@@ -49,32 +49,42 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto& table = cli::command_table();
-  auto it = table.find(args[0]);
+  // Two-word commands ("bench codecs", "report findings", "import csv") take
+  // precedence over one-word ones.
+  std::size_t words = 1;
+  auto it = table.end();
+  if (args.size() >= 2) it = table.find(args[0] + " " + args[1]);
+  if (it != table.end()) {
+    words = 2;
+  } else {
+    it = table.find(args[0]);
+  }
   if (it == table.end()) {
     std::string known;
     for (const auto& [name, cmd] : table) known += (known.empty() ? "" : ", ") + name;
     fmt::print(stderr, "kvlab: unknown command '{}'; expected one of: {}\n", args[0], known);
     return 2;
   }
-  std::vector<std::string> rest(args.begin() + 1, args.end());
+  std::vector<std::string> rest(args.begin() + static_cast<long>(words), args.end());
+  const std::string cmd_name = it->first;
   try {
     return it->second.handler(rest);
   } catch (const boost::program_options::error& e) {
-    fmt::print(stderr, "kvlab {}: usage error: {}\n", args[0], e.what());
+    fmt::print(stderr, "kvlab {}: usage error: {}\n", cmd_name, e.what());
     return 2;
   } catch (const Error& e) {
-    fmt::print(stderr, "kvlab {}: error: {}\n", args[0], e.what());
+    fmt::print(stderr, "kvlab {}: error: {}\n", cmd_name, e.what());
     return static_cast<int>(e.code());
   } catch (const SQLite::Exception& e) {
     const int rc = e.getErrorCode();
     if (rc == 5 /*SQLITE_BUSY*/ || rc == 6 /*SQLITE_LOCKED*/) {
-      fmt::print(stderr, "kvlab {}: database busy: {}\n", args[0], e.what());
+      fmt::print(stderr, "kvlab {}: database busy: {}\n", cmd_name, e.what());
       return 4;
     }
-    fmt::print(stderr, "kvlab {}: database error: {}\n", args[0], e.what());
+    fmt::print(stderr, "kvlab {}: database error: {}\n", cmd_name, e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "kvlab {}: error: {}\n", args[0], e.what());
+    fmt::print(stderr, "kvlab {}: error: {}\n", cmd_name, e.what());
     return 1;
   }
 }
