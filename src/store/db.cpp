@@ -1,0 +1,318 @@
+// Opening / identifying / migrating the kvlab database, and provenance rows.
+// See db.h for the contract.
+#include "store/db.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "kvlab_schema_migrations.h"
+#include "kvlab_version.h"
+
+namespace kvlab::store {
+
+namespace fs = std::filesystem;
+
+const std::vector<Migration>& migrations() {
+  static const std::vector<Migration> all = [] {
+    std::vector<Migration> v;
+    for (const auto& m : generated::kMigrations) v.push_back(Migration{m.version, m.name, m.sql});
+    for (std::size_t i = 0; i < v.size(); ++i)
+      KVLAB_ASSERT(v[i].version == static_cast<int>(i) + 1, "schema/ migrations must be numbered 1, 2, ... without gaps; "
+                   "found {} at position {}", v[i].name, i + 1);
+    return v;
+  }();
+  return all;
+}
+
+int schema_version() { return static_cast<int>(migrations().size()); }
+
+int user_version(SQLite::Database& db) { return db.execAndGet("PRAGMA user_version").getInt(); }
+int application_id(SQLite::Database& db) { return db.execAndGet("PRAGMA application_id").getInt(); }
+
+namespace {
+
+constexpr char kSqliteMagic[] = "SQLite format 3";  // 16 bytes with the NUL
+
+// Throws unless the file is empty or starts with the SQLite header.
+void check_sqlite_magic(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) throw Error(fmt::format("cannot read database file '{}': {}", path, ec.message()));
+  if (size == 0) return;
+  std::ifstream in(path, std::ios::binary);
+  std::array<char, 16> head{};
+  in.read(head.data(), head.size());
+  if (in.gcount() < 16 || std::string_view(head.data(), 16) != std::string_view(kSqliteMagic, 16))
+    throw Error(fmt::format("'{}' is not an SQLite database (its first bytes are not \"SQLite format 3\"); "
+                            "expected a kvlab result database",
+                            path));
+}
+
+bool has_tables(SQLite::Database& db) {
+  return db.execAndGet("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").getInt() > 0;
+}
+
+// Classifies (application_id, user_version); throws for foreign or too-new files.
+// Returns true when the file is a fresh (empty, unidentified) SQLite file.
+bool check_identity(SQLite::Database& db, const std::string& path) {
+  const int app = application_id(db);
+  const int ver = user_version(db);
+  if (app == 0) {
+    if (ver == 0 && !has_tables(db)) return true;
+    throw Error(fmt::format("'{}' is an SQLite database but not a kvlab one (application_id 0, user_version {}, "
+                            "it has tables); expected application_id {:#x} ('KVLB')",
+                            path, ver, kApplicationId));
+  }
+  if (app != kApplicationId)
+    throw Error(fmt::format("'{}' belongs to another application (application_id {:#x}); expected a kvlab "
+                            "database (application_id {:#x}, 'KVLB')",
+                            path, static_cast<unsigned>(app), kApplicationId));
+  if (ver > schema_version())
+    throw Error(fmt::format("'{}' has schema version {}, newer than the {} this kvlab build supports; "
+                            "use a newer kvlab",
+                            path, ver, schema_version()),
+                ExitCode::kSchemaTooNew);
+  if (ver < 1)
+    throw Error(fmt::format("'{}' has the kvlab application_id but schema version {}; expected 1..{}", path, ver,
+                            schema_version()));
+  return false;
+}
+
+// Runs `fn` again while SQLite reports the database busy/locked for reasons
+// the busy handler does not cover (e.g. switching the journal mode).
+template <class F>
+auto retry_busy(F&& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return fn();
+    } catch (const SQLite::Exception& e) {
+      const int rc = e.getErrorCode() & 0xff;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 + attempt)));
+    }
+  }
+}
+
+void migrate(SQLite::Database& db, const std::string& path) {
+  // Fast path: already at the latest version.
+  if (application_id(db) == kApplicationId && user_version(db) == schema_version()) return;
+  retry_busy([&] {
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    check_identity(db, path);
+    const int from = user_version(db);
+    for (const auto& m : migrations()) {
+      if (m.version <= from) continue;
+      try {
+        db.exec(std::string(m.sql));
+      } catch (const SQLite::Exception& e) {
+        throw Error(fmt::format("migration {} of '{}' failed: {} (nothing was changed)", m.name, path, e.what()));
+      }
+    }
+    db.exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
+    db.exec(fmt::format("PRAGMA user_version = {}", schema_version()));
+    tx.commit();
+  });
+}
+
+}  // namespace
+
+std::unique_ptr<SQLite::Database> open_database(const std::string& path, OpenMode mode) {
+  KVLAB_CHECK(!path.empty(), "database path is empty; expected a file name (--db FILE)");
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  if (exists) {
+    KVLAB_CHECK(fs::is_regular_file(path, ec), "database path '{}' is not a regular file", path);
+    check_sqlite_magic(path);
+  } else if (mode != OpenMode::kCreate) {
+    throw Error(fmt::format("database '{}' does not exist; create it with `kvlab queue SPEC --db {}`", path, path));
+  } else {
+    const fs::path parent = fs::path(path).parent_path();
+    KVLAB_CHECK(parent.empty() || fs::is_directory(parent, ec), "cannot create database '{}': folder '{}' does not exist",
+                path, parent.string());
+  }
+
+  int flags = SQLite::OPEN_READONLY;
+  if (mode == OpenMode::kReadWrite) flags = SQLite::OPEN_READWRITE;
+  if (mode == OpenMode::kCreate) flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE;
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(path, flags, kBusyTimeoutMs);
+  } catch (const SQLite::Exception& e) {
+    throw Error(fmt::format("cannot open database '{}': {}", path, e.what()));
+  }
+
+  try {
+    retry_busy([&] { return check_identity(*db, path); });
+  } catch (const SQLite::Exception& e) {
+    // SQLITE_NOTADB and friends surface on the first read.
+    throw Error(fmt::format("'{}' cannot be read as an SQLite database: {}", path, e.what()));
+  }
+
+  if (mode == OpenMode::kReadOnly) {
+    const int ver = user_version(*db);
+    if (ver == 0) throw Error(fmt::format("'{}' is an empty SQLite file, not a kvlab database", path));
+    if (ver < schema_version())
+      throw Error(fmt::format("'{}' has schema version {}, older than this kvlab's {}; open it once for writing "
+                              "(e.g. `kvlab queue` or `kvlab run`) to migrate it",
+                              path, ver, schema_version()));
+  } else {
+    // WAL lets readers (status, reports) run while workers write. The mode is
+    // persistent; switch only when needed (it takes an exclusive lock).
+    retry_busy([&] {
+      std::string jm = db->execAndGet("PRAGMA journal_mode").getString();
+      if (jm != "wal") {
+        jm = db->execAndGet("PRAGMA journal_mode = WAL").getString();
+        KVLAB_CHECK(jm == "wal", "cannot switch '{}' to WAL mode (journal_mode is '{}'); is it on a network "
+                    "file system?", path, jm);
+      }
+    });
+    // NORMAL is durable against process crashes in WAL mode (a power loss may
+    // drop the last transactions, never corrupt the file).
+    db->exec("PRAGMA synchronous = NORMAL");
+    migrate(*db, path);
+  }
+  db->exec("PRAGMA foreign_keys = ON");
+  return db;
+}
+
+double unix_now() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso8601_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf.data();
+}
+
+// ---------------------------------------------------------------- provenance
+
+std::string Provenance::fingerprint() const {
+  auto opt = [](const std::optional<std::string>& s) -> nlohmann::json {
+    return s ? nlohmann::json(*s) : nlohmann::json(nullptr);
+  };
+  // An ordered array (not an object) so the serialisation is canonical.
+  nlohmann::json j = nlohmann::json::array({
+      nlohmann::json::array({"kvlab_version", kvlab_version}),
+      nlohmann::json::array({"git_commit", git_commit}),
+      nlohmann::json::array({"git_dirty", git_dirty}),
+      nlohmann::json::array({"torch_version", opt(torch_version)}),
+      nlohmann::json::array({"blas", opt(blas)}),
+      nlohmann::json::array({"device", opt(device)}),
+      nlohmann::json::array({"hostname", opt(hostname)}),
+      nlohmann::json::array({"host_kind", opt(host_kind)}),
+      nlohmann::json::array({"host_json", opt(host_json)}),
+      nlohmann::json::array({"weights_json", opt(weights_json)}),
+      nlohmann::json::array({"stream_dtype", opt(stream_dtype)}),
+      nlohmann::json::array({"slurm_json", opt(slurm_json)}),
+  });
+  return sha256_hex(j.dump());
+}
+
+std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p) {
+  const std::string fp = p.fingerprint();
+  auto bind_opt = [](SQLite::Statement& st, int i, const std::optional<std::string>& s) {
+    if (s) st.bind(i, *s); else st.bind(i);
+  };
+  SQLite::Statement ins(db,
+                        "INSERT INTO provenance (kvlab_version, git_commit, git_dirty, torch_version, blas, device, "
+                        "hostname, host_kind, host_json, weights_json, stream_dtype, slurm_json, fingerprint) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (fingerprint) DO NOTHING");
+  ins.bind(1, p.kvlab_version);
+  ins.bind(2, p.git_commit);
+  ins.bind(3, p.git_dirty);
+  bind_opt(ins, 4, p.torch_version);
+  bind_opt(ins, 5, p.blas);
+  bind_opt(ins, 6, p.device);
+  bind_opt(ins, 7, p.hostname);
+  bind_opt(ins, 8, p.host_kind);
+  bind_opt(ins, 9, p.host_json);
+  bind_opt(ins, 10, p.weights_json);
+  bind_opt(ins, 11, p.stream_dtype);
+  bind_opt(ins, 12, p.slurm_json);
+  ins.bind(13, fp);
+  ins.exec();
+  SQLite::Statement sel(db, "SELECT id FROM provenance WHERE fingerprint = ?");
+  sel.bind(1, fp);
+  KVLAB_ASSERT(sel.executeStep(), "provenance row vanished after insert");
+  return sel.getColumn(0).getInt64();
+}
+
+namespace {
+
+// Runs a command; returns its stdout when it exits 0.
+std::optional<std::string> capture(const std::string& cmd) {
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return std::nullopt;
+  std::string out;
+  std::array<char, 4096> buf;
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int st = pclose(p);
+  if (st != 0) return std::nullopt;
+  return out;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''"; else q += c;
+  }
+  return q + "'";
+}
+
+}  // namespace
+
+Provenance current_provenance() {
+  static std::once_flag once;
+  static Provenance base;
+  std::call_once(once, [] {
+    base.kvlab_version = KVLAB_VERSION;
+    base.git_commit = KVLAB_BUILD_GIT_COMMIT;
+    base.git_dirty = -1;
+    const std::string git = "git -C " + shell_quote(KVLAB_SOURCE_DIR);
+    if (auto head = capture(git + " rev-parse HEAD 2>/dev/null")) {
+      std::string h = *head;
+      while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.pop_back();
+      if (h.size() == 40) {
+        base.git_commit = h;
+        if (auto st = capture(git + " status --porcelain --untracked-files=no 2>/dev/null"))
+          base.git_dirty = st->empty() ? 0 : 1;
+      }
+    }
+    std::array<char, 256> hn{};
+    if (gethostname(hn.data(), hn.size() - 1) == 0) base.hostname = std::string(hn.data());
+    nlohmann::json slurm = nlohmann::json::object();
+    for (const char* k : {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
+                          "SLURMD_NODENAME", "SLURM_JOB_PARTITION", "SLURM_CLUSTER_NAME"}) {
+      if (const char* v = std::getenv(k)) slurm[k] = v;
+    }
+    if (!slurm.empty()) base.slurm_json = slurm.dump();
+  });
+  return base;
+}
+
+}  // namespace kvlab::store
