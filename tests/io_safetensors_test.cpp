@@ -126,6 +126,31 @@ TEST(Safetensors, WriterRejectsBadInput) {
   EXPECT_THROW(w.write("/nonexistent-dir/x.safetensors"), kvlab::Error);
 }
 
+TEST(Safetensors, ConvertsSmallFloatFormats) {
+  // Hand-checked bit patterns: fp16 0x3C00 = 1, 0xC000 = -2, 0x0001 = 2^-24;
+  // bf16 0x3F80 = 1, 0xC0A0 = -5; E4M3 0x7E = 448, 0x01 = 2^-9, 0xB8 = -1;
+  // E8M0 127 = 1, 130 = 8, 0 = 2^-127, 0xFF = NaN.
+  std::vector<uint16_t> f16 = {0x3C00, 0xC000, 0x0001};
+  std::vector<uint16_t> bf = {0x3F80, 0xC0A0};
+  std::vector<uint8_t> e4 = {0x7E, 0x01, 0xB8};
+  std::vector<uint8_t> e8 = {127, 130, 0, 0xFF};
+  SafetensorsWriter w;
+  w.add("f16", DType::F16, {3}, f16.data(), 6);
+  w.add("bf16", DType::BF16, {2}, bf.data(), 4);
+  w.add("e4", DType::F8_E4M3, {3}, e4.data(), 3);
+  w.add("e8", DType::E8M0, {4}, e8.data(), 4);
+  auto f = SafetensorsFile::parse(w.serialize(), "mem");
+  EXPECT_EQ(f.info("e8").dtype, DType::E8M0);
+  EXPECT_EQ(f.to_f32("f16"), (std::vector<float>{1.f, -2.f, std::ldexp(1.f, -24)}));
+  EXPECT_EQ(f.to_f32("bf16"), (std::vector<float>{1.f, -5.f}));
+  EXPECT_EQ(f.to_f32("e4"), (std::vector<float>{448.f, std::ldexp(1.f, -9), -1.f}));
+  auto v = f.to_f32("e8");
+  EXPECT_EQ(v[0], 1.f);
+  EXPECT_EQ(v[1], 8.f);
+  EXPECT_EQ(v[2], std::ldexp(1.f, -127));
+  EXPECT_TRUE(std::isnan(v[3]));
+}
+
 TEST(Safetensors, ReadsReferenceFile) {
   auto f = SafetensorsFile::open(kvlab::testutil::reference_path("dsv4_small.safetensors"));
   ASSERT_TRUE(f.has("weight/main_kv.wkv.weight"));

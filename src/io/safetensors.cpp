@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "kernels/fp_formats.h"
 
 static_assert(std::endian::native == std::endian::little, "kvlab io assumes a little-endian host");
 
@@ -343,9 +344,24 @@ std::vector<float> SafetensorsFile::to_f32(const std::string& name) const {
         out[i] = static_cast<float>(d);
       }
       break;
+    case DType::F16:
+    case DType::BF16:
+      for (std::size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = t.dtype == DType::F16 ? kernels::f16_to_f32(h) : kernels::bf16_to_f32(h);
+      }
+      break;
+    case DType::F8_E4M3:
+      for (std::size_t i = 0; i < n; ++i) out[i] = kernels::e4m3_to_f32(static_cast<uint8_t>(p[i]));
+      break;
+    case DType::E8M0:
+      for (std::size_t i = 0; i < n; ++i) out[i] = kernels::e8m0_to_f32(static_cast<uint8_t>(p[i]));
+      break;
     default:
-      throw Error(fmt::format("{}: tensor '{}': cannot convert dtype {} to float32 (supported: F32, F64)",
-                              impl_->path, name, dtype_name(t.dtype)));
+      throw Error(fmt::format(
+          "{}: tensor '{}': cannot convert dtype {} to float32 (supported: F32, F64, F16, BF16, F8_E4M3, F8_E8M0)",
+          impl_->path, name, dtype_name(t.dtype)));
   }
   return out;
 }
