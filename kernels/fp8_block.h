@@ -1,0 +1,49 @@
+// FP8 (OCP E4M3FN) per-block fake quantisation, SPEC section 2:
+// for each block of `block` values v: a = max(max|v|, 1e-4),
+// s = a / fp8_max, q = E4M3(clamp(v / s, -fp8_max, fp8_max)), v' = q * s,
+// all in float32, E4M3 rounding bit-exact (RNE, saturating).
+//
+// fp8_simulate_rows is what the V4 write path applies to the nope dims and
+// what the fp8_per64 codec's float path is built on. The codec's byte
+// format (scales stored in 16 bits) is in fp8_block_encode/decode below.
+// `*_ref` versions are scalar oracles using fp_formats.h; the fast versions
+// give bit-identical results.
+//
+// Non-finite inputs (NaN, +-inf) are rejected with kvlab::Error naming the
+// row and column: a NaN would otherwise silently poison a whole block.
+#pragma once
+
+#include <cstdint>
+
+namespace kvlab::kernels {
+
+inline constexpr float kFp8AmaxFloor = 1e-4f;  // SPEC: a = max(max|v|, 1e-4)
+inline constexpr float kE4m3Max = 448.0f;
+
+// In place on rows x ncols (row r starts at data + r * row_stride);
+// ncols % block == 0 and block >= 1, fp8_max in (0, 448]; else kvlab::Error.
+void fp8_simulate_rows(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block = 64,
+                       float fp8_max = 448.f);
+void fp8_simulate_rows_ref(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block = 64,
+                           float fp8_max = 448.f);
+
+// E4M3 value rounding of |x| <= 448 (saturating rules), as a float. Equal to
+// e4m3_to_f32(f32_to_e4m3(x)) for every finite |x| <= 448.
+float e4m3_round_value(float x);
+
+// Byte format of one row of `ncols` values with block `block` (used by the
+// fp8_per64 codec): ncols/block uf16 scales (2 bytes each, little endian;
+// the stored scale s16 = uf16(a / 448), see fp_formats.h), then ncols E4M3
+// codes q = E4M3(clamp(v / s16, -448, 448)). Decode: v' = q * s16.
+// Rows are contiguous (stride ncols). Throws kvlab::Error on non-finite input
+// or a scale above the uf16 range.
+int64_t fp8_block_code_size(int64_t ncols, int64_t block);
+void fp8_block_encode(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
+void fp8_block_decode(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t block, float* out);
+// Fused encode+decode without the bytes, bit-identical to decode(encode(x)).
+void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t block, float* out);
+// Scalar oracles for the three functions above.
+void fp8_block_encode_ref(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
+void fp8_block_decode_ref(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t block, float* out);
+
+}  // namespace kvlab::kernels
