@@ -1,0 +1,272 @@
+// D4 / E8 closest-point kernels and the lattice codec pipeline; see lattice.h.
+#include "kernels/lattice.h"
+
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/dispatch.h"
+#include "kernels/fp_formats.h"
+#include "kernels/hadamard.h"
+
+namespace kvlab::kernels {
+
+void check_lattice_params(LatticeKind k, int64_t d, int q) {
+  const int b = lattice_block_dim(k);
+  KVLAB_CHECK(is_power_of_two(d) && d >= b && d <= (int64_t(1) << 30),
+              "{} codec: dimension D = {} is not supported (expected a power of two >= {} so that the Hadamard "
+              "transform and the {}-blocks apply)",
+              lattice_name(k), d, b, b);
+  KVLAB_CHECK(q >= 1 && q <= kLatticeMaxQ, "{} codec: Q = {} is out of range (expected 1 <= Q <= {})",
+              lattice_name(k), q, kLatticeMaxQ);
+}
+
+namespace {
+
+// Published D_n decoder (Conway-Sloane with the published tie rules).
+inline void dn_published(const float* z, int n, float* f) {
+  int64_t sum = 0;
+  for (int i = 0; i < n; ++i) {
+    f[i] = std::nearbyint(z[i]);
+    sum += int64_t(f[i]);
+  }
+  if ((sum & 1) == 0) return;
+  int best = 0;
+  float bestabs = -1.0f;
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(z[i] - f[i]);
+    if (a > bestabs) {
+      bestabs = a;
+      best = i;
+    }
+  }
+  f[best] += (z[best] - f[best]) >= 0.0f ? 1.0f : -1.0f;
+}
+
+// Closest even-sum integer point of the box [lo, hi]^n (hi > lo) to z.
+// f receives the integer coordinates.
+inline void dn_box(const float* z, int n, int lo, int hi, int32_t* f) {
+  float d[8];
+  int32_t sum = 0;
+  const float flo = float(lo), fhi = float(hi);
+  for (int i = 0; i < n; ++i) {
+    float r = std::nearbyint(z[i]);
+    r = r < flo ? flo : (r > fhi ? fhi : r);
+    f[i] = int32_t(r);
+    d[i] = z[i] - r;
+    sum += f[i];
+  }
+  if ((sum & 1) == 0) return;
+  // Cost of moving coordinate i by dir: 1 - 2 dir d_i. Toward the input
+  // (dir = sign d, +1 on d == 0) when that stays in the box, else away.
+  int best = 0, bestdir = 1;
+  float bestkey = FLT_MAX;
+  for (int i = 0; i < n; ++i) {
+    const int pref = d[i] >= 0.0f ? 1 : -1;
+    const float a = std::fabs(d[i]);
+    const bool ok = f[i] + pref >= lo && f[i] + pref <= hi;
+    const float key = ok ? -a : a;
+    if (key < bestkey) {
+      bestkey = key;
+      best = i;
+      bestdir = ok ? pref : -pref;
+    }
+  }
+  f[best] += bestdir;
+}
+
+inline void e8_box(const float* z, int q, int32_t* out2) {
+  int32_t a[8], g[8];
+  float w[8];
+  dn_box(z, 8, -q, q, a);
+  for (int i = 0; i < 8; ++i) w[i] = z[i] - 0.5f;
+  dn_box(w, 8, -q, q - 1, g);
+  float da = 0.0f, db = 0.0f;
+  for (int i = 0; i < 8; ++i) {
+    const float ea = z[i] - float(a[i]);
+    const float eb = z[i] - (float(g[i]) + 0.5f);
+    da += ea * ea;
+    db += eb * eb;
+  }
+  if (da <= db) {
+    for (int i = 0; i < 8; ++i) out2[i] = 2 * a[i];
+  } else {
+    for (int i = 0; i < 8; ++i) out2[i] = 2 * g[i] + 1;
+  }
+}
+
+[[noreturn]] void throw_nonfinite_row(const float* row, int64_t r, int64_t d, LatticeKind k) {
+  for (int64_t j = 0; j < d; ++j)
+    if (!std::isfinite(row[j]))
+      throw Error(fmt::format("{} codec: input vector {} coordinate {} is {} (expected finite values)",
+                              lattice_name(k), r, j, row[j]));
+  throw Error(fmt::format("{} codec: non-finite input in vector {}", lattice_name(k), r));
+}
+
+// Squared norm over 8 interleaved double partial sums; false on non-finite.
+KVLAB_TARGET_CLONES bool sumsq8(const float* __restrict x, int64_t d, double* out) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  bool finite = true;
+  int64_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    for (int l = 0; l < 8; ++l) {
+      const double v = x[j + l];
+      finite &= std::fabs(x[j + l]) <= FLT_MAX;
+      acc[l] += v * v;
+    }
+  for (int l = 0; j < d; ++j, ++l) {
+    const double v = x[j];
+    finite &= std::fabs(x[j]) <= FLT_MAX;
+    acc[l] += v * v;
+  }
+  *out = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  return finite;
+}
+
+float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16_t* n16) {
+  double ss;
+  if (!sumsq8(row, d, &ss)) throw_nonfinite_row(row, r, d, k);
+  float nrm = float(std::sqrt(ss));
+  nrm = nrm > kLatticeEps ? nrm : kLatticeEps;
+  KVLAB_CHECK(uf16_fits(nrm),
+              "{} codec: vector {} has norm {} above the 16-bit (uf16) norm field's largest value {}; rescale the "
+              "input",
+              lattice_name(k), r, nrm, kUf16Max);
+  *n16 = f32_to_uf16(nrm);
+  return nrm;
+}
+
+KVLAB_TARGET_CLONES void div_inplace(float* __restrict x, int64_t d, float c) {
+  for (int64_t j = 0; j < d; ++j) x[j] = x[j] / c;
+}
+KVLAB_TARGET_CLONES void div_copy(const float* __restrict x, float* __restrict y, int64_t d, float c) {
+  for (int64_t j = 0; j < d; ++j) y[j] = x[j] / c;
+}
+KVLAB_TARGET_CLONES float absmax(const float* __restrict x, int64_t d) {
+  float m = 0.0f;
+  for (int64_t j = 0; j < d; ++j) {
+    const float a = std::fabs(x[j]);
+    m = a > m ? a : m;
+  }
+  return m;
+}
+KVLAB_TARGET_CLONES void dequant(const int32_t* __restrict p, float* __restrict y, int64_t d, float s) {
+  for (int64_t j = 0; j < d; ++j) y[j] = (float(p[j]) * 0.5f) * s;
+}
+KVLAB_TARGET_CLONES void mul_inplace(float* __restrict x, int64_t d, float c) {
+  for (int64_t j = 0; j < d; ++j) x[j] *= c;
+}
+
+template <bool kRef>
+void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d, uint16_t* norm16,
+                      uint16_t* qmax16, int32_t* pts2) {
+  check_lattice_params(k, d, q);
+  const int b = lattice_block_dim(k);
+  std::vector<float> y(size_t(d), 0.0f);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = x + r * d;
+    const float nrm = checked_norm(k, row, r, d, &norm16[r]);
+    if constexpr (kRef) {
+      for (int64_t j = 0; j < d; ++j) y[j] = row[j] / nrm;
+      fwht_normalized_ref(y.data(), d);
+    } else {
+      div_copy(row, y.data(), d, nrm);
+      fwht_normalized(y.data(), d);
+    }
+    float m;
+    if constexpr (kRef) {
+      m = 0.0f;
+      for (int64_t j = 0; j < d; ++j) m = std::max(m, std::fabs(y[j]));
+    } else {
+      m = absmax(y.data(), d);
+    }
+    m = m > kLatticeEps ? m : kLatticeEps;
+    qmax16[r] = f32_to_f16(m);
+    const float s = f16_to_f32(qmax16[r]) / float(q);
+    if constexpr (kRef) {
+      for (int64_t j = 0; j < d; ++j) y[j] = y[j] / s;
+    } else {
+      div_inplace(y.data(), d, s);
+    }
+    int32_t* p = pts2 + r * d;
+    if (k == LatticeKind::kD4) {
+      for (int64_t j = 0; j < d; j += b) d4_closest_in_box(&y[j], q, p + j);
+    } else {
+      for (int64_t j = 0; j < d; j += b) e8_closest_in_box(&y[j], q, p + j);
+    }
+  }
+}
+
+template <bool kRef>
+void decode_rows_impl(int q, const uint16_t* norm16, const uint16_t* qmax16, const int32_t* pts2, int64_t n,
+                      int64_t d, float* out) {
+  KVLAB_CHECK(q >= 1 && q <= kLatticeMaxQ, "lattice decode: Q = {} out of range [1, {}]", q, kLatticeMaxQ);
+  check_hadamard_dim(d);
+  for (int64_t r = 0; r < n; ++r) {
+    const float s = f16_to_f32(qmax16[r]) / float(q);
+    const float nv = uf16_to_f32(norm16[r]);
+    float* o = out + r * d;
+    const int32_t* p = pts2 + r * d;
+    if constexpr (kRef) {
+      for (int64_t j = 0; j < d; ++j) o[j] = (float(p[j]) * 0.5f) * s;
+      fwht_normalized_ref(o, d);
+      for (int64_t j = 0; j < d; ++j) o[j] = o[j] * nv;
+    } else {
+      dequant(p, o, d, s);
+      fwht_normalized(o, d);
+      mul_inplace(o, d, nv);
+    }
+  }
+}
+
+}  // namespace
+
+void dn_closest_published(const float* z, int n, int32_t* out2) {
+  KVLAB_ASSERT(n >= 1 && n <= 8);
+  float f[8];
+  dn_published(z, n, f);
+  for (int i = 0; i < n; ++i) out2[i] = 2 * int32_t(f[i]);
+}
+
+void e8_closest_published(const float* z, int32_t* out2) {
+  float a[8], b[8], w[8];
+  dn_published(z, 8, a);
+  for (int i = 0; i < 8; ++i) w[i] = z[i] - 0.5f;
+  dn_published(w, 8, b);
+  float da = 0.0f, db = 0.0f;
+  for (int i = 0; i < 8; ++i) {
+    b[i] += 0.5f;
+    da += (z[i] - a[i]) * (z[i] - a[i]);
+    db += (z[i] - b[i]) * (z[i] - b[i]);
+  }
+  const float* c = da <= db ? a : b;
+  for (int i = 0; i < 8; ++i) out2[i] = int32_t(2.0f * c[i]);
+}
+
+void d4_closest_in_box(const float* z, int q, int32_t* out2) {
+  int32_t f[4];
+  dn_box(z, 4, -q, q, f);
+  for (int i = 0; i < 4; ++i) out2[i] = 2 * f[i];
+}
+
+void e8_closest_in_box(const float* z, int q, int32_t* out2) { e8_box(z, q, out2); }
+
+void lattice_encode_rows(LatticeKind k, int q, const float* x, int64_t n, int64_t d, uint16_t* norm16,
+                         uint16_t* qmax16, int32_t* pts2) {
+  encode_rows_impl<false>(k, q, x, n, d, norm16, qmax16, pts2);
+}
+void lattice_encode_rows_ref(LatticeKind k, int q, const float* x, int64_t n, int64_t d, uint16_t* norm16,
+                             uint16_t* qmax16, int32_t* pts2) {
+  encode_rows_impl<true>(k, q, x, n, d, norm16, qmax16, pts2);
+}
+void lattice_decode_rows(int q, const uint16_t* norm16, const uint16_t* qmax16, const int32_t* pts2, int64_t n,
+                         int64_t d, float* out) {
+  decode_rows_impl<false>(q, norm16, qmax16, pts2, n, d, out);
+}
+void lattice_decode_rows_ref(int q, const uint16_t* norm16, const uint16_t* qmax16, const int32_t* pts2, int64_t n,
+                             int64_t d, float* out) {
+  decode_rows_impl<true>(q, norm16, qmax16, pts2, n, d, out);
+}
+
+}  // namespace kvlab::kernels

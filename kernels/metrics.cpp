@@ -1,0 +1,143 @@
+// rel-MSE, cosine and the non-Gaussian audit; see metrics.h.
+#include "kernels/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/hadamard.h"
+
+namespace kvlab::kernels {
+
+namespace {
+
+void check_finite(const char* what, const char* which, const float* x, int64_t n, int64_t d) {
+  for (int64_t i = 0; i < n * d; ++i)
+    KVLAB_CHECK(std::isfinite(x[i]), "{}: {} row {} column {} is {} (expected finite values)", what, which, i / d,
+                i % d, x[i]);
+}
+
+void check_shape(const char* what, int64_t n, int64_t d, int64_t min_n) {
+  KVLAB_CHECK(d >= 1, "{}: dimension D = {} (expected >= 1)", what, d);
+  KVLAB_CHECK(n >= min_n, "{}: {} vectors (expected at least {})", what, n, min_n);
+}
+
+// Per-column mean and biased variance (two-pass, double), variance clamped.
+void column_moments(const float* x, int64_t n, int64_t d, std::vector<double>& mu, std::vector<double>& var) {
+  mu.assign(size_t(d), 0.0);
+  var.assign(size_t(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) mu[j] += x[i * d + j];
+  for (int64_t j = 0; j < d; ++j) mu[j] /= double(n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double c = x[i * d + j] - mu[j];
+      var[j] += c * c;
+    }
+  for (int64_t j = 0; j < d; ++j) var[j] = std::max(var[j] / double(n), 1e-12);
+}
+
+double max_over_min(const std::vector<double>& v) {
+  const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return *hi / *lo;
+}
+
+}  // namespace
+
+double rel_mse(const float* x, const float* xhat, int64_t n, int64_t d) {
+  check_shape("rel_mse", n, d, 2);
+  check_finite("rel_mse", "x", x, n, d);
+  check_finite("rel_mse", "xhat", xhat, n, d);
+  std::vector<double> mu(size_t(d), 0.0);
+  double num = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double e = double(x[i * d + j]) - double(xhat[i * d + j]);
+      num += e * e;
+      mu[j] += x[i * d + j];
+    }
+  for (auto& m : mu) m /= double(n);
+  double den = 0.0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double c = double(x[i * d + j]) - mu[j];
+      den += c * c;
+    }
+  return num / std::max(den, 1e-12);
+}
+
+double mean_cosine(const float* x, const float* xhat, int64_t n, int64_t d) {
+  check_shape("mean_cosine", n, d, 1);
+  check_finite("mean_cosine", "x", x, n, d);
+  check_finite("mean_cosine", "xhat", xhat, n, d);
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double dot = 0.0, nx = 0.0, ny = 0.0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double a = x[i * d + j], b = xhat[i * d + j];
+      dot += a * b;
+      nx += a * a;
+      ny += b * b;
+    }
+    total += dot / std::max(std::sqrt(nx) * std::sqrt(ny), 1e-12);
+  }
+  return total / double(n);
+}
+
+AuditValues non_gaussian_audit(const float* x, int64_t n, int64_t d) {
+  check_shape("non_gaussian_audit", n, d, 2);
+  check_hadamard_dim(d, "non_gaussian_audit: dimension D");
+  check_finite("non_gaussian_audit", "x", x, n, d);
+  AuditValues out;
+  out.n_vectors = n;
+  out.dim = d;
+
+  std::vector<double> mu, var;
+  column_moments(x, n, d, mu, var);
+  std::vector<double> m4(size_t(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double c = x[i * d + j] - mu[j];
+      m4[j] += (c * c) * (c * c);
+    }
+  double kurt_sum = 0.0;
+  for (int64_t j = 0; j < d; ++j) kurt_sum += std::fabs(m4[j] / double(n) / (var[j] * var[j]) - 3.0);
+  out.excess_kurtosis_abs = kurt_sum / double(d);
+  out.isotropy_variance_ratio = max_over_min(var);
+
+  // X H, rows transformed in float32 (the published code does the same
+  // product in float32); statistics in double.
+  std::vector<float> rot(x, x + n * d);
+  fwht_normalized_rows(rot.data(), n, d, d);
+  std::vector<double> mur, varr;
+  column_moments(rot.data(), n, d, mur, varr);
+  out.hadamard_post_variance_ratio = max_over_min(varr);
+
+  // Standard deviation with its own clamp (1e-6), from the unclamped variance.
+  std::vector<double> sd(size_t(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < d; ++j) {
+      const double c = rot[i * d + j] - mur[j];
+      sd[j] += c * c;
+    }
+  for (int64_t j = 0; j < d; ++j) sd[j] = std::max(std::sqrt(sd[j] / double(n)), 1e-6);
+  // torch.quantile's position, computed in float32 as the published code does.
+  const float pos = 0.99f * float(n - 1);
+  const int64_t lo = int64_t(std::floor(pos));
+  const double frac = double(pos - std::floor(pos));
+  std::vector<double> col(size_t(n));
+  double acc = 0.0;
+  for (int64_t j = 0; j < d; ++j) {
+    for (int64_t i = 0; i < n; ++i) col[i] = std::fabs(rot[i * d + j] / sd[j]);  // not centred (published)
+    std::sort(col.begin(), col.end());
+    const double hi = col[std::min(lo + 1, n - 1)];
+    const double p99 = col[lo] + frac * (hi - col[lo]);
+    const double e = p99 / 2.326 - 1.0;
+    acc += e * e;
+  }
+  out.rms_wasserstein2_over_sigma_per_dim = std::sqrt(acc / double(d));
+  return out;
+}
+
+}  // namespace kvlab::kernels
