@@ -126,7 +126,7 @@ AuditValues non_gaussian_audit(const float* x, int64_t n, int64_t d) {
   const float pos = 0.99f * float(n - 1);
   const int64_t lo = int64_t(std::floor(pos));
   const double frac = double(pos - std::floor(pos));
-  std::vector<double> col(size_t(n));
+  std::vector<double> col(static_cast<size_t>(n), 0.0);
   double acc = 0.0;
   for (int64_t j = 0; j < d; ++j) {
     for (int64_t i = 0; i < n; ++i) col[i] = std::fabs(rot[i * d + j] / sd[j]);  // not centred (published)
