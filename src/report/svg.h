@@ -1,0 +1,106 @@
+// Dependency-free SVG scatter plots for kvlab reports: linear or log axes
+// with "nice" ticks, several series with markers, optional vertical error
+// bars (confidence intervals), horizontal reference lines (ratio 1.0 = FP8)
+// and a legend outside the plot area.
+//
+// Deterministic: coordinates are printed with two decimals, element order
+// follows the input order, nothing depends on the clock or the locale, so the
+// same Plot gives the same bytes. Every drawn datum carries a class attribute
+// ("point", "errorbar", "refline", "legend-entry") so tests can count them.
+//
+// Not a general plotting library: no bar charts, no multi-panel layouts, no
+// text measurement beyond a fixed average glyph width.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kvlab::report::svg {
+
+enum class Scale { kLinear, kLog };
+enum class Marker { kCircle, kSquare, kDiamond, kTriangle, kCross };
+
+struct Point {
+  double x = 0;
+  double y = 0;
+  // Error bar ends (absolute y values, lo <= y <= hi); both or neither.
+  std::optional<double> y_lo;
+  std::optional<double> y_hi;
+  std::string label;    // drawn beside the marker when non-empty
+  std::string tooltip;  // <title> child (shown on hover by browsers)
+};
+
+struct Series {
+  std::string name;  // legend text
+  std::string color = "#0072B2";
+  Marker marker = Marker::kCircle;
+  bool filled = true;
+  bool connect = false;  // draw a polyline through the points in x order
+  std::vector<Point> points;
+};
+
+struct RefLine {
+  double value = 0;  // y for a horizontal line, x for a vertical one
+  std::string label;
+  std::string color = "#555555";
+  bool dashed = true;
+};
+
+struct Axis {
+  std::string label;
+  Scale scale = Scale::kLinear;
+  // Range overrides; by default the data (incl. error bars and reference
+  // lines) plus a margin.
+  std::optional<double> min;
+  std::optional<double> max;
+  // Categorical ticks (value, text) replace the automatic ones when given.
+  std::vector<std::pair<double, std::string>> ticks;
+};
+
+struct Plot {
+  std::string title;
+  std::string subtitle;  // smaller second line under the title
+  Axis x;
+  Axis y;
+  std::vector<Series> series;
+  std::vector<RefLine> hlines;
+  std::vector<RefLine> vlines;
+  // Horizontal pixel offset between series at equal x (to keep overlapping
+  // error bars apart); 0 = none. Purely visual, stated in the caption.
+  double dodge_px = 0;
+  int width = 780;
+  int height = 480;
+};
+
+// Renders the plot as a standalone SVG 1.1 document (ends with '\n').
+// Throws kvlab::Error for data that cannot be drawn: non-finite values,
+// values <= 0 on a log axis, an empty plot, an inverted range, y_lo > y or
+// y_hi < y.
+std::string render(const Plot& plot);
+
+// Tick positions for a linear axis: multiples of 1, 2 or 5 x 10^k covering
+// [lo, hi] with about `target` ticks (after Heckbert, "Nice numbers for graph
+// labels", Graphics Gems, 1990, rounding the step rather than the range).
+// Returns the ticks within [lo, hi].
+std::vector<double> nice_ticks_linear(double lo, double hi, int target = 6);
+
+// Ticks for a log axis over [lo, hi] (lo > 0): powers of ten, with 2 and 5
+// between them when the range spans at most two decades, and linear nice
+// ticks when it spans less than one decade.
+std::vector<double> nice_ticks_log(double lo, double hi);
+
+// Nice range covering [lo, hi]: expanded to the enclosing linear nice ticks.
+std::pair<double, double> nice_range_linear(double lo, double hi, int target = 6);
+
+// Short tick label ("0.5", "1", "2000", "1e-05").
+std::string tick_label(double v);
+
+// Okabe & Ito colour-blind-safe palette, index modulo its size.
+std::string palette(int i);
+
+// Escapes &, <, >, " for XML text and attribute values.
+std::string xml_escape(const std::string& s);
+
+}  // namespace kvlab::report::svg
