@@ -179,6 +179,11 @@ void check_migrates_dump(const std::string& dump_rel, int dump_version) {
   EXPECT_EQ(db->execAndGet("SELECT count(*) FROM results").getInt64(), results_before);
   EXPECT_EQ(db->execAndGet("PRAGMA integrity_check").getString(), "ok");
   EXPECT_EQ(db->execAndGet("SELECT count(*) FROM pragma_foreign_key_check").getInt(), 0);
+  // Objects added by later migrations exist.
+  if (schema_version() >= 2) {
+    EXPECT_EQ(db->execAndGet("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'runs_claim'").getInt(),
+              1);
+  }
   std::printf("migrated %s (schema %d -> %d): %lld runs, %lld results kept\n", dump_rel.c_str(), dump_version,
               schema_version(), static_cast<long long>(runs_before), static_cast<long long>(results_before));
 }

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <SQLiteCpp/Statement.h>
@@ -112,6 +113,21 @@ auto retry_busy(F&& fn) {
   }
 }
 
+// Busy handler: short jittered sleeps (50 us .. 1 ms) instead of SQLite's
+// default 1..100 ms steps, so that many writers with sub-millisecond
+// transactions hand the write lock over quickly. Gives up (SQLITE_BUSY)
+// after kBusyTimeoutMs.
+int busy_handler(void*, int count) {
+  thread_local std::chrono::steady_clock::time_point start;
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) start = now;
+  if (now - start > std::chrono::milliseconds(kBusyTimeoutMs)) return 0;
+  const int cap_us = std::min(1000, 50 << std::min(count, 5));
+  std::this_thread::sleep_for(std::chrono::microseconds(cap_us / 2 + static_cast<int>(rng() % (cap_us / 2 + 1))));
+  return 1;
+}
+
 void migrate(SQLite::Database& db, const std::string& path) {
   // Fast path: already at the latest version.
   if (application_id(db) == kApplicationId && user_version(db) == schema_version()) return;
@@ -161,6 +177,7 @@ std::unique_ptr<SQLite::Database> open_database(const std::string& path, OpenMod
     throw Error(fmt::format("cannot open database '{}': {}", path, e.what()));
   }
 
+  sqlite3_busy_handler(db->getHandle(), &busy_handler, nullptr);
   try {
     retry_busy([&] { return check_identity(*db, path); });
   } catch (const SQLite::Exception& e) {

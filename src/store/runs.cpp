@@ -1,0 +1,392 @@
+// The run queue's SQL (see runs.h for the contract). Every statement that
+// writes runs inside with_write_transaction (BEGIN IMMEDIATE).
+#include "store/runs.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+
+#include "common/error.h"
+
+namespace kvlab::store {
+
+namespace {
+
+void bind_opt(SQLite::Statement& st, int i, const std::optional<std::string>& v) {
+  if (v) st.bind(i, *v); else st.bind(i);
+}
+void bind_opt(SQLite::Statement& st, int i, const std::optional<int>& v) {
+  if (v) st.bind(i, *v); else st.bind(i);
+}
+void bind_opt(SQLite::Statement& st, int i, const std::optional<std::int64_t>& v) {
+  if (v) st.bind(i, static_cast<std::int64_t>(*v)); else st.bind(i);
+}
+void bind_opt(SQLite::Statement& st, int i, const std::optional<double>& v) {
+  if (v) st.bind(i, *v); else st.bind(i);
+}
+
+std::optional<std::string> opt_text(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getString();
+}
+
+}  // namespace
+
+void with_write_transaction(SQLite::Database& db, const std::function<void()>& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      fn();
+      tx.commit();
+      return;
+    } catch (const SQLite::Exception& e) {
+      const int rc = e.getErrorCode() & 0xff;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(std::chrono::microseconds(200 * std::min(attempt + 1, 50)));
+    }
+  }
+}
+
+std::string new_claim_token() {
+  static thread_local std::mt19937_64 rng([] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }());
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+// ------------------------------------------------------------------ queueing
+
+QueueOutcome queue_experiment(SQLite::Database& db, const ExperimentPlan& plan, bool new_replicate) {
+  KVLAB_CHECK(!plan.name.empty(), "experiment name is empty");
+  KVLAB_CHECK(!plan.spec_hash.empty(), "experiment '{}' has no spec hash", plan.name);
+  QueueOutcome out;
+  with_write_transaction(db, [&] {
+    out = QueueOutcome{};
+    // Experiment row: created, or checked against the stored spec hash.
+    {
+      SQLite::Statement sel(db, "SELECT id, spec_hash FROM experiments WHERE name = ?");
+      sel.bind(1, plan.name);
+      if (sel.executeStep()) {
+        out.experiment_id = sel.getColumn(0).getInt64();
+        const std::string stored = sel.getColumn(1).getString();
+        if (stored != plan.spec_hash)
+          throw Error(fmt::format("experiment '{}' is already queued with a different spec (stored spec hash {}, "
+                                  "this spec {}); give the changed spec a new name",
+                                  plan.name, stored.substr(0, 12), plan.spec_hash.substr(0, 12)));
+      } else {
+        SQLite::Statement ins(db,
+                              "INSERT INTO experiments (name, origin, spec_text, spec_hash, params_json, created_at) "
+                              "VALUES (?, ?, ?, ?, ?, ?)");
+        ins.bind(1, plan.name);
+        ins.bind(2, plan.origin);
+        ins.bind(3, plan.spec_text);
+        ins.bind(4, plan.spec_hash);
+        ins.bind(5, plan.params_json);
+        ins.bind(6, iso8601_now());
+        ins.exec();
+        out.experiment_id = db.getLastInsertRowid();
+        out.experiment_created = true;
+      }
+    }
+    // Replicate.
+    if (new_replicate) {
+      SQLite::Statement st(db, "SELECT coalesce(max(replicate) + 1, 0) FROM runs WHERE experiment_id = ?");
+      st.bind(1, static_cast<std::int64_t>(out.experiment_id));
+      st.executeStep();
+      out.replicate = st.getColumn(0).getInt();
+    }
+    // Passages.
+    std::vector<std::int64_t> passage_ids;
+    SQLite::Statement psel(db, "SELECT id, name, content_hash FROM passages WHERE experiment_id = ? AND idx = ?");
+    SQLite::Statement pins(db,
+                           "INSERT INTO passages (experiment_id, idx, name, content_hash, source, text) "
+                           "VALUES (?, ?, ?, ?, ?, ?)");
+    for (const auto& p : plan.passages) {
+      psel.reset();
+      psel.bind(1, static_cast<std::int64_t>(out.experiment_id));
+      psel.bind(2, p.idx);
+      if (psel.executeStep()) {
+        const std::string name = psel.getColumn(1).getString();
+        const std::string hash = psel.getColumn(2).getString();
+        if (name != p.name || hash != p.content_hash)
+          throw Error(fmt::format("experiment '{}', passage {}: stored as '{}' (content {}), the spec now gives '{}' "
+                                  "(content {}); a passage's content may not change under the same experiment name",
+                                  plan.name, p.idx, name, hash.substr(0, 12), p.name, p.content_hash.substr(0, 12)));
+        passage_ids.push_back(psel.getColumn(0).getInt64());
+      } else {
+        pins.reset();
+        pins.bind(1, static_cast<std::int64_t>(out.experiment_id));
+        pins.bind(2, p.idx);
+        pins.bind(3, p.name);
+        pins.bind(4, p.content_hash);
+        pins.bind(5, p.source);
+        bind_opt(pins, 6, p.text);
+        pins.exec();
+        passage_ids.push_back(db.getLastInsertRowid());
+      }
+    }
+    // Runs: the cross product; existing ones are left alone.
+    SQLite::Statement rins(db,
+                           "INSERT INTO runs (experiment_id, passage_id, stream, codec, q, replicate, queued_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+    const double now = unix_now();
+    for (std::size_t i = 0; i < plan.passages.size(); ++i) {
+      for (const auto& stream : plan.streams) {
+        for (const auto& c : plan.codecs) {
+          rins.reset();
+          rins.bind(1, static_cast<std::int64_t>(out.experiment_id));
+          rins.bind(2, static_cast<std::int64_t>(passage_ids[i]));
+          rins.bind(3, stream);
+          rins.bind(4, c.codec);
+          bind_opt(rins, 5, c.q);
+          rins.bind(6, out.replicate);
+          rins.bind(7, now);
+          if (rins.exec() > 0) ++out.runs_added; else ++out.runs_existing;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------ claiming
+
+std::int64_t reclaim_stale(SQLite::Database& db, double grace_s, int max_attempts) {
+  const double now = unix_now();
+  SQLite::Statement st(db,
+                       "UPDATE runs SET status = CASE WHEN attempts >= ?1 THEN 'failed' ELSE 'queued' END, "
+                       "claim_token = NULL, "
+                       "error = 'worker ' || coalesce(worker, '?') || ' stopped heartbeating for ' || "
+                       "printf('%.1f', ?2 - heartbeat_at) || ' s (grace ' || printf('%.1f', ?3) || ' s); reclaimed' "
+                       "WHERE status = 'running' AND heartbeat_at < ?2 - ?3");
+  st.bind(1, max_attempts);
+  st.bind(2, now);
+  st.bind(3, grace_s);
+  return st.exec();
+}
+
+std::optional<Claim> claim_next(SQLite::Database& db, const ClaimOptions& opt) {
+  KVLAB_CHECK(opt.max_attempts >= 1, "max attempts must be >= 1, got {}", opt.max_attempts);
+  KVLAB_CHECK(opt.grace_s > 0, "grace period must be > 0 s, got {}", opt.grace_s);
+  std::optional<Claim> out;
+  with_write_transaction(db, [&] {
+    out.reset();
+    reclaim_stale(db, opt.grace_s, opt.max_attempts);
+    const std::string filter = opt.experiment_id ? " AND experiment_id = ?2" : "";
+    std::int64_t exp_id = 0, passage_id = 0;
+    int replicate = 0;
+    bool found = false;
+    for (const char* where : {"status = 'queued'", "status = 'failed' AND attempts < ?1"}) {
+      SQLite::Statement pick(db, fmt::format("SELECT experiment_id, passage_id, replicate FROM runs WHERE {}{} "
+                                             "ORDER BY experiment_id, passage_id LIMIT 1",
+                                             where, filter));
+      if (std::string_view(where).find("?1") != std::string_view::npos) pick.bind(1, opt.max_attempts);
+      if (opt.experiment_id) pick.bind(2, static_cast<std::int64_t>(*opt.experiment_id));
+      if (pick.executeStep()) {
+        exp_id = pick.getColumn(0).getInt64();
+        passage_id = pick.getColumn(1).getInt64();
+        replicate = pick.getColumn(2).getInt();
+        found = true;
+        break;
+      }
+    }
+    if (!found) return;
+    Claim c;
+    c.token = new_claim_token();
+    c.worker = opt.worker;
+    c.experiment_id = exp_id;
+    c.passage_id = passage_id;
+    c.replicate = replicate;
+    const double now = unix_now();
+    SQLite::Statement upd(db,
+                          "UPDATE runs SET status = 'running', attempts = attempts + 1, worker = ?1, "
+                          "claim_token = ?2, claimed_at = ?3, heartbeat_at = ?3 "
+                          "WHERE experiment_id = ?4 AND passage_id = ?5 AND replicate = ?6 AND "
+                          "(status = 'queued' OR (status = 'failed' AND attempts < ?7)) "
+                          "RETURNING id, stream, codec, q, attempts");
+    upd.bind(1, opt.worker);
+    upd.bind(2, c.token);
+    upd.bind(3, now);
+    upd.bind(4, static_cast<std::int64_t>(exp_id));
+    upd.bind(5, static_cast<std::int64_t>(passage_id));
+    upd.bind(6, replicate);
+    upd.bind(7, opt.max_attempts);
+    while (upd.executeStep()) {
+      ClaimedRun r;
+      r.run_id = upd.getColumn(0).getInt64();
+      r.stream = upd.getColumn(1).getString();
+      r.codec = upd.getColumn(2).getString();
+      if (!upd.getColumn(3).isNull()) r.q = upd.getColumn(3).getInt();
+      r.attempts = upd.getColumn(4).getInt();
+      c.runs.push_back(std::move(r));
+    }
+    KVLAB_ASSERT(!c.runs.empty(), "claim of experiment {} passage {} matched no runs", exp_id, passage_id);
+    // RETURNING gives no order guarantee.
+    std::sort(c.runs.begin(), c.runs.end(), [](const ClaimedRun& a, const ClaimedRun& b) { return a.run_id < b.run_id; });
+    SQLite::Statement info(db,
+                           "SELECT e.name, e.params_json, p.idx, p.name, p.source, p.content_hash, p.text "
+                           "FROM experiments e JOIN passages p ON p.experiment_id = e.id "
+                           "WHERE e.id = ? AND p.id = ?");
+    info.bind(1, static_cast<std::int64_t>(exp_id));
+    info.bind(2, static_cast<std::int64_t>(passage_id));
+    KVLAB_ASSERT(info.executeStep(), "run of experiment {} points at missing passage {}", exp_id, passage_id);
+    c.experiment_name = info.getColumn(0).getString();
+    c.params_json = info.getColumn(1).getString();
+    c.passage_idx = info.getColumn(2).getInt();
+    c.passage_name = info.getColumn(3).getString();
+    c.passage_source = info.getColumn(4).getString();
+    c.passage_content_hash = info.getColumn(5).getString();
+    c.passage_text = opt_text(info.getColumn(6));
+    out = std::move(c);
+  });
+  return out;
+}
+
+std::int64_t heartbeat(SQLite::Database& db, const std::string& token) {
+  std::int64_t n = 0;
+  with_write_transaction(db, [&] {
+    SQLite::Statement st(db, "UPDATE runs SET heartbeat_at = ? WHERE status = 'running' AND claim_token = ?");
+    st.bind(1, unix_now());
+    st.bind(2, token);
+    n = st.exec();
+  });
+  return n;
+}
+
+// ---------------------------------------------------------------- committing
+
+namespace {
+
+// Moves one run out of 'running' under `token`; returns whether it was held.
+bool finish_run(SQLite::Database& db, const std::string& token, std::int64_t run_id, const char* status,
+                const std::string* error) {
+  const double now = unix_now();
+  SQLite::Statement st(db,
+                       error ? "UPDATE runs SET status = ?1, finished_at = ?2, heartbeat_at = ?2, error = ?5 "
+                               "WHERE id = ?3 AND claim_token = ?4 AND status = 'running'"
+                             : "UPDATE runs SET status = ?1, finished_at = ?2, heartbeat_at = ?2 "
+                               "WHERE id = ?3 AND claim_token = ?4 AND status = 'running'");
+  st.bind(1, status);
+  st.bind(2, now);
+  st.bind(3, static_cast<std::int64_t>(run_id));
+  st.bind(4, token);
+  if (error) st.bind(5, *error);
+  return st.exec() == 1;
+}
+
+}  // namespace
+
+CommitOutcome commit_result(SQLite::Database& db, const Claim& claim, const ClaimedRun& run, const RunResult& r,
+                            std::int64_t provenance_id, const AuditRow* audit, CommitHook before_commit) {
+  CommitOutcome outcome = CommitOutcome::kRejected;
+  with_write_transaction(db, [&] {
+    outcome = CommitOutcome::kRejected;
+    if (!finish_run(db, claim.token, run.run_id, "done", nullptr)) return;  // commits nothing
+    SQLite::Statement ins(db,
+                          "INSERT INTO results (run_id, bits_per_vector, code_bytes, rel_mse, cos_sim, n_vectors, "
+                          "dim, wall_s, provenance_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    ins.bind(1, static_cast<std::int64_t>(run.run_id));
+    ins.bind(2, r.bits_per_vector);
+    bind_opt(ins, 3, r.code_bytes);
+    ins.bind(4, r.rel_mse);
+    ins.bind(5, r.cos_sim);
+    bind_opt(ins, 6, r.n_vectors);
+    bind_opt(ins, 7, r.dim);
+    bind_opt(ins, 8, r.wall_s);
+    ins.bind(9, static_cast<std::int64_t>(provenance_id));
+    ins.exec();
+    if (audit) {
+      SQLite::Statement a(db,
+                          "INSERT INTO audits (experiment_id, passage_id, stream, replicate, excess_kurtosis_abs, "
+                          "isotropy_variance_ratio, hadamard_post_variance_ratio, "
+                          "rms_wasserstein2_over_sigma_per_dim, n_vectors, dim, provenance_id) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
+      a.bind(1, static_cast<std::int64_t>(claim.experiment_id));
+      a.bind(2, static_cast<std::int64_t>(claim.passage_id));
+      a.bind(3, audit->stream);
+      a.bind(4, claim.replicate);
+      a.bind(5, audit->excess_kurtosis_abs);
+      a.bind(6, audit->isotropy_variance_ratio);
+      a.bind(7, audit->hadamard_post_variance_ratio);
+      a.bind(8, audit->rms_wasserstein2_over_sigma_per_dim);
+      a.bind(9, static_cast<std::int64_t>(audit->n_vectors));
+      a.bind(10, static_cast<std::int64_t>(audit->dim));
+      a.bind(11, static_cast<std::int64_t>(provenance_id));
+      a.exec();
+    }
+    if (before_commit) before_commit();
+    outcome = CommitOutcome::kCommitted;
+  });
+  return outcome;
+}
+
+CommitOutcome fail_run(SQLite::Database& db, const std::string& token, std::int64_t run_id, const std::string& error) {
+  CommitOutcome outcome = CommitOutcome::kRejected;
+  with_write_transaction(db, [&] {
+    outcome = finish_run(db, token, run_id, "failed", &error) ? CommitOutcome::kCommitted : CommitOutcome::kRejected;
+  });
+  return outcome;
+}
+
+std::int64_t release_claim(SQLite::Database& db, const std::string& token) {
+  std::int64_t n = 0;
+  with_write_transaction(db, [&] {
+    SQLite::Statement st(db,
+                         "UPDATE runs SET status = 'queued', attempts = max(attempts - 1, 0), claim_token = NULL "
+                         "WHERE status = 'running' AND claim_token = ?");
+    st.bind(1, token);
+    n = st.exec();
+  });
+  return n;
+}
+
+// ------------------------------------------------------------------- status
+
+std::vector<StatusRow> status_counts(SQLite::Database& db) {
+  std::vector<StatusRow> rows;
+  SQLite::Statement st(db,
+                       "SELECT e.id, e.name, "
+                       "coalesce(sum(r.status = 'queued'), 0), coalesce(sum(r.status = 'running'), 0), "
+                       "coalesce(sum(r.status = 'done'), 0), coalesce(sum(r.status = 'failed'), 0) "
+                       "FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id "
+                       "GROUP BY e.id ORDER BY e.id");
+  while (st.executeStep()) {
+    StatusRow r;
+    r.experiment_id = st.getColumn(0).getInt64();
+    r.experiment = st.getColumn(1).getString();
+    r.queued = st.getColumn(2).getInt64();
+    r.running = st.getColumn(3).getInt64();
+    r.done = st.getColumn(4).getInt64();
+    r.failed = st.getColumn(5).getInt64();
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+Outstanding outstanding(SQLite::Database& db, int max_attempts, std::optional<std::int64_t> experiment_id) {
+  Outstanding o;
+  const std::string filter = experiment_id ? " AND experiment_id = ?2" : "";
+  SQLite::Statement st(db, "SELECT "
+                           "(SELECT count(*) FROM runs WHERE status = 'queued'" + filter + ") + "
+                           "(SELECT count(*) FROM runs WHERE status = 'failed' AND attempts < ?1" + filter + "), "
+                           "(SELECT count(*) FROM runs WHERE status = 'running'" + filter + ")");
+  st.bind(1, max_attempts);
+  if (experiment_id) st.bind(2, static_cast<std::int64_t>(*experiment_id));
+  st.executeStep();
+  o.claimable = st.getColumn(0).getInt64();
+  o.running = st.getColumn(1).getInt64();
+  return o;
+}
+
+}  // namespace kvlab::store
