@@ -1,0 +1,38 @@
+// fp8_per64: the DeepSeek-V4 KV storage baseline as a real codec (SPEC
+// section 3). Per vector of D values (D a positive multiple of 64): D/64
+// block scales of 16 bits each, then D E4M3FN codes (8 bits each):
+// 8 D + 16 D/64 bits, exactly the published accounting (4224 at D = 512).
+//
+// The 16-bit scale is kvlab's "uf16" (fp_formats.h: unsigned, 6-bit
+// exponent, 10-bit mantissa, range to ~8.6e9): s16 = uf16(RNE(a / 448)) with
+// a = max(max|v|, 1e-4); codes q = E4M3(clamp(v / s16, -448, 448)); decode
+// q * s16. Compared with the float32 scale of the SPEC simulation this moves
+// a scale by at most 2^-11 relative; the effect on rel-MSE is measured by a
+// test and by `kvlab bench codecs`. Blocks whose scale exceeds the uf16
+// range (max|v| > ~3.8e12) and non-finite input are rejected (kvlab::Error).
+#pragma once
+
+#include "codec/codec.h"
+
+namespace kvlab::codec {
+
+class Fp8Per64Codec final : public Codec {
+ public:
+  static constexpr int64_t kBlock = 64;
+  explicit Fp8Per64Codec(int64_t dim);
+  std::string spec() const override { return "fp8_per64"; }
+  int64_t dim() const override { return dim_; }
+  std::size_t code_size() const override { return code_size_; }
+  double published_bits_per_vector() const override { return double(8 * dim_ + 16 * (dim_ / kBlock)); }
+  void encode(const float* x, int64_t n, uint8_t* codes) const override;
+  void decode(const uint8_t* codes, int64_t n, float* out) const override;
+
+ protected:
+  void roundtrip_impl(const float* x, int64_t n, float* out) const override;
+
+ private:
+  int64_t dim_;
+  std::size_t code_size_;
+};
+
+}  // namespace kvlab::codec

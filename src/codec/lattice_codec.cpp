@@ -1,0 +1,237 @@
+// D4 / E8 codecs: block indexing and bit packing; see lattice_codec.h.
+#include "codec/lattice_codec.h"
+
+#include <bit>
+#include <cmath>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/fp_formats.h"
+
+namespace kvlab::codec {
+
+using u128 = unsigned __int128;
+
+namespace {
+
+u128 ipow(u128 b, int e) {
+  u128 r = 1;
+  for (int i = 0; i < e; ++i) r *= b;
+  return r;
+}
+
+int bit_width128(u128 v) {
+  const uint64_t hi = uint64_t(v >> 64);
+  return hi ? 64 + int(std::bit_width(hi)) : int(std::bit_width(uint64_t(v)));
+}
+
+// Rows per internal batch (bounds the temporary buffers).
+constexpr int64_t kBatch = 256;
+
+// LSB-first bit writer/reader over a byte buffer (values of <= 64 bits).
+struct BitWriter {
+  uint8_t* p;
+  u128 acc = 0;
+  int n = 0;
+  void put(uint64_t v, int bits) {
+    acc |= u128(v) << n;
+    n += bits;
+    while (n >= 64) {
+      uint64_t w = uint64_t(acc);
+      for (int i = 0; i < 8; ++i) *p++ = uint8_t(w >> (8 * i));
+      acc >>= 64;
+      n -= 64;
+    }
+  }
+  void put128(u128 v, int bits) {
+    if (bits <= 64) return put(uint64_t(v), bits);
+    put(uint64_t(v), 64);
+    put(uint64_t(v >> 64), bits - 64);
+  }
+  void flush() {
+    while (n > 0) {
+      *p++ = uint8_t(acc);
+      acc >>= 8;
+      n -= 8;
+    }
+    n = 0;
+  }
+};
+
+struct BitReader {
+  const uint8_t* p;
+  const uint8_t* end;
+  u128 acc = 0;
+  int n = 0;
+  uint64_t get(int bits) {
+    while (n < bits) {
+      const uint64_t byte = p < end ? *p++ : 0;
+      acc |= u128(byte) << n;
+      n += 8;
+    }
+    const uint64_t v = bits == 64 ? uint64_t(acc) : uint64_t(acc) & ((uint64_t(1) << bits) - 1);
+    acc >>= bits;
+    n -= bits;
+    return v;
+  }
+  u128 get128(int bits) {
+    if (bits <= 64) return get(bits);
+    const u128 lo = get(64);
+    return lo | (u128(get(bits - 64)) << 64);
+  }
+};
+
+template <class U>
+U dn_index(const int32_t* p2, int b, int q) {
+  const U m = U(2 * q + 1);
+  U idx = 0;
+  for (int i = b - 1; i >= 0; --i) idx = idx * m + U(p2[i] / 2 + q);
+  return idx >> 1;
+}
+
+template <class U>
+void dn_point(U index, int b, int q, int32_t* p2) {
+  const U m = U(2 * q + 1);
+  U idx = index << 1;
+  for (int i = 0; i < b; ++i) {
+    p2[i] = 2 * (int32_t(idx % m) - q);
+    idx /= m;
+  }
+}
+
+template <class U>
+U half_index(const int32_t* p2, int q) {
+  const U r = U(2 * q);
+  U idx = U((p2[7] - 1) / 2 + q) >> 1;  // (x_7 - 1/2 + Q) / 2
+  for (int i = 6; i >= 0; --i) idx = idx * r + U((p2[i] - 1) / 2 + q);
+  return idx;
+}
+
+template <class U>
+void half_point(U idx, int q, int32_t* p2) {
+  const U r = U(2 * q);
+  int32_t parity = 0;
+  for (int i = 0; i < 7; ++i) {
+    const int32_t h = int32_t(idx % r);
+    idx /= r;
+    parity ^= h & 1;
+    p2[i] = 2 * (h - q) + 1;
+  }
+  const int32_t h7 = 2 * int32_t(idx) + parity;
+  p2[7] = 2 * (h7 - q) + 1;
+}
+
+}  // namespace
+
+int lattice_bits_per_block(kernels::LatticeKind kind, int q) {
+  KVLAB_CHECK(q >= 1 && q <= kernels::kLatticeMaxQ, "lattice bits: Q = {} out of range [1, {}]", q,
+              kernels::kLatticeMaxQ);
+  const u128 m = u128(2 * q + 1);
+  // log2 of an odd number > 1 is never an integer, so ceil(b log2 M) is the
+  // bit width of M^b.
+  if (kind == kernels::LatticeKind::kD4) return bit_width128(ipow(m, 4)) - 1;
+  return bit_width128(ipow(m, 8));
+}
+
+LatticeCodec::LatticeCodec(kernels::LatticeKind kind, int q, int64_t dim)
+    : kind_(kind), q_(q), dim_(dim), block_(kernels::lattice_block_dim(kind)) {
+  kernels::check_lattice_params(kind, dim, q);
+  bits_per_block_ = lattice_bits_per_block(kind, q);
+  const u128 m = u128(2 * q + 1);
+  count_int_ = (ipow(m, block_) + 1) / 2;
+  count_half_ = kind == kernels::LatticeKind::kE8 ? ipow(u128(2 * q), 8) / 2 : 0;
+  KVLAB_ASSERT(bit_width128(count_int_ + count_half_ - 1) <= bits_per_block_, "block index does not fit");
+  const int64_t payload_bits = (dim / block_) * bits_per_block_;
+  code_size_ = std::size_t(4 + (payload_bits + 7) / 8);
+}
+
+std::string LatticeCodec::spec() const { return fmt::format("{}:q={}", kernels::lattice_name(kind_), q_); }
+
+double LatticeCodec::published_bits_per_vector() const {
+  return double((dim_ / block_) * bits_per_block_ + 32);
+}
+
+u128 LatticeCodec::points_per_block() const { return count_int_ + count_half_; }
+
+u128 LatticeCodec::block_index(const int32_t* p2) const {
+  const bool half = (p2[0] & 1) != 0;
+  const bool small = bits_per_block_ <= 64;
+  if (!half) return small ? u128(dn_index<uint64_t>(p2, block_, q_)) : dn_index<u128>(p2, block_, q_);
+  return count_int_ + (small ? u128(half_index<uint64_t>(p2, q_)) : half_index<u128>(p2, q_));
+}
+
+void LatticeCodec::block_point(u128 index, int32_t* p2) const {
+  KVLAB_CHECK(index < points_per_block(), "{} decode: block index out of range (corrupt code)", spec());
+  const bool small = bits_per_block_ <= 64;
+  if (index < count_int_) {
+    if (small)
+      dn_point<uint64_t>(uint64_t(index), block_, q_, p2);
+    else
+      dn_point<u128>(index, block_, q_, p2);
+  } else {
+    const u128 j = index - count_int_;
+    if (small)
+      half_point<uint64_t>(uint64_t(j), q_, p2);
+    else
+      half_point<u128>(j, q_, p2);
+  }
+}
+
+void LatticeCodec::encode(const float* x, int64_t n, uint8_t* codes) const {
+  KVLAB_CHECK(n >= 0, "{} encode: n = {} (expected >= 0)", spec(), n);
+  std::vector<uint16_t> n16(kBatch), q16(kBatch);
+  std::vector<int32_t> pts(std::size_t(kBatch * dim_));
+  const int64_t nblocks = dim_ / block_;
+  for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
+    const int64_t rows = std::min(kBatch, n - r0);
+    kernels::lattice_encode_rows(kind_, q_, x + r0 * dim_, rows, dim_, n16.data(), q16.data(), pts.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* c = codes + (r0 + r) * int64_t(code_size_);
+      c[0] = uint8_t(n16[r]);
+      c[1] = uint8_t(n16[r] >> 8);
+      c[2] = uint8_t(q16[r]);
+      c[3] = uint8_t(q16[r] >> 8);
+      BitWriter w{c + 4};
+      const int32_t* p = pts.data() + r * dim_;
+      for (int64_t k = 0; k < nblocks; ++k) w.put128(block_index(p + k * block_), bits_per_block_);
+      w.flush();
+      KVLAB_ASSERT(w.p <= c + code_size_, "bit packing overran the code");
+      for (uint8_t* z = w.p; z < c + code_size_; ++z) *z = 0;
+    }
+  }
+}
+
+void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
+  KVLAB_CHECK(n >= 0, "{} decode: n = {} (expected >= 0)", spec(), n);
+  std::vector<uint16_t> n16(kBatch), q16(kBatch);
+  std::vector<int32_t> pts(std::size_t(kBatch * dim_));
+  const int64_t nblocks = dim_ / block_;
+  for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
+    const int64_t rows = std::min(kBatch, n - r0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* c = codes + (r0 + r) * int64_t(code_size_);
+      n16[r] = uint16_t(c[0] | (c[1] << 8));
+      q16[r] = uint16_t(c[2] | (c[3] << 8));
+      const float qm = kernels::f16_to_f32(q16[r]);
+      KVLAB_CHECK(std::isfinite(qm) && qm >= 0.0f && qm <= 2.0f,
+                  "{} decode: vector {} has qmax field {} (expected a finite value in [0, 2]; corrupt code)", spec(),
+                  r0 + r, qm);
+      BitReader rd{c + 4, c + code_size_};
+      int32_t* p = pts.data() + r * dim_;
+      for (int64_t k = 0; k < nblocks; ++k) block_point(rd.get128(bits_per_block_), p + k * block_);
+    }
+    kernels::lattice_decode_rows(q_, n16.data(), q16.data(), pts.data(), rows, dim_, out + r0 * dim_);
+  }
+}
+
+void LatticeCodec::roundtrip_impl(const float* x, int64_t n, float* out) const {
+  std::vector<uint16_t> n16(kBatch), q16(kBatch);
+  std::vector<int32_t> pts(std::size_t(kBatch * dim_));
+  for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
+    const int64_t rows = std::min(kBatch, n - r0);
+    kernels::lattice_encode_rows(kind_, q_, x + r0 * dim_, rows, dim_, n16.data(), q16.data(), pts.data());
+    kernels::lattice_decode_rows(q_, n16.data(), q16.data(), pts.data(), rows, dim_, out + r0 * dim_);
+  }
+}
+
+}  // namespace kvlab::codec
