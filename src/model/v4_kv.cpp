@@ -1,0 +1,189 @@
+// V4 KV writer: weights validation, random init, the fused forward pass,
+// provenance helpers. See v4_kv.h.
+#include "model/v4_kv.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+#include "common/error.h"
+#include "model/ops.h"
+
+namespace kvlab::model {
+
+namespace {
+
+std::string shape_of(const at::Tensor& t) {
+  if (!t.defined()) return "(missing)";
+  return c10::str(t.sizes());
+}
+
+void check_tensor(const at::Tensor& t, const char* name, std::vector<int64_t> want) {
+  KVLAB_CHECK(t.defined(), "weights: tensor {} is missing (expected shape {})", name, c10::str(at::IntArrayRef(want)));
+  KVLAB_CHECK(t.sizes() == at::IntArrayRef(want), "weights: tensor {} has shape {}, expected {}", name, shape_of(t),
+              c10::str(at::IntArrayRef(want)));
+  KVLAB_CHECK(t.is_floating_point(), "weights: tensor {} has dtype {}, expected a floating-point type", name,
+              c10::toString(t.scalar_type()));
+  at::Tensor bad = at::logical_not(at::isfinite(t.to(at::kFloat)));
+  if (bad.any().item<bool>()) {
+    int64_t idx = bad.flatten().nonzero().select(1, 0)[0].item<int64_t>();
+    float v = t.to(at::kFloat).flatten()[idx].item<float>();
+    throw Error(fmt::format("weights: tensor {} has a non-finite value {} at flat index {}", name, v, idx));
+  }
+}
+
+at::Tensor to_dev(const at::Tensor& t, c10::Device d) { return t.to(d, at::kFloat).contiguous(); }
+
+}  // namespace
+
+void V4Weights::validate(const V4Config& cfg) const {
+  const int64_t d = cfg.head_dim, h = cfg.hidden_size;
+  check_tensor(wkv, "main wkv", {d, h});
+  check_tensor(kv_norm, "main kv_norm", {d});
+  check_tensor(csa.wkv, "csa compressor wkv", {2 * d, h});
+  check_tensor(csa.wgate, "csa compressor wgate", {2 * d, h});
+  check_tensor(csa.ape, "csa compressor ape", {cfg.csa_ratio, 2 * d});
+  check_tensor(csa.norm, "csa compressor norm", {d});
+  check_tensor(hca.wkv, "hca compressor wkv", {d, h});
+  check_tensor(hca.wgate, "hca compressor wgate", {d, h});
+  check_tensor(hca.ape, "hca compressor ape", {cfg.hca_ratio, d});
+  check_tensor(hca.norm, "hca compressor norm", {d});
+}
+
+V4Weights V4Weights::to(c10::Device device) const {
+  V4Weights o;
+  o.wkv = to_dev(wkv, device);
+  o.kv_norm = to_dev(kv_norm, device);
+  for (auto [src, dst] : {std::pair{&csa, &o.csa}, std::pair{&hca, &o.hca}}) {
+    dst->wkv = to_dev(src->wkv, device);
+    dst->wgate = to_dev(src->wgate, device);
+    dst->ape = to_dev(src->ape, device);
+    dst->norm = to_dev(src->norm, device);
+  }
+  return o;
+}
+
+V4Weights random_weights(const V4Config& cfg, uint64_t seed, c10::Device device) {
+  cfg.validate();
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const int64_t d = cfg.head_dim, h = cfg.hidden_size;
+  const double wstd = 1.0 / std::sqrt(static_cast<double>(h));
+  auto opts = at::TensorOptions().dtype(at::kFloat);
+  auto normal = [&](std::vector<int64_t> shape, double stdv) {
+    return at::normal(0.0, stdv, at::IntArrayRef(shape), gen, opts);
+  };
+  V4Weights w;
+  w.wkv = normal({d, h}, wstd);
+  w.kv_norm = at::ones({d}, opts);
+  w.csa.ape = normal({cfg.csa_ratio, 2 * d}, 0.02);
+  w.csa.wkv = normal({2 * d, h}, wstd);
+  w.csa.wgate = normal({2 * d, h}, wstd);
+  w.csa.norm = at::ones({d}, opts);
+  w.hca.ape = normal({cfg.hca_ratio, d}, 0.02);
+  w.hca.wkv = normal({d, h}, wstd);
+  w.hca.wgate = normal({d, h}, wstd);
+  w.hca.norm = at::ones({d}, opts);
+  return device.is_cpu() ? w : w.to(device);
+}
+
+V4KVWriter::V4KVWriter(V4Config cfg, V4Weights w, c10::Device device)
+    : cfg_(std::move(cfg)), device_(device) {
+  cfg_.validate();
+  w.validate(cfg_);
+  w_ = w.to(device_);
+  fused_ = at::cat({w_.wkv, w_.csa.wkv, w_.csa.wgate, w_.hca.wkv, w_.hca.wgate}, 0).contiguous();
+}
+
+double V4KVWriter::projection_flops(int64_t tokens) const {
+  return 2.0 * static_cast<double>(tokens) * static_cast<double>(cfg_.hidden_size) * 7.0 *
+         static_cast<double>(cfg_.head_dim);
+}
+
+std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, at::ScalarType stream_dtype) const {
+  KVLAB_CHECK(stream_dtype == at::kBFloat16 || stream_dtype == at::kFloat,
+              "V4KVWriter: stream dtype must be bf16 or fp32, got {}", c10::toString(stream_dtype));
+  KVLAB_CHECK(hidden.defined() && hidden.dim() == 3, "V4KVWriter: hidden states must be [B, S, hidden], got {}",
+              shape_of(hidden));
+  const int64_t B = hidden.size(0), S = hidden.size(1), H = hidden.size(2);
+  KVLAB_CHECK(H == cfg_.hidden_size, "V4KVWriter: hidden size {} does not match the config's hidden_size {}", H,
+              cfg_.hidden_size);
+  KVLAB_CHECK(S >= cfg_.hca_ratio && S % cfg_.hca_ratio == 0,
+              "V4KVWriter: seqlen {} must be a positive multiple of {} (the HCA ratio)", S, cfg_.hca_ratio);
+  KVLAB_CHECK(B >= 1, "V4KVWriter: batch size must be >= 1, got {}", B);
+  KVLAB_CHECK(hidden.scalar_type() == at::kFloat || hidden.scalar_type() == at::kBFloat16 ||
+                  hidden.scalar_type() == at::kHalf || hidden.scalar_type() == at::kDouble,
+              "V4KVWriter: hidden states must be float32/bf16/fp16/fp64, got {}",
+              c10::toString(hidden.scalar_type()));
+  at::Tensor x = hidden.to(device_, at::kFloat).reshape({B * S, H});
+  KVLAB_CHECK(at::isfinite(x).all().item<bool>(), "V4KVWriter: hidden states contain NaN or Inf");
+
+  const int64_t d = cfg_.head_dim;
+  at::Tensor y = at::mm(x, fused_.t());  // [B*S, 7d], one pass over the hidden states
+  auto part = [&](int64_t col, int64_t width) { return y.narrow(1, col, width).reshape({B, S, width}); };
+
+  const RopeParams main_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_main, 0, cfg_.rope_factor, cfg_.beta_fast,
+                             cfg_.beta_slow};
+  const RopeParams comp_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_compress, cfg_.original_seq_len,
+                             cfg_.rope_factor, cfg_.beta_fast, cfg_.beta_slow};
+  // RMSNorm -> (bf16 storage) -> RoPE on the last rope dims -> FP8 on the nope dims.
+  auto finish = [&](const at::Tensor& v, const at::Tensor& norm, const RopeParams& rp, int64_t stride) {
+    at::Tensor t = rms_norm(v, norm, cfg_.rms_norm_eps);
+    if (stream_dtype == at::kBFloat16) t = t.to(at::kBFloat16).to(at::kFloat);
+    t = apply_rope(t, rp, S, stride);
+    if (cfg_.simulate_fp8) t = fp8_simulate(t, cfg_.nope_dim(), cfg_.fp8_block_size_nope, cfg_.fp8_max);
+    return t.to(stream_dtype).contiguous();
+  };
+
+  std::map<std::string, at::Tensor> out;
+  out[kStreamSWA] = finish(part(0, d), w_.kv_norm, main_rope, 1);
+  at::Tensor csa = compress_pool(part(d, 2 * d), part(3 * d, 2 * d), w_.csa.ape, cfg_.csa_ratio, /*overlap=*/true);
+  out[kStreamCSA] = finish(csa, w_.csa.norm, comp_rope, cfg_.csa_ratio);
+  at::Tensor hca = compress_pool(part(5 * d, d), part(6 * d, d), w_.hca.ape, cfg_.hca_ratio, /*overlap=*/false);
+  out[kStreamHCA] = finish(hca, w_.hca.norm, comp_rope, cfg_.hca_ratio);
+  return out;
+}
+
+std::string blas_info() {
+  // The BLAS actually mapped into this process.
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    auto pos = line.find('/');
+    if (pos == std::string::npos) continue;
+    std::string p = line.substr(pos);
+    auto base = p.substr(p.rfind('/') + 1);
+    if (base.rfind("libblas", 0) == 0 || base.rfind("libopenblas", 0) == 0 || base.rfind("libmkl_rt", 0) == 0 ||
+        base.rfind("libblis", 0) == 0) {
+      std::string kind = "unknown";
+      if (p.find("openblas") != std::string::npos) kind = "openblas";
+      if (p.find("openblas-pthread") != std::string::npos) kind = "openblas-pthread";
+      if (p.find("openblas-openmp") != std::string::npos) kind = "openblas-openmp";
+      if (p.find("openblas-serial") != std::string::npos) kind = "openblas-serial";
+      if (p.find("/blas/") != std::string::npos) kind = "netlib-reference";
+      if (p.find("blis") != std::string::npos) kind = "blis";
+      if (p.find("mkl") != std::string::npos) kind = "mkl";
+      return kind + " (" + p + ")";
+    }
+  }
+  // Not mapped (statically linked or not loaded yet): the Debian alternative.
+  char buf[4096];
+  ssize_t n = ::readlink("/etc/alternatives/libblas.so.3-x86_64-linux-gnu", buf, sizeof(buf) - 1);
+  if (n > 0) {
+    buf[n] = 0;
+    return std::string("alternative ") + buf;
+  }
+  return "unknown";
+}
+
+std::string torch_version() { return TORCH_VERSION; }
+
+int torch_threads() { return at::get_num_threads(); }
+
+}  // namespace kvlab::model

@@ -1,0 +1,117 @@
+// The DeepSeek-V4 KV write path (SPEC section 2): from hidden states to the
+// three KV streams the study compresses, with random or trained weights.
+//
+//   sliding_window_kv     [B, S, d]      main KV projection (SWA layer)
+//   csa_pool_kv_ratio4    [B, S/4, d]    compressor, ratio 4, overlapping windows
+//   hca_pool_kv_ratio128  [B, S/128, d]  compressor, ratio 128
+//
+// One GEMM serves all three streams: the five projections (main wkv [d],
+// CSA wkv/wgate [2d each], HCA wkv/wgate [d each]) are concatenated into one
+// [7d, hidden] matrix, so the hidden states are read once per passage.
+// Everything after the GEMM is ATen ops on the weights' device: the code
+// never assumes CPU. FP8 simulation is exact E4M3 (ops.h, checked bit-exact
+// against kernels/fp8_block.h).
+//
+// Precision: the GEMM, RMSNorm, softmax, RoPE and FP8 simulation run in
+// float32. With stream dtype bf16 each stream is rounded to bf16 after
+// RMSNorm (as the published GPU run stored it), RoPE / FP8 are applied in
+// float32 to those values and the result is stored as bf16.
+//
+// Not here: attention, the rest of the V4 layer, KV caching.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "model/config.h"
+
+namespace kvlab::model {
+
+inline constexpr const char* kStreamSWA = "sliding_window_kv";
+inline constexpr const char* kStreamCSA = "csa_pool_kv_ratio4";
+inline constexpr const char* kStreamHCA = "hca_pool_kv_ratio128";
+
+struct CompressorWeights {
+  at::Tensor wkv;    // [c*d, hidden] (c = 2 for CSA, 1 for HCA)
+  at::Tensor wgate;  // [c*d, hidden]
+  at::Tensor ape;    // [ratio, c*d]
+  at::Tensor norm;   // [d]
+};
+
+struct V4Weights {
+  at::Tensor wkv;      // [d, hidden]   main KV projection (nn.Linear layout: y = x W^T)
+  at::Tensor kv_norm;  // [d]
+  CompressorWeights csa, hca;
+
+  // Throws kvlab::Error naming the tensor, its shape and the expected shape,
+  // or the first non-finite value.
+  void validate(const V4Config& cfg) const;
+  // float32 copies on `device`.
+  V4Weights to(c10::Device device) const;
+};
+
+// SPEC random init, drawn on CPU in this order from one generator seeded
+// with `seed`: wkv, csa.ape, csa.wkv, csa.wgate, hca.ape, hca.wkv, hca.wgate;
+// ape ~ N(0, 0.02^2), wkv/wgate ~ N(0, 1/hidden), norms = 1. Then moved to
+// `device` (so the weights do not depend on the device).
+V4Weights random_weights(const V4Config& cfg, uint64_t seed, c10::Device device = c10::Device(c10::kCPU));
+
+// Loads trained weights. `path` is
+//  - a checkpoint directory (model.safetensors.index.json + shards, or any
+//    *.safetensors files; a Hugging Face cache folder with snapshots/ works);
+//  - or one .safetensors file with the checkpoint names
+//    (layers.<L>.attn.{wkv.weight, kv_norm.weight, compressor.{wkv.weight,
+//    wgate.weight, ape, norm.weight}}, optionally prefixed "model.") or the
+//    reference names (weight/main_kv.*, weight/compressor_csa.*,
+//    weight/compressor_hca.*; the layer ids are then unused).
+// The main KV projection comes from swa_layer, the CSA compressor from
+// csa_layer, the HCA compressor from hca_layer. FP8-E4M3 weights are
+// dequantised with their `.scale` (E8M0 as F8_E8M0 or U8, or F32/BF16) per
+// 128x128 tile of [out, in]. Throws kvlab::Error naming file and tensor for
+// missing tensors, wrong shapes, bad scales, non-finite values.
+V4Weights load_weights(const std::string& path, const V4Config& cfg, int swa_layer, int csa_layer, int hca_layer,
+                       c10::Device device = c10::Device(c10::kCPU));
+
+// Dequantises an FP8-E4M3 weight [out, in] with per-tile scales
+// [ceil(out/tile), ceil(in/tile)] (float32 values): w = e4m3(q) * scale.
+// Exposed for tests. q is uint8 codes.
+at::Tensor dequantize_fp8_tiles(const at::Tensor& codes_u8, const at::Tensor& scales_f32, int64_t tile = 128);
+
+class V4KVWriter {
+ public:
+  // Validates cfg and weights (kvlab::Error) and builds the fused projection.
+  V4KVWriter(V4Config cfg, V4Weights w, c10::Device device = c10::Device(c10::kCPU));
+
+  // hidden [B, S, hidden] float32 or bfloat16 (any device; moved to the
+  // writer's device). S must be a multiple of 128 and >= 128. stream_dtype
+  // kBFloat16 (default) or kFloat. Returns the three streams on the
+  // writer's device, in stream_dtype.
+  std::map<std::string, at::Tensor> forward(const at::Tensor& hidden,
+                                            at::ScalarType stream_dtype = at::kBFloat16) const;
+
+  // Multiply-add FLOPs of the fused projection for B*S tokens (2 * tokens * hidden * 7d).
+  double projection_flops(int64_t tokens) const;
+
+  const V4Config& config() const { return cfg_; }
+  const V4Weights& weights() const { return w_; }
+  c10::Device device() const { return device_; }
+
+ private:
+  V4Config cfg_;
+  V4Weights w_;
+  c10::Device device_;
+  at::Tensor fused_;  // [7d, hidden] float32: main wkv | csa wkv | csa wgate | hca wkv | hca wgate
+};
+
+// Which BLAS LibTorch runs on (from /proc/self/maps, else the Debian
+// alternatives link), e.g. "openblas-pthread (/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)".
+std::string blas_info();
+// LibTorch version string (TORCH_VERSION), e.g. "1.13.1".
+std::string torch_version();
+// Intra-op threads LibTorch uses.
+int torch_threads();
+
+}  // namespace kvlab::model
