@@ -57,7 +57,7 @@ float e8m0_to_f32(uint8_t e);
 // vector norms and FP8 block scales in it (always >= 0). Values above
 // kUf16Max do not fit: uf16_fits() is false and f32_to_uf16 throws
 // kvlab::Error; negative or NaN inputs throw too.
-inline constexpr float kUf16Max = 8587837440.0f;  // (2 - 2^-10) * 2^32
+inline constexpr float kUf16Max = 0x1.ffcp+32f;  // (2 - 2^-10) * 2^32 ~ 8.59e9
 bool uf16_fits(float v);
 uint16_t f32_to_uf16(float v);
 float uf16_to_f32(uint16_t u);
