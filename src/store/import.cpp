@@ -1,0 +1,616 @@
+// Imports of published JSON and CSV results: see import.h. Every statement
+// of this file is in the table below.
+#include "store/import.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <tuple>
+
+#include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "store/db.h"
+#include "store/runs.h"
+
+namespace kvlab::store {
+
+namespace {
+
+// ---------------------------------------------------------------- statements
+constexpr const char* kFindByHash = "SELECT id, name FROM experiments WHERE spec_hash = ? AND origin = ? ORDER BY id LIMIT 1";
+constexpr const char* kFindByName = "SELECT id, origin, spec_hash FROM experiments WHERE name = ?";
+constexpr const char* kInsertExperiment =
+    "INSERT INTO experiments (name, origin, spec_text, spec_hash, params_json, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+constexpr const char* kInsertPassage =
+    "INSERT OR IGNORE INTO passages (experiment_id, idx, name, content_hash, source, text) VALUES (?, ?, ?, ?, ?, ?)";
+constexpr const char* kPassageId = "SELECT id, content_hash FROM passages WHERE experiment_id = ? AND name = ?";
+constexpr const char* kInsertRun = R"sql(
+INSERT OR IGNORE INTO runs (experiment_id, passage_id, stream, codec, q, replicate, status, attempts, worker,
+                            queued_at, claimed_at, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, 'done', 1, 'import', ?, ?, ?))sql";
+constexpr const char* kRunId =
+    "SELECT id FROM runs WHERE experiment_id = ? AND passage_id = ? AND stream = ? AND codec = ? AND replicate = ?";
+constexpr const char* kInsertResult = R"sql(
+INSERT OR IGNORE INTO results (run_id, bits_per_vector, code_bytes, rel_mse, cos_sim, n_vectors, dim, wall_s,
+                               provenance_id)
+VALUES (?, ?, NULL, ?, ?, ?, ?, NULL, ?))sql";
+constexpr const char* kInsertAudit = R"sql(
+INSERT OR IGNORE INTO audits (experiment_id, passage_id, stream, replicate, excess_kurtosis_abs,
+                              isotropy_variance_ratio, hadamard_post_variance_ratio,
+                              rms_wasserstein2_over_sigma_per_dim, n_vectors, dim, provenance_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))sql";
+
+// ---------------------------------------------------------------- bundle
+
+struct BPassage {
+  int idx = 0;
+  std::string name;
+  std::string content_hash;
+  std::string source;
+  std::optional<std::string> text;
+};
+struct BRun {
+  std::string passage;
+  std::string stream;
+  std::string codec;
+  std::optional<int> q;
+  int replicate = 0;
+  double bits = 0, rel_mse = 0, cos_sim = 0;
+  std::optional<std::int64_t> n_vectors;
+  std::optional<std::int64_t> dim;
+};
+struct BAudit {
+  std::string passage;
+  std::string stream;
+  double m[4] = {0, 0, 0, 0};
+  std::int64_t n_vectors = 0;
+  std::int64_t dim = 0;
+};
+struct Bundle {
+  std::string origin;
+  std::string name;
+  std::string sha;
+  std::string spec_text;
+  nlohmann::json params;
+  std::vector<BPassage> passages;
+  std::vector<BRun> runs;
+  std::vector<BAudit> audits;
+  Provenance prov;
+};
+
+std::string default_name(const std::string& path) { return std::filesystem::path(path).stem().string(); }
+
+nlohmann::json layer_mix_json(const LayerMix& lm) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [s, n] : lm) j[s] = n;
+  return j;
+}
+
+void check_layer_mix(const LayerMix& lm) {
+  KVLAB_CHECK(!lm.empty(), "an import needs the model's layer mix (layers per stream)");
+  for (const auto& [s, n] : lm)
+    KVLAB_CHECK(n >= 0 && std::isfinite(n), "layer mix: stream {} has {} layers; expected a count >= 0", s, n);
+}
+
+void bind_opt(SQLite::Statement& st, int i, const std::optional<std::int64_t>& v) {
+  if (v)
+    st.bind(i, *v);
+  else
+    st.bind(i);
+}
+
+ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
+  ImportOutcome out;
+  out.file_sha256 = b.sha;
+  // Report codec: the largest-Q e8 (compared with d4 at the same Q), when present.
+  {
+    int best_q = 0;
+    std::set<std::string> codecs;
+    for (const auto& r : b.runs) codecs.insert(r.codec);
+    for (const auto& r : b.runs)
+      if (r.codec.rfind("e8:", 0) == 0 && r.q && *r.q > best_q) best_q = *r.q;
+    if (best_q > 0) {
+      b.params["report"]["codec"] = fmt::format("e8:q={}", best_q);
+      if (codecs.count(fmt::format("d4:q={}", best_q))) b.params["report"]["compare"] = fmt::format("d4:q={}", best_q);
+    }
+  }
+  const std::string params = b.params.dump();
+  with_write_transaction(db, [&] {
+    out = ImportOutcome{};
+    out.file_sha256 = b.sha;
+    std::int64_t exp_id = 0;
+    {
+      SQLite::Statement st(db, kFindByHash);
+      st.bind(1, b.sha);
+      st.bind(2, b.origin);
+      if (st.executeStep()) {
+        exp_id = st.getColumn(0).getInt64();
+        out.experiment = st.getColumn(1).getString();
+      }
+    }
+    if (exp_id == 0) {
+      SQLite::Statement st(db, kFindByName);
+      st.bind(1, b.name);
+      if (st.executeStep())
+        throw Error(fmt::format(
+            "experiment '{}' already exists (origin {}, spec hash {}) and holds other results than this file "
+            "(sha256 {}); choose another name with --experiment",
+            b.name, st.getColumn(1).getString(), st.getColumn(2).getString(), b.sha));
+      SQLite::Statement ins(db, kInsertExperiment);
+      ins.bind(1, b.name);
+      ins.bind(2, b.origin);
+      ins.bind(3, b.spec_text);
+      ins.bind(4, b.sha);
+      ins.bind(5, params);
+      ins.bind(6, iso8601_now());
+      ins.exec();
+      exp_id = db.getLastInsertRowid();
+      out.experiment = b.name;
+      out.experiment_created = true;
+    }
+    out.experiment_id = exp_id;
+    const std::int64_t prov_id = upsert_provenance(db, b.prov);
+
+    std::map<std::string, std::int64_t> passage_ids;
+    {
+      SQLite::Statement ins(db, kInsertPassage);
+      SQLite::Statement get(db, kPassageId);
+      for (const auto& p : b.passages) {
+        ins.reset();
+        ins.clearBindings();
+        ins.bind(1, exp_id);
+        ins.bind(2, p.idx);
+        ins.bind(3, p.name);
+        ins.bind(4, p.content_hash);
+        ins.bind(5, p.source);
+        if (p.text)
+          ins.bind(6, *p.text);
+        else
+          ins.bind(6);
+        out.passages_added += ins.exec();
+        get.reset();
+        get.bind(1, exp_id);
+        get.bind(2, p.name);
+        KVLAB_CHECK(get.executeStep(),
+                    "experiment '{}' already has another passage at position {} (importing passage '{}')",
+                    out.experiment, p.idx, p.name);
+        KVLAB_CHECK(get.getColumn(1).getString() == p.content_hash,
+                    "experiment '{}': passage '{}' is stored with content hash {} but the file gives {}",
+                    out.experiment, p.name, get.getColumn(1).getString(), p.content_hash);
+        passage_ids[p.name] = get.getColumn(0).getInt64();
+      }
+    }
+    const double now = unix_now();
+    SQLite::Statement ins_run(db, kInsertRun);
+    SQLite::Statement get_run(db, kRunId);
+    SQLite::Statement ins_res(db, kInsertResult);
+    for (const auto& r : b.runs) {
+      const std::int64_t pid = passage_ids.at(r.passage);
+      ins_run.reset();
+      ins_run.clearBindings();
+      ins_run.bind(1, exp_id);
+      ins_run.bind(2, pid);
+      ins_run.bind(3, r.stream);
+      ins_run.bind(4, r.codec);
+      if (r.q)
+        ins_run.bind(5, *r.q);
+      else
+        ins_run.bind(5);
+      ins_run.bind(6, r.replicate);
+      ins_run.bind(7, now);
+      ins_run.bind(8, now);
+      ins_run.bind(9, now);
+      const int added = ins_run.exec();
+      out.runs_added += added;
+      if (!added) {
+        ++out.rows_existing;
+        continue;  // an existing run keeps its state and result
+      }
+      get_run.reset();
+      get_run.bind(1, exp_id);
+      get_run.bind(2, pid);
+      get_run.bind(3, r.stream);
+      get_run.bind(4, r.codec);
+      get_run.bind(5, r.replicate);
+      KVLAB_ASSERT(get_run.executeStep(), "inserted run not found");
+      const std::int64_t run_id = get_run.getColumn(0).getInt64();
+      ins_res.reset();
+      ins_res.clearBindings();
+      ins_res.bind(1, run_id);
+      ins_res.bind(2, r.bits);
+      ins_res.bind(3, r.rel_mse);
+      ins_res.bind(4, r.cos_sim);
+      bind_opt(ins_res, 5, r.n_vectors);
+      bind_opt(ins_res, 6, r.dim);
+      ins_res.bind(7, prov_id);
+      out.results_added += ins_res.exec();
+    }
+    SQLite::Statement ins_aud(db, kInsertAudit);
+    for (const auto& a : b.audits) {
+      ins_aud.reset();
+      ins_aud.clearBindings();
+      ins_aud.bind(1, exp_id);
+      ins_aud.bind(2, passage_ids.at(a.passage));
+      ins_aud.bind(3, a.stream);
+      ins_aud.bind(4, 0);
+      for (int i = 0; i < 4; ++i) ins_aud.bind(5 + i, a.m[i]);
+      ins_aud.bind(9, a.n_vectors);
+      ins_aud.bind(10, a.dim);
+      ins_aud.bind(11, prov_id);
+      out.audits_added += ins_aud.exec();
+    }
+  });
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  KVLAB_CHECK(f.good(), "cannot open '{}' for reading", path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void check_stream(const std::string& where, const std::string& s) {
+  const auto& known = published_stream_names();
+  for (const auto& k : known)
+    if (k == s) return;
+  throw Error(fmt::format("{}: unknown stream '{}'; expected one of: {}, {}, {}", where, s, known[0], known[1], known[2]));
+}
+
+std::string default_canonical(const std::string& family, std::optional<int> q) {
+  KVLAB_CHECK(!family.empty(), "empty codec name");
+  for (char c : family)
+    KVLAB_CHECK(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_',
+                "codec '{}' must be lower-case letters, digits or '_'", family);
+  if (family == "fp8_per64") {
+    KVLAB_CHECK(!q, "codec fp8_per64 takes no Q (got q={})", q.value_or(0));
+    return family;
+  }
+  KVLAB_CHECK(q && *q >= 1, "codec '{}' needs a Q >= 1", family);
+  return fmt::format("{}:q={}", family, *q);
+}
+
+// JSON access with the path in errors.
+const nlohmann::json& field(const nlohmann::json& j, const std::string& key, const std::string& where) {
+  KVLAB_CHECK(j.is_object() && j.contains(key), "{}: missing field '{}'", where, key);
+  return j.at(key);
+}
+double number(const nlohmann::json& j, const std::string& key, const std::string& where) {
+  const auto& v = field(j, key, where);
+  KVLAB_CHECK(v.is_number(), "{}.{}: expected a number, got {}", where, key, v.dump());
+  return v.get<double>();
+}
+
+}  // namespace
+
+const std::vector<std::string>& published_stream_names() {
+  static const std::vector<std::string> s = {"sliding_window_kv", "csa_pool_kv_ratio4", "hca_pool_kv_ratio128"};
+  return s;
+}
+
+std::string published_codec_spec(const std::string& name) {
+  if (name == "fp8_per64_baseline") return "fp8_per64";
+  static const std::regex re(R"(v[0-9]+_(d4|e8)_Q([0-9]{1,6}))");
+  std::smatch m;
+  KVLAB_CHECK(std::regex_match(name, m, re) && std::stoi(m[2].str()) >= 1,
+              "unknown published codec name '{}'; expected v<N>_d4_Q<q>, v<N>_e8_Q<q> or fp8_per64_baseline", name);
+  return fmt::format("{}:q={}", m[1].str(), std::stoi(m[2].str()));
+}
+
+ImportOutcome import_published(SQLite::Database& db, const std::string& path, const ImportOptions& opt) {
+  check_layer_mix(opt.layer_mix);
+  const std::string text = read_file(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
+  }
+  const std::string file = std::filesystem::path(path).filename().string();
+  Bundle b;
+  b.origin = "published";
+  b.name = opt.experiment.empty() ? default_name(path) : opt.experiment;
+  b.sha = sha256_hex(text);
+  const std::string root = file;
+  const auto& config = field(j, "config", root);
+  const auto& per_passage = field(j, "per_passage", root);
+  KVLAB_CHECK(per_passage.is_array() && !per_passage.empty(), "{}.per_passage: expected a non-empty array", root);
+  std::vector<std::string> prefixes;
+  if (config.contains("passages_sha_first64") && config["passages_sha_first64"].is_array())
+    for (const auto& p : config["passages_sha_first64"]) prefixes.push_back(p.is_string() ? p.get<std::string>() : "");
+
+  std::set<std::string> streams_seen, codecs_seen;
+  std::string dtype;
+  for (std::size_t i = 0; i < per_passage.size(); ++i) {
+    const std::string pw = fmt::format("{}.per_passage[{}]", root, i);
+    const auto& pp = per_passage[i];
+    const int pidx = static_cast<int>(number(pp, "passage_id", pw));
+    BPassage p;
+    p.idx = pidx;
+    p.name = fmt::format("p{}", pidx);
+    // Only the first 64 characters of each passage are published: hash those.
+    const std::string prefix = pidx >= 0 && static_cast<std::size_t>(pidx) < prefixes.size() ? prefixes[pidx] : "";
+    p.content_hash = sha256_hex(prefix.empty() ? fmt::format("published:{}#{}", b.sha, pidx) : prefix);
+    p.source = fmt::format("published:{}#{}", file, pidx);
+    b.passages.push_back(p);
+    const auto& results = field(pp, "results", pw);
+    KVLAB_CHECK(results.is_array(), "{}.results: expected an array", pw);
+    for (std::size_t k = 0; k < results.size(); ++k) {
+      const std::string rw = fmt::format("{}.results[{}]", pw, k);
+      const auto& r = results[k];
+      const auto& sj = field(r, "stream", rw);
+      KVLAB_CHECK(sj.is_string(), "{}.stream: expected a string", rw);
+      const std::string stream = sj.get<std::string>();
+      check_stream(rw, stream);
+      streams_seen.insert(stream);
+      std::optional<std::int64_t> n_vectors, dim;
+      if (r.contains("shape") && r["shape"].is_array() && r["shape"].size() == 3) {
+        n_vectors = r["shape"][1].get<std::int64_t>();
+        dim = r["shape"][2].get<std::int64_t>();
+      }
+      if (r.contains("dtype") && r["dtype"].is_string()) dtype = r["dtype"].get<std::string>();
+      const auto& audit = field(r, "audit", rw);
+      BAudit a;
+      a.passage = p.name;
+      a.stream = stream;
+      const char* metrics[4] = {"excess_kurtosis_abs", "isotropy_variance_ratio", "hadamard_post_variance_ratio",
+                                "rms_wasserstein2_over_sigma_per_dim"};
+      for (int m = 0; m < 4; ++m) a.m[m] = number(audit, metrics[m], rw + ".audit");
+      a.n_vectors = static_cast<std::int64_t>(number(audit, "num_vectors", rw + ".audit"));
+      a.dim = static_cast<std::int64_t>(number(audit, "D", rw + ".audit"));
+      if (!n_vectors) n_vectors = a.n_vectors;
+      if (!dim) dim = a.dim;
+      b.audits.push_back(a);
+      const auto& codecs = field(r, "codecs", rw);
+      KVLAB_CHECK(codecs.is_object(), "{}.codecs: expected an object", rw);
+      for (const auto& [cname, cv] : codecs.items()) {
+        const std::string cw = rw + ".codecs." + cname;
+        BRun run;
+        run.passage = p.name;
+        run.stream = stream;
+        run.codec = published_codec_spec(cname);
+        const auto colon = run.codec.find(":q=");
+        if (colon != std::string::npos) run.q = std::stoi(run.codec.substr(colon + 3));
+        if (opt.canonicalize)
+          run.codec = opt.canonicalize(colon == std::string::npos ? run.codec : run.codec.substr(0, colon), run.q);
+        run.bits = number(cv, "bits_per_vector", cw);
+        run.rel_mse = number(cv, "rel_mse", cw);
+        run.cos_sim = number(cv, "cos_sim", cw);
+        KVLAB_CHECK(run.bits > 0, "{}.bits_per_vector: expected > 0, got {}", cw, run.bits);
+        KVLAB_CHECK(run.rel_mse >= 0, "{}.rel_mse: expected >= 0, got {}", cw, run.rel_mse);
+        run.n_vectors = n_vectors;
+        run.dim = dim;
+        codecs_seen.insert(run.codec);
+        b.runs.push_back(std::move(run));
+      }
+    }
+  }
+  const std::string device = config.contains("device") && config["device"].is_string() ? config["device"].get<std::string>() : "";
+  const std::string host = config.contains("host_model") && config["host_model"].is_string() ? config["host_model"].get<std::string>() : "";
+  const std::string stream_dtype = dtype == "torch.bfloat16" ? "bf16" : dtype == "torch.float32" ? "fp32" : dtype;
+  nlohmann::json weights = nlohmann::json::object();
+  if (config.contains("dsv4_config")) {
+    const auto& dc = config["dsv4_config"];
+    weights["kind"] = dc.value("trained_weights", false) ? "trained" : "random";
+    if (dc.contains("weight_source")) weights["spec"] = dc["weight_source"];
+    if (dc.contains("v4_layers_used")) weights["layers"] = dc["v4_layers_used"];
+  }
+  b.params = nlohmann::json::object();
+  if (config.contains("seqlen")) b.params["seqlen"] = config["seqlen"];
+  b.params["stream_dtype"] = stream_dtype;
+  b.params["device"] = device;
+  b.params["weights"] = weights;
+  b.params["host"] = {{"kind", "published"}, {"spec", host}};
+  b.params["streams"] = std::vector<std::string>(streams_seen.begin(), streams_seen.end());
+  b.params["codecs"] = std::vector<std::string>(codecs_seen.begin(), codecs_seen.end());
+  b.params["layer_mix"] = layer_mix_json(opt.layer_mix);
+  b.params["import"] = {{"file", file}, {"sha256", b.sha}, {"format", "published per-passage JSON"}};
+  if (j.contains("generated_at")) b.params["import"]["generated_at"] = j["generated_at"];
+  b.spec_text = fmt::format(
+      "imported from the published per-passage JSON {} (sha256 {}); {} passages; config: {}", file, b.sha,
+      per_passage.size(), config.dump());
+  b.prov.kvlab_version = fmt::format("published harness (imported by kvlab {})", current_provenance().kvlab_version);
+  b.prov.git_commit = "unknown";
+  b.prov.git_dirty = -1;
+  if (!device.empty()) b.prov.device = device;
+  b.prov.host_kind = "published";
+  b.prov.host_json = nlohmann::json({{"model", host}, {"file", file}, {"sha256", b.sha}}).dump();
+  b.prov.weights_json = weights.dump();
+  if (!stream_dtype.empty()) b.prov.stream_dtype = stream_dtype;
+  return write_bundle(db, b);
+}
+
+namespace {
+
+// RFC 4180 fields of one line (quotes, doubled quotes; no embedded newlines).
+std::vector<std::string> split_csv(const std::string& line, const std::string& where) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false, was_quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < line.size() && line[i + 1] == '"') {
+          cur += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        cur += c;
+      }
+    } else if (c == '"' && cur.empty() && !was_quoted) {
+      quoted = was_quoted = true;
+    } else if (c == ',') {
+      out.push_back(cur);
+      cur.clear();
+      was_quoted = false;
+    } else {
+      cur += c;
+    }
+  }
+  KVLAB_CHECK(!quoted, "{}: unterminated quoted field", where);
+  out.push_back(cur);
+  for (auto& f : out) {
+    while (!f.empty() && std::isspace(static_cast<unsigned char>(f.back()))) f.pop_back();
+    std::size_t s = 0;
+    while (s < f.size() && std::isspace(static_cast<unsigned char>(f[s]))) ++s;
+    f.erase(0, s);
+  }
+  return out;
+}
+
+double parse_double(const std::string& s, const std::string& where) {
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  KVLAB_CHECK(ec == std::errc() && ptr == s.data() + s.size() && !s.empty(), "{}: '{}' is not a number", where, s);
+  KVLAB_CHECK(std::isfinite(v), "{}: '{}' is not finite", where, s);
+  return v;
+}
+std::int64_t parse_int(const std::string& s, const std::string& where) {
+  std::int64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  KVLAB_CHECK(ec == std::errc() && ptr == s.data() + s.size() && !s.empty(), "{}: '{}' is not an integer", where, s);
+  return v;
+}
+
+}  // namespace
+
+ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const ImportOptions& opt) {
+  check_layer_mix(opt.layer_mix);
+  const std::string text = read_file(path);
+  const std::string file = std::filesystem::path(path).filename().string();
+  Bundle b;
+  b.origin = "csv";
+  b.name = opt.experiment.empty() ? default_name(path) : opt.experiment;
+  b.sha = sha256_hex(text);
+  const std::vector<std::string> required = {"passage", "stream", "codec", "q", "bits_per_vector", "rel_mse", "cos_sim"};
+  const std::vector<std::string> optional_cols = {"n_vectors", "dim", "passage_hash", "replicate"};
+  std::map<std::string, std::size_t> col;
+  std::istringstream in(text);
+  std::string line;
+  int lineno = 0;
+  bool header = false;
+  std::map<std::string, std::string> passage_hash;  // name -> hash
+  std::vector<std::string> passage_order;
+  std::set<std::string> streams_seen, codecs_seen;
+  std::set<std::tuple<std::string, std::string, std::string, int>> keys;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", file, lineno);
+    auto fields = split_csv(line, where);
+    if (!header) {
+      for (std::size_t i = 0; i < fields.size(); ++i) {
+        const auto& h = fields[i];
+        const bool known = std::find(required.begin(), required.end(), h) != required.end() ||
+                           std::find(optional_cols.begin(), optional_cols.end(), h) != optional_cols.end();
+        KVLAB_CHECK(known, "{}: unknown column '{}'; expected passage, stream, codec, q, bits_per_vector, rel_mse, "
+                    "cos_sim and optionally n_vectors, dim, passage_hash, replicate", where, h);
+        KVLAB_CHECK(!col.count(h), "{}: column '{}' appears twice", where, h);
+        col[h] = i;
+      }
+      for (const auto& r : required) KVLAB_CHECK(col.count(r), "{}: missing column '{}' in the header", where, r);
+      header = true;
+      continue;
+    }
+    KVLAB_CHECK(fields.size() == col.size(), "{}: {} fields, the header has {}", where, fields.size(), col.size());
+    const auto get = [&](const std::string& c) -> const std::string& { return fields[col.at(c)]; };
+    const auto cw = [&](const std::string& c) { return fmt::format("{} column {}", where, c); };
+    BRun r;
+    r.passage = get("passage");
+    KVLAB_CHECK(!r.passage.empty(), "{}: empty passage name", cw("passage"));
+    r.stream = get("stream");
+    check_stream(cw("stream"), r.stream);
+    std::string codec = get("codec");
+    const std::string qs = get("q");
+    std::optional<int> q;
+    if (!qs.empty()) {
+      const std::int64_t qv = parse_int(qs, cw("q"));
+      KVLAB_CHECK(qv >= 1 && qv <= 1000000, "{}: Q {} must be >= 1", cw("q"), qv);
+      q = static_cast<int>(qv);
+    }
+    // Either a family with the q column, or a full spec 'e8:q=38' (q column empty or equal).
+    const auto colon = codec.find(":q=");
+    if (colon != std::string::npos) {
+      const std::int64_t sq = parse_int(codec.substr(colon + 3), cw("codec"));
+      KVLAB_CHECK(!q || *q == sq, "{}: codec '{}' disagrees with q = {}", where, codec, *q);
+      q = static_cast<int>(sq);
+      codec = codec.substr(0, colon);
+    }
+    try {
+      r.codec = opt.canonicalize ? opt.canonicalize(codec, q) : default_canonical(codec, q);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", cw("codec"), e.what()));
+    }
+    r.q = q;
+    r.bits = parse_double(get("bits_per_vector"), cw("bits_per_vector"));
+    KVLAB_CHECK(r.bits > 0, "{}: bits_per_vector {} must be > 0", cw("bits_per_vector"), r.bits);
+    r.rel_mse = parse_double(get("rel_mse"), cw("rel_mse"));
+    KVLAB_CHECK(r.rel_mse >= 0, "{}: rel_mse {} must be >= 0", cw("rel_mse"), r.rel_mse);
+    r.cos_sim = parse_double(get("cos_sim"), cw("cos_sim"));
+    KVLAB_CHECK(r.cos_sim >= -1.0000001 && r.cos_sim <= 1.0000001, "{}: cos_sim {} must be in [-1, 1]", cw("cos_sim"),
+                r.cos_sim);
+    if (col.count("n_vectors") && !get("n_vectors").empty()) r.n_vectors = parse_int(get("n_vectors"), cw("n_vectors"));
+    if (col.count("dim") && !get("dim").empty()) {
+      r.dim = parse_int(get("dim"), cw("dim"));
+      KVLAB_CHECK(*r.dim > 0, "{}: dim {} must be > 0", cw("dim"), *r.dim);
+    }
+    if (col.count("replicate") && !get("replicate").empty()) {
+      const std::int64_t rep = parse_int(get("replicate"), cw("replicate"));
+      KVLAB_CHECK(rep >= 0, "{}: replicate {} must be >= 0", cw("replicate"), rep);
+      r.replicate = static_cast<int>(rep);
+    }
+    std::string hash = col.count("passage_hash") ? get("passage_hash") : "";
+    if (hash.empty()) hash = sha256_hex("csv-passage:" + r.passage);
+    const auto pit = passage_hash.find(r.passage);
+    if (pit == passage_hash.end()) {
+      passage_hash[r.passage] = hash;
+      passage_order.push_back(r.passage);
+    } else {
+      KVLAB_CHECK(pit->second == hash, "{}: passage '{}' has two different passage_hash values", where, r.passage);
+    }
+    KVLAB_CHECK(keys.insert({r.passage, r.stream, r.codec, r.replicate}).second,
+                "{}: duplicate row for passage '{}', stream {}, codec {}, replicate {}", where, r.passage, r.stream,
+                r.codec, r.replicate);
+    streams_seen.insert(r.stream);
+    codecs_seen.insert(r.codec);
+    b.runs.push_back(std::move(r));
+  }
+  KVLAB_CHECK(header, "'{}' is empty; expected a header line with passage, stream, codec, q, bits_per_vector, "
+              "rel_mse, cos_sim", path);
+  KVLAB_CHECK(!b.runs.empty(), "'{}' has a header but no rows", path);
+  for (std::size_t i = 0; i < passage_order.size(); ++i)
+    b.passages.push_back({static_cast<int>(i), passage_order[i], passage_hash[passage_order[i]],
+                          fmt::format("csv:{}#{}", file, passage_order[i]), std::nullopt});
+  b.params = nlohmann::json::object();
+  b.params["streams"] = std::vector<std::string>(streams_seen.begin(), streams_seen.end());
+  b.params["codecs"] = std::vector<std::string>(codecs_seen.begin(), codecs_seen.end());
+  b.params["layer_mix"] = layer_mix_json(opt.layer_mix);
+  b.params["host"] = {{"kind", "csv"}, {"spec", file}};
+  b.params["import"] = {{"file", file}, {"sha256", b.sha}, {"format", "csv"}};
+  b.spec_text = fmt::format("imported from CSV {} (sha256 {}); {} rows, {} passages", file, b.sha, b.runs.size(),
+                            b.passages.size());
+  b.prov.kvlab_version = fmt::format("csv import (kvlab {})", current_provenance().kvlab_version);
+  b.prov.git_commit = "unknown";
+  b.prov.git_dirty = -1;
+  b.prov.host_kind = "csv";
+  b.prov.host_json = nlohmann::json({{"file", file}, {"sha256", b.sha}}).dump();
+  return write_bundle(db, b);
+}
+
+}  // namespace kvlab::store

@@ -1,0 +1,69 @@
+// Importing results made elsewhere into the result database:
+//  - the published per-passage JSON (../shared/reference/stage075_n8.json:
+//    per passage and stream, the audit and per-codec rel_mse / cos_sim /
+//    bits_per_vector; codec names v14_d4_Q<q>, v15_e8_Q<q>,
+//    fp8_per64_baseline), as an experiment of origin 'published';
+//  - a CSV of run results (columns passage, stream, codec, q,
+//    bits_per_vector, rel_mse, cos_sim; optional n_vectors, dim,
+//    passage_hash, replicate), as an experiment of origin 'csv'.
+// The experiment records the file's sha256 as spec_hash. Importing the
+// same file twice adds nothing (the experiment is found by hash; every row
+// is INSERT OR IGNORE), and the whole import is one transaction.
+// Imported bits are the recorded bits_per_vector (published accounting).
+//
+// Not here: reading the database (query.h), statistics.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+
+namespace kvlab::store {
+
+// (stream, layers) pairs written into params_json "layer_mix".
+using LayerMix = std::vector<std::pair<std::string, double>>;
+
+// Turns a family name and optional Q into the canonical codec spec, or
+// throws kvlab::Error naming the value. The CLI passes one backed by the
+// codec registry; when empty, a structural check is used ('fp8_per64' with
+// no Q, or '<family>' + Q >= 1 -> '<family>:q=<Q>').
+using CodecCanonicalizer = std::function<std::string(const std::string& family, std::optional<int> q)>;
+
+struct ImportOptions {
+  std::string experiment;  // experiment name; empty = the file name without directory and extension
+  LayerMix layer_mix;      // required: the model's layer counts per stream
+  CodecCanonicalizer canonicalize;
+};
+
+struct ImportOutcome {
+  std::int64_t experiment_id = 0;
+  std::string experiment;
+  bool experiment_created = false;
+  std::string file_sha256;
+  std::int64_t passages_added = 0;
+  std::int64_t runs_added = 0;
+  std::int64_t results_added = 0;
+  std::int64_t audits_added = 0;
+  std::int64_t rows_existing = 0;  // runs already present (not changed)
+};
+
+// "v14_d4_Q10" -> "d4:q=10", "v15_e8_Q38" -> "e8:q=38",
+// "fp8_per64_baseline" -> "fp8_per64". Throws kvlab::Error otherwise.
+std::string published_codec_spec(const std::string& published_name);
+
+// Throws kvlab::Error naming the file and the JSON path of a missing or
+// mistyped field; nothing is written then.
+ImportOutcome import_published(SQLite::Database& db, const std::string& path, const ImportOptions& options);
+
+// Throws kvlab::Error naming the file, line and column of a bad value.
+ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const ImportOptions& options);
+
+// The stream names imports accept.
+const std::vector<std::string>& published_stream_names();
+
+}  // namespace kvlab::store
