@@ -1,0 +1,715 @@
+// Shard databases: writing slices of a sweep, merging them back, progress,
+// and the submission manifest. See shard.h for the contract.
+//
+// All merging is done in SQL on the main connection with the shard ATTACHed
+// as schema `s`, inside one transaction, with TEMP mapping tables from shard
+// ids to main ids keyed by natural keys (never by copied ids). Column lists
+// of the copied tables (results, audits, provenance) are read from the
+// schema, so a later migration that adds a column needs no edit here.
+#include "store/shard.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "store/db.h"
+#include "store/runs.h"
+
+namespace kvlab::store {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kShardTableDdl =
+    "CREATE TABLE IF NOT EXISTS {}kvlab_shard ("
+    "  id          INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  shard_index INTEGER NOT NULL,"
+    "  shard_count INTEGER NOT NULL,"
+    "  experiment  TEXT NOT NULL,"
+    "  spec_hash   TEXT NOT NULL,"
+    "  parent_db   TEXT NOT NULL,"
+    "  created_at  TEXT NOT NULL)";
+
+std::string abs_path(const std::string& p) {
+  std::error_code ec;
+  auto a = fs::absolute(p, ec);
+  if (ec) return p;
+  return a.lexically_normal().string();
+}
+
+// Column names of schema.table in declaration order.
+std::vector<std::string> table_columns(SQLite::Database& db, const std::string& schema, const std::string& table) {
+  SQLite::Statement st(db, "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid");
+  st.bind(1, table);
+  st.bind(2, schema);
+  std::vector<std::string> cols;
+  while (st.executeStep()) cols.push_back(st.getColumn(0).getString());
+  return cols;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep, const std::string& prefix = "") {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + prefix + v[i];
+  return out;
+}
+
+std::vector<std::string> without(std::vector<std::string> v, std::initializer_list<const char*> drop) {
+  v.erase(std::remove_if(v.begin(), v.end(),
+                         [&](const std::string& c) {
+                           for (const char* d : drop)
+                             if (c == d) return true;
+                           return false;
+                         }),
+          v.end());
+  return v;
+}
+
+// ATTACHes `path` as `name` for the lifetime of the object.
+class Attached {
+ public:
+  Attached(SQLite::Database& db, const std::string& path, std::string name) : db_(db), name_(std::move(name)) {
+    SQLite::Statement st(db_, "ATTACH DATABASE ? AS " + name_);
+    st.bind(1, path);
+    st.exec();
+  }
+  ~Attached() {
+    try {
+      db_.exec("DETACH DATABASE " + name_);
+    } catch (...) {
+    }
+  }
+  Attached(const Attached&) = delete;
+  Attached& operator=(const Attached&) = delete;
+
+ private:
+  SQLite::Database& db_;
+  std::string name_;
+};
+
+void remove_sidecars(const std::string& path) {
+  std::error_code ec;
+  fs::remove(path + "-wal", ec);
+  fs::remove(path + "-shm", ec);
+  fs::remove(path + "-journal", ec);
+}
+
+// Done runs of an existing shard file that the main database (attached to
+// `db` as main) does not have done: results that replacing the file would lose.
+std::int64_t unmerged_done_runs(SQLite::Database& db, const std::string& shard_file) {
+  Attached a(db, shard_file, "old");
+  const bool has_meta =
+      db.execAndGet("SELECT count(*) FROM old.sqlite_schema WHERE type = 'table' AND name = 'kvlab_shard'").getInt() > 0;
+  KVLAB_CHECK(has_meta, "'{}' exists but is not a kvlab shard; move it away first", shard_file);
+  SQLite::Statement st(db,
+                       "SELECT count(*) FROM old.runs r "
+                       "JOIN old.experiments e ON e.id = r.experiment_id "
+                       "JOIN old.passages p ON p.id = r.passage_id "
+                       "WHERE r.status = 'done' AND NOT EXISTS ("
+                       "  SELECT 1 FROM main.runs mr "
+                       "  JOIN main.experiments me ON me.id = mr.experiment_id AND me.name = e.name "
+                       "  JOIN main.passages mp ON mp.id = mr.passage_id AND mp.idx = p.idx AND mp.name = p.name "
+                       "  WHERE mr.status = 'done' AND mr.stream = r.stream AND mr.codec = r.codec "
+                       "    AND mr.replicate = r.replicate)");
+  KVLAB_ASSERT(st.executeStep());
+  return st.getColumn(0).getInt64();
+}
+
+}  // namespace
+
+std::string shard_base(const std::string& db_path) {
+  if (db_path.size() > 3 && db_path.compare(db_path.size() - 3, 3, ".db") == 0)
+    return db_path.substr(0, db_path.size() - 3);
+  return db_path;
+}
+
+std::string shard_path(const std::string& db_path, int index) {
+  return fmt::format("{}.shard{}.db", shard_base(db_path), index);
+}
+
+std::string manifest_path(const std::string& db_path) { return shard_base(db_path) + ".slurm.json"; }
+
+std::vector<std::vector<std::size_t>> partition_passages(const std::vector<std::int64_t>& runs_per_passage,
+                                                         int n_shards) {
+  KVLAB_CHECK(n_shards >= 1, "number of shards is {}; expected at least 1", n_shards);
+  const std::size_t n = runs_per_passage.size();
+  KVLAB_CHECK(n >= static_cast<std::size_t>(n_shards),
+              "{} shards requested but only {} passage(s) have pending runs; a shard holds whole passages "
+              "(so that each passage's streams are generated once), so use at most {} shards",
+              n_shards, n, n);
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return runs_per_passage[a] > runs_per_passage[b]; });
+  std::vector<std::vector<std::size_t>> shards(static_cast<std::size_t>(n_shards));
+  std::vector<std::int64_t> load(static_cast<std::size_t>(n_shards), 0);
+  for (std::size_t p : order) {
+    // Shards still empty first (every shard must get a passage), then the least loaded.
+    std::size_t best = 0;
+    for (std::size_t s = 1; s < shards.size(); ++s) {
+      const bool s_empty = shards[s].empty(), b_empty = shards[best].empty();
+      if (s_empty != b_empty) {
+        if (s_empty) best = s;
+      } else if (load[s] < load[best]) {
+        best = s;
+      }
+    }
+    shards[best].push_back(p);
+    load[best] += runs_per_passage[p];
+  }
+  for (auto& s : shards) std::sort(s.begin(), s.end());
+  return shards;
+}
+
+std::optional<ShardMeta> read_shard_meta(SQLite::Database& shard) {
+  if (shard.execAndGet("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'kvlab_shard'").getInt() ==
+      0)
+    return std::nullopt;
+  SQLite::Statement st(shard,
+                       "SELECT shard_index, shard_count, experiment, spec_hash, parent_db, created_at "
+                       "FROM kvlab_shard WHERE id = 1");
+  if (!st.executeStep()) return std::nullopt;
+  ShardMeta m;
+  m.index = st.getColumn(0).getInt();
+  m.count = st.getColumn(1).getInt();
+  m.experiment = st.getColumn(2).getString();
+  m.spec_hash = st.getColumn(3).getString();
+  m.parent_db = st.getColumn(4).getString();
+  m.created_at = st.getColumn(5).getString();
+  return m;
+}
+
+ShardLayout write_shards(SQLite::Database& db, const std::string& db_path, const std::string& experiment,
+                         int n_shards) {
+  KVLAB_CHECK(n_shards >= 1, "--shards {}: expected at least 1", n_shards);
+  std::int64_t exp_id = 0;
+  std::string spec_hash;
+  {
+    SQLite::Statement st(db, "SELECT id, spec_hash FROM experiments WHERE name = ?");
+    st.bind(1, experiment);
+    KVLAB_CHECK(st.executeStep(), "experiment '{}' is not in '{}'", experiment, db_path);
+    exp_id = st.getColumn(0).getInt64();
+    spec_hash = st.getColumn(1).getString();
+  }
+
+  ShardLayout layout;
+  layout.experiment = experiment;
+  struct P {
+    std::int64_t id;
+    std::string name;
+    std::int64_t pending;
+  };
+  std::vector<P> passages;
+  {
+    SQLite::Statement st(db,
+                         "SELECT p.id, p.name, count(r.id) FROM passages p "
+                         "JOIN runs r ON r.passage_id = p.id AND r.experiment_id = p.experiment_id "
+                         "WHERE p.experiment_id = ? AND r.status <> 'done' GROUP BY p.id ORDER BY p.idx");
+    st.bind(1, exp_id);
+    while (st.executeStep())
+      passages.push_back(P{st.getColumn(0).getInt64(), st.getColumn(1).getString(), st.getColumn(2).getInt64()});
+    SQLite::Statement d(db, "SELECT count(*) FROM runs WHERE experiment_id = ? AND status = 'done'");
+    d.bind(1, exp_id);
+    KVLAB_ASSERT(d.executeStep());
+    layout.done_runs = d.getColumn(0).getInt64();
+  }
+  KVLAB_CHECK(!passages.empty(), "experiment '{}' in '{}' has no pending run ({} done); nothing to submit", experiment,
+              db_path, layout.done_runs);
+
+  std::vector<std::int64_t> counts;
+  for (const auto& p : passages) counts.push_back(p.pending);
+  const auto parts = partition_passages(counts, n_shards);
+
+  // Refuse before writing anything if an existing shard holds unmerged results.
+  for (int i = 0; i < n_shards; ++i) {
+    const std::string path = shard_path(db_path, i);
+    if (!fs::exists(path)) continue;
+    std::int64_t lost = 0;
+    try {
+      lost = unmerged_done_runs(db, path);
+    } catch (const SQLite::Exception& e) {
+      throw Error(fmt::format("cannot read the existing shard '{}' ({}); it may hold results: ingest or move it "
+                              "before writing new shards",
+                              path, e.what()));
+    }
+    KVLAB_CHECK(lost == 0,
+                "'{}' holds {} finished run(s) not yet in '{}'; run `kvlab ingest --db {} {}` first (writing new "
+                "shards would replace it)",
+                path, lost, db_path, db_path, path);
+  }
+
+  const std::string parent = abs_path(db_path);
+  const std::string created = iso8601_now();
+  for (int i = 0; i < n_shards; ++i) {
+    const std::string final_path = shard_path(db_path, i);
+    const std::string tmp = fmt::format("{}.tmp{}", final_path, ::getpid());
+    remove_sidecars(tmp);
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    open_database(tmp, OpenMode::kCreate).reset();  // schema, application_id, user_version
+
+    ShardSlice slice;
+    slice.index = i;
+    slice.path = final_path;
+    nlohmann::json ids = nlohmann::json::array();
+    for (std::size_t k : parts[static_cast<std::size_t>(i)]) {
+      ids.push_back(passages[k].id);
+      slice.passages.push_back(passages[k].name);
+      slice.runs += passages[k].pending;
+    }
+    const std::string ids_json = ids.dump();
+    try {
+      Attached a(db, tmp, "shard");
+      SQLite::Transaction tx(db);
+      db.exec(fmt::format(kShardTableDdl, "shard."));
+      {
+        SQLite::Statement st(db, "INSERT INTO shard.experiments SELECT * FROM main.experiments WHERE id = ?");
+        st.bind(1, exp_id);
+        st.exec();
+      }
+      {
+        SQLite::Statement st(db,
+                             "INSERT INTO shard.passages SELECT * FROM main.passages "
+                             "WHERE experiment_id = ? AND id IN (SELECT value FROM json_each(?))");
+        st.bind(1, exp_id);
+        st.bind(2, ids_json);
+        st.exec();
+      }
+      std::int64_t copied = 0;
+      {
+        SQLite::Statement st(db,
+                             "INSERT INTO shard.runs SELECT * FROM main.runs WHERE experiment_id = ? AND "
+                             "status <> 'done' AND passage_id IN (SELECT value FROM json_each(?))");
+        st.bind(1, exp_id);
+        st.bind(2, ids_json);
+        copied = st.exec();
+      }
+      KVLAB_ASSERT(copied == slice.runs, "shard {}: copied {} runs, expected {}", i, copied, slice.runs);
+      db.exec(
+          "UPDATE shard.runs SET status = 'queued', attempts = 0, worker = NULL, claim_token = NULL, "
+          "claimed_at = NULL, heartbeat_at = NULL, finished_at = NULL, error = NULL");
+      {
+        SQLite::Statement st(db,
+                             "INSERT INTO shard.kvlab_shard (id, shard_index, shard_count, experiment, spec_hash, "
+                             "parent_db, created_at) VALUES (1, ?, ?, ?, ?, ?, ?)");
+        st.bind(1, i);
+        st.bind(2, n_shards);
+        st.bind(3, experiment);
+        st.bind(4, spec_hash);
+        st.bind(5, parent);
+        st.bind(6, created);
+        st.exec();
+      }
+      tx.commit();
+    } catch (const SQLite::Exception& e) {
+      fs::remove(tmp, ec);
+      remove_sidecars(tmp);
+      throw Error(fmt::format("writing shard '{}' failed: {}", final_path, e.what()));
+    }
+    // DETACH closed the last connection to tmp, which checkpoints its WAL
+    // into the file and deletes it; a WAL left over would hold data.
+    KVLAB_CHECK(!fs::exists(tmp + "-wal"), "'{}-wal' was not checkpointed into '{}'; the shard is incomplete", tmp,
+                tmp);
+    remove_sidecars(tmp);
+    // Stale sidecars of an old shard must not be replayed onto the new file.
+    remove_sidecars(final_path);
+    fs::rename(tmp, final_path, ec);
+    KVLAB_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp, final_path, ec.message());
+    layout.pending_runs += slice.runs;
+    layout.shards.push_back(std::move(slice));
+  }
+  return layout;
+}
+
+// ------------------------------------------------------------------ ingest
+
+namespace {
+
+struct Refusal : Error {
+  using Error::Error;
+};
+
+[[noreturn]] void refuse(const std::string& msg) { throw Refusal(msg); }
+
+std::int64_t scalar(SQLite::Database& db, const std::string& sql) { return db.execAndGet(sql).getInt64(); }
+
+void drop_temps(SQLite::Database& db) {
+  for (const char* t : {"kvlab_pmap", "kvlab_rmap", "kvlab_provmap"}) db.exec(fmt::format("DROP TABLE IF EXISTS temp.{}", t));
+}
+
+void merge_attached(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, const ShardMeta& meta,
+                    IngestOutcome& out) {
+  for (const char* t : {"experiments", "passages", "runs", "results", "audits", "provenance"}) {
+    if (table_columns(db, "main", t) != table_columns(db, "s", t))
+      refuse(fmt::format("table {} of shard '{}' has other columns than in '{}'", t, shard_path, db_path));
+  }
+  drop_temps(db);
+
+  // Experiment: by name and spec hash.
+  std::int64_t me = 0, se = 0;
+  {
+    SQLite::Statement st(db, "SELECT id, spec_hash FROM main.experiments WHERE name = ?");
+    st.bind(1, meta.experiment);
+    if (!st.executeStep())
+      refuse(fmt::format("shard '{}' is from experiment '{}', which '{}' does not contain (another experiment's "
+                         "shard?)",
+                         shard_path, meta.experiment, db_path));
+    me = st.getColumn(0).getInt64();
+    const std::string mh = st.getColumn(1).getString();
+    if (mh != meta.spec_hash)
+      refuse(fmt::format("shard '{}' is from experiment '{}' with spec hash {}, but '{}' has that experiment with "
+                         "spec hash {} (another experiment of the same name, or the spec changed after submission)",
+                         shard_path, meta.experiment, meta.spec_hash, db_path, mh));
+  }
+  {
+    if (scalar(db, "SELECT count(*) FROM s.experiments") != 1)
+      refuse(fmt::format("shard '{}' holds {} experiments; a shard holds exactly one", shard_path,
+                         scalar(db, "SELECT count(*) FROM s.experiments")));
+    SQLite::Statement st(db, "SELECT id FROM s.experiments WHERE name = ? AND spec_hash = ?");
+    st.bind(1, meta.experiment);
+    st.bind(2, meta.spec_hash);
+    if (!st.executeStep())
+      refuse(fmt::format("shard '{}': its kvlab_shard row names experiment '{}' but its experiments table does not "
+                         "hold it with that spec hash",
+                         shard_path, meta.experiment));
+    se = st.getColumn(0).getInt64();
+  }
+
+  // Passages: by (idx, name, content_hash).
+  {
+    SQLite::Statement st(db,
+                         "CREATE TEMP TABLE kvlab_pmap AS SELECT sp.id AS sid, sp.name AS name, mp.id AS mid "
+                         "FROM s.passages sp LEFT JOIN main.passages mp ON mp.experiment_id = ? AND mp.idx = sp.idx "
+                         "AND mp.name = sp.name AND mp.content_hash = sp.content_hash WHERE sp.experiment_id = ?");
+    st.bind(1, me);
+    st.bind(2, se);
+    st.exec();
+    SQLite::Statement bad(db, "SELECT name FROM temp.kvlab_pmap WHERE mid IS NULL LIMIT 1");
+    if (bad.executeStep())
+      refuse(fmt::format("passage '{}' of shard '{}' is not in '{}' with the same position and content hash",
+                         bad.getColumn(0).getString(), shard_path, db_path));
+    if (scalar(db, fmt::format("SELECT count(*) FROM s.passages WHERE experiment_id <> {}", se)) > 0)
+      refuse(fmt::format("shard '{}' holds passages of another experiment", shard_path));
+  }
+
+  // Runs done in the shard (with their result) -> main runs.
+  {
+    SQLite::Statement st(db,
+                         "CREATE TEMP TABLE kvlab_rmap AS "
+                         "SELECT sr.id AS sid, mr.id AS mid, pm.name AS passage, sr.stream AS stream, "
+                         "  sr.codec AS codec, "
+                         "  (mr.status = 'done' AND EXISTS (SELECT 1 FROM main.results x WHERE x.run_id = mr.id)) "
+                         "    AS already "
+                         "FROM s.runs sr JOIN s.results sres ON sres.run_id = sr.id "
+                         "JOIN temp.kvlab_pmap pm ON pm.sid = sr.passage_id "
+                         "LEFT JOIN main.runs mr ON mr.experiment_id = ? AND mr.passage_id = pm.mid "
+                         "  AND mr.stream = sr.stream AND mr.codec = sr.codec AND mr.replicate = sr.replicate "
+                         "WHERE sr.experiment_id = ? AND sr.status = 'done'");
+    st.bind(1, me);
+    st.bind(2, se);
+    st.exec();
+    SQLite::Statement bad(db, "SELECT passage, stream, codec FROM temp.kvlab_rmap WHERE mid IS NULL LIMIT 1");
+    if (bad.executeStep())
+      refuse(fmt::format("run {}/{}/{} of shard '{}' is not queued in '{}'", bad.getColumn(0).getString(),
+                         bad.getColumn(1).getString(), bad.getColumn(2).getString(), shard_path, db_path));
+    if (scalar(db, "SELECT count(*) - count(DISTINCT mid) FROM temp.kvlab_rmap") != 0)
+      refuse(fmt::format("shard '{}' holds the same run twice", shard_path));
+  }
+
+  // Provenance rows used by what is merged, deduplicated by fingerprint.
+  const auto prov_cols = without(table_columns(db, "main", "provenance"), {"id"});
+  db.exec(fmt::format(
+      "INSERT INTO main.provenance ({0}) SELECT {0} FROM s.provenance WHERE id IN ("
+      "  SELECT provenance_id FROM s.results WHERE run_id IN (SELECT sid FROM temp.kvlab_rmap WHERE NOT already) "
+      "  UNION SELECT provenance_id FROM s.audits) "
+      "ON CONFLICT (fingerprint) DO NOTHING",
+      join(prov_cols, ", ")));
+  db.exec(
+      "CREATE TEMP TABLE kvlab_provmap AS SELECT sp.id AS sid, mp.id AS mid FROM s.provenance sp "
+      "JOIN main.provenance mp ON mp.fingerprint = sp.fingerprint");
+
+  // Conflicts: already done in main with other values.
+  const auto res_cols = without(table_columns(db, "main", "results"), {"run_id", "provenance_id", "wall_s"});
+  {
+    std::vector<std::string> diffs;
+    for (const auto& c : res_cols) diffs.push_back(fmt::format("a.{0} IS NOT b.{0}", c));
+    out.runs_conflicting = scalar(
+        db, fmt::format("SELECT count(*) FROM temp.kvlab_rmap m JOIN s.results a ON a.run_id = m.sid "
+                        "JOIN main.results b ON b.run_id = m.mid WHERE m.already AND ({})",
+                        join(diffs, " OR ")));
+  }
+  out.runs_already = scalar(db, "SELECT count(*) FROM temp.kvlab_rmap WHERE already");
+
+  // Merge: run state, then the result row (a stale result of a not-done run is replaced).
+  db.exec(
+      "UPDATE main.runs SET status = 'done', attempts = sr.attempts, worker = sr.worker, "
+      "claim_token = sr.claim_token, claimed_at = sr.claimed_at, heartbeat_at = sr.heartbeat_at, "
+      "finished_at = sr.finished_at, error = sr.error "
+      "FROM temp.kvlab_rmap m JOIN s.runs sr ON sr.id = m.sid "
+      "WHERE main.runs.id = m.mid AND NOT m.already");
+  db.exec("DELETE FROM main.results WHERE run_id IN (SELECT mid FROM temp.kvlab_rmap WHERE NOT already)");
+  const auto res_copy = without(table_columns(db, "main", "results"), {"run_id", "provenance_id"});
+  out.runs_merged = db.exec(fmt::format(
+      "INSERT INTO main.results (run_id, provenance_id, {0}) "
+      "SELECT m.mid, pv.mid, {1} FROM temp.kvlab_rmap m JOIN s.results sres ON sres.run_id = m.sid "
+      "LEFT JOIN temp.kvlab_provmap pv ON pv.sid = sres.provenance_id WHERE NOT m.already",
+      join(res_copy, ", "), join(res_copy, ", ", "sres.")));
+
+  // Audits of the shard's (passage, stream, replicate) not yet in main.
+  const auto aud_cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});
+  {
+    SQLite::Statement st(db, fmt::format(
+                                 "INSERT INTO main.audits (experiment_id, passage_id, provenance_id, {0}) "
+                                 "SELECT ?, pm.mid, pv.mid, {1} FROM s.audits a "
+                                 "JOIN temp.kvlab_pmap pm ON pm.sid = a.passage_id "
+                                 "LEFT JOIN temp.kvlab_provmap pv ON pv.sid = a.provenance_id "
+                                 "WHERE a.experiment_id = ? AND NOT EXISTS (SELECT 1 FROM main.audits x "
+                                 "  WHERE x.experiment_id = ? AND x.passage_id = pm.mid AND x.stream = a.stream "
+                                 "  AND x.replicate = a.replicate)",
+                                 join(aud_cols, ", "), join(aud_cols, ", ", "a.")));
+    st.bind(1, me);
+    st.bind(2, se);
+    st.bind(3, me);
+    out.audits_merged = st.exec();
+  }
+
+  // What the shard still lacks.
+  {
+    SQLite::Statement st(db,
+                         "SELECT status, count(*) FROM s.runs WHERE id NOT IN (SELECT sid FROM temp.kvlab_rmap) "
+                         "GROUP BY status");
+    while (st.executeStep()) {
+      const std::string status = st.getColumn(0).getString();
+      const std::int64_t n = st.getColumn(1).getInt64();
+      out.runs_missing += n;
+      if (status == "running") out.missing_running += n;
+      else if (status == "failed") out.missing_failed += n;
+      else out.missing_queued += n;  // queued, or 'done' without a result row
+    }
+    SQLite::Statement f(db,
+                        "SELECT p.name, r.stream, r.codec, coalesce(r.error, '') FROM s.runs r "
+                        "JOIN s.passages p ON p.id = r.passage_id WHERE r.status = 'failed' ORDER BY r.id LIMIT 5");
+    while (f.executeStep())
+      out.failures.push_back(fmt::format("{}/{}/{}: {}", f.getColumn(0).getString(), f.getColumn(1).getString(),
+                                         f.getColumn(2).getString(), f.getColumn(3).getString()));
+  }
+  drop_temps(db);
+}
+
+}  // namespace
+
+IngestOutcome ingest_shard(SQLite::Database& db, const std::string& db_path, const std::string& shard_path) {
+  IngestOutcome out;
+  out.shard = shard_path;
+  auto fail = [&](const std::string& msg, ExitCode code = ExitCode::kError) {
+    out.ok = false;
+    out.error = msg;
+    out.exit_code = static_cast<int>(code);
+    out.runs_merged = out.runs_already = out.runs_conflicting = out.audits_merged = 0;
+    return out;
+  };
+  std::error_code ec;
+  if (!fs::exists(shard_path, ec)) return fail(fmt::format("shard '{}' does not exist", shard_path));
+  if (fs::equivalent(shard_path, db_path, ec))
+    return fail(fmt::format("'{}' is the main database itself, not a shard", shard_path));
+
+  // Open it on its own first: identity and schema checks (a newer schema is
+  // refused, an older one migrated), crash recovery of an interrupted
+  // commit, and an integrity check.
+  try {
+    auto shard = open_database(shard_path, OpenMode::kReadWrite);
+    const std::string qc = shard->execAndGet("PRAGMA quick_check").getString();
+    if (qc != "ok") return fail(fmt::format("shard '{}' is damaged (quick_check: {})", shard_path, qc));
+    out.meta = read_shard_meta(*shard);
+    if (!out.meta)
+      return fail(fmt::format("'{}' is a kvlab database but not a shard written by `kvlab slurm submit` (it has no "
+                              "kvlab_shard row)",
+                              shard_path));
+  } catch (const Error& e) {
+    return fail(e.what(), e.code());
+  } catch (const SQLite::Exception& e) {
+    return fail(fmt::format("shard '{}' cannot be read: {}", shard_path, e.what()));
+  }
+
+  try {
+    Attached a(db, shard_path, "s");
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    merge_attached(db, db_path, shard_path, *out.meta, out);
+    tx.commit();
+    out.ok = true;
+  } catch (const Refusal& e) {
+    try {
+      drop_temps(db);
+    } catch (...) {
+    }
+    return fail(e.what());
+  } catch (const Error& e) {
+    return fail(e.what(), e.code());
+  } catch (const SQLite::Exception& e) {
+    return fail(fmt::format("merging shard '{}' failed, nothing of it was merged: {}", shard_path, e.what()));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- progress
+
+ShardProgress read_shard_progress(const std::string& path, int index) {
+  ShardProgress p;
+  p.index = index;
+  p.path = path;
+  std::error_code ec;
+  p.exists = fs::exists(path, ec);
+  if (!p.exists) return p;
+  try {
+    auto db = open_database(path, OpenMode::kReadOnly);
+    p.meta = read_shard_meta(*db);
+    p.passages = db->execAndGet("SELECT count(*) FROM passages").getInt64();
+    SQLite::Statement st(*db, "SELECT status, count(*) FROM runs GROUP BY status");
+    while (st.executeStep()) {
+      const std::string s = st.getColumn(0).getString();
+      const std::int64_t n = st.getColumn(1).getInt64();
+      if (s == "queued") p.queued = n;
+      else if (s == "running") p.running = n;
+      else if (s == "done") p.done = n;
+      else if (s == "failed") p.failed = n;
+    }
+    auto last = db->execAndGet("SELECT max(max(coalesce(heartbeat_at, 0), coalesce(finished_at, 0))) FROM runs");
+    if (!last.isNull() && last.getDouble() > 0) p.last_activity = last.getDouble();
+  } catch (const std::exception& e) {
+    p.error = e.what();
+  }
+  return p;
+}
+
+ExperimentProgress experiment_progress(SQLite::Database& db, const std::string& experiment) {
+  SQLite::Statement st(db,
+                       "SELECT count(*), coalesce(sum(r.status = 'done'), 0) FROM runs r "
+                       "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?");
+  st.bind(1, experiment);
+  KVLAB_ASSERT(st.executeStep());
+  return ExperimentProgress{st.getColumn(1).getInt64(), st.getColumn(0).getInt64()};
+}
+
+std::int64_t reclaim_shard(SQLite::Database& shard, int max_attempts) {
+  // grace 0: every 'running' run is stale, however recent its heartbeat.
+  return reclaim_stale(shard, 0.0, max_attempts);
+}
+
+std::vector<std::string> outcome_rows(SQLite::Database& db, const std::string& experiment) {
+  std::vector<std::string> rows;
+  auto value = [](const SQLite::Column& c) -> std::string {
+    if (c.isNull()) return "NULL";
+    if (c.isInteger()) return std::to_string(c.getInt64());
+    if (c.isFloat()) return fmt::format("{:.17g}", c.getDouble());
+    return "'" + c.getString() + "'";
+  };
+  auto collect = [&](const std::string& tag, SQLite::Statement& st) {
+    while (st.executeStep()) {
+      std::string r = tag;
+      for (int i = 0; i < st.getColumnCount(); ++i) r += " " + value(st.getColumn(i));
+      rows.push_back(std::move(r));
+    }
+  };
+  std::int64_t exp_id = 0;
+  {
+    SQLite::Statement st(db, "SELECT id, name, origin, spec_hash, params_json FROM experiments WHERE name = ?");
+    st.bind(1, experiment);
+    KVLAB_CHECK(st.executeStep(), "experiment '{}' is not in the database", experiment);
+    exp_id = st.getColumn(0).getInt64();
+    rows.push_back(fmt::format("experiment {} {} {} {}", value(st.getColumn(1)), value(st.getColumn(2)),
+                               value(st.getColumn(3)), value(st.getColumn(4))));
+  }
+  {
+    SQLite::Statement st(db, "SELECT idx, name, content_hash, source FROM passages WHERE experiment_id = ?");
+    st.bind(1, exp_id);
+    collect("passage", st);
+  }
+  {
+    const auto cols = without(table_columns(db, "main", "results"), {"run_id", "provenance_id", "wall_s"});
+    SQLite::Statement st(db, fmt::format("SELECT p.name, r.stream, r.codec, r.q, r.replicate, r.status, {} "
+                                         "FROM runs r JOIN passages p ON p.id = r.passage_id "
+                                         "LEFT JOIN results x ON x.run_id = r.id WHERE r.experiment_id = ?",
+                                         join(cols, ", ", "x.")));
+    st.bind(1, exp_id);
+    collect("run", st);
+  }
+  {
+    const auto cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});
+    SQLite::Statement st(db, fmt::format("SELECT p.name, {} FROM audits a JOIN passages p ON p.id = a.passage_id "
+                                         "WHERE a.experiment_id = ?",
+                                         join(cols, ", ", "a.")));
+    st.bind(1, exp_id);
+    collect("audit", st);
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// ---------------------------------------------------------------- manifest
+
+SlurmManifest read_manifest(const std::string& path) {
+  std::ifstream in(path);
+  KVLAB_CHECK(in.good(), "cannot read '{}'; it is written by `kvlab slurm submit` (was it run with this --db?)", path);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
+  }
+  auto field = [&](const char* k) -> const nlohmann::json& {
+    KVLAB_CHECK(j.is_object() && j.contains(k), "'{}' lacks the field \"{}\"", path, k);
+    return j.at(k);
+  };
+  SlurmManifest m;
+  try {
+    m.db = field("db").get<std::string>();
+    m.spec = field("spec").get<std::string>();
+    m.experiment = field("experiment").get<std::string>();
+    m.sbatch = field("sbatch").get<std::string>();
+    m.shards = field("shards").get<int>();
+    if (j.contains("throttle") && !j.at("throttle").is_null()) m.throttle = j.at("throttle").get<int>();
+    for (const auto& s : field("submissions")) {
+      m.submissions.push_back(SlurmSubmission{s.at("job_id").get<std::string>(), s.at("array").get<std::string>(),
+                                              s.at("submitted_at").get<std::string>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("'{}' is malformed: {}", path, e.what()));
+  }
+  KVLAB_CHECK(m.shards >= 1, "'{}': shards is {}; expected at least 1", path, m.shards);
+  return m;
+}
+
+void write_manifest(const std::string& path, const SlurmManifest& m) {
+  nlohmann::json j;
+  j["db"] = m.db;
+  j["spec"] = m.spec;
+  j["experiment"] = m.experiment;
+  j["sbatch"] = m.sbatch;
+  j["shards"] = m.shards;
+  j["throttle"] = m.throttle ? nlohmann::json(*m.throttle) : nlohmann::json(nullptr);
+  j["submissions"] = nlohmann::json::array();
+  for (const auto& s : m.submissions)
+    j["submissions"].push_back({{"job_id", s.job_id}, {"array", s.array}, {"submitted_at", s.submitted_at}});
+  const std::string tmp = fmt::format("{}.tmp{}", path, ::getpid());
+  {
+    std::ofstream o(tmp);
+    KVLAB_CHECK(o.good(), "cannot write '{}'", tmp);
+    o << j.dump(2) << "\n";
+    KVLAB_CHECK(o.good(), "writing '{}' failed", tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  KVLAB_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp, path, ec.message());
+}
+
+}  // namespace kvlab::store
