@@ -43,6 +43,12 @@ class Codec {
   // decode(encode(x)) without materialising the bytes; bit-identical to it
   // (a registry-wide test checks this).
   void roundtrip(const float* x, int64_t n, float* out) const;
+  // True when encode(decode(c)) == c for every code c an encoder produced.
+  // The lattice codecs are not (and cannot be, with the published
+  // selection): decode yields norm n16 * s * ||p/2|| != n16 and rotated
+  // maximum s * max|p/2|, so re-encoding recomputes other scalar fields
+  // (their block points do reproduce; see codec_generic_test).
+  virtual bool reencode_is_exact() const { return true; }
 
  protected:
   virtual void roundtrip_impl(const float* x, int64_t n, float* out) const;

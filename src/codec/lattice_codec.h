@@ -31,6 +31,7 @@ class LatticeCodec final : public Codec {
   double published_bits_per_vector() const override;
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  bool reencode_is_exact() const override { return false; }
 
   kernels::LatticeKind kind() const { return kind_; }
   int q() const { return q_; }

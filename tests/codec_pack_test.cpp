@@ -1,0 +1,99 @@
+// Block indexing and bit packing of the lattice codecs: the index is a
+// bijection between the in-box lattice points and [0, points_per_block()),
+// exhaustively at small Q and on random points through the 128-bit path;
+// bits per block equal the published formula; packed codes are dense.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "codec/lattice_codec.h"
+#include "common/error.h"
+#include "kernels/lattice.h"
+
+namespace kvlab::codec {
+namespace {
+
+using kernels::LatticeKind;
+using u128 = unsigned __int128;
+
+TEST(LatticePack, BitsPerBlockMatchPublishedFormula) {
+  for (int q = 1; q <= 2000; ++q) {
+    EXPECT_EQ(lattice_bits_per_block(LatticeKind::kD4, q), int(std::ceil(4 * std::log2(2.0 * q + 1) - 1))) << q;
+    EXPECT_EQ(lattice_bits_per_block(LatticeKind::kE8, q), int(std::ceil(8 * std::log2(2.0 * q + 1)))) << q;
+  }
+  // Reference README table (per-block bits * blocks + 32).
+  EXPECT_EQ(LatticeCodec(LatticeKind::kE8, 44, 512).bits_per_vector(), 3360);
+  EXPECT_EQ(LatticeCodec(LatticeKind::kD4, 152, 128).bits_per_vector(), 1088);
+  EXPECT_EQ(LatticeCodec(LatticeKind::kE8, 1, 128).bits_per_vector(), 240);
+  EXPECT_EQ(lattice_bits_per_block(LatticeKind::kE8, kernels::kLatticeMaxQ), 128);
+}
+
+void exhaustive(LatticeKind k, int q) {
+  LatticeCodec c(k, q, 64);
+  const int b = c.block_dim();
+  const u128 count = c.points_per_block();
+  std::set<uint64_t> seen;
+  std::vector<int32_t> p(b), back(b);
+  auto check = [&](const std::vector<int32_t>& pt) {
+    const u128 idx = c.block_index(pt.data());
+    ASSERT_LT(idx, count);
+    ASSERT_TRUE(seen.insert(uint64_t(idx)).second) << "duplicate index";
+    c.block_point(idx, back.data());
+    ASSERT_EQ(back, pt);
+  };
+  auto rec = [&](auto&& self, int i, int lo, int hi) -> void {
+    if (i == b) {
+      int64_t s = 0;
+      for (int v : p) s += (v - (lo & 1)) / 2;
+      if ((s & 1) == 0) check(p);
+      return;
+    }
+    for (int v = lo; v <= hi; v += 2) {
+      p[i] = v;
+      self(self, i + 1, lo, hi);
+    }
+  };
+  rec(rec, 0, -2 * q, 2 * q);
+  if (k == LatticeKind::kE8) rec(rec, 0, -2 * q + 1, 2 * q - 1);
+  EXPECT_EQ(u128(seen.size()), count);  // bijection onto [0, count)
+  EXPECT_LE(count, u128(1) << c.bits_per_block());
+  EXPECT_THROW(c.block_point(count, back.data()), kvlab::Error);
+}
+
+TEST(LatticePack, IndexIsBijectionAtSmallQ) {
+  for (int q : {1, 2, 3, 7}) exhaustive(LatticeKind::kD4, q);
+  exhaustive(LatticeKind::kE8, 1);
+  exhaustive(LatticeKind::kE8, 2);
+}
+
+TEST(LatticePack, LargeQRoundTripsThrough128Bits) {
+  std::mt19937 rng(3);
+  for (int q : {127, 128, 1000, kernels::kLatticeMaxQ}) {
+    LatticeCodec c(LatticeKind::kE8, q, 64);
+    std::vector<float> z(8);
+    std::vector<int32_t> p(8), back(8);
+    std::uniform_real_distribution<float> u(-float(q), float(q));
+    for (int t = 0; t < 2000; ++t) {
+      for (auto& v : z) v = u(rng);
+      kernels::e8_closest_in_box(z.data(), q, p.data());
+      const u128 idx = c.block_index(p.data());
+      ASSERT_LT(idx, c.points_per_block());
+      c.block_point(idx, back.data());
+      ASSERT_EQ(back, p) << q;
+    }
+    // Extremes of both cosets.
+    std::vector<int32_t> lo(8, -2 * q), hi(8, 2 * q), hlo(8, -2 * q + 1), hhi(8, 2 * q - 1);
+    for (auto* pt : {&lo, &hi, &hlo, &hhi}) {
+      c.block_point(c.block_index(pt->data()), back.data());
+      EXPECT_EQ(back, *pt);
+    }
+    EXPECT_EQ(c.block_index(lo.data()), u128(0));
+    EXPECT_EQ(c.block_index(hhi.data()), c.points_per_block() - 1);
+  }
+}
+
+}  // namespace
+}  // namespace kvlab::codec
