@@ -16,6 +16,7 @@
 
 #include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -610,6 +611,83 @@ ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const Im
   b.prov.git_dirty = -1;
   b.prov.host_kind = "csv";
   b.prov.host_json = nlohmann::json({{"file", file}, {"sha256", b.sha}}).dump();
+  return write_bundle(db, b);
+}
+
+ImportOutcome generate_benchmark(SQLite::Database& db, const BenchmarkSpec& spec) {
+  check_layer_mix(spec.layer_mix);
+  KVLAB_CHECK(spec.passages >= 1 && spec.qmax >= 1, "benchmark: passages ({}) and qmax ({}) must be >= 1",
+              spec.passages, spec.qmax);
+  KVLAB_CHECK(static_cast<bool>(spec.bits_of), "benchmark: a bit formula is required");
+  Bundle b;
+  b.origin = "sweep";
+  b.name = spec.experiment;
+  b.spec_text = fmt::format("synthetic query benchmark: {} passages, families {}, Q = 1..{}, D = {}, seed {}",
+                            spec.passages, fmt::join(spec.families, ","), spec.qmax, spec.dim, spec.seed);
+  b.sha = sha256_hex(b.spec_text);
+  // splitmix64: a deterministic, portable noise source.
+  std::uint64_t state = spec.seed;
+  const auto uniform = [&state]() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<double>(z >> 11) * 0x1.0p-53;
+  };
+  const auto& streams = published_stream_names();
+  const double stream_scale[3] = {1.0, 1.15, 1.6};
+  const double fp8_bits = 8.0 * spec.dim + 16.0 * (spec.dim / 64);
+  for (int p = 0; p < spec.passages; ++p) {
+    const std::string name = fmt::format("bench{}", p);
+    b.passages.push_back({p, name, sha256_hex("bench-passage:" + name), fmt::format("synthetic:seed={}", p),
+                          std::nullopt});
+    const double passage_scale = 1.0 + 0.05 * (uniform() - 0.5);
+    for (int s = 0; s < 3; ++s) {
+      const double base = 1.0e-3 * stream_scale[s] * passage_scale;
+      const auto add = [&](const std::string& codec, std::optional<int> q, double bits, double rel) {
+        BRun r;
+        r.passage = name;
+        r.stream = streams[s];
+        r.codec = codec;
+        r.q = q;
+        r.bits = bits;
+        r.rel_mse = rel;
+        r.cos_sim = 1.0 - rel / 2;
+        r.n_vectors = s == 0 ? 2048 : s == 1 ? 512 : 16;
+        r.dim = spec.dim;
+        b.runs.push_back(std::move(r));
+      };
+      add("fp8_per64", std::nullopt, fp8_bits, base * (1.0 + 0.02 * (uniform() - 0.5)));
+      for (std::size_t f = 0; f < spec.families.size(); ++f)
+        for (int q = 1; q <= spec.qmax; ++q) {
+          const double fam = 1.0 + 0.5 * static_cast<double>(f);
+          const double rel = base * 1200.0 / fam / ((2.0 * q + 1) * (2.0 * q + 1)) * (1.0 + 0.04 * (uniform() - 0.5));
+          add(fmt::format("{}:q={}", spec.families[f], q), q, spec.bits_of(spec.families[f], q, spec.dim), rel);
+        }
+      BAudit a;
+      a.passage = name;
+      a.stream = streams[s];
+      for (double& m : a.m) m = uniform();
+      a.n_vectors = s == 0 ? 2048 : s == 1 ? 512 : 16;
+      a.dim = spec.dim;
+      b.audits.push_back(a);
+    }
+  }
+  b.params = nlohmann::json::object();
+  b.params["seqlen"] = 2048;
+  b.params["stream_dtype"] = "bf16";
+  b.params["device"] = "synthetic";
+  b.params["host"] = {{"kind", "synthetic"}, {"spec", "query benchmark"}};
+  b.params["streams"] = streams;
+  b.params["layer_mix"] = layer_mix_json(spec.layer_mix);
+  b.prov.kvlab_version = current_provenance().kvlab_version;
+  b.prov.git_commit = current_provenance().git_commit;
+  b.prov.host_kind = "synthetic";
+  {
+    SQLite::Statement st(db, kFindByName);
+    st.bind(1, b.name);
+    KVLAB_CHECK(!st.executeStep(), "benchmark: experiment '{}' exists already in {}", b.name, db.getFilename());
+  }
   return write_bundle(db, b);
 }
 

@@ -63,6 +63,24 @@ ImportOutcome import_published(SQLite::Database& db, const std::string& path, co
 // Throws kvlab::Error naming the file, line and column of a bad value.
 ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const ImportOptions& options);
 
+// A synthetic experiment for the query benchmark (`kvlab bench query
+// --generate`): `passages` x 3 streams x (fp8_per64 + each family at
+// Q = 1..qmax) finished runs with a deterministic rate-distortion model
+// (rel-MSE ~ (2Q+1)^-2 times per-stream and per-passage factors) and audits.
+// bits_of gives the recorded bits of each lattice (family, Q, dim).
+struct BenchmarkSpec {
+  std::string experiment = "bench_query";
+  int passages = 166;
+  int qmax = 100;
+  std::vector<std::string> families = {"d4", "e8"};
+  int dim = 512;
+  std::uint64_t seed = 1;
+  std::function<double(const std::string& family, int q, int dim)> bits_of;
+  LayerMix layer_mix;
+};
+// Throws kvlab::Error if the experiment name exists already.
+ImportOutcome generate_benchmark(SQLite::Database& db, const BenchmarkSpec& spec);
+
 // The stream names imports accept.
 const std::vector<std::string>& published_stream_names();
 

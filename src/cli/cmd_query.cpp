@@ -1,0 +1,1055 @@
+// The read side of the `kvlab` CLI: stats, best_q (also best-q), list, show,
+// export, diff, import published, import csv, refine, bench query.
+//
+// Every number printed here comes from kvlab::stats structs computed from
+// the database rows (store::load_experiment -> stats::summarize); this file
+// only parses options and formats. With --json, machine-readable output goes
+// to stdout and messages to stderr.
+//
+// Not here: statistics (src/stats/), SQL (src/store/), markdown reports
+// (src/report/).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "codec/codec.h"
+#include "common/error.h"
+#include "model/config.h"
+#include "stats/compare.h"
+#include "stats/study.h"
+#include "store/db.h"
+#include "store/import.h"
+#include "store/query.h"
+
+namespace po = boost::program_options;
+using nlohmann::json;
+
+namespace kvlab::cli {
+namespace {
+
+// ---------------------------------------------------------------- options
+
+std::string default_db() {
+  const char* env = std::getenv("KVLAB_DB");
+  return env && *env ? env : "results/kvlab.db";
+}
+
+struct Common {
+  std::string db;
+  std::string experiment;
+  bool json = false;
+};
+
+void add_db(po::options_description& d, Common& c) {
+  d.add_options()("db", po::value(&c.db)->default_value(default_db()),
+                  "database file (default $KVLAB_DB or results/kvlab.db)");
+}
+void add_experiment(po::options_description& d, Common& c) {
+  d.add_options()("experiment,e", po::value(&c.experiment),
+                  "experiment name or id (default: the only experiment in the database)");
+}
+void add_json(po::options_description& d, Common& c) {
+  d.add_options()("json", po::bool_switch(&c.json), "machine-readable JSON on stdout");
+}
+
+// Parses; returns false (after printing help) when --help was given.
+bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
+           const po::positional_options_description* pos = nullptr) {
+  desc.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  auto parser = po::command_line_parser(args).options(desc);
+  if (pos) parser.positional(*pos);
+  po::store(parser.run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: " << usage << "\n\n" << desc << "\n"
+              << "exit codes: 0 ok, 1 error, 2 usage, 3 no admissible Q, 4 database busy, 5 schema too new\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+std::unique_ptr<SQLite::Database> open_ro(const std::string& path) {
+  return store::open_database(path, store::OpenMode::kReadOnly);
+}
+
+// The V4-Flash layer mix (model config data), or --layer-mix s=n,s=n,...
+store::LayerMix layer_mix_from(const std::string& text) {
+  store::LayerMix lm;
+  if (text.empty()) {
+    const auto cfg = model::V4Config::flash();
+    lm.emplace_back("sliding_window_kv", cfg.count(model::LayerKind::SWA));
+    lm.emplace_back("csa_pool_kv_ratio4", cfg.count(model::LayerKind::CSA));
+    lm.emplace_back("hca_pool_kv_ratio128", cfg.count(model::LayerKind::HCA));
+    return lm;
+  }
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) throw UsageError(fmt::format("--layer-mix item '{}': expected stream=layers", item));
+    const std::string s = item.substr(0, eq);
+    const auto& known = store::published_stream_names();
+    if (std::find(known.begin(), known.end(), s) == known.end())
+      throw UsageError(fmt::format("--layer-mix: unknown stream '{}'; expected one of: {}", s, fmt::join(known, ", ")));
+    char* end = nullptr;
+    const double n = std::strtod(item.c_str() + eq + 1, &end);
+    if (end == item.c_str() + eq + 1 || *end != '\0' || !(n >= 0) || !std::isfinite(n))
+      throw UsageError(fmt::format("--layer-mix item '{}': layers must be a number >= 0", item));
+    lm.emplace_back(s, n);
+  }
+  return lm;
+}
+
+std::string canonical_codec(const std::string& family, std::optional<int> q) {
+  const std::string spec = q ? fmt::format("{}:q={}", family, *q) : family;
+  const auto parsed = codec::parse_codec_spec(spec);
+  KVLAB_CHECK(q.has_value() == (parsed.q > 0), "codec '{}': {}", spec,
+              q ? "this family takes no Q" : "this family needs a Q");
+  return parsed.canonical;
+}
+
+// Bits per vector of (family, Q, D) in the accounting the experiment
+// recorded: 8 * code size for kvlab sweeps, the published formula for imports.
+stats::BitsFn bits_fn(const std::string& origin) {
+  const bool published = origin != "sweep";
+  auto cache = std::make_shared<std::map<std::tuple<std::string, int, int>, double>>();
+  return [published, cache](const std::string& family, int q, int dim) {
+    const auto key = std::make_tuple(family, q, dim);
+    const auto it = cache->find(key);
+    if (it != cache->end()) return it->second;
+    const auto c = codec::make_codec(fmt::format("{}:q={}", family, q), dim);
+    const double b = published ? c->published_bits_per_vector() : c->bits_per_vector();
+    (*cache)[key] = b;
+    return b;
+  };
+}
+
+// Validates --stream / --codec against the data; lists the known ones.
+void check_filters(const stats::ExperimentData& d, const std::vector<std::string>& streams,
+                   const std::vector<std::string>& codecs) {
+  std::set<std::string> ks, kc, kf;
+  for (const auto& r : d.results) {
+    ks.insert(r.stream);
+    kc.insert(r.codec);
+    kf.insert(r.codec.substr(0, r.codec.find(':')));
+  }
+  for (const auto& s : streams)
+    if (!ks.count(s))
+      throw Error(fmt::format("unknown stream '{}' in experiment '{}'; known streams: {}", s, d.info.name,
+                              ks.empty() ? std::string("none (no finished runs)") : fmt::format("{}", fmt::join(ks, ", "))));
+  for (const auto& c : codecs)
+    if (!kc.count(c) && !kf.count(c))
+      throw Error(fmt::format("unknown codec '{}' in experiment '{}'; known codecs: {}", c, d.info.name,
+                              kc.empty() ? std::string("none (no finished runs)") : fmt::format("{}", fmt::join(kc, ", "))));
+}
+
+// ---------------------------------------------------------------- formatting
+
+std::string num(double v, int sig = 4) {
+  if (std::isnan(v)) return "nan";
+  return fmt::format("{:.{}g}", v, sig);
+}
+std::string ci(const stats::Summary& s, int sig = 4) {
+  if (s.n == 0) return "-";
+  if (!s.ci95_hw) return fmt::format("{} (n={}, no CI)", num(s.mean, sig), s.n);
+  return fmt::format("{} ± {}", num(s.mean, sig), num(*s.ci95_hw, 2));
+}
+std::string ci_fixed(const stats::Summary& s, int decimals = 3) {
+  if (s.n == 0) return "-";
+  if (!s.ci95_hw) return fmt::format("{:.{}f} (n={}, no CI)", s.mean, decimals, s.n);
+  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, decimals, *s.ci95_hw, decimals);
+}
+json jsum(const stats::Summary& s) {
+  json j;
+  j["n"] = s.n;
+  j["mean"] = std::isfinite(s.mean) ? json(s.mean) : json(nullptr);
+  j["sd"] = s.sd ? json(*s.sd) : json(nullptr);
+  j["ci95_hw"] = s.ci95_hw ? json(*s.ci95_hw) : json(nullptr);
+  return j;
+}
+json jopt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json jopt(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
+
+std::string pct(double saving) { return fmt::format("{:+.1f} %", -100.0 * saving); }
+
+std::string short_stream(const std::string& s) {
+  if (s == "sliding_window_kv") return "SWA";
+  if (s == "csa_pool_kv_ratio4") return "CSA";
+  if (s == "hca_pool_kv_ratio128") return "HCA";
+  return s;
+}
+
+void emit(const std::string& text, const std::string& out_path) {
+  if (out_path.empty() || out_path == "-") {
+    std::cout << text;
+    std::cout.flush();
+    return;
+  }
+  std::ofstream f(out_path, std::ios::binary);
+  KVLAB_CHECK(f.good(), "cannot open '{}' for writing", out_path);
+  f << text;
+  KVLAB_CHECK(f.good(), "writing '{}' failed", out_path);
+}
+
+// ---------------------------------------------------------------- stats
+
+struct StatsArgs {
+  Common c;
+  std::vector<std::string> streams, codecs;
+  bool per_passage = false;
+};
+
+std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
+  if (a.c.json) {
+    json rows = json::array();
+    for (const auto& c : s.cells) {
+      json r;
+      r["kind"] = "cell";
+      r["stream"] = c.stream;
+      r["codec"] = c.codec;
+      r["family"] = c.family;
+      r["q"] = jopt(c.q);
+      r["n"] = c.n_passages;
+      r["bits_per_vector"] = c.bits_per_vector;
+      r["dim"] = c.dim;
+      r["cr_vs_fp8"] = jopt(c.cr_vs_fp8);
+      r["cr_vs_bf16"] = c.cr_vs_bf16;
+      r["bit_saving"] = jopt(c.bit_saving);
+      r["rel_mse"] = jsum(c.rel_mse);
+      r["cos_sim"] = jsum(c.cos_sim);
+      r["ratio_vs_fp8"] = c.ratio_vs_fp8 ? jsum(*c.ratio_vs_fp8) : json(nullptr);
+      if (a.per_passage) {
+        json pp = json::array();
+        for (const auto& p : c.passages)
+          pp.push_back({{"passage", p.passage}, {"rel_mse", p.rel_mse}, {"fp8_rel_mse", p.fp8_rel_mse},
+                        {"ratio", p.ratio}});
+        r["per_passage"] = pp;
+      }
+      rows.push_back(r);
+    }
+    for (const auto& l : s.layer_weighted) {
+      json r;
+      r["kind"] = "layer_weighted";
+      r["stream"] = "layer_weighted";
+      r["codec"] = l.codec;
+      r["family"] = l.family;
+      r["q"] = jopt(l.q);
+      r["complete"] = l.complete;
+      r["missing_streams"] = l.missing_streams;
+      r["n"] = l.paired.n;
+      r["bits_per_vector"] = l.weighted_bits;
+      r["cr_vs_fp8"] = l.cr_vs_fp8;
+      r["cr_vs_bf16"] = l.cr_vs_bf16;
+      r["bit_saving"] = l.bit_saving;
+      // ci95_hw: the published root-sum-square; paired: per-passage interval.
+      r["ratio_vs_fp8"] = {{"mean", l.complete ? json(l.mean) : json(nullptr)},
+                           {"ci95_hw", jopt(l.rss_hw)},
+                           {"ci95_hw_method", "root-sum-square of w_s * hw_s (published)"}};
+      r["ratio_vs_fp8_paired"] = jsum(l.paired);
+      json w = json::object();
+      for (const auto& sw : s.weights) w[sw.stream] = sw.weight;
+      r["weights"] = w;
+      rows.push_back(r);
+    }
+    for (const auto& au : s.audits)
+      for (const auto& m : au.metrics) {
+        json r;
+        r["kind"] = "audit";
+        r["stream"] = au.stream;
+        r["metric"] = m.metric;
+        r["gate"] = m.gate;
+        r["value"] = jsum(m.value);
+        r["fires"] = m.fires;
+        r["passages_firing"] = m.passages_firing;
+        r["n"] = m.value.n;
+        rows.push_back(r);
+      }
+    return rows.dump(2) + "\n";
+  }
+  std::string o;
+  o += fmt::format("experiment {} (id {}, origin {}): {} passages, {} finished runs\n", s.experiment.name,
+                   s.experiment.id, s.experiment.origin, s.n_passages, s.experiment.counts.done);
+  o += "mean ± CI95 half-width over passages (Student t, n-1 df); ratio = per-passage rel-MSE / FP8 rel-MSE\n";
+  for (const auto& st : s.streams) {
+    o += fmt::format("\n{} ({})\n", st, short_stream(st));
+    o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", "codec", "n", "bits", "CR/FP8",
+                     "rel-MSE", "cosine", "ratio vs FP8");
+    for (const auto& c : s.cells) {
+      if (c.stream != st) continue;
+      o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", c.codec, c.n_passages,
+                       num(c.bits_per_vector, 6), c.cr_vs_fp8 ? fmt::format("{:.3f}", *c.cr_vs_fp8) : "-",
+                       ci(c.rel_mse), ci(c.cos_sim, 6), c.ratio_vs_fp8 ? ci_fixed(*c.ratio_vs_fp8) : "-");
+      if (a.per_passage)
+        for (const auto& p : c.passages)
+          o += fmt::format("      {:<10} rel-MSE {}  FP8 {}  ratio {:.4f}\n", p.passage, num(p.rel_mse),
+                           num(p.fp8_rel_mse), p.ratio);
+    }
+  }
+  if (!s.layer_weighted.empty()) {
+    std::string w;
+    for (const auto& sw : s.weights)
+      w += fmt::format("{}{} {:g}/{:g}", w.empty() ? "" : ", ", short_stream(sw.stream), sw.layers,
+                       sw.layers / sw.weight);
+    o += fmt::format("\nlayer-weighted ratio vs FP8 (weights {})\n", w);
+    o += "  published CI = sqrt(sum (w_s hw_s)^2); paired CI = t interval of per-passage sum w_s ratio_s\n";
+    o += fmt::format("  {:<12} {:>9} {:>16} {:>22} {:>10} {:>8} {:>9}\n", "codec", "ratio", "published CI",
+                     "paired", "bits", "CR/FP8", "saving");
+    for (const auto& l : s.layer_weighted) {
+      if (!l.complete) {
+        o += fmt::format("  {:<12} incomplete: no data on {}\n", l.codec, fmt::join(l.missing_streams, ", "));
+        continue;
+      }
+      o += fmt::format("  {:<12} {:>9.3f} {:>16} {:>22} {:>10.1f} {:>8.3f} {:>9}\n", l.codec, l.mean,
+                       l.rss_hw ? fmt::format("± {:.3f}", *l.rss_hw) : "no CI", ci_fixed(l.paired), l.weighted_bits,
+                       l.cr_vs_fp8, pct(l.bit_saving));
+    }
+  }
+  if (!s.audits.empty()) {
+    o += "\naudit (mean ± CI95 over passages; '!' = mean exceeds the published gate)\n";
+    for (const auto& au : s.audits) {
+      o += fmt::format("  {} ({} vectors x {})\n", au.stream, au.n_vectors, au.dim);
+      for (const auto& m : au.metrics)
+        o += fmt::format("    {:<37} {:>26}  gate {:<5g} {} ({} of {} passages above)\n", m.metric, ci(m.value),
+                         m.gate, m.fires ? "!" : " ", m.passages_firing, m.value.n);
+    }
+    o += "  (rms_wasserstein2_over_sigma_per_dim is a tail-quantile ratio; name kept for comparability)\n";
+  }
+  for (const auto& m : s.monotonicity) o += "warning: " + m.message + "\n";
+  for (const auto& w : s.warnings) o += "note: " + w + "\n";
+  return o;
+}
+
+int cmd_stats(const std::vector<std::string>& args) {
+  StatsArgs a;
+  po::options_description d("kvlab stats: per stream x codec x Q statistics of one experiment");
+  add_db(d, a.c);
+  add_experiment(d, a.c);
+  add_json(d, a.c);
+  d.add_options()("stream", po::value(&a.streams)->composing(), "only this stream (repeatable)")(
+      "codec", po::value(&a.codecs)->composing(), "only this codec family ('e8') or spec ('e8:q=38') (repeatable)")(
+      "per-passage", po::bool_switch(&a.per_passage), "also list the per-passage ratios");
+  if (!parse(args, d, "kvlab stats [--db FILE] [--experiment NAME|ID] [--stream S] [--codec C] [--json]")) return 0;
+  auto db = open_ro(a.c.db);
+  const auto data = store::load_experiment(*db, a.c.experiment);
+  check_filters(data, a.streams, a.codecs);
+  stats::SummaryOptions opt;
+  opt.streams = a.streams;
+  opt.codecs = a.codecs;
+  const auto s = stats::summarize(data, opt);
+  std::cout << render_stats(s, a);
+  return 0;
+}
+
+// ---------------------------------------------------------------- best_q
+
+struct BestQArgs {
+  Common c;
+  std::string threshold = "A";
+  bool ci_safe = false;
+  bool paired = false;
+  bool suggest = false;
+  std::vector<std::string> streams, codecs;
+};
+
+stats::QView view_of(const BestQArgs& a) {
+  if (a.paired) return stats::QView::kPairedCiSafe;
+  return a.ci_safe ? stats::QView::kCiSafe : stats::QView::kPoint;
+}
+
+const char* view_text(stats::QView v) {
+  switch (v) {
+    case stats::QView::kPoint: return "point (mean rel-MSE <= budget)";
+    case stats::QView::kCiSafe: return "CI-safe, published (mean + CI95 half-width of rel-MSE <= budget)";
+    case stats::QView::kPairedCiSafe: return "CI-safe, paired (upper end of the per-passage ratio CI95 <= threshold)";
+  }
+  return "";
+}
+
+// Families to show: --codec, else every lattice family in the data.
+std::vector<std::string> families_of(const stats::StudySummary& s, const std::vector<std::string>& codecs) {
+  if (codecs.empty()) return s.families;
+  std::vector<std::string> f;
+  for (const auto& c : codecs) {
+    const std::string fam = c.substr(0, c.find(':'));
+    if (fam != stats::kFp8Codec && std::find(f.begin(), f.end(), fam) == f.end()) f.push_back(fam);
+  }
+  return f;
+}
+
+struct BestQResult {
+  std::string text;
+  bool any_inadmissible = false;
+};
+
+BestQResult render_best_q(const stats::StudySummary& s, const BestQArgs& a) {
+  BestQResult res;
+  const auto th = stats::parse_threshold(a.threshold);
+  const auto view = view_of(a);
+  const auto fams = families_of(s, a.codecs);
+  // Exit code 3: some selected stream has no admissible Q in any selected family.
+  for (const auto& st : s.streams) {
+    bool any = false, seen = false;
+    for (const auto& f : fams)
+      if (const auto* b = s.find_best_q(st, f, th.name, view)) {
+        seen = true;
+        any |= b->admissible;
+      }
+    if (seen && !any) res.any_inadmissible = true;
+  }
+  if (a.c.json) {
+    json j;
+    j["experiment"] = s.experiment.name;
+    j["threshold"] = th.name;
+    j["factor"] = th.factor;
+    j["view"] = stats::to_string(view);
+    json streams = json::array();
+    for (const auto& st : s.streams)
+      for (const auto& f : fams) {
+        const auto* b = s.find_best_q(st, f, th.name, view);
+        if (!b) continue;
+        json r;
+        r["stream"] = st;
+        r["family"] = f;
+        r["admissible"] = b->admissible;
+        r["q_min"] = jopt(b->q_min);
+        r["q_recommended"] = jopt(b->q_recommended);
+        r["codec"] = b->q_min ? json(fmt::format("{}:q={}", f, *b->q_min)) : json(nullptr);
+        r["bits_per_vector"] = b->admissible ? json(b->bits) : json(nullptr);
+        r["fp8_bits_per_vector"] = jopt(b->fp8_bits);
+        r["cr_vs_fp8"] = b->admissible ? jopt(b->cr_vs_fp8) : json(nullptr);
+        r["cr_vs_bf16"] = b->admissible ? json(b->cr_vs_bf16) : json(nullptr);
+        r["bit_saving"] = b->admissible ? jopt(b->bit_saving) : json(nullptr);
+        r["margin"] = b->admissible ? json(b->margin) : json(nullptr);
+        r["budget"] = b->admissible ? json(b->budget) : json(nullptr);
+        r["used"] = b->admissible ? json(b->used) : json(nullptr);
+        r["max_swept_q"] = b->max_swept_q;
+        r["note"] = b->note;
+        json checks = json::array();
+        for (const auto& c : b->checks)
+          checks.push_back({{"q", c.q}, {"bits", c.bits}, {"used", c.used}, {"budget", c.budget}, {"fits", c.fits},
+                            {"margin", c.margin}});
+        r["checks"] = checks;
+        streams.push_back(r);
+      }
+    j["streams"] = streams;
+    json strategies = json::array();
+    for (const auto& f : fams)
+      for (const char* name : {"uniform", "per_stream"}) {
+        const auto* st = s.find_strategy(name, f, th.name, view);
+        if (!st) continue;
+        json r;
+        r["name"] = st->name;
+        r["family"] = f;
+        r["admissible"] = st->admissible;
+        r["uniform_q"] = jopt(st->uniform_q);
+        json ss = json::array();
+        for (const auto& x : st->streams)
+          ss.push_back({{"stream", x.stream}, {"weight", x.weight}, {"q", jopt(x.q)},
+                        {"bits_per_vector", st->admissible ? json(x.bits) : json(nullptr)}});
+        r["streams"] = ss;
+        r["weighted_bits"] = st->admissible ? json(st->weighted_bits) : json(nullptr);
+        r["cr_vs_fp8"] = st->admissible ? json(st->cr_vs_fp8) : json(nullptr);
+        r["cr_vs_bf16"] = st->admissible ? json(st->cr_vs_bf16) : json(nullptr);
+        r["bit_saving"] = st->admissible ? json(st->bit_saving) : json(nullptr);
+        r["note"] = st->note;
+        strategies.push_back(r);
+      }
+    j["strategies"] = strategies;
+    json mono = json::array();
+    for (const auto& m : s.monotonicity) mono.push_back({{"stream", m.stream}, {"family", m.family}, {"q_lo", m.q_lo},
+                                                         {"q_hi", m.q_hi}, {"message", m.message}});
+    j["monotonicity_warnings"] = mono;
+    if (a.suggest) {
+      json sg = json::array();
+      for (const auto& x : s.suggestions)
+        if (std::find(fams.begin(), fams.end(), x.family) != fams.end())
+          sg.push_back({{"stream", x.stream}, {"codec", x.codec()}, {"family", x.family}, {"q", x.q},
+                        {"bits_per_vector", x.bits}, {"reason", x.reason}});
+      j["suggestions"] = sg;
+    }
+    j["warnings"] = s.warnings;
+    res.text = j.dump(2) + "\n";
+    return res;
+  }
+  std::string o;
+  o += fmt::format("experiment {}: threshold {} (rel-MSE <= {:.2f} x FP8), {}\n", s.experiment.name, th.name,
+                   th.factor, view_text(view));
+  for (const auto& f : fams) {
+    o += fmt::format("\n{}: max usable Q per stream (smallest swept Q that fits)\n", f);
+    o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7} {:>8} {:>9} {:>8}\n", "stream", "Q_min", "use Q", "bits",
+                     "CR/FP8", "CR/bf16", "saving", "margin");
+    for (const auto& st : s.streams) {
+      const auto* b = s.find_best_q(st, f, th.name, view);
+      if (!b) continue;
+      if (!b->admissible) {
+        o += fmt::format("  {:<22} {}\n", st, b->note);
+        continue;
+      }
+      o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7.3f} {:>8.3f} {:>9} {:>7.1f}%\n", st, *b->q_min,
+                       *b->q_recommended, num(b->bits, 6), *b->cr_vs_fp8, b->cr_vs_bf16, pct(*b->bit_saving),
+                       100.0 * b->margin);
+      if (!b->note.empty()) o += fmt::format("  {:<22} ({})\n", "", b->note);
+    }
+    for (const char* name : {"uniform", "per_stream"}) {
+      const auto* st = s.find_strategy(name, f, th.name, view);
+      if (!st) continue;
+      if (!st->admissible) {
+        o += fmt::format("  strategy {:<11}: not admissible ({})\n", name, st->note);
+        continue;
+      }
+      std::string qs;
+      for (const auto& x : st->streams)
+        qs += fmt::format("{}{}={}", qs.empty() ? "" : " ", short_stream(x.stream), x.q ? std::to_string(*x.q) : "-");
+      o += fmt::format("  strategy {:<11}: {}; layer-weighted bits {:.1f}, CR/FP8 {:.3f}, CR/bf16 {:.3f}, saving {}\n",
+                       name, std::string(name) == "uniform" ? fmt::format("Q={} on all streams", *st->uniform_q) : qs,
+                       st->weighted_bits, st->cr_vs_fp8, st->cr_vs_bf16, pct(st->bit_saving));
+    }
+  }
+  if (a.suggest) {
+    o += "\nQ values worth running (largest Q of each bit class between the last failing and first passing swept Q):\n";
+    int n = 0;
+    for (const auto& x : s.suggestions)
+      if (std::find(fams.begin(), fams.end(), x.family) != fams.end()) {
+        o += fmt::format("  {:<22} {:<10} {:>6} bits  {}\n", x.stream, x.codec(), num(x.bits, 6), x.reason);
+        ++n;
+      }
+    if (n == 0) o += "  none\n";
+  }
+  for (const auto& m : s.monotonicity) o += "warning: " + m.message + "\n";
+  for (const auto& w : s.warnings) o += "note: " + w + "\n";
+  res.text = o;
+  return res;
+}
+
+stats::StudySummary summarize_for_best_q(const stats::ExperimentData& data, const BestQArgs& a) {
+  stats::SummaryOptions opt;
+  opt.thresholds = {stats::parse_threshold(a.threshold)};
+  opt.views = {view_of(a)};
+  opt.streams = a.streams;
+  opt.codecs = a.codecs;
+  if (a.suggest) opt.bits_of = bits_fn(data.info.origin);
+  return stats::summarize(data, opt);
+}
+
+void add_best_q_options(po::options_description& d, BestQArgs& a) {
+  d.add_options()("threshold,t", po::value(&a.threshold)->default_value("A"),
+                  "A (1.00 x FP8 rel-MSE), B (1.05 x) or C (1.20 x)")(
+      "ci-safe", po::bool_switch(&a.ci_safe), "published CI-safe view: mean + CI95 half-width must fit")(
+      "paired", po::bool_switch(&a.paired), "paired CI-safe view: upper end of the per-passage ratio CI95 must fit")(
+      "stream", po::value(&a.streams)->composing(), "only this stream (repeatable)")(
+      "codec", po::value(&a.codecs)->composing(), "only this lattice family, e.g. e8 (repeatable)");
+}
+
+int cmd_best_q(const std::vector<std::string>& args) {
+  BestQArgs a;
+  po::options_description d("kvlab best_q: max usable Q per stream and the two deployment strategies");
+  add_db(d, a.c);
+  add_experiment(d, a.c);
+  add_json(d, a.c);
+  add_best_q_options(d, a);
+  d.add_options()("suggest", po::bool_switch(&a.suggest), "list Q values still worth running");
+  if (!parse(args, d, "kvlab best_q --threshold A|B|C [--ci-safe|--paired] [--suggest] [--db FILE] [--experiment E] [--json]"))
+    return 0;
+  stats::parse_threshold(a.threshold);  // usage error before touching the database
+  auto db = open_ro(a.c.db);
+  const auto data = store::load_experiment(*db, a.c.experiment);
+  check_filters(data, a.streams, a.codecs);
+  const auto s = summarize_for_best_q(data, a);
+  KVLAB_CHECK(!s.families.empty(), "experiment '{}' has no finished lattice-codec runs{}", data.info.name,
+              a.codecs.empty() ? "" : " matching --codec");
+  const auto r = render_best_q(s, a);
+  std::cout << r.text;
+  return r.any_inadmissible ? static_cast<int>(ExitCode::kNoAdmissibleQ) : 0;
+}
+
+// ---------------------------------------------------------------- refine
+
+int cmd_refine(const std::vector<std::string>& args) {
+  BestQArgs a;
+  bool dry = false;
+  std::string db_path;
+  po::options_description d("kvlab refine: queue the Q values `best_q --suggest` lists as runs of the same experiment");
+  add_db(d, a.c);
+  add_experiment(d, a.c);
+  add_json(d, a.c);
+  add_best_q_options(d, a);
+  d.add_options()("dry-run", po::bool_switch(&dry), "only list what would be queued");
+  if (!parse(args, d, "kvlab refine [--threshold A|B|C] [--ci-safe|--paired] [--db FILE] [--experiment E] [--dry-run]"))
+    return 0;
+  stats::parse_threshold(a.threshold);
+  a.suggest = true;
+  auto db = store::open_database(a.c.db, dry ? store::OpenMode::kReadOnly : store::OpenMode::kReadWrite);
+  const auto data = store::load_experiment(*db, a.c.experiment);
+  check_filters(data, a.streams, a.codecs);
+  const auto s = summarize_for_best_q(data, a);
+  const auto fams = families_of(s, a.codecs);
+  std::set<std::pair<std::string, int>> todo;
+  for (const auto& x : s.suggestions)
+    if (std::find(fams.begin(), fams.end(), x.family) != fams.end()) todo.insert({canonical_codec(x.family, x.q), x.q});
+  std::vector<std::pair<std::string, int>> list(todo.begin(), todo.end());
+  store::RefineOutcome out;
+  if (!dry && !list.empty()) out = store::queue_codec_runs(*db, data.info.id, list);
+  if (a.c.json) {
+    json j;
+    j["experiment"] = data.info.name;
+    j["dry_run"] = dry;
+    json cs = json::array();
+    for (const auto& [c, q] : list) cs.push_back(c);
+    j["codecs"] = cs;
+    j["runs_added"] = out.added;
+    j["runs_existing"] = out.existing;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    if (list.empty()) {
+      std::cout << fmt::format("experiment {}: no Q values to add for threshold {} ({})\n", data.info.name,
+                               a.threshold, stats::to_string(view_of(a)));
+    } else {
+      std::vector<std::string> names;
+      for (const auto& [c, q] : list) names.push_back(c);
+      std::cout << fmt::format("experiment {}: {} {} (every passage x stream)\n", data.info.name,
+                               dry ? "would queue" : "queued", fmt::join(names, ", "));
+      if (!dry)
+        std::cout << fmt::format("{} runs added, {} already present; run them with `kvlab run --db {}`\n", out.added,
+                                 out.existing, a.c.db);
+    }
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- list / show
+
+std::string fmt_time(double t) {
+  if (t <= 0) return "-";
+  return fmt::format("{:.0f}", t);
+}
+
+int cmd_list(const std::vector<std::string>& args) {
+  Common c;
+  bool runs = false;
+  store::RunFilter f;
+  std::string stream, codec, status, passage;
+  std::int64_t limit = 0;
+  po::options_description d("kvlab list: experiments, or runs with --runs");
+  add_db(d, c);
+  add_experiment(d, c);
+  add_json(d, c);
+  d.add_options()("runs", po::bool_switch(&runs), "list runs instead of experiments")(
+      "stream", po::value(&stream), "runs of this stream")("codec", po::value(&codec), "runs of this codec or family")(
+      "status", po::value(&status), "runs in this state: queued, running, done, failed")(
+      "passage", po::value(&passage), "runs of this passage (name)")("limit", po::value(&limit), "at most N runs");
+  if (!parse(args, d, "kvlab list [--runs [--experiment E] [--status S] [--stream S] [--codec C]] [--json]")) return 0;
+  auto db = open_ro(c.db);
+  if (!runs) {
+    const auto rows = store::list_experiments(*db);
+    if (c.json) {
+      json j = json::array();
+      for (const auto& r : rows)
+        j.push_back({{"id", r.id}, {"name", r.name}, {"origin", r.origin}, {"runs", r.counts.total()},
+                     {"passages", r.passages}, {"queued", r.counts.queued}, {"running", r.counts.running},
+                     {"done", r.counts.done}, {"failed", r.counts.failed}, {"created_at", r.created_at}});
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << fmt::format("{:>4} {:<28} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7}  {}\n", "id", "name", "origin",
+                               "passages", "runs", "done", "queued", "failed", "created");
+      for (const auto& r : rows)
+        std::cout << fmt::format("{:>4} {:<28} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7}  {}\n", r.id, r.name, r.origin,
+                                 r.passages, r.counts.total(), r.counts.done, r.counts.queued, r.counts.failed,
+                                 r.created_at);
+    }
+    return 0;
+  }
+  if (!c.experiment.empty() || store::list_experiments(*db).size() == 1)
+    f.experiment_id = store::resolve_experiment(*db, c.experiment).id;
+  if (!stream.empty()) f.stream = stream;
+  if (!codec.empty()) f.codec = codec;
+  if (!status.empty()) f.status = status;
+  if (!passage.empty()) f.passage = passage;
+  if (limit > 0) f.limit = limit;
+  const auto rows = store::list_runs(*db, f);
+  if (c.json) {
+    json j = json::array();
+    for (const auto& r : rows)
+      j.push_back({{"id", r.run_id}, {"experiment", r.experiment}, {"passage", r.passage}, {"stream", r.stream},
+                   {"codec", r.codec}, {"q", jopt(r.q)}, {"replicate", r.replicate}, {"status", r.status},
+                   {"attempts", r.attempts}, {"bits_per_vector", jopt(r.bits_per_vector)},
+                   {"rel_mse", jopt(r.rel_mse)}, {"cos_sim", jopt(r.cos_sim)},
+                   {"error", r.error ? json(*r.error) : json(nullptr)}});
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("{:>7} {:<16} {:<10} {:<22} {:<12} {:>3} {:<8} {:>8} {:>12}\n", "run", "experiment",
+                             "passage", "stream", "codec", "rep", "status", "bits", "rel-MSE");
+    for (const auto& r : rows)
+      std::cout << fmt::format("{:>7} {:<16} {:<10} {:<22} {:<12} {:>3} {:<8} {:>8} {:>12}{}\n", r.run_id,
+                               r.experiment, r.passage, r.stream, r.codec, r.replicate, r.status,
+                               r.bits_per_vector ? num(*r.bits_per_vector, 6) : "-",
+                               r.rel_mse ? num(*r.rel_mse, 6) : "-", r.error ? "  error: " + *r.error : "");
+  }
+  return 0;
+}
+
+int cmd_show(const std::vector<std::string>& args) {
+  Common c;
+  std::int64_t run_id = 0;
+  po::options_description d("kvlab show: one experiment (parameters, passages, run counts) or one run");
+  add_db(d, c);
+  add_experiment(d, c);
+  add_json(d, c);
+  d.add_options()("run", po::value(&run_id), "show this run id with its result and provenance");
+  po::positional_options_description pos;
+  pos.add("experiment", 1);
+  if (!parse(args, d, "kvlab show [EXPERIMENT] [--run ID] [--db FILE] [--json]", &pos)) return 0;
+  auto db = open_ro(c.db);
+  if (run_id > 0) {
+    store::RunFilter f;
+    f.run_id = run_id;
+    const auto rows = store::list_runs(*db, f);
+    KVLAB_CHECK(!rows.empty(), "no run with id {} in {}", run_id, c.db);
+    const auto& r = rows.front();
+    const auto prov = r.provenance_id ? store::provenance_row(*db, *r.provenance_id)
+                                      : std::vector<std::pair<std::string, std::string>>{};
+    if (c.json) {
+      json j = {{"id", r.run_id}, {"experiment", r.experiment}, {"passage", r.passage}, {"passage_hash", r.passage_hash},
+                {"stream", r.stream}, {"codec", r.codec}, {"q", jopt(r.q)}, {"replicate", r.replicate},
+                {"status", r.status}, {"attempts", r.attempts}, {"bits_per_vector", jopt(r.bits_per_vector)},
+                {"rel_mse", jopt(r.rel_mse)}, {"cos_sim", jopt(r.cos_sim)}, {"wall_s", jopt(r.wall_s)},
+                {"error", r.error ? json(*r.error) : json(nullptr)}};
+      json p = json::object();
+      for (const auto& [k, v] : prov) p[k] = v;
+      j["provenance"] = p;
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << fmt::format("run {}: experiment {}, passage {} ({}), stream {}, codec {}, replicate {}\n", r.run_id,
+                               r.experiment, r.passage, r.passage_hash.substr(0, 16), r.stream, r.codec, r.replicate);
+      std::cout << fmt::format("  status {}, attempts {}{}\n", r.status, r.attempts,
+                               r.error ? ", last error: " + *r.error : "");
+      if (r.rel_mse)
+        std::cout << fmt::format("  bits_per_vector {}, rel_mse {}, cos_sim {}, n_vectors {}, dim {}\n",
+                                 num(*r.bits_per_vector, 8), num(*r.rel_mse, 8), num(*r.cos_sim, 8),
+                                 r.n_vectors ? std::to_string(*r.n_vectors) : "-", r.dim ? std::to_string(*r.dim) : "-");
+      for (const auto& [k, v] : prov) std::cout << fmt::format("  provenance.{} = {}\n", k, v);
+    }
+    return 0;
+  }
+  const auto data = store::load_experiment(*db, c.experiment);
+  const auto streams = store::experiment_streams(*db, data.info.id);
+  const auto codecs = store::experiment_codecs(*db, data.info.id);
+  if (c.json) {
+    json j;
+    j["id"] = data.info.id;
+    j["name"] = data.info.name;
+    j["origin"] = data.info.origin;
+    j["spec_hash"] = data.info.spec_hash;
+    j["created_at"] = data.info.created_at;
+    j["params"] = json::parse(data.info.params_json);
+    j["runs"] = {{"queued", data.info.counts.queued}, {"running", data.info.counts.running},
+                 {"done", data.info.counts.done}, {"failed", data.info.counts.failed}};
+    json ps = json::array();
+    for (const auto& p : data.passages)
+      ps.push_back({{"id", p.id}, {"idx", p.idx}, {"name", p.name}, {"content_hash", p.content_hash},
+                    {"source", p.source}});
+    j["passages"] = ps;
+    j["streams"] = streams;
+    j["codecs"] = codecs;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const auto& i = data.info;
+  std::cout << fmt::format("experiment {} (id {})\n  origin {}, created {}\n  spec hash {}\n", i.name, i.id, i.origin,
+                           i.created_at, i.spec_hash);
+  std::cout << fmt::format("  runs: {} done, {} queued, {} running, {} failed\n", i.counts.done, i.counts.queued,
+                           i.counts.running, i.counts.failed);
+  std::cout << fmt::format("  streams: {}\n  codecs: {}\n", fmt::join(streams, ", "), fmt::join(codecs, ", "));
+  std::string lm;
+  for (const auto& [s, n] : i.layer_mix) lm += fmt::format("{}{}={:g}", lm.empty() ? "" : ", ", s, n);
+  std::cout << fmt::format("  layer mix: {}\n", lm.empty() ? "none" : lm);
+  std::cout << fmt::format("  parameters: {}\n", i.params_json);
+  std::cout << fmt::format("  passages ({}):\n", data.passages.size());
+  for (const auto& p : data.passages)
+    std::cout << fmt::format("    {:>3} {:<14} {}  {}\n", p.idx, p.name, p.content_hash.substr(0, 16), p.source);
+  return 0;
+}
+
+// ---------------------------------------------------------------- export
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return o + "\"";
+}
+
+int cmd_export(const std::vector<std::string>& args) {
+  Common c;
+  std::string format = "csv", out_path;
+  bool all = false;
+  po::options_description d("kvlab export: finished runs with their results as CSV or JSON lines");
+  add_db(d, c);
+  add_experiment(d, c);
+  d.add_options()("format", po::value(&format)->default_value("csv"), "csv | jsonl")(
+      "out,o", po::value(&out_path), "output file (default stdout)")(
+      "all-experiments", po::bool_switch(&all), "every experiment instead of one");
+  if (!parse(args, d, "kvlab export --format csv|jsonl [--experiment E] [--out FILE] [--db FILE]")) return 0;
+  if (format != "csv" && format != "jsonl")
+    throw UsageError(fmt::format("unknown --format '{}'; expected csv or jsonl", format));
+  auto db = open_ro(c.db);
+  store::RunFilter f;
+  f.status = "done";
+  if (!all) f.experiment_id = store::resolve_experiment(*db, c.experiment).id;
+  const auto rows = store::list_runs(*db, f);
+  std::string o;
+  if (format == "csv") {
+    // The first seven columns are the `kvlab import csv` format.
+    o += "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim,n_vectors,dim,passage_hash,replicate,experiment,"
+         "run_id\n";
+    for (const auto& r : rows)
+      o += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.passage), r.stream, r.codec,
+                       r.q ? std::to_string(*r.q) : "", fmt::format("{:.17g}", r.bits_per_vector.value_or(0)),
+                       fmt::format("{:.17g}", r.rel_mse.value_or(0)), fmt::format("{:.17g}", r.cos_sim.value_or(0)),
+                       r.n_vectors ? std::to_string(*r.n_vectors) : "", r.dim ? std::to_string(*r.dim) : "",
+                       r.passage_hash, r.replicate, csv_field(r.experiment), r.run_id);
+  } else {
+    for (const auto& r : rows) {
+      json j = {{"experiment", r.experiment}, {"run_id", r.run_id}, {"passage", r.passage},
+                {"passage_hash", r.passage_hash}, {"stream", r.stream}, {"codec", r.codec}, {"q", jopt(r.q)},
+                {"replicate", r.replicate}, {"bits_per_vector", jopt(r.bits_per_vector)},
+                {"code_bytes", r.code_bytes ? json(*r.code_bytes) : json(nullptr)}, {"rel_mse", jopt(r.rel_mse)},
+                {"cos_sim", jopt(r.cos_sim)}, {"n_vectors", r.n_vectors ? json(*r.n_vectors) : json(nullptr)},
+                {"dim", jopt(r.dim)}, {"wall_s", jopt(r.wall_s)},
+                {"provenance_id", r.provenance_id ? json(*r.provenance_id) : json(nullptr)}};
+      o += j.dump() + "\n";
+    }
+  }
+  emit(o, out_path);
+  if (!out_path.empty() && out_path != "-")
+    std::cerr << fmt::format("kvlab export: {} runs written to {}\n", rows.size(), out_path);
+  return 0;
+}
+
+// ---------------------------------------------------------------- diff
+
+int cmd_diff(const std::vector<std::string>& args) {
+  Common c;
+  std::vector<std::string> exps, streams, codecs;
+  po::options_description d("kvlab diff: the same (stream, codec) cells of two experiments side by side");
+  add_db(d, c);
+  add_json(d, c);
+  d.add_options()("experiments", po::value(&exps)->composing(), "EXP_A EXP_B (names or ids)")(
+      "stream", po::value(&streams)->composing(), "only this stream (repeatable)")(
+      "codec", po::value(&codecs)->composing(), "only this codec family or spec (repeatable)");
+  po::positional_options_description pos;
+  pos.add("experiments", 2);
+  if (!parse(args, d, "kvlab diff EXP_A EXP_B [--db FILE] [--stream S] [--codec C] [--json]", &pos)) return 0;
+  if (exps.size() != 2) throw UsageError(fmt::format("diff needs two experiments (EXP_A EXP_B), got {}", exps.size()));
+  auto db = open_ro(c.db);
+  auto a = store::load_experiment(*db, exps[0]);
+  auto b = store::load_experiment(*db, exps[1]);
+  const auto keep = [&](stats::ExperimentData& e) {
+    std::vector<stats::RunResult> kept;
+    for (auto& r : e.results) {
+      if (!streams.empty() && std::find(streams.begin(), streams.end(), r.stream) == streams.end()) continue;
+      if (!codecs.empty()) {
+        const std::string fam = r.codec.substr(0, r.codec.find(':'));
+        if (std::find(codecs.begin(), codecs.end(), r.codec) == codecs.end() &&
+            std::find(codecs.begin(), codecs.end(), fam) == codecs.end() && r.codec != stats::kFp8Codec)
+          continue;
+      }
+      kept.push_back(std::move(r));
+    }
+    e.results = std::move(kept);
+  };
+  keep(a);
+  keep(b);
+  const auto dd = stats::diff_experiments(a, b);
+  if (c.json) {
+    json j;
+    j["a"] = dd.name_a;
+    j["b"] = dd.name_b;
+    j["paired"] = dd.paired;
+    j["method"] = dd.paired ? "paired by passage" : "Welch";
+    j["shared_passages"] = dd.shared_passages;
+    json cells = json::array();
+    for (const auto& x : dd.cells) {
+      json r = {{"stream", x.stream}, {"codec", x.codec}, {"q", jopt(x.q)}, {"rel_mse_a", jsum(x.a)},
+                {"rel_mse_b", jsum(x.b)}, {"ratio", x.ratio}, {"bits_a", x.bits_a}, {"bits_b", x.bits_b}};
+      r["paired_ratio"] = x.paired_ratio ? jsum(*x.paired_ratio) : json(nullptr);
+      r["difference"] = {{"method", x.difference.method == stats::Comparison::Method::kPaired ? "paired" : "welch"},
+                         {"diff", x.difference.diff}, {"ci95_hw", jopt(x.difference.ci95_hw)},
+                         {"df", jopt(x.difference.df)}, {"p_value", jopt(x.difference.p_value)},
+                         {"significant", x.difference.significant()}};
+      r["ratio_vs_fp8_a"] = x.ratio_vs_fp8_a ? jsum(*x.ratio_vs_fp8_a) : json(nullptr);
+      r["ratio_vs_fp8_b"] = x.ratio_vs_fp8_b ? jsum(*x.ratio_vs_fp8_b) : json(nullptr);
+      cells.push_back(r);
+    }
+    j["cells"] = cells;
+    j["only_a"] = dd.only_a;
+    j["only_b"] = dd.only_b;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("A = {}, B = {}: {} ({} shared passages)\n", dd.name_a, dd.name_b,
+                           dd.paired ? "same passages: paired by passage" : "different passages: Welch's t",
+                           dd.shared_passages);
+  std::cout << fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}\n", "stream", "codec", "rel-MSE A",
+                           "rel-MSE B", dd.paired ? "A/B (paired)" : "A/B (means)", "p");
+  for (const auto& x : dd.cells)
+    std::cout << fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}{}\n", x.stream, x.codec, ci(x.a), ci(x.b),
+                             x.paired_ratio ? ci_fixed(*x.paired_ratio, 4) : fmt::format("{:.4f}", x.ratio),
+                             x.difference.p_value ? fmt::format("{:.3g}", *x.difference.p_value) : "-",
+                             x.difference.significant() ? " *" : "");
+  std::cout << "  (* : the 95 % interval of the difference A - B excludes 0)\n";
+  if (!dd.only_a.empty()) std::cout << fmt::format("only in A: {}\n", fmt::join(dd.only_a, "; "));
+  if (!dd.only_b.empty()) std::cout << fmt::format("only in B: {}\n", fmt::join(dd.only_b, "; "));
+  return 0;
+}
+
+// ---------------------------------------------------------------- imports
+
+int cmd_import(const std::vector<std::string>& args, bool published) {
+  Common c;
+  std::string file, layer_mix;
+  po::options_description d(published ? "kvlab import published: the published per-passage JSON as an experiment"
+                                      : "kvlab import csv: run results from a CSV file as an experiment");
+  add_db(d, c);
+  add_json(d, c);
+  d.add_options()("experiment,e", po::value(&c.experiment), "experiment name (default: the file name without extension)")(
+      "layer-mix", po::value(&layer_mix),
+      "layers per stream, e.g. sliding_window_kv=3,csa_pool_kv_ratio4=20,hca_pool_kv_ratio128=20 "
+      "(default: the V4-Flash model config)")("file", po::value(&file), "input file");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  if (!parse(args, d, published ? "kvlab import published FILE.json [--experiment NAME] [--db FILE]"
+                                : "kvlab import csv FILE.csv [--experiment NAME] [--db FILE]",
+             &pos))
+    return 0;
+  if (file.empty()) throw UsageError("missing input FILE");
+  store::ImportOptions opt;
+  opt.experiment = c.experiment;
+  opt.layer_mix = layer_mix_from(layer_mix);
+  opt.canonicalize = canonical_codec;
+  auto db = store::open_database(c.db, store::OpenMode::kCreate);
+  const auto out = published ? store::import_published(*db, file, opt) : store::import_csv(*db, file, opt);
+  if (c.json) {
+    std::cout << json({{"experiment", out.experiment}, {"id", out.experiment_id}, {"created", out.experiment_created},
+                       {"sha256", out.file_sha256}, {"passages_added", out.passages_added},
+                       {"runs_added", out.runs_added}, {"results_added", out.results_added},
+                       {"audits_added", out.audits_added}, {"rows_existing", out.rows_existing}})
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << fmt::format(
+        "{} experiment '{}' (id {}) from {} (sha256 {}): {} passages, {} runs, {} results, {} audits added; {} "
+        "runs already present\n",
+        out.experiment_created ? "created" : "updated", out.experiment, out.experiment_id, file,
+        out.file_sha256.substr(0, 16), out.passages_added, out.runs_added, out.results_added, out.audits_added,
+        out.rows_existing);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------- bench query
+
+int cmd_bench_query(const std::vector<std::string>& args) {
+  Common c;
+  std::string generate;
+  int runs = 100000, qmax = 100, repeat = 3;
+  po::options_description d("kvlab bench query: time best_q and stats on a large database");
+  add_db(d, c);
+  add_experiment(d, c);
+  d.add_options()("generate", po::value(&generate), "first write a synthetic database of --runs runs to FILE")(
+      "runs", po::value(&runs)->default_value(100000), "approximate number of runs to generate")(
+      "qmax", po::value(&qmax)->default_value(100), "generated Q grid 1..qmax per lattice family")(
+      "repeat", po::value(&repeat)->default_value(3), "timed repetitions (the best is reported)");
+  if (!parse(args, d, "kvlab bench query [--generate FILE [--runs N]] [--db FILE] [--experiment E]")) return 0;
+  using clock = std::chrono::steady_clock;
+  if (!generate.empty()) {
+    if (runs < 1 || qmax < 1) throw UsageError("--runs and --qmax must be >= 1");
+    store::BenchmarkSpec spec;
+    spec.qmax = qmax;
+    const int per_passage = 3 * (1 + 2 * qmax);
+    spec.passages = std::max(1, (runs + per_passage - 1) / per_passage);
+    spec.bits_of = bits_fn("sweep");
+    spec.layer_mix = layer_mix_from("");
+    const auto t0 = clock::now();
+    auto wdb = store::open_database(generate, store::OpenMode::kCreate);
+    const auto out = store::generate_benchmark(*wdb, spec);
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    std::cout << fmt::format("generated {}: experiment '{}', {} passages, {} runs in {:.2f} s\n", generate,
+                             out.experiment, out.passages_added, out.runs_added, s);
+    c.db = generate;
+    if (c.experiment.empty()) c.experiment = out.experiment;
+  }
+  double best_bq = 1e30, best_st = 1e30, best_load = 1e30;
+  std::size_t n_rows = 0;
+  for (int i = 0; i < std::max(1, repeat); ++i) {
+    // best_q --threshold A --ci-safe: open, load, summarize, render (as the command does).
+    auto t0 = clock::now();
+    {
+      auto db = open_ro(c.db);
+      const auto data = store::load_experiment(*db, c.experiment);
+      n_rows = data.results.size();
+      const auto t1 = clock::now();
+      best_load = std::min(best_load, std::chrono::duration<double>(t1 - t0).count());
+      BestQArgs a;
+      a.ci_safe = true;
+      a.c.json = true;
+      const auto s = summarize_for_best_q(data, a);
+      const auto r = render_best_q(s, a);
+      KVLAB_ASSERT(!r.text.empty());
+    }
+    best_bq = std::min(best_bq, std::chrono::duration<double>(clock::now() - t0).count());
+    t0 = clock::now();
+    {
+      auto db = open_ro(c.db);
+      const auto data = store::load_experiment(*db, c.experiment);
+      StatsArgs a;
+      a.c.json = true;
+      const auto s = stats::summarize(data, {});
+      const auto text = render_stats(s, a);
+      KVLAB_ASSERT(!text.empty());
+    }
+    best_st = std::min(best_st, std::chrono::duration<double>(clock::now() - t0).count());
+  }
+  std::cout << fmt::format("database {}: {} finished runs\n", c.db, n_rows);
+  std::cout << fmt::format("  load_experiment             {:8.3f} s\n", best_load);
+  std::cout << fmt::format("  best_q --threshold A --ci-safe {:8.3f} s  (target < 1 s)\n", best_bq);
+  std::cout << fmt::format("  stats --json                {:8.3f} s  (target < 2 s)\n", best_st);
+  std::cout << fmt::format("  (best of {} repetitions, in-process: open + load + summarize + render)\n",
+                           std::max(1, repeat));
+  return 0;
+}
+
+CommandRegistrar reg_stats{"stats", "per stream x codec x Q: rel-MSE, cosine, ratio vs FP8 with CI95; audits",
+                           cmd_stats};
+CommandRegistrar reg_best_q{"best_q", "max usable Q per stream (--threshold A|B|C, --ci-safe, --paired, --suggest)",
+                            cmd_best_q};
+CommandRegistrar reg_best_q2{"best-q", "same as best_q", cmd_best_q};
+CommandRegistrar reg_list{"list", "experiments (or runs with --runs)", cmd_list};
+CommandRegistrar reg_show{"show", "one experiment or one run (--run ID)", cmd_show};
+CommandRegistrar reg_export{"export", "finished runs as CSV or JSON lines", cmd_export};
+CommandRegistrar reg_diff{"diff", "two experiments cell by cell (paired by passage, else Welch)", cmd_diff};
+CommandRegistrar reg_import_pub{"import published", "import the published per-passage JSON",
+                                [](const std::vector<std::string>& a) { return cmd_import(a, true); }};
+CommandRegistrar reg_import_csv{"import csv", "import run results from CSV",
+                                [](const std::vector<std::string>& a) { return cmd_import(a, false); }};
+CommandRegistrar reg_refine{"refine", "queue the Q values best_q --suggest lists", cmd_refine};
+CommandRegistrar reg_bench{"bench query", "time best_q and stats on a large (generated) database", cmd_bench_query};
+
+}  // namespace
+}  // namespace kvlab::cli
