@@ -111,15 +111,16 @@ const E4m3Table& e4m3_table() {
   return t;
 }
 
-// Stored (uf16-rounded) scale of a block with the given amax.
+// The block maximum a = max(amax, 1e-4) is stored as uf16 and the scale
+// derived from it, s16 = uf16(a) / 448, on both sides. When a has at most 11
+// significant bits (e.g. a power of two) this equals the SPEC float32 scale.
 inline float stored_scale(float amax, uint16_t* code) {
   const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
-  const float s = a / kE4m3Max;
-  KVLAB_CHECK(uf16_fits(s),
-              "fp8_per64: block max |v| = {} needs a scale {} above the 16-bit (uf16) scale field's max {}", amax, s,
+  KVLAB_CHECK(uf16_fits(a),
+              "fp8_per64: block max |v| = {} exceeds the 16-bit (uf16) block-max field's largest value {}", amax,
               kUf16Max);
-  *code = f32_to_uf16(s);
-  return uf16_to_f32(*code);
+  *code = f32_to_uf16(a);
+  return uf16_to_f32(*code) / kE4m3Max;
 }
 
 }  // namespace
@@ -215,7 +216,7 @@ void fp8_block_decode(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t
     const uint8_t* c = codes + r * cs;
     float* o = out + r * ncols;
     for (int64_t k = 0; k < nb; ++k) {
-      const float s = uf16_to_f32(uint16_t(c[2 * k] | (c[2 * k + 1] << 8)));
+      const float s = uf16_to_f32(uint16_t(c[2 * k] | (c[2 * k + 1] << 8))) / kE4m3Max;
       const uint8_t* q = c + 2 * nb + k * block;
       float* ob = o + k * block;
       for (int64_t j = 0; j < block; ++j) ob[j] = tab[q[j]] * s;
@@ -230,7 +231,7 @@ void fp8_block_decode_ref(const uint8_t* codes, int64_t rows, int64_t ncols, int
     for (int64_t j = 0; j < ncols; ++j) {
       const uint8_t* c = codes + r * cs;
       const int64_t k = j / block;
-      const float s = uf16_to_f32(uint16_t(c[2 * k] | (c[2 * k + 1] << 8)));
+      const float s = uf16_to_f32(uint16_t(c[2 * k] | (c[2 * k + 1] << 8))) / kE4m3Max;
       out[r * ncols + j] = e4m3_to_f32(c[2 * nb + j]) * s;
     }
 }

@@ -32,11 +32,14 @@ void fp8_simulate_rows_ref(float* data, int64_t rows, int64_t row_stride, int64_
 float e4m3_round_value(float x);
 
 // Byte format of one row of `ncols` values with block `block` (used by the
-// fp8_per64 codec): ncols/block uf16 scales (2 bytes each, little endian;
-// the stored scale s16 = uf16(a / 448), see fp_formats.h), then ncols E4M3
-// codes q = E4M3(clamp(v / s16, -448, 448)). Decode: v' = q * s16.
+// fp8_per64 codec): ncols/block 16-bit scale fields (2 bytes each, little
+// endian) holding the block maximum a16 = uf16(max(max|v|, 1e-4)) (see
+// fp_formats.h), then ncols E4M3 codes q = E4M3(clamp(v / s16, -448, 448))
+// with s16 = a16 / 448 in float32. Decode: v' = q * s16. Storing the maximum
+// rather than the scale keeps the result identical to the float32-scale
+// simulation whenever the block maximum has <= 11 significant bits.
 // Rows are contiguous (stride ncols). Throws kvlab::Error on non-finite input
-// or a scale above the uf16 range.
+// or a block maximum above the uf16 range (~8.59e9).
 int64_t fp8_block_code_size(int64_t ncols, int64_t block);
 void fp8_block_encode(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
 void fp8_block_decode(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t block, float* out);

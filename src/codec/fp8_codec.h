@@ -3,13 +3,15 @@
 // block scales of 16 bits each, then D E4M3FN codes (8 bits each):
 // 8 D + 16 D/64 bits, exactly the published accounting (4224 at D = 512).
 //
-// The 16-bit scale is kvlab's "uf16" (fp_formats.h: unsigned, 6-bit
-// exponent, 10-bit mantissa, range to ~8.6e9): s16 = uf16(RNE(a / 448)) with
-// a = max(max|v|, 1e-4); codes q = E4M3(clamp(v / s16, -448, 448)); decode
-// q * s16. Compared with the float32 scale of the SPEC simulation this moves
-// a scale by at most 2^-11 relative; the effect on rel-MSE is measured by a
-// test and by `kvlab bench codecs`. Blocks whose scale exceeds the uf16
-// range (max|v| > ~3.8e12) and non-finite input are rejected (kvlab::Error).
+// The 16-bit scale field is kvlab's "uf16" (fp_formats.h: unsigned, 6-bit
+// exponent, 10-bit mantissa, range to ~8.6e9) holding the block maximum
+// a16 = uf16(RNE(a)), a = max(max|v|, 1e-4); the scale is s16 = a16 / 448
+// (float32) on both sides; codes q = E4M3(clamp(v / s16, -448, 448));
+// decode q * s16. Against the float32 scale of the SPEC simulation this
+// moves a scale by at most 2^-11 relative (and not at all when a has <= 11
+// significant bits); the effect on rel-MSE is measured in
+// codec_reference_test. Blocks with max|v| above the uf16 range (~8.59e9)
+// and non-finite input are rejected (kvlab::Error).
 #pragma once
 
 #include "codec/codec.h"
