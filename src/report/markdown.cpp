@@ -66,6 +66,11 @@ std::string fmt_sig(double v, int sig) {
   return strip_negative_zero(fmt::format("{:.{}e}", v, sig - 1));
 }
 
+std::string fmt_short(double v) {
+  if (!std::isfinite(v)) return non_finite(v);
+  return strip_negative_zero(fmt::format("{:.6g}", v));
+}
+
 std::string fmt_int(long long v) { return fmt::format("{}", v); }
 
 std::string fmt_percent(double fraction, int decimals) {

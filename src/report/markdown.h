@@ -30,6 +30,10 @@ std::string fmt_fixed(double v, int decimals);
 // ("1.23e-05"). Zero prints as "0".
 std::string fmt_sig(double v, int sig);
 
+// Shortest form with up to 6 significant digits ("0.5", "20", "1e-05"), for
+// parameters such as gates and layer counts.
+std::string fmt_short(double v);
+
 // Integers and integer-valued doubles ("4224"); asserts the value is integral.
 std::string fmt_int(long long v);
 

@@ -1,0 +1,230 @@
+// Shared report sections; see sections.h.
+#include "report/sections.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "report/derived.h"
+
+namespace kvlab::report::detail {
+
+std::string stream_short(const std::string& stream) {
+  if (stream == "sliding_window_kv") return "SWA";
+  if (stream == "csa_pool_kv_ratio4") return "CSA";
+  if (stream == "hca_pool_kv_ratio128") return "HCA";
+  return stream;
+}
+
+std::string stream_cell(const std::string& stream) {
+  const std::string s = stream_short(stream);
+  if (s == stream) return "`" + stream + "`";
+  return "`" + stream + "` (" + s + ")";
+}
+
+std::string codec_label(const std::string& codec) {
+  if (codec == stats::kFp8Codec) return "FP8 per-64";
+  try {
+    const auto spec = stats::parse_codec_spec(codec);
+    std::string fam = spec.family;
+    for (char& c : fam) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return spec.q ? fmt::format("{} Q={}", fam, *spec.q) : fam;
+  } catch (const Error&) {
+    return codec;
+  }
+}
+
+std::string fmt_ratio(const stats::Summary& s) { return fmt_pm_fixed(s.mean, s.ci95_hw, 3); }
+
+std::string fmt_relmse(const stats::Summary& s) { return fmt_pm_sig(s.mean, s.ci95_hw, 2, 4); }
+
+int column_exponent(const std::vector<double>& values) {
+  double m = 0;
+  for (double v : values) {
+    if (std::isfinite(v)) m = std::max(m, std::fabs(v));
+  }
+  if (m == 0) return 0;
+  return static_cast<int>(std::floor(std::log10(m)));
+}
+
+std::string fmt_relmse_scaled(const stats::Summary& s, int e) {
+  const double u = std::pow(10.0, e);
+  std::optional<double> hw;
+  if (s.ci95_hw) hw = *s.ci95_hw / u;
+  return fmt_pm_sig(s.mean / u, hw, 2, 4);
+}
+
+std::string unit_suffix(int e) { return e == 0 ? "" : fmt::format(" (x 1e{})", e); }
+
+std::string fmt_bits(double bits) {
+  if (std::isfinite(bits) && bits == std::floor(bits) && std::fabs(bits) < 1e15) {
+    return fmt_int(static_cast<long long>(bits));
+  }
+  return fmt_fixed(bits, 1);
+}
+
+std::string fmt_cr(std::optional<double> cr) {
+  if (!cr) return kNotAvailable;
+  return fmt_fixed(*cr, 3) + "x";
+}
+
+std::string fmt_cr(double cr) { return fmt_cr(std::optional<double>(cr)); }
+
+std::string fmt_interval(const stats::Summary& s, int decimals) {
+  const auto lo = s.lower();
+  const auto hi = s.upper();
+  if (!lo || !hi) return kNoInterval;
+  return fmt_range_fixed(*lo, *hi, decimals);
+}
+
+std::string json_value_text(const std::string& params_json, const std::string& key) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(params_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("experiment params_json is not valid JSON: {}", e.what()));
+  }
+  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return "";
+  const auto& v = j.at(key);
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();  // nlohmann::json objects keep keys sorted: deterministic
+}
+
+namespace {
+
+std::string join_or(const std::vector<std::string>& v, const std::string& fallback,
+                    const std::string& sep = "; ") {
+  if (v.empty()) return fallback;
+  std::string o;
+  for (const auto& x : v) {
+    if (x.empty()) continue;
+    if (!o.empty()) o += sep;
+    o += x;
+  }
+  return o.empty() ? fallback : o;
+}
+
+std::string code_or(const std::string& v, const std::string& fallback) {
+  return v.empty() ? fallback : "`" + v + "`";
+}
+
+}  // namespace
+
+void provenance_section(Document& d, const stats::StudySummary& s, const ReportProvenance& p) {
+  const auto& e = s.experiment;
+  const std::string kNotRecorded = "not recorded";
+  d.heading(2, "Provenance");
+  Table t({"item", "value"});
+  t.add_row({"experiment", fmt::format("`{}` (id {}, origin {})", e.name, e.id, e.origin)});
+  t.add_row({"spec hash (sha256)", code_or(e.spec_hash, kNotRecorded)});
+  t.add_row({"experiment created", e.created_at.empty() ? kNotRecorded : e.created_at});
+  std::string dates = kNotRecorded;
+  if (!p.first_run.empty()) {
+    dates = p.first_run == p.last_run || p.last_run.empty() ? p.first_run
+                                                            : p.first_run + " to " + p.last_run;
+  }
+  t.add_row({"runs finished", dates});
+  t.add_row({"runs", fmt::format("{} done, {} failed, {} queued, {} running", e.counts.done,
+                                 e.counts.failed, e.counts.queued, e.counts.running)});
+  t.add_row({"passages (n)", fmt_int(s.n_passages)});
+  const auto seqlen = params_seqlen(e.params_json);
+  t.add_row({"seqlen (tokens per passage)", seqlen ? fmt_int(*seqlen) : kNotRecorded});
+  std::string dtype = e.stream_dtype;
+  if (dtype.empty()) dtype = join_or(p.stream_dtypes, kNotRecorded);
+  t.add_row({"stream dtype", dtype});
+  std::string device = join_or(p.devices, "");
+  if (device.empty()) device = e.device.empty() ? kNotRecorded : e.device;
+  t.add_row({"device", device});
+  std::string host = join_or(p.host_kinds, "", ", ");
+  const std::string host_params = join_or(p.hosts, "");
+  const std::string spec_host = json_value_text(e.params_json, "host");
+  std::string host_cell = host.empty() ? "" : host;
+  if (!host_params.empty()) host_cell += (host_cell.empty() ? "" : ": ") + code_or(host_params, "");
+  else if (!spec_host.empty()) host_cell += (host_cell.empty() ? "" : ": ") + code_or(spec_host, "");
+  t.add_row({"host (hidden states)", host_cell.empty() ? kNotRecorded : host_cell});
+  std::string weights = join_or(p.weights, "");
+  if (weights.empty()) weights = json_value_text(e.params_json, "weights");
+  t.add_row({"weights", code_or(weights, kNotRecorded)});
+  t.add_row({"LibTorch", join_or(p.torch_versions, kNotRecorded)});
+  t.add_row({"BLAS", join_or(p.blas, kNotRecorded)});
+  t.add_row({"runs made by", join_or(p.run_software, kNotRecorded)});
+  t.add_row({"report generated by", p.generator.empty() ? kNotRecorded : p.generator});
+  t.add_row({"database", fmt::format("`{}`, sha256 `{}`", p.database_file.empty() ? "?" : p.database_file,
+                                     p.database_sha256.empty() ? "?" : p.database_sha256)});
+  d.table(t);
+}
+
+svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
+                      const std::vector<std::string>& families) {
+  svg::Plot plot;
+  plot.title = title;
+  plot.subtitle = fmt::format("experiment {}, n = {} passages, bars: 95 % CI of the per-passage ratio",
+                              s.experiment.name, s.n_passages);
+  plot.x.label = "bits per vector";
+  plot.y.label = "rel-MSE / FP8 rel-MSE (log scale)";
+  plot.y.scale = svg::Scale::kLog;
+  const std::vector<svg::Marker> markers = {svg::Marker::kCircle, svg::Marker::kTriangle,
+                                            svg::Marker::kDiamond, svg::Marker::kCross};
+  std::optional<double> fp8_bits;
+  for (std::size_t si = 0; si < s.streams.size(); ++si) {
+    const std::string& stream = s.streams[si];
+    for (std::size_t fi = 0; fi < s.families.size(); ++fi) {
+      const std::string& fam = s.families[fi];
+      if (!families.empty() && std::find(families.begin(), families.end(), fam) == families.end()) {
+        continue;
+      }
+      svg::Series se;
+      std::string fam_up = fam;
+      for (char& c : fam_up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      se.name = stream_short(stream) + " " + fam_up;
+      se.color = svg::palette(static_cast<int>(si));
+      se.marker = markers[fi % markers.size()];
+      se.filled = fi == 0;
+      se.connect = true;
+      for (const auto& c : s.cells) {
+        if (c.stream != stream || c.family != fam || !c.ratio_vs_fp8) continue;
+        svg::Point pt;
+        pt.x = c.bits_per_vector;
+        pt.y = c.ratio_vs_fp8->mean;
+        if (c.ratio_vs_fp8->has_interval()) {
+          pt.y_lo = *c.ratio_vs_fp8->lower();
+          pt.y_hi = *c.ratio_vs_fp8->upper();
+        }
+        pt.tooltip = fmt::format("{} {}: {} bits, ratio {}", stream, c.codec, fmt_bits(c.bits_per_vector),
+                                 fmt_ratio(*c.ratio_vs_fp8));
+        se.points.push_back(pt);
+        if (c.fp8_bits && !fp8_bits) fp8_bits = *c.fp8_bits;
+      }
+      if (!se.points.empty()) plot.series.push_back(std::move(se));
+    }
+  }
+  KVLAB_CHECK(!plot.series.empty(),
+              "experiment '{}' has no lattice codec with an FP8 baseline on the same passages; "
+              "nothing to plot", s.experiment.name);
+  if (fp8_bits) {
+    svg::Series fp8;
+    fp8.name = "FP8 per-64";
+    fp8.color = "#000000";
+    fp8.marker = svg::Marker::kSquare;
+    fp8.points.push_back({*fp8_bits, 1.0, std::nullopt, std::nullopt, "",
+                          fmt::format("fp8_per64: {} bits, ratio 1 by definition", fmt_bits(*fp8_bits))});
+    plot.series.push_back(std::move(fp8));
+  }
+  plot.hlines.push_back({1.0, "ratio 1 = FP8 error", "#555555", true});
+  plot.dodge_px = 0;
+  return plot;
+}
+
+std::string generated_note(const std::string& command) {
+  return "Generated by `" + command +
+         "` from the kvlab result database. Every number below is computed from the recorded "
+         "runs (src/stats/) and formatted by src/report/; do not edit this file by hand, "
+         "regenerate it.";
+}
+
+}  // namespace kvlab::report::detail
