@@ -11,6 +11,8 @@ PKGS=(
   libboost-program-options-dev libboost-math-dev
   libfmt-dev libgtest-dev nlohmann-json3-dev
   libopenblas0-pthread libopenblas-dev
+  libicu-dev
+  librsvg2-bin
 )
 
 missing=()
@@ -22,6 +24,12 @@ done
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Node.js + npm run the independent reference tokenizers in the tests; the
+# image may ship its own Node.js build, so only install Debian's when absent.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
