@@ -353,6 +353,37 @@ std::int64_t release_claim(SQLite::Database& db, const std::string& token) {
 
 // ------------------------------------------------------------------- status
 
+std::optional<std::int64_t> find_experiment(SQLite::Database& db, const std::string& name) {
+  SQLite::Statement st(db, "SELECT id FROM experiments WHERE name = ?");
+  st.bind(1, name);
+  if (!st.executeStep()) return std::nullopt;
+  return st.getColumn(0).getInt64();
+}
+
+std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experiment_id) {
+  std::vector<AuditRecord> out;
+  SQLite::Statement st(db,
+                       "SELECT p.name, a.replicate, a.stream, a.excess_kurtosis_abs, a.isotropy_variance_ratio, "
+                       "a.hadamard_post_variance_ratio, a.rms_wasserstein2_over_sigma_per_dim, a.n_vectors, a.dim "
+                       "FROM audits a JOIN passages p ON p.id = a.passage_id WHERE a.experiment_id = ? "
+                       "ORDER BY p.idx, a.stream, a.replicate");
+  st.bind(1, static_cast<std::int64_t>(experiment_id));
+  while (st.executeStep()) {
+    AuditRecord r;
+    r.passage = st.getColumn(0).getString();
+    r.replicate = st.getColumn(1).getInt();
+    r.audit.stream = st.getColumn(2).getString();
+    r.audit.excess_kurtosis_abs = st.getColumn(3).getDouble();
+    r.audit.isotropy_variance_ratio = st.getColumn(4).getDouble();
+    r.audit.hadamard_post_variance_ratio = st.getColumn(5).getDouble();
+    r.audit.rms_wasserstein2_over_sigma_per_dim = st.getColumn(6).getDouble();
+    r.audit.n_vectors = st.getColumn(7).getInt64();
+    r.audit.dim = st.getColumn(8).getInt64();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::vector<StatusRow> status_counts(SQLite::Database& db) {
   std::vector<StatusRow> rows;
   SQLite::Statement st(db,

@@ -164,6 +164,18 @@ CommitOutcome fail_run(SQLite::Database& db, const std::string& token, std::int6
 // attempt (clean stop, e.g. Ctrl-C). Returns how many were released.
 std::int64_t release_claim(SQLite::Database& db, const std::string& token);
 
+// Id of the experiment with this name, if any.
+std::optional<std::int64_t> find_experiment(SQLite::Database& db, const std::string& name);
+
+// The audits of one experiment with their passage names, ordered by
+// passage idx, stream, replicate.
+struct AuditRecord {
+  std::string passage;
+  int replicate = 0;
+  AuditRow audit;
+};
+std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experiment_id);
+
 // Per-experiment counts by state.
 struct StatusRow {
   std::int64_t experiment_id = 0;

@@ -1,0 +1,98 @@
+// Sweep specs: declarative INI files (experiments/*.ini) read with
+// Boost.Program_options' config-file parser, validated completely before
+// anything is queued, and turned into a store::ExperimentPlan whose
+// params_json follows the contract the query and report layers read.
+//
+// File format ('#' starts a comment; keys may repeat where noted):
+//
+//   [experiment]
+//   name = stage075_n8            # required; [A-Za-z0-9_.-]+
+//   description = free text       # optional
+//   seqlen = 2048                 # tokens per passage; multiple of 128, >= 256
+//   stream_dtype = bf16           # bf16 | fp32
+//   device = cpu                  # cpu | cuda | cuda:N
+//   streams = sliding_window_kv csa_pool_kv_ratio4 hca_pool_kv_ratio128
+//   [weights]
+//   kind = random                 # random | checkpoint
+//   seed = 0                      # random
+//   path = /ckpt/V4-Flash         # checkpoint (relative paths: to the spec file)
+//   layer.sliding_window_kv = 0   # checkpoint: layer id per stream
+//   [host]
+//   kind = synthetic              # synthetic | kv-file | hf
+//   seed = 1234                   # synthetic
+//   path = ...                    # kv-file / hf
+//   [passages]
+//   text = passages/topology.txt  # repeatable; name = file stem
+//   synthetic = 0-7 9             # ids / ranges of synthetic passages (no text)
+//   seed_base = 1000              # synthetic passage id i gets seed seed_base + i
+//   [codecs]
+//   codec = fp8_per64             # repeatable; any codec::parse_codec_spec spec
+//   e8.q = 1 2 3 10 38            # a Q grid for a lattice family (d4.q, e8.q)
+//   [layer_mix]                   # layers per stream; default: V4-Flash's mix
+//   sliding_window_kv = 3
+//   [report]
+//   codec = e8:q=38               # the codec the findings are about
+//   compare = d4:q=38             # optional second codec
+//   [forecast]                    # optional deployment forecast inputs
+//   kv_memory_gib_per_node = 640
+//   context_tokens = 1048576
+//   vectors_per_token.csa_pool_kv_ratio4 = 0.25
+//
+// Errors (kvlab::Error) name file:line, the key and what was expected.
+// Not here: the queue (store/runs.h), running (worker.h).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/runs.h"
+
+namespace kvlab::experiment {
+
+// The three KV streams of the V4 write path, in canonical order.
+const std::vector<std::string>& known_streams();
+
+struct PassageSpec {
+  std::string name;
+  std::string source;                // 'text:<path as written>' | 'synthetic:seed=<n>'
+  std::optional<std::string> text;   // file contents for text passages
+  std::uint64_t seed = 0;            // synthetic: seed_base + id; text: the host seed
+};
+
+struct SweepSpec {
+  std::string path;       // the file read
+  std::string spec_text;  // verbatim
+  std::string name;
+  std::string description;
+  int seqlen = 2048;
+  std::string stream_dtype = "bf16";
+  std::string device = "cpu";
+  std::vector<std::string> streams;
+  nlohmann::json weights;   // {"kind":"random","seed":N} | {"kind":"checkpoint","path":P,"layers":{...}}
+  nlohmann::json host;      // {"kind":K,"spec":"K:...", ...parameters}
+  std::vector<PassageSpec> passages;
+  std::vector<store::PlannedCodec> codecs;  // canonical, in spec order, no duplicates
+  std::map<std::string, int> layer_mix;
+  nlohmann::json report;    // {"codec":..., "compare":... or null}
+  nlohmann::json forecast;  // null or the object
+
+  // The params_json contract (see the store engineer's issue / README).
+  nlohmann::json params() const;
+  // spec_hash = sha256(spec_text); passages hashed by content.
+  store::ExperimentPlan plan() const;
+  std::size_t run_count() const { return passages.size() * streams.size() * codecs.size(); }
+};
+
+// Reads and validates a spec file (kvlab::Error with file:line on any problem).
+SweepSpec load_spec(const std::string& path);
+// Same from text; `path` is used in messages and to resolve relative paths.
+SweepSpec parse_spec(const std::string& text, const std::string& path);
+
+// Parses "0-7 9 12-13" into ids (sorted as written, duplicates rejected).
+std::vector<int> parse_id_ranges(const std::string& s);
+
+}  // namespace kvlab::experiment
