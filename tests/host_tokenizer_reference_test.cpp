@@ -152,4 +152,38 @@ TEST_F(TokenizerReference, MissingMergeIsDetected) {
   EXPECT_GT(differ, 100u) << "a missing merge went (almost) unnoticed";
 }
 
+// The study's recipe on real tokenizers: the published passage * 8,
+// truncated/padded to seqlen 2048 with the pad token of the model's own
+// tokenizer_config.json (Qwen: <|endoftext|>, right padding).
+TEST_F(TokenizerReference, PublishedRecipeOnRealTokenizers) {
+  ASSERT_TRUE(g_setup_error.empty()) << g_setup_error;
+  for (const std::string name : {"real_qwen3", "real_llama3", "real_llama2", "real_gemma3"}) {
+    std::ifstream in(g_cases_dir + "/" + name + "/cases.json");
+    nlohmann::json c = nlohmann::json::parse(in);
+    Tokenizer tok = Tokenizer::from_files(c["tokenizer_path"].get<std::string>(),
+                                          c["tokenizer_config_path"].get<std::string>());
+    const auto want = c["published_ids"].get<std::vector<int32_t>>();
+    const std::string text = c["published_text"].get<std::string>();
+    ASSERT_EQ(tok.encode(std::string(text) + text + text + text + text + text + text + text), want) << name;
+    if (!tok.pad_id()) {
+      std::cout << name << ": no pad token in tokenizer_config.json; padding would be refused\n";
+      continue;
+    }
+    auto r = kvlab::host::encode_fixed_length(tok, text, 2048, 8);
+    ASSERT_EQ(r.ids.size(), 2048u);
+    const std::size_t n = std::min<std::size_t>(want.size(), 2048);
+    ASSERT_EQ(r.pad_tokens, static_cast<int64_t>(2048 - n));
+    // Content first and padding after it, or (padding_side "left", Gemma) the reverse.
+    const std::size_t content_at = tok.pad_left() ? 2048 - n : 0, pad_at = tok.pad_left() ? 0 : n;
+    EXPECT_TRUE(std::equal(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(n),
+                           r.ids.begin() + static_cast<std::ptrdiff_t>(content_at)))
+        << name;
+    for (std::size_t i = pad_at; i < pad_at + (2048 - n); ++i)
+      ASSERT_EQ(r.ids[i], *tok.pad_id()) << name << " position " << i;
+    std::cout << fmt::format("[recipe] {:<12} {} content tokens, {} pad tokens (id {}, {} side), kind {}\n", name,
+                             r.content_tokens, r.pad_tokens, *tok.pad_id(), tok.pad_left() ? "left" : "right",
+                             tok.kind());
+  }
+}
+
 }  // namespace

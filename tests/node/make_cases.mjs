@@ -231,11 +231,27 @@ function write(name, tok, reference, strings, ids, addSpecial) {
     JSON.stringify({ name, reference, add_special_tokens: addSpecial, tokenizer_path, strings, ids }));
   console.log(`${name}: ${strings.length} strings (${reference})`);
 }
-function viaTokenizersJs(name, tok, strings, addSpecial = true, config = {}) {
+function viaTokenizersJs(name, tok, strings, addSpecial = true, config = {}, extra = null) {
   const t = new Tokenizer(typeof tok === "string" ? JSON.parse(fs.readFileSync(tok, "utf8")) : tok, config);
   const ids = strings.map((s) => t.encode(s, { add_special_tokens: addSpecial }).ids);
   write(name, tok, "@huggingface/tokenizers", strings, ids, addSpecial);
+  if (extra) {
+    const f = path.join(outDir, name, "cases.json");
+    const c = JSON.parse(fs.readFileSync(f, "utf8"));
+    Object.assign(c, extra(t));
+    fs.writeFileSync(f, JSON.stringify(c));
+  }
 }
+
+// The published study's passage (its first one), encoded as text * 8.
+const PUBLISHED =
+  "The history of topology is deeply intertwined with the emergence of " +
+  "modern mathematics itself. In the late nineteenth century, Henri " +
+  "Poincaré's study of the three-body problem led him to formulate the " +
+  "first rigorous ideas about the topology of manifolds. Betti numbers, " +
+  "originally defined by Enrico Betti in the 1870s as counts of " +
+  "independent cycles, were gradually reformulated by Poincaré and later " +
+  "by Emmy Noether into the algebraic language of homology groups. ";
 
 const common = makeStrings(20260425, N, false);
 const onig = makeStrings(4242, Math.max(200, Math.floor(N / 5)), true);
@@ -277,5 +293,7 @@ const REAL = [
 for (const [name, pkg, specials] of REAL) {
   const dir = path.dirname(require.resolve(`${pkg}/models/tokenizer`));
   const config = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
-  viaTokenizersJs(name, path.join(dir, "tokenizer.json"), withAdded(common.concat(onig), specials, 5), true, config);
+  viaTokenizersJs(name, path.join(dir, "tokenizer.json"), withAdded(common.concat(onig), specials, 5), true, config,
+    (t) => ({ tokenizer_config_path: path.join(dir, "tokenizer_config.json"), published_text: PUBLISHED,
+              published_ids: t.encode(PUBLISHED.repeat(8), { add_special_tokens: true }).ids }));
 }
