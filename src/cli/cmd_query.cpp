@@ -548,6 +548,15 @@ stats::StudySummary summarize_for_best_q(const stats::ExperimentData& data, cons
   return stats::summarize(data, opt);
 }
 
+// best_q and refine need the FP8 baseline of every stream they look at.
+void require_baselines(const stats::StudySummary& s) {
+  for (const auto& st : s.streams)
+    KVLAB_CHECK(s.find_cell(st, stats::kFp8Codec) != nullptr,
+                "stream {} of experiment '{}' has no FP8 baseline (no finished fp8_per64 runs): the budget of "
+                "best_q is a multiple of the FP8 rel-MSE; run or import fp8_per64 for it, or leave it out with --stream",
+                st, s.experiment.name);
+}
+
 void add_best_q_options(po::options_description& d, BestQArgs& a) {
   d.add_options()("threshold,t", po::value(&a.threshold)->default_value("A"),
                   "A (1.00 x FP8 rel-MSE), B (1.05 x) or C (1.20 x)")(
@@ -572,6 +581,7 @@ int cmd_best_q(const std::vector<std::string>& args) {
   const auto data = store::load_experiment(*db, a.c.experiment);
   check_filters(data, a.streams, a.codecs);
   const auto s = summarize_for_best_q(data, a);
+  require_baselines(s);
   KVLAB_CHECK(!s.families.empty(), "experiment '{}' has no finished lattice-codec runs{}", data.info.name,
               a.codecs.empty() ? "" : " matching --codec");
   const auto r = render_best_q(s, a);
@@ -599,6 +609,7 @@ int cmd_refine(const std::vector<std::string>& args) {
   const auto data = store::load_experiment(*db, a.c.experiment);
   check_filters(data, a.streams, a.codecs);
   const auto s = summarize_for_best_q(data, a);
+  require_baselines(s);
   const auto fams = families_of(s, a.codecs);
   std::set<std::pair<std::string, int>> todo;
   for (const auto& x : s.suggestions)
@@ -952,6 +963,9 @@ int cmd_import(const std::vector<std::string>& args, bool published) {
                        {"audits_added", out.audits_added}, {"rows_existing", out.rows_existing}})
                      .dump(2)
               << "\n";
+  } else if (!out.experiment_created && out.runs_added == 0 && out.audits_added == 0) {
+    std::cout << fmt::format("{} (sha256 {}) is already imported as experiment '{}' (id {}): nothing added\n", file,
+                             out.file_sha256.substr(0, 16), out.experiment, out.experiment_id);
   } else {
     std::cout << fmt::format(
         "{} experiment '{}' (id {}) from {} (sha256 {}): {} passages, {} runs, {} results, {} audits added; {} "

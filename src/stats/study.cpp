@@ -638,10 +638,8 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
   }
 
   // ---- suggestions
-  if (!opt.bits_of) {
-    if (!out.best_q.empty())
-      out.warnings.push_back("no bit formula given: suggestions of Q values to run are not computed");
-  } else {
+  // Without a bit formula no suggestions are computed (study.h: BitsFn).
+  if (opt.bits_of) {
     std::set<std::pair<std::string, std::string>> seen;  // (stream, codec)
     for (const auto& b : out.best_q) {
       if (b.checks.empty()) continue;
