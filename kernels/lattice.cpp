@@ -2,6 +2,7 @@
 #include "kernels/lattice.h"
 
 #include <cfloat>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -93,6 +94,88 @@ inline void e8_box(const float* z, int q, int32_t* out2) {
     for (int i = 0; i < 8; ++i) out2[i] = 2 * a[i];
   } else {
     for (int i = 0; i < 8; ++i) out2[i] = 2 * g[i] + 1;
+  }
+}
+
+// ---- Fast path: 8 blocks at a time, one SIMD lane per block ("SoA").
+// Same arithmetic as dn_box / e8_box above, per lane, in the same order
+// (rounding by the 1.5 * 2^23 trick equals nearbyint for |z| < 2^22, which
+// kLatticeMaxQ guarantees; a zero's sign never matters here), so results
+// are bit-identical to the scalar path (checked by the parity tests).
+constexpr int kLanes = 8;
+
+template <int B>
+inline void dn_box_soa(const float (&z)[B][kLanes], int lo, int hi, int32_t (&f)[B][kLanes]) {
+  const float magic = 12582912.0f;  // 1.5 * 2^23
+  const float flo = float(lo), fhi = float(hi);
+  float d[B][kLanes];
+  int32_t sum[kLanes] = {};
+  for (int i = 0; i < B; ++i)
+    for (int l = 0; l < kLanes; ++l) {
+      float r = (z[i][l] + magic) - magic;
+      r = r < flo ? flo : r;
+      r = r > fhi ? fhi : r;
+      f[i][l] = int32_t(r);
+      d[i][l] = z[i][l] - r;
+      sum[l] += f[i][l];
+    }
+  float bestkey[kLanes];
+  int32_t besti[kLanes], bestdir[kLanes];
+  for (int l = 0; l < kLanes; ++l) bestkey[l] = FLT_MAX, besti[l] = 0, bestdir[l] = 1;
+  for (int i = 0; i < B; ++i)
+    for (int l = 0; l < kLanes; ++l) {
+      const int32_t pref = d[i][l] >= 0.0f ? 1 : -1;
+      const float a = std::fabs(d[i][l]);
+      const int32_t fp = f[i][l] + pref;
+      const bool ok = fp >= lo && fp <= hi;
+      const float key = ok ? -a : a;
+      const bool better = key < bestkey[l];
+      bestkey[l] = better ? key : bestkey[l];
+      besti[l] = better ? i : besti[l];
+      bestdir[l] = better ? (ok ? pref : -pref) : bestdir[l];
+    }
+  for (int i = 0; i < B; ++i)
+    for (int l = 0; l < kLanes; ++l) f[i][l] += ((sum[l] & 1) && besti[l] == i) ? bestdir[l] : 0;
+}
+
+// nblk blocks of 8 (E8) starting at z (AoS), up to kLanes of them.
+KVLAB_TARGET_CLONES void e8_blocks_fast(const float* __restrict z, int nblk, int q, int32_t* __restrict out2) {
+  for (int b0 = 0; b0 < nblk; b0 += kLanes) {
+    const int nb = std::min(kLanes, nblk - b0);
+    float zs[8][kLanes], ws[8][kLanes];
+    for (int l = 0; l < kLanes; ++l)
+      for (int i = 0; i < 8; ++i) zs[i][l] = l < nb ? z[(b0 + l) * 8 + i] : 0.0f;
+    for (int i = 0; i < 8; ++i)
+      for (int l = 0; l < kLanes; ++l) ws[i][l] = zs[i][l] - 0.5f;
+    int32_t a[8][kLanes], g[8][kLanes];
+    dn_box_soa<8>(zs, -q, q, a);
+    dn_box_soa<8>(ws, -q, q - 1, g);
+    float da[kLanes] = {}, db[kLanes] = {};
+    for (int i = 0; i < 8; ++i)
+      for (int l = 0; l < kLanes; ++l) {
+        const float ea = zs[i][l] - float(a[i][l]);
+        const float eb = zs[i][l] - (float(g[i][l]) + 0.5f);
+        da[l] += ea * ea;
+        db[l] += eb * eb;
+      }
+    int32_t res[8][kLanes];
+    for (int i = 0; i < 8; ++i)
+      for (int l = 0; l < kLanes; ++l) res[i][l] = da[l] <= db[l] ? 2 * a[i][l] : 2 * g[i][l] + 1;
+    for (int l = 0; l < nb; ++l)
+      for (int i = 0; i < 8; ++i) out2[(b0 + l) * 8 + i] = res[i][l];
+  }
+}
+
+KVLAB_TARGET_CLONES void d4_blocks_fast(const float* __restrict z, int nblk, int q, int32_t* __restrict out2) {
+  for (int b0 = 0; b0 < nblk; b0 += kLanes) {
+    const int nb = std::min(kLanes, nblk - b0);
+    float zs[4][kLanes];
+    for (int l = 0; l < kLanes; ++l)
+      for (int i = 0; i < 4; ++i) zs[i][l] = l < nb ? z[(b0 + l) * 4 + i] : 0.0f;
+    int32_t a[4][kLanes];
+    dn_box_soa<4>(zs, -q, q, a);
+    for (int l = 0; l < nb; ++l)
+      for (int i = 0; i < 4; ++i) out2[(b0 + l) * 4 + i] = 2 * a[i][l];
   }
 }
 
@@ -190,10 +273,17 @@ void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d
       div_inplace(y.data(), d, s);
     }
     int32_t* p = pts2 + r * d;
-    if (k == LatticeKind::kD4) {
-      for (int64_t j = 0; j < d; j += b) d4_closest_in_box(&y[j], q, p + j);
+    if constexpr (kRef) {
+      if (k == LatticeKind::kD4) {
+        for (int64_t j = 0; j < d; j += b) d4_closest_in_box(&y[j], q, p + j);
+      } else {
+        for (int64_t j = 0; j < d; j += b) e8_closest_in_box(&y[j], q, p + j);
+      }
     } else {
-      for (int64_t j = 0; j < d; j += b) e8_closest_in_box(&y[j], q, p + j);
+      if (k == LatticeKind::kD4)
+        d4_blocks_fast(y.data(), int(d / b), q, p);
+      else
+        e8_blocks_fast(y.data(), int(d / b), q, p);
     }
   }
 }
