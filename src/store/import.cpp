@@ -499,7 +499,9 @@ ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const Im
   b.name = opt.experiment.empty() ? default_name(path) : opt.experiment;
   b.sha = sha256_hex(text);
   const std::vector<std::string> required = {"passage", "stream", "codec", "q", "bits_per_vector", "rel_mse", "cos_sim"};
-  const std::vector<std::string> optional_cols = {"n_vectors", "dim", "passage_hash", "replicate"};
+  // experiment and run_id (written by `kvlab export`) are accepted and ignored.
+  const std::vector<std::string> optional_cols = {"n_vectors", "dim", "passage_hash", "replicate", "experiment",
+                                                  "run_id"};
   std::map<std::string, std::size_t> col;
   std::istringstream in(text);
   std::string line;
@@ -521,7 +523,7 @@ ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const Im
         const bool known = std::find(required.begin(), required.end(), h) != required.end() ||
                            std::find(optional_cols.begin(), optional_cols.end(), h) != optional_cols.end();
         KVLAB_CHECK(known, "{}: unknown column '{}'; expected passage, stream, codec, q, bits_per_vector, rel_mse, "
-                    "cos_sim and optionally n_vectors, dim, passage_hash, replicate", where, h);
+                    "cos_sim and optionally n_vectors, dim, passage_hash, replicate (experiment, run_id: ignored)", where, h);
         KVLAB_CHECK(!col.count(h), "{}: column '{}' appears twice", where, h);
         col[h] = i;
       }

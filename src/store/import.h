@@ -5,7 +5,8 @@
 //    fp8_per64_baseline), as an experiment of origin 'published';
 //  - a CSV of run results (columns passage, stream, codec, q,
 //    bits_per_vector, rel_mse, cos_sim; optional n_vectors, dim,
-//    passage_hash, replicate), as an experiment of origin 'csv'.
+//    passage_hash, replicate; the experiment and run_id columns that
+//    `kvlab export` adds are ignored), as an experiment of origin 'csv'.
 // The experiment records the file's sha256 as spec_hash. Importing the
 // same file twice adds nothing (the experiment is found by hash; every row
 // is INSERT OR IGNORE), and the whole import is one transaction.

@@ -1,0 +1,222 @@
+// The read-side CLI on small databases: bad input (unknown experiment,
+// stream, codec, threshold; missing FP8 baseline; corrupt, foreign and too
+// new database files) gives clear errors and the documented exit codes;
+// CSV import/export round trip; diff; refine; the benchmark generator.
+#include <fstream>
+#include <string>
+
+#include <SQLiteCpp/Database.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "store/db.h"
+#include "testutil/testutil.h"
+
+using nlohmann::json;
+namespace tu = kvlab::testutil;
+
+namespace {
+
+struct Cli {
+  std::string dir = tu::make_temp_dir("kvlab-query-cli");
+  std::string k = tu::kvlab_binary();
+  std::string db = dir + "/k.db";
+  std::string out;
+  int run(const std::string& args) { return tu::run_command(fmt::format("{} {} 2>&1", k, args), &out); }
+  int run_stdout(const std::string& args) { return tu::run_command(fmt::format("{} {} 2>/dev/null", k, args), &out); }
+  void import_published(const std::string& extra = "") {
+    ASSERT_EQ(run(fmt::format("import published {} --db {} {}", tu::reference_path("stage075_n8.json"), db, extra)), 0)
+        << out;
+  }
+  std::string write(const std::string& name, const std::string& text) {
+    const std::string p = dir + "/" + name;
+    std::ofstream(p) << text;
+    return p;
+  }
+};
+
+bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+}  // namespace
+
+TEST(QueryCli, UnknownExperimentStreamCodecThreshold) {
+  Cli c;
+  c.import_published();
+  EXPECT_EQ(c.run(fmt::format("stats --db {} --experiment nosuch", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "unknown experiment 'nosuch'") && has(c.out, "stage075_n8")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("stats --db {} --experiment 1", c.db)), 0) << c.out;  // by id
+  EXPECT_EQ(c.run(fmt::format("stats --db {} --stream swa", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "unknown stream 'swa'") && has(c.out, "hca_pool_kv_ratio128")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {} --codec e9", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "unknown codec 'e9'") && has(c.out, "e8:q=38")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {} --threshold D", c.db)), 2);
+  EXPECT_TRUE(has(c.out, "unknown threshold 'D'")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {} --no-such-option", c.db)), 2);
+  EXPECT_EQ(c.run(fmt::format("export --db {} --format xml", c.db)), 2);
+  // A second experiment: the default is ambiguous and the error lists both.
+  c.import_published("--experiment again");  // same file under another name: already imported
+  EXPECT_TRUE(has(c.out, "already imported")) << c.out;
+  const std::string csv = c.write("other.csv",
+                                  "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
+                                  "a,sliding_window_kv,fp8_per64,,4224,0.001,0.9997\n"
+                                  "a,sliding_window_kv,e8,38,3296,0.0008,0.9998\n");
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {}", csv, c.db)), 0) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {}", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "choose one with --experiment") && has(c.out, "stage075_n8") && has(c.out, "other"))
+      << c.out;
+}
+
+TEST(QueryCli, MissingBaselineIsNamed) {
+  Cli c;
+  const std::string csv = c.write("nofp8.csv",
+                                  "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
+                                  "a,sliding_window_kv,fp8_per64,,4224,0.001,0.9997\n"
+                                  "a,sliding_window_kv,e8,38,3296,0.0008,0.9998\n"
+                                  "a,hca_pool_kv_ratio128,e8,38,3296,0.0008,0.9998\n");
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {}", csv, c.db)), 0) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {}", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "hca_pool_kv_ratio128") && has(c.out, "no FP8 baseline")) << c.out;
+  // Leaving the stream out works; n = 1 gives no interval, so CI-safe is not admissible (exit 3).
+  EXPECT_EQ(c.run(fmt::format("best_q --db {} --stream sliding_window_kv", c.db)), 0) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best_q --db {} --stream sliding_window_kv --ci-safe", c.db)), 3) << c.out;
+  EXPECT_TRUE(has(c.out, "fewer than 2 passages")) << c.out;
+  // stats still works and says so.
+  EXPECT_EQ(c.run(fmt::format("stats --db {}", c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "no FP8 baseline")) << c.out;
+  EXPECT_TRUE(has(c.out, "no CI")) << c.out;  // never "± 0" for n = 1
+}
+
+TEST(QueryCli, BadDatabaseFiles) {
+  Cli c;
+  EXPECT_EQ(c.run(fmt::format("stats --db {}/missing.db", c.dir)), 1) << c.out;
+  const std::string junk = c.write("junk.db", std::string(4096, 'x'));
+  EXPECT_EQ(c.run(fmt::format("stats --db {}", junk)), 1) << c.out;
+  {
+    SQLite::Database foreign(c.dir + "/foreign.db", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    foreign.exec("CREATE TABLE t (x INTEGER)");
+  }
+  EXPECT_EQ(c.run(fmt::format("list --db {}/foreign.db", c.dir)), 1) << c.out;
+  c.import_published();
+  {
+    SQLite::Database raw(c.db, SQLite::OPEN_READWRITE);
+    raw.exec(fmt::format("PRAGMA user_version = {}", kvlab::store::schema_version() + 7));
+  }
+  EXPECT_EQ(c.run(fmt::format("stats --db {}", c.db)), 5) << c.out;
+}
+
+TEST(QueryCli, CsvRoundTripAndDiff) {
+  Cli c;
+  c.import_published();
+  const std::string csv = c.dir + "/export.csv";
+  ASSERT_EQ(c.run(fmt::format("export --db {} --format csv --out {}", c.db, csv)), 0) << c.out;
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {} --experiment fromcsv", csv, c.db)), 0) << c.out;
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {} --experiment fromcsv", csv, c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "nothing added")) << c.out;
+  // The same statistics from the re-imported rows.
+  ASSERT_EQ(c.run_stdout(fmt::format("stats --db {} --experiment stage075_n8 --json", c.db)), 0);
+  const json a = json::parse(c.out);
+  ASSERT_EQ(c.run_stdout(fmt::format("stats --db {} --experiment fromcsv --json", c.db)), 0);
+  const json b = json::parse(c.out);
+  ASSERT_EQ(a.size(), b.size() + 12);  // no audits in the CSV (3 streams x 4 metrics)
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (a[i]["kind"] != "cell") continue;
+    EXPECT_EQ(a[i]["codec"], b[i]["codec"]);
+    EXPECT_DOUBLE_EQ(a[i]["rel_mse"]["mean"].get<double>(), b[i]["rel_mse"]["mean"].get<double>());
+  }
+  // diff: same passages (hashes exported) -> paired, every ratio exactly 1.
+  ASSERT_EQ(c.run_stdout(fmt::format("diff stage075_n8 fromcsv --db {} --json", c.db)), 0) << c.out;
+  const json d = json::parse(c.out);
+  EXPECT_TRUE(d["paired"].get<bool>());
+  EXPECT_EQ(d["cells"].size(), 15u);
+  for (const auto& x : d["cells"]) {
+    EXPECT_DOUBLE_EQ(x["ratio"].get<double>(), 1.0);
+    EXPECT_FALSE(x["difference"]["significant"].get<bool>());
+  }
+  // A CSV of other passages with a cell on one side only -> Welch, listed apart.
+  std::string other = "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n";
+  for (int p = 0; p < 4; ++p) {
+    other += fmt::format("x{},sliding_window_kv,fp8_per64,,4224,{},0.9997\n", p, 0.0010 + 0.0001 * p);
+    other += fmt::format("x{},sliding_window_kv,e8:q=38,,3296,{},0.9998\n", p, 0.0016 + 0.0001 * p);
+    other += fmt::format("x{},sliding_window_kv,e8,44,3360,{},0.9998\n", p, 0.0007 + 0.0001 * p);
+  }
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {}", c.write("welch.csv", other), c.db)), 0) << c.out;
+  ASSERT_EQ(c.run_stdout(fmt::format("diff stage075_n8 welch --db {} --json --stream sliding_window_kv", c.db)), 0)
+      << c.out;
+  const json w = json::parse(c.out);
+  EXPECT_FALSE(w["paired"].get<bool>());
+  ASSERT_EQ(w["only_b"].size(), 1u);
+  EXPECT_EQ(w["only_b"][0], "sliding_window_kv e8:q=44");
+  for (const auto& x : w["cells"]) {
+    EXPECT_EQ(x["difference"]["method"], "welch");
+    if (x["codec"] == "e8:q=38") EXPECT_TRUE(x["difference"]["significant"].get<bool>()) << x.dump();
+  }
+  EXPECT_EQ(w["only_a"].size(), 3u);  // d4:q=10, d4:q=38, e8:q=10 on SWA
+}
+
+TEST(QueryCli, CsvBadValuesNameLineAndColumn) {
+  Cli c;
+  const std::string hdr = "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n";
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}", c.write("b1.csv", hdr + "a,swa,e8,38,3296,0.1,0.9\n"), c.db)), 1);
+  EXPECT_TRUE(has(c.out, "b1.csv:2") && has(c.out, "unknown stream 'swa'")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}",
+                              c.write("b2.csv", hdr + "a,sliding_window_kv,e8,38,3296,abc,0.9\n"), c.db)),
+            1);
+  EXPECT_TRUE(has(c.out, "b2.csv:2 column rel_mse") && has(c.out, "'abc'")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}",
+                              c.write("b3.csv", hdr + "a,sliding_window_kv,e9,38,3296,0.1,0.9\n"), c.db)),
+            1);
+  EXPECT_TRUE(has(c.out, "b3.csv:2 column codec") && has(c.out, "e9")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}", c.write("b4.csv", "passage,stream\n"), c.db)), 1);
+  EXPECT_TRUE(has(c.out, "missing column 'codec'")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}",
+                              c.write("b5.csv", hdr + "a,sliding_window_kv,e8,,3296,0.1,0.9\n"), c.db)),
+            1);
+  EXPECT_TRUE(has(c.out, "needs a Q") || has(c.out, "Q")) << c.out;
+  // Nothing was written by the failed imports.
+  ASSERT_EQ(c.run_stdout(fmt::format("list --db {} --json", c.db)), 0) << c.out;
+  EXPECT_EQ(json::parse(c.out).size(), 0u);
+}
+
+TEST(QueryCli, SuggestAndRefineQueueRuns) {
+  Cli c;
+  c.import_published();
+  ASSERT_EQ(c.run_stdout(fmt::format("best_q --db {} --threshold A --ci-safe --codec e8 --suggest --json", c.db)), 3);
+  const json bq = json::parse(c.out);
+  ASSERT_TRUE(bq["suggestions"].is_array());
+  ASSERT_FALSE(bq["suggestions"].empty());
+  std::set<std::string> codecs;
+  for (const auto& s : bq["suggestions"]) codecs.insert(s["codec"].get<std::string>());
+  EXPECT_TRUE(codecs.count("e8:q=40")) << bq["suggestions"].dump();  // same bits as Q=38, larger Q
+  ASSERT_EQ(c.run_stdout(fmt::format("refine --db {} --threshold A --ci-safe --codec e8 --json", c.db)), 0) << c.out;
+  const json r = json::parse(c.out);
+  EXPECT_EQ(r["codecs"].size(), codecs.size());
+  EXPECT_EQ(r["runs_added"].get<int>(), static_cast<int>(codecs.size()) * 8 * 3);
+  ASSERT_EQ(c.run_stdout(fmt::format("refine --db {} --threshold A --ci-safe --codec e8 --json", c.db)), 0);
+  EXPECT_EQ(json::parse(c.out)["runs_added"], 0);  // queueing twice adds nothing
+  ASSERT_EQ(c.run_stdout(fmt::format("list --db {} --runs --status queued --json", c.db)), 0);
+  EXPECT_EQ(json::parse(c.out).size(), codecs.size() * 8 * 3);
+  // Queued runs do not change the statistics.
+  ASSERT_EQ(c.run_stdout(fmt::format("list --db {} --json", c.db)), 0);
+  EXPECT_EQ(json::parse(c.out)[0]["done"], 120);
+}
+
+TEST(QueryCli, ShowAndBenchmarkGenerator) {
+  Cli c;
+  c.import_published();
+  ASSERT_EQ(c.run_stdout(fmt::format("show stage075_n8 --db {} --json", c.db)), 0) << c.out;
+  const json s = json::parse(c.out);
+  EXPECT_EQ(s["passages"].size(), 8u);
+  EXPECT_EQ(s["params"]["layer_mix"]["csa_pool_kv_ratio4"], 20);
+  ASSERT_EQ(c.run_stdout(fmt::format("show --run 1 --db {} --json", c.db)), 0) << c.out;
+  EXPECT_EQ(json::parse(c.out)["provenance"]["host_kind"], "published");
+  EXPECT_EQ(c.run(fmt::format("show --run 99999 --db {}", c.db)), 1);
+  // A small generated database answers best_q and stats.
+  const std::string bench = c.dir + "/bench.db";
+  ASSERT_EQ(c.run(fmt::format("bench query --generate {} --runs 3000 --qmax 20 --repeat 1", bench)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "best_q")) << c.out;
+  const int rc = c.run_stdout(fmt::format("best_q --db {} --threshold A --ci-safe --json", bench));
+  EXPECT_TRUE(rc == 0 || rc == 3) << c.out;
+  const json bq = json::parse(c.out);
+  EXPECT_EQ(bq["streams"].size(), 6u);  // 3 streams x {d4, e8}
+}
