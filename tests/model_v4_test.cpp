@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "common/error.h"
@@ -153,7 +154,15 @@ TEST(V4Writer, SeqlenMustBeAMultipleOf128) {
   expect_contains(error_of([&] { w.forward(at::randn({128, 64})); }), "[B, S, hidden]");
   at::Tensor nan = at::randn({1, 128, 64});
   nan[0][5][7] = std::nanf("");
-  expect_contains(error_of([&] { w.forward(nan); }), "NaN");
+  std::string nan_msg = error_of([&] { w.forward(nan); });
+  expect_contains(nan_msg, "NaN");
+  expect_contains(nan_msg, "token 5, channel 7");
+  at::Tensor inf = at::randn({2, 128, 64});
+  inf[1][3][2] = -std::numeric_limits<float>::infinity();
+  expect_contains(error_of([&] { w.forward(inf); }), "batch 1, token 3, channel 2");
+  // Huge but finite values (their sum overflows) are accepted.
+  at::Tensor huge = at::full({1, 128, 64}, 3e38f);
+  EXPECT_NO_THROW(w.forward(huge, at::kFloat));
   expect_contains(error_of([&] { w.forward(at::randn({1, 128, 64}), at::kHalf); }), "stream dtype");
 }
 
