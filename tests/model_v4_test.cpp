@@ -386,6 +386,33 @@ TEST(LoadWeights, ReferenceNamesInOneFile) {
   expect_contains(msg, "expected [512, 4096]");
 }
 
+// A Hugging Face cache folder: snapshots/<hash>/ with symlinks to blobs,
+// refs/main naming the snapshot.
+TEST(LoadWeights, HuggingFaceCacheLayout) {
+  namespace fs = std::filesystem;
+  auto dir = kvlab::testutil::make_temp_dir("model_hf");
+  const std::string ref = kvlab::testutil::reference_path("dsv4_small.safetensors");
+  fs::create_directories(dir + "/blobs");
+  fs::create_directories(dir + "/snapshots/abc123");
+  fs::create_directories(dir + "/snapshots/old999");
+  fs::create_directories(dir + "/refs");
+  fs::copy_file(ref, dir + "/blobs/deadbeef");
+  fs::create_symlink("../../blobs/deadbeef", dir + "/snapshots/abc123/model.safetensors");
+  std::ofstream(dir + "/refs/main") << "abc123";
+  auto f = kvlab::io::SafetensorsFile::open(ref);
+  V4Config c = V4Config::from_json(nlohmann::json::parse(f.metadata().at("config/S512")));
+  V4Weights w = load_weights(dir, c, 0, 2, 3);
+  V4Weights direct = load_weights(ref, c, 0, 2, 3);
+  EXPECT_TRUE(at::equal(w.hca.wgate, direct.hca.wgate));
+  // Without refs/main and with two snapshots the choice is ambiguous.
+  fs::remove(dir + "/refs/main");
+  expect_contains(error_of([&] { load_weights(dir, c, 0, 2, 3); }), "2 snapshots");
+  // An empty checkpoint folder.
+  auto empty = kvlab::testutil::make_temp_dir("model_hf");
+  expect_contains(error_of([&] { load_weights(empty, c, 0, 2, 3); }), "no model.safetensors.index.json");
+  expect_contains(error_of([&] { load_weights(empty + "/missing", c, 0, 2, 3); }), "does not exist");
+}
+
 TEST(Provenance, BlasAndTorchVersion) {
   // Force a GEMM so that the BLAS is mapped.
   (void)at::mm(at::randn({64, 64}), at::randn({64, 64}));

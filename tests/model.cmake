@@ -1,0 +1,5 @@
+# Extra wiring for the model engineer's tests.
+# model_cli_test runs the kvlab executable: build it first.
+if(TARGET model_cli_test AND TARGET kvlab)
+  add_dependencies(model_cli_test kvlab)
+endif()
