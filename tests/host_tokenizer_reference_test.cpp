@@ -14,6 +14,10 @@
 // Needs node + npm (scripts/install-node-deps.sh installs the packages);
 // without them the suite fails with that message rather than skipping.
 #include <algorithm>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -59,18 +63,33 @@ class TokenizerReference : public ::testing::Test {
             .substr(0, 16);
     const auto dir = std::filesystem::current_path() / "tokenizer_cases" / key;
     g_cases_dir = dir.string();
-    if (std::filesystem::exists(dir / "done")) return;
     std::filesystem::create_directories(dir.parent_path());
-    const std::string tmp = tu::make_temp_dir("kvlab-tokcases");
+    // One generator at a time (ctest -j runs several of these processes).
+    const std::string lock_path = dir.string() + ".lock";
+    int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR, 0644);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) {
+      g_setup_error = "cannot lock " + lock_path;
+      return;
+    }
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::flock(fd, LOCK_UN); ::close(fd); }
+    } unlock{fd};
+    if (std::filesystem::exists(dir / "done")) return;
+    const std::string tmp = dir.string() + ".tmp";  // same file system as dir: rename is atomic
+    std::filesystem::remove_all(tmp);
+    std::filesystem::create_directories(tmp);
     rc = tu::run_command("cd " + tu::source_path("tests/node") + " && node make_cases.mjs " + tmp + " 3000", &out);
     if (rc != 0) {
       g_setup_error = "node tests/node/make_cases.mjs failed (rc " + std::to_string(rc) + "): " + out;
+      std::filesystem::remove_all(tmp);
       return;
     }
     std::cout << out;
     std::ofstream(tmp + "/done") << "ok\n";
     std::error_code ec;
-    std::filesystem::rename(tmp, dir, ec);  // another process may have won the race
+    std::filesystem::remove_all(dir, ec);  // a partial leftover of an interrupted run
+    std::filesystem::rename(tmp, dir, ec);
     if (ec) std::filesystem::remove_all(tmp);
     if (!std::filesystem::exists(dir / "done"))
       g_setup_error = "could not place the generated cases at " + dir.string() + ": " + ec.message();

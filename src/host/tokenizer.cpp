@@ -959,10 +959,8 @@ Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& 
   if (!j.is_object()) fail(src, "(root)", "expected a JSON object");
   auto impl = std::make_unique<Impl>();
   impl->source = label;
-  if (j.contains("truncation") && !j["truncation"].is_null()) {
-    // Truncation/padding are the caller's (encode_fixed_length); the
-    // file's settings only affect batch encoding in tokenizers.
-  }
+  // tokenizer.json "truncation" is ignored: truncation is the caller's
+  // (encode_fixed_length), as with transformers' explicit max_length.
   impl->bpe = parse_bpe(src, need(src, j, "model", ""));
   impl->normalizer = parse_normalizer(src, j.value("normalizer", json()), "normalizer");
   impl->pre = parse_pre_tokenizer(src, j.value("pre_tokenizer", json()), "pre_tokenizer");
