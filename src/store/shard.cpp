@@ -585,6 +585,9 @@ ShardProgress read_shard_progress(const std::string& path, int index) {
     }
     auto last = db->execAndGet("SELECT max(max(coalesce(heartbeat_at, 0), coalesce(finished_at, 0))) FROM runs");
     if (!last.isNull() && last.getDouble() > 0) p.last_activity = last.getDouble();
+    SQLite::Statement w(*db, "SELECT DISTINCT worker FROM runs WHERE status = 'running' AND worker IS NOT NULL "
+                             "ORDER BY worker");
+    while (w.executeStep()) p.running_workers.push_back(w.getColumn(0).getString());
   } catch (const std::exception& e) {
     p.error = e.what();
   }

@@ -126,6 +126,7 @@ struct ShardProgress {
   std::int64_t passages = 0;
   std::int64_t queued = 0, running = 0, done = 0, failed = 0;
   std::optional<double> last_activity;  // max(heartbeat_at, finished_at), unix seconds
+  std::vector<std::string> running_workers;  // distinct runs.worker of 'running' runs ('<host>:<pid>')
   std::int64_t total() const { return queued + running + done + failed; }
   bool complete() const { return exists && error.empty() && total() > 0 && done == total(); }
 };
