@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "experiment/executor.h"
 #include "experiment/golden.h"
 #include "experiment/spec.h"
 #include "experiment/store_bench.h"
@@ -109,6 +111,13 @@ int cmd_run(const std::vector<std::string>& args) {
   else if (progress == "none") opt.progress = experiment::WorkerOptions::Progress::kNone;
   else throw UsageError(fmt::format("--progress '{}': expected auto, tty, log or none", progress));
   if (!faults.empty()) opt.faults = experiment::FaultInjection::parse(faults);
+  opt.executor_factory = [spec = opt.executor, threads = opt.threads] {
+    // LibTorch's intra-op pool is shared by the worker threads: split the cores.
+    std::string s = spec;
+    if (s == "torch" && threads > 1)
+      s += fmt::format(":threads={}", std::max(1u, std::thread::hardware_concurrency() / static_cast<unsigned>(threads)));
+    return experiment::make_executor(s);
+  };
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "experiment/executor.h"
 #include "experiment/spec.h"
 #include "experiment/worker.h"
 #include "kvlab_version.h"
@@ -44,6 +45,7 @@ Golden compute_golden(const std::string& spec_path, const std::string& executor)
   WorkerOptions opt;
   opt.db_path = db_path;
   opt.executor = executor;
+  opt.executor_factory = [executor] { return make_executor(executor); };
   opt.max_attempts = 1;
   opt.progress = WorkerOptions::Progress::kNone;
   run_workers(opt);

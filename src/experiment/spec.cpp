@@ -341,10 +341,17 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       const Entry& p = r.require("host.path", k == "hf" ? "the Hugging Face snapshot folder" : "the captured KV file");
       const std::string abs = resolve(p.value);
       if (!fs::exists(abs)) r.fail(p.line, fmt::format("host path '{}' (resolved to {}) does not exist", p.value, abs));
-      long long seed = 0;
-      if (auto* e = r.get("host.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
-      host_seed = static_cast<std::uint64_t>(seed);
-      s.host = {{"kind", k}, {"path", abs}, {"seed", seed}, {"spec", fmt::format("{}:path={}", k, abs)}};
+      if (abs.find(',') != std::string::npos)
+        r.fail(p.line, fmt::format("host path '{}' contains ',', which host specs use as a separator", abs));
+      s.host = {{"kind", k}, {"path", abs}, {"spec", fmt::format("{}:{}", k, abs)}};
+      if (auto* e = r.get("host.seed")) {
+        if (k != "hf") r.fail(e->line, "'host.seed' does not apply to a kv-file host");
+        // The hf host's seeded projection to the model's hidden size.
+        const long long seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
+        host_seed = static_cast<std::uint64_t>(seed);
+        s.host["seed"] = seed;
+        s.host["spec"] = fmt::format("hf:{},proj_seed={}", abs, seed);
+      }
     } else {
       r.fail(kind->line, fmt::format("host kind '{}'; expected synthetic, kv-file or hf", k));
     }

@@ -3,7 +3,8 @@
 // store benchmark. It does no tensor work. Its numbers mean nothing; they
 // are a hash of the run's identity so that a rerun reproduces them exactly.
 //
-// Also PassageJob::from_claim and make_executor (the dispatch by name).
+// Also PassageJob::from_claim.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -175,15 +176,6 @@ std::unique_ptr<Executor> make_stub_executor(const std::string& options) {
     }
   }
   return std::make_unique<StubExecutor>(std::move(o));
-}
-
-std::unique_ptr<Executor> make_executor(const std::string& spec) {
-  const auto colon = spec.find(':');
-  const std::string name = spec.substr(0, colon);
-  const std::string opts = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  if (name == "stub") return make_stub_executor(opts);
-  if (name == "torch") return make_torch_executor(opts);
-  throw Error(fmt::format("unknown executor '{}'; expected torch or stub[:options]", spec));
 }
 
 }  // namespace kvlab::experiment

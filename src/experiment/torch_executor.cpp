@@ -1,17 +1,254 @@
-// The real executor (V4 KV write path + host hidden states + codecs +
-// metrics). Placeholder until src/host/host.h lands: refuses with a clear
-// error so that nothing silently measures garbage.
+// The real executor: host hidden states -> V4 KV write path -> the three
+// streams (generated once per passage), then every codec on each stream
+// with the SPEC section 4 metrics and audit.
+//
+// Every codec reads the stream as float32 on the CPU (the stream tensor, in
+// the experiment's stream dtype on its device, converted once per passage);
+// encode() writes the codec's bytes and decode() reads them back, so
+// bits_per_vector is what was written (8 * code_size).
+//
+// Weights and hosts are cached per executor (keyed by their JSON), so a
+// worker that claims many passages of one experiment builds them once.
+// Host kinds: synthetic / hf (host::make_host), and kv-file (captured
+// streams read with host::load_kv_file; tensors named "<passage>/<stream>"
+// or "<stream>"; no write path).
+// Not here: claiming and committing (worker.cpp).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <map>
+#include <mutex>
+
 #include <fmt/format.h>
 
+#include "codec/codec.h"
 #include "common/error.h"
 #include "experiment/executor.h"
+#include "host/host.h"
+#include "kernels/metrics.h"
+#include "model/config.h"
+#include "model/v4_kv.h"
 
 namespace kvlab::experiment {
 
+namespace {
+
+// One stream as float32 CPU rows [n, d].
+struct StreamData {
+  at::Tensor rows;
+  std::int64_t n = 0, d = 0;
+};
+
+class TorchSession : public PassageSession {
+ public:
+  explicit TorchSession(std::map<std::string, StreamData> streams) : streams_(std::move(streams)) {}
+
+  RunMeasurement measure(const std::string& stream, const std::string& codec_spec) override {
+    const StreamData& s = get(stream);
+    auto c = codec::make_codec(codec_spec, s.d);
+    std::vector<std::uint8_t> codes(static_cast<std::size_t>(s.n) * c->code_size());
+    at::Tensor out = at::empty({s.n, s.d}, at::kFloat);
+    const float* x = s.rows.data_ptr<float>();
+    c->encode(x, s.n, codes.data());
+    c->decode(codes.data(), s.n, out.data_ptr<float>());
+    RunMeasurement m;
+    m.bits_per_vector = c->bits_per_vector();
+    m.code_bytes = static_cast<std::int64_t>(c->code_size());
+    m.rel_mse = kernels::rel_mse(x, out.data_ptr<float>(), s.n, s.d);
+    m.cos_sim = kernels::mean_cosine(x, out.data_ptr<float>(), s.n, s.d);
+    m.n_vectors = s.n;
+    m.dim = s.d;
+    return m;
+  }
+
+  AuditMeasurement audit(const std::string& stream) override {
+    const StreamData& s = get(stream);
+    const auto v = kernels::non_gaussian_audit(s.rows.data_ptr<float>(), s.n, s.d);
+    AuditMeasurement a;
+    a.stream = stream;
+    a.excess_kurtosis_abs = v.excess_kurtosis_abs;
+    a.isotropy_variance_ratio = v.isotropy_variance_ratio;
+    a.hadamard_post_variance_ratio = v.hadamard_post_variance_ratio;
+    a.rms_wasserstein2_over_sigma_per_dim = v.rms_wasserstein2_over_sigma_per_dim;
+    a.n_vectors = v.n_vectors;
+    a.dim = v.dim;
+    return a;
+  }
+
+ private:
+  const StreamData& get(const std::string& stream) const {
+    auto it = streams_.find(stream);
+    KVLAB_CHECK(it != streams_.end(), "stream '{}' was not generated for this passage", stream);
+    return it->second;
+  }
+  std::map<std::string, StreamData> streams_;
+};
+
+StreamData to_rows(const at::Tensor& t, const std::string& what) {
+  KVLAB_CHECK(t.dim() >= 2, "{}: stream tensor has rank {}; expected [..., D]", what, t.dim());
+  StreamData s;
+  s.d = t.size(-1);
+  s.rows = t.reshape({-1, s.d}).to(at::kCPU).to(at::kFloat).contiguous();
+  s.n = s.rows.size(0);
+  KVLAB_CHECK(s.n >= 2, "{}: {} vectors; the metrics need at least 2 (increase seqlen)", what, s.n);
+  return s;
+}
+
+c10::Device parse_device(const std::string& d) {
+  try {
+    c10::Device dev(d);
+    if (dev.is_cuda()) {
+      KVLAB_CHECK(at::hasCUDA(), "device '{}' requested but this LibTorch build has no CUDA support", d);
+    }
+    return dev;
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("device '{}' is not usable: {}", d, e.what_without_backtrace()));
+  }
+}
+
+class TorchExecutor : public Executor {
+ public:
+  explicit TorchExecutor(int threads) {
+    if (threads > 0) {
+      static std::once_flag once;
+      std::call_once(once, [threads] { at::set_num_threads(threads); });
+    }
+  }
+
+  std::string name() const override { return "torch"; }
+
+  void fill_provenance(store::Provenance& p, const nlohmann::json& params) const override {
+    p.torch_version = model::torch_version();
+    p.blas = model::blas_info();
+    const std::string dev = params.value("device", "cpu");
+    p.device = dev;
+    p.stream_dtype = params.value("stream_dtype", "bf16");
+    if (params.contains("weights")) p.weights_json = params["weights"].dump();
+    if (params.contains("host")) {
+      p.host_kind = params["host"].value("kind", "");
+      // What the host itself says determines its output (generator, seeds, files).
+      auto it = host_description_.find(params["host"].dump());
+      p.host_json = it != host_description_.end() ? it->second.dump() : params["host"].dump();
+    }
+  }
+
+  std::unique_ptr<PassageSession> open_passage(const PassageJob& job) override {
+    const auto& pr = job.params;
+    KVLAB_CHECK(pr.contains("host") && pr["host"].is_object(), "experiment '{}': params_json has no host object",
+                job.experiment);
+    const nlohmann::json& hostj = pr["host"];
+    const std::string kind = hostj.value("kind", "");
+    const std::string dtype_name = pr.value("stream_dtype", "bf16");
+    KVLAB_CHECK(dtype_name == "bf16" || dtype_name == "fp32", "stream_dtype '{}'; expected bf16 or fp32", dtype_name);
+    const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
+    const int seqlen = pr.value("seqlen", 2048);
+    const c10::Device device = parse_device(pr.value("device", "cpu"));
+
+    std::map<std::string, StreamData> streams;
+    if (kind == "kv-file") {
+      const std::string path = hostj.at("path").get<std::string>();
+      auto& file = kv_file(path);
+      for (const auto& st : job.streams) {
+        auto it = file.find(job.passage_name + "/" + st);
+        if (it == file.end()) it = file.find(st);
+        KVLAB_CHECK(it != file.end(), "kv-file {}: no tensor '{}/{}' or '{}'", path, job.passage_name, st, st);
+        // The stream dtype applies to captured streams too.
+        streams[st] = to_rows(it->second.to(dtype), fmt::format("{} / {}", job.passage_name, st));
+      }
+    } else {
+      const std::string spec = hostj.at("spec").get<std::string>();
+      auto& host = host_for(hostj, spec);
+      auto& writer = writer_for(pr.at("weights"), device);
+      host::PassageInput in;
+      in.name = job.passage_name;
+      in.text = job.text.value_or("");
+      in.seed = job.seed;
+      const at::Tensor hidden = host.hidden(in, seqlen, writer.config().hidden_size, device);
+      const auto out = writer.forward(hidden, dtype);
+      for (const auto& st : job.streams) {
+        auto it = out.find(st);
+        KVLAB_CHECK(it != out.end(), "the V4 write path produced no stream '{}'", st);
+        streams[st] = to_rows(it->second, fmt::format("{} / {}", job.passage_name, st));
+      }
+    }
+    ++passages_opened_;
+    return std::make_unique<TorchSession>(std::move(streams));
+  }
+
+ private:
+  host::HiddenSource& host_for(const nlohmann::json& hostj, const std::string& spec) {
+    const std::string key = hostj.dump();
+    auto it = hosts_.find(key);
+    if (it == hosts_.end()) {
+      it = hosts_.emplace(key, host::make_host(spec)).first;
+      host_description_[key] = it->second->describe();
+    }
+    return *it->second;
+  }
+
+  model::V4KVWriter& writer_for(const nlohmann::json& w, c10::Device device) {
+    const std::string key = w.dump() + "|" + device.str();
+    auto it = writers_.find(key);
+    if (it != writers_.end()) return *it->second;
+    const auto cfg = model::V4Config::flash();
+    const std::string kind = w.value("kind", "");
+    model::V4Weights weights;
+    if (kind == "random") {
+      weights = model::random_weights(cfg, w.value("seed", std::uint64_t{0}), device);
+    } else if (kind == "checkpoint") {
+      const auto& layers = w.at("layers");
+      auto layer = [&](const char* s) {
+        KVLAB_CHECK(layers.contains(s), "checkpoint weights: no layer id for stream {}", s);
+        return layers.at(s).get<int>();
+      };
+      // A stream not measured still needs a layer for the fused writer: reuse
+      // the published defaults (0 / 2 / 3) for absent ones.
+      const int swa = layers.contains(model::kStreamSWA) ? layer(model::kStreamSWA) : 0;
+      const int csa = layers.contains(model::kStreamCSA) ? layer(model::kStreamCSA) : 2;
+      const int hca = layers.contains(model::kStreamHCA) ? layer(model::kStreamHCA) : 3;
+      weights = model::load_weights(w.at("path").get<std::string>(), cfg, swa, csa, hca, device);
+    } else {
+      throw Error(fmt::format("weights kind '{}'; expected random or checkpoint", kind));
+    }
+    it = writers_.emplace(key, std::make_unique<model::V4KVWriter>(cfg, std::move(weights), device)).first;
+    return *it->second;
+  }
+
+  std::map<std::string, at::Tensor>& kv_file(const std::string& path) {
+    auto it = kv_files_.find(path);
+    if (it == kv_files_.end()) it = kv_files_.emplace(path, host::load_kv_file(path)).first;
+    return it->second;
+  }
+
+  std::map<std::string, std::unique_ptr<host::HiddenSource>> hosts_;
+  std::map<std::string, nlohmann::json> host_description_;
+  std::map<std::string, std::unique_ptr<model::V4KVWriter>> writers_;
+  std::map<std::string, std::map<std::string, at::Tensor>> kv_files_;
+};
+
+}  // namespace
+
 std::unique_ptr<Executor> make_torch_executor(const std::string& options) {
-  throw Error(fmt::format("the torch executor is not available in this build yet (options '{}'); use --executor stub "
-                          "for store tests",
-                          options));
+  int threads = 0;
+  std::size_t pos = 0;
+  while (pos < options.size()) {
+    auto end = options.find(',', pos);
+    if (end == std::string::npos) end = options.size();
+    const std::string item = options.substr(pos, end - pos);
+    pos = end + 1;
+    if (item.empty()) continue;
+    if (item.rfind("threads=", 0) == 0) {
+      try {
+        threads = std::stoi(item.substr(8));
+      } catch (const std::exception&) {
+        threads = -1;
+      }
+      KVLAB_CHECK(threads >= 1 && threads <= 1024, "torch executor: threads '{}' is not in 1 .. 1024", item.substr(8));
+    } else {
+      throw Error(fmt::format("torch executor: unknown option '{}'; expected threads=N", item));
+    }
+  }
+  return std::make_unique<TorchExecutor>(threads);
 }
 
 }  // namespace kvlab::experiment

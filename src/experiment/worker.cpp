@@ -197,7 +197,7 @@ void worker_thread(Shared& sh, int index) {
   WorkerStats st;
   try {
     auto db = store::open_database(opt.db_path, store::OpenMode::kReadWrite);
-    auto exec = make_executor(opt.executor);
+    auto exec = opt.executor_factory();
     store::ClaimOptions co;
     co.worker = process_worker_id() + (opt.threads > 1 ? fmt::format("#{}", index) : "");
     co.grace_s = opt.grace_s;
@@ -281,8 +281,9 @@ WorkerStats run_workers(const WorkerOptions& opt, const std::atomic<bool>* stop)
   KVLAB_CHECK(opt.idle_exit_s >= 0, "--idle-exit {}: expected >= 0 seconds", opt.idle_exit_s);
   const double hb = opt.heartbeat_s > 0 ? opt.heartbeat_s : opt.grace_s / 5;
   KVLAB_CHECK(hb < opt.grace_s, "heartbeat period {} s must be shorter than the grace period {} s", hb, opt.grace_s);
-  // Validate the executor spec before starting anything.
-  make_executor(opt.executor);
+  KVLAB_CHECK(opt.executor_factory, "no executor factory given for executor '{}'", opt.executor);
+  // Build one up front so a bad executor spec fails before anything starts.
+  opt.executor_factory();
   if (opt.faults.any()) {
     std::lock_guard<std::mutex> lock(g_fault_mu);
     g_faults = opt.faults;

@@ -18,8 +18,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "experiment/executor.h"
 
 namespace kvlab::experiment {
 
@@ -38,7 +41,9 @@ struct FaultInjection {
 struct WorkerOptions {
   std::string db_path;
   int threads = 1;
-  std::string executor = "torch";
+  std::string executor = "torch";  // for messages; the factory below builds them
+  // Builds one Executor per worker thread (e.g. [s] { return make_executor(s); }).
+  std::function<std::unique_ptr<Executor>()> executor_factory;
   double grace_s = 300;       // reclaim runs whose heartbeat is older than this
   double heartbeat_s = 0;     // 0: grace_s / 5
   int max_attempts = 3;

@@ -1,0 +1,176 @@
+// Tests of experiment/spec.h: the shipped specs parse into the planned
+// shapes, params_json follows the contract, and every kind of bad input
+// is refused with file:line and the offending value.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "experiment/spec.h"
+#include "testutil/testutil.h"
+
+namespace kvlab::experiment {
+namespace {
+
+using testutil::source_path;
+
+TEST(ExperimentSpec, ShippedN8Spec) {
+  const auto s = load_spec(source_path("experiments/stage075_n8.ini"));
+  EXPECT_EQ(s.name, "stage075_n8");
+  EXPECT_EQ(s.passages.size(), 8u);
+  EXPECT_EQ(s.streams, known_streams());
+  ASSERT_EQ(s.codecs.size(), 5u);
+  EXPECT_EQ(s.codecs[0].codec, "fp8_per64");
+  EXPECT_FALSE(s.codecs[0].q);
+  EXPECT_EQ(s.codecs[1].codec, "d4:q=10");
+  EXPECT_EQ(*s.codecs[4].q, 38);
+  EXPECT_EQ(s.run_count(), 8u * 3 * 5);
+  // Passages are the committed texts, named by file stem, hashed by content.
+  for (const auto& p : s.passages) {
+    ASSERT_TRUE(p.text);
+    EXPECT_GT(p.text->size(), 500u) << p.name;
+    EXPECT_EQ(p.source, "text:passages/" + p.name + ".txt");
+  }
+  const auto plan = s.plan();
+  EXPECT_EQ(plan.spec_hash, sha256_hex(s.spec_text));
+  EXPECT_EQ(plan.passages[0].content_hash, sha256_hex(*s.passages[0].text));
+  // params_json contract.
+  const auto j = nlohmann::json::parse(plan.params_json);
+  EXPECT_EQ(j["seqlen"], 2048);
+  EXPECT_EQ(j["stream_dtype"], "bf16");
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["weights"]["kind"], "random");
+  EXPECT_EQ(j["host"]["kind"], "synthetic");
+  EXPECT_EQ(j["host"]["spec"], "synthetic:seed=1234");
+  EXPECT_EQ(j["streams"].size(), 3u);
+  EXPECT_EQ(j["codecs"][4], "e8:q=38");
+  EXPECT_EQ(j["layer_mix"]["sliding_window_kv"], 3);
+  EXPECT_EQ(j["layer_mix"]["csa_pool_kv_ratio4"], 20);
+  EXPECT_EQ(j["layer_mix"]["hca_pool_kv_ratio128"], 20);
+  EXPECT_EQ(j["report"]["codec"], "e8:q=38");
+  EXPECT_EQ(j["report"]["compare"], "d4:q=38");
+  EXPECT_GT(j["forecast"]["kv_memory_gib_per_node"].get<double>(), 0);
+  EXPECT_GT(j["forecast"]["context_tokens"].get<double>(), 0);
+}
+
+TEST(ExperimentSpec, ShippedQsweepAndSmokeSpecs) {
+  const auto q = load_spec(source_path("experiments/stage075_qsweep.ini"));
+  EXPECT_EQ(q.codecs.size(), 18u);
+  EXPECT_EQ(q.codecs.back().codec, "e8:q=76");
+  EXPECT_EQ(q.passages.size(), 8u);
+  const auto s = load_spec(source_path("experiments/smoke.ini"));
+  EXPECT_EQ(s.seqlen, 256);
+  ASSERT_EQ(s.passages.size(), 2u);
+  EXPECT_EQ(s.passages[1].name, "p1");
+  EXPECT_EQ(s.passages[1].seed, 101u);
+  EXPECT_EQ(s.passages[1].source, "synthetic:seed=101");
+  EXPECT_FALSE(s.passages[1].text);
+  // Default layer mix is V4-Flash's.
+  EXPECT_EQ(s.layer_mix.at("sliding_window_kv"), 3);
+  EXPECT_EQ(s.layer_mix.at("hca_pool_kv_ratio128"), 20);
+  EXPECT_EQ(s.params()["report"]["compare"], nullptr);
+}
+
+TEST(ExperimentSpec, IdRanges) {
+  EXPECT_EQ(parse_id_ranges("0-3 7"), (std::vector<int>{0, 1, 2, 3, 7}));
+  EXPECT_THROW(parse_id_ranges("3-1"), Error);
+  EXPECT_THROW(parse_id_ranges("1 1"), Error);
+  EXPECT_THROW(parse_id_ranges("a"), Error);
+  EXPECT_THROW(parse_id_ranges(""), Error);
+}
+
+const char* kGood = R"([experiment]
+name = t
+seqlen = 256
+[passages]
+synthetic = 0-2
+[codecs]
+codec = fp8_per64
+e8.q = 10
+)";
+
+// Expects parse_spec(text) to fail with a message containing each needle.
+void expect_error(const std::string& text, const std::vector<std::string>& needles) {
+  try {
+    parse_spec(text, "/tmp/x.ini");
+    ADD_FAILURE() << "expected an error for:\n" << text;
+  } catch (const Error& e) {
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "message: " << e.what() << "\nmissing: " << n;
+  }
+}
+
+TEST(ExperimentSpec, MinimalSpecParses) {
+  const auto s = parse_spec(kGood, "/tmp/x.ini");
+  EXPECT_EQ(s.run_count(), 3u * 3 * 2);
+  EXPECT_EQ(s.params()["report"]["codec"], "e8:q=10");
+}
+
+TEST(ExperimentSpec, ErrorsNameFileLineAndValue) {
+  const std::string g = kGood;
+  // Unknown key in a known section, with the expected keys listed.
+  expect_error(g + "bogus = 1\n", {"/tmp/x.ini:9:", "unknown key 'bogus' in [codecs]", "codec"});
+  // Unknown section.
+  expect_error(g + "[nope]\nx = 1\n", {"/tmp/x.ini:10:", "unknown key 'nope.x'"});
+  // Bad Q values.
+  expect_error(g + "d4.q = 0\n", {"x.ini:9:", "codec 'd4:q=0'"});
+  expect_error(g + "d4.q = ten\n", {"x.ini:9:", "'ten'", "not a positive integer"});
+  expect_error(g + "codec = e8:q=-3\n", {"x.ini:9:", "e8:q=-3"});
+  // Unknown codec family.
+  expect_error(g + "codec = zstd\n", {"x.ini:9:", "codec 'zstd'"});
+  // Duplicate codec (after canonicalisation), naming the first line.
+  expect_error(g + "codec = E8:Q=10\n", {"x.ini:9:", "e8:q=10", "listed twice (first at line 8)"});
+  // Syntax.
+  expect_error(g + "just words\n", {"x.ini:9:", "not 'key = value'"});
+  // Single-valued key given twice.
+  expect_error("[experiment]\nname = a\nname = b\n", {"x.ini:3:", "given again (first at line 2)"});
+  // Value checks.
+  expect_error(std::string(kGood).replace(g.find("256"), 3, "300"), {"x.ini:3:", "not a multiple of 128"});
+  expect_error(std::string(kGood).replace(g.find("256"), 3, "128"), {"x.ini:3:", "out of range"});
+  expect_error(g + "[experiment]\nstream_dtype = fp16\n", {"x.ini:10:", "fp16", "bf16 or fp32"});
+  expect_error(g + "[experiment]\nstreams = sliding_window_kv mla\n", {"x.ini:10:", "unknown stream 'mla'"});
+  expect_error(g + "[experiment]\ndevice = tpu\n", {"x.ini:10:", "device 'tpu'"});
+  expect_error(g + "[weights]\nkind = magic\n", {"x.ini:10:", "weights kind 'magic'"});
+  expect_error(g + "[weights]\nkind = checkpoint\npath = /no/such/ckpt\n",
+               {"x.ini:11:", "/no/such/ckpt", "does not exist"});
+  expect_error(g + "[weights]\nkind = random\nlayer.sliding_window_kv = 0\n", {"x.ini:11:", "does not apply"});
+  expect_error(g + "[host]\nkind = hf\npath = /no/such/hf\n", {"x.ini:11:", "/no/such/hf"});
+  expect_error(g + "[passages]\ntext = no_such_passage.txt\n", {"x.ini:10:", "no_such_passage.txt"});
+  expect_error(g + "[passages]\nsynthetic = 2-4\n", {"x.ini:10:", "'p2' is listed twice"});
+  expect_error(g + "[layer_mix]\nsliding_window_kv = 3\n", {"no layer count for stream 'csa_pool_kv_ratio4'"});
+  expect_error(g + "[layer_mix]\nsliding_window_kv = -1\n", {"x.ini:10:", "out of range"});
+  expect_error(g + "[report]\ncodec = d4:q=10\n", {"x.ini:10:", "not one of this experiment's codecs"});
+  expect_error(g + "[forecast]\ncontext_tokens = 100\n", {"missing 'forecast.kv_memory_gib_per_node'"});
+  expect_error(g + "[forecast]\nkv_memory_gib_per_node = -5\ncontext_tokens = 1\n", {"x.ini:10:", "-5"});
+  // Missing pieces.
+  expect_error("[codecs]\ncodec = fp8_per64\n", {"missing 'experiment.name'"});
+  expect_error("[experiment]\nname = a\n[codecs]\ncodec = fp8_per64\n", {"no passages"});
+  expect_error("[experiment]\nname = a\n[passages]\nsynthetic = 0\n", {"no codecs"});
+  expect_error("[experiment]\nname = a b\n", {"x.ini:2:", "'a b'"});
+}
+
+TEST(ExperimentSpec, RelativePathsResolveAgainstTheSpecFile) {
+  const auto dir = testutil::make_temp_dir("spec");
+  std::filesystem::create_directories(dir + "/texts");
+  std::ofstream(dir + "/texts/alpha.txt") << "Some passage text.\n";
+  std::ofstream(dir + "/s.ini") << "[experiment]\nname = r\n[passages]\ntext = texts/alpha.txt\n[codecs]\ncodec = fp8_per64\n";
+  const auto s = load_spec(dir + "/s.ini");
+  ASSERT_EQ(s.passages.size(), 1u);
+  EXPECT_EQ(s.passages[0].name, "alpha");
+  EXPECT_EQ(*s.passages[0].text, "Some passage text.\n");
+  std::ofstream(dir + "/texts/empty.txt") << "  \n";
+  std::ofstream(dir + "/e.ini") << "[experiment]\nname = r\n[passages]\ntext = texts/empty.txt\n[codecs]\ncodec = fp8_per64\n";
+  try {
+    load_spec(dir + "/e.ini");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("e.ini:4: passage file 'texts/empty.txt' is empty"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(load_spec(dir + "/missing.ini"), Error);
+}
+
+}  // namespace
+}  // namespace kvlab::experiment
