@@ -75,12 +75,18 @@ stop_cluster() {
     fi
     rm -f "$dir/$name.pid"
   done
-  # Job steps (slurmstepd) outlive slurmd by design; end the ones of this
-  # cluster (their command line names our spool directory's node).
-  local sp
-  for sp in $(pgrep -x slurmstepd 2>/dev/null || true); do
-    if tr '\0' ' ' <"/proc/$sp/environ" 2>/dev/null | grep -q "SLURM_CONF=$dir/slurm.conf"; then
-      kill -KILL "$sp" 2>/dev/null || true
+  # Job steps (slurmstepd) outlive slurmd by design, and so may the programs
+  # of a job; end those of this cluster: processes whose environment names
+  # this cluster's SLURM_CONF and, for job programs, carries SLURM_JOB_ID
+  # (the caller and this script have no SLURM_JOB_ID of this cluster).
+  local p env
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" = "$$" ] && continue
+    env=$( { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null) || continue
+    printf '%s\n' "$env" | grep -qx "SLURM_CONF=$dir/slurm.conf" || continue
+    if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = slurmstepd ] || printf '%s\n' "$env" | grep -q '^SLURM_JOB_ID='; then
+      kill -KILL "$p" 2>/dev/null || true
     fi
   done
 }

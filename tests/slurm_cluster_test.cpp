@@ -11,7 +11,8 @@
 // not installed: scripts/install-slurm.sh; or no permission), or when
 // KVLAB_SKIP_SLURM_TEST=1. Runs use the stub executor (deterministic fake
 // numbers with a delay per run, so a task can be killed mid-passage); the
-// merge logic is the same for real measurements.
+// merge logic is the same for real measurements
+// (KVLAB_SLURM_TEST_EXECUTOR=torch selects them).
 #include <signal.h>
 #include <unistd.h>
 
@@ -44,6 +45,16 @@ constexpr int kShards = 20;
 constexpr int kRunsPerPassage = 6;  // 3 streams x 2 codecs
 
 std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// KVLAB_SLURM_TEST_EXECUTOR=torch runs the real computation instead (slower).
+std::string task_executor() {
+  const char* e = std::getenv("KVLAB_SLURM_TEST_EXECUTOR");
+  return e && *e ? e : "stub:sleep_ms=100";
+}
+std::string reference_executor() {
+  const char* e = std::getenv("KVLAB_SLURM_TEST_EXECUTOR");
+  return e && *e ? e : "stub";
+}
 
 struct SlurmCluster : ::testing::Test {
   void SetUp() override {
@@ -107,7 +118,7 @@ TEST_F(SlurmCluster, TwentyTaskArrayKillResubmitIngest) {
   const std::string db = dir + "/sweep.db";
   std::string out;
   ASSERT_EQ(kv("slurm submit " + q(spec) + " --db " + q(db) + " --shards 20 --throttle 2 "
-               "--run-arg=--executor=stub:sleep_ms=100 --run-arg=--progress=none",
+               "--run-arg=--executor=" + task_executor() + " --run-arg=--progress=none",
                &out),
             0)
       << out;
@@ -208,7 +219,7 @@ TEST_F(SlurmCluster, TwentyTaskArrayKillResubmitIngest) {
   // Equal to one machine running the same spec.
   const std::string ref = dir + "/ref.db";
   ASSERT_EQ(kv("queue " + q(spec) + " --db " + q(ref), &out), 0) << out;
-  ASSERT_EQ(kv("run --db " + q(ref) + " --executor stub --progress none", &out), 0) << out;
+  ASSERT_EQ(kv("run --db " + q(ref) + " --executor " + reference_executor() + " --progress none", &out), 0) << out;
   auto ref_db = store::open_database(ref, store::OpenMode::kReadOnly);
   EXPECT_EQ(store::outcome_rows(*ref_db, "twenty"), first);
   EXPECT_LE(max_running_shards, 2) << "the %2 throttle was not honoured";
