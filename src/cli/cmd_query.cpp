@@ -214,12 +214,15 @@ struct StatsArgs {
   Common c;
   std::vector<std::string> streams, codecs;
   bool per_passage = false;
+  std::string json_rows = "cells";  // cells | layer_weighted | audit
 };
 
 std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
   if (a.c.json) {
     json rows = json::array();
+    const bool cells = a.json_rows == "cells", lw = a.json_rows == "layer_weighted", audit = a.json_rows == "audit";
     for (const auto& c : s.cells) {
+      if (!cells) break;
       json r;
       r["kind"] = "cell";
       r["stream"] = c.stream;
@@ -245,6 +248,7 @@ std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
       rows.push_back(r);
     }
     for (const auto& l : s.layer_weighted) {
+      if (!lw) break;
       json r;
       r["kind"] = "layer_weighted";
       r["stream"] = "layer_weighted";
@@ -270,6 +274,7 @@ std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
     }
     for (const auto& au : s.audits)
       for (const auto& m : au.metrics) {
+        if (!audit) break;
         json r;
         r["kind"] = "audit";
         r["stream"] = au.stream;
@@ -344,8 +349,13 @@ int cmd_stats(const std::vector<std::string>& args) {
   add_json(d, a.c);
   d.add_options()("stream", po::value(&a.streams)->composing(), "only this stream (repeatable)")(
       "codec", po::value(&a.codecs)->composing(), "only this codec family ('e8') or spec ('e8:q=38') (repeatable)")(
-      "per-passage", po::bool_switch(&a.per_passage), "also list the per-passage ratios");
+      "per-passage", po::bool_switch(&a.per_passage), "also list the per-passage ratios")(
+      "rows", po::value(&a.json_rows)->default_value("cells"),
+      "with --json: cells (stream x codec), layer_weighted (ratio vs FP8 over the layer mix: published "
+      "root-sum-square CI and paired CI) or audit (metrics with gates)");
   if (!parse(args, d, "kvlab stats [--db FILE] [--experiment NAME|ID] [--stream S] [--codec C] [--json]")) return 0;
+  if (a.json_rows != "cells" && a.json_rows != "layer_weighted" && a.json_rows != "audit")
+    throw UsageError(fmt::format("unknown --rows '{}'; expected cells, layer_weighted or audit", a.json_rows));
   auto db = open_ro(a.c.db);
   const auto data = store::load_experiment(*db, a.c.experiment);
   check_filters(data, a.streams, a.codecs);
