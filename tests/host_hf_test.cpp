@@ -225,6 +225,23 @@ TEST_F(HfHost, DescribeRecordsIdentityAndProjection) {
                          r8->hidden(PassageInput{"p", "hello world", 0}, 64, 16, kCpu)));
 }
 
+TEST_F(HfHost, PadTokenOptionForTokenizersWithoutOne) {
+  ModelDir m = write_model(root_ / "nopad");
+  write_text(m.dir / "tokenizer_config.json", "{}");  // like Llama 3: no pad_token
+  const PassageInput p{"p", "hello world", 0};
+  auto plain = kvlab::host::make_hf_host("hf:" + m.dir.string());
+  std::string e = error_of([&] { plain->hidden(p, 128, 16, kCpu); });
+  EXPECT_NE(e.find("no pad token"), std::string::npos) << e;
+  auto padded = kvlab::host::make_hf_host("hf:" + m.dir.string() + ",pad_token=<|endoftext|>");
+  ModelDir ref = write_model(root_ / "withpad");  // same table, pad_token in tokenizer_config.json
+  auto with_cfg = kvlab::host::make_hf_host("hf:" + ref.dir.string());
+  EXPECT_TRUE(at::equal(padded->hidden(p, 128, 16, kCpu), with_cfg->hidden(p, 128, 16, kCpu)));
+  EXPECT_EQ(padded->describe()["tokenizer"]["pad_id"], 300);
+  EXPECT_EQ(padded->describe()["tokenizer"]["pad_source"], "spec pad_token");
+  e = error_of([&] { kvlab::host::make_hf_host("hf:" + m.dir.string() + ",pad_token=<nope>"); });
+  EXPECT_NE(e.find("pad_token '<nope>' is not a token"), std::string::npos) << e;
+}
+
 TEST_F(HfHost, BadInputNamesFileAndField) {
   // Missing directory / config.json / tokenizer.json.
   std::string e = error_of([&] { kvlab::host::make_hf_host("hf:" + (root_ / "nope").string()); });

@@ -123,6 +123,7 @@ struct Options {
   fs::path path;
   uint64_t proj_seed = kHfDefaultProjectionSeed;
   int repeat = 8;
+  std::string pad_token;  // overrides the tokenizer's pad token when set
 };
 
 Options parse_spec(const std::string& spec) {
@@ -152,8 +153,11 @@ Options parse_spec(const std::string& spec) {
       KVLAB_CHECK(digits && std::stoull(v) >= 1 && std::stoull(v) <= 1024,
                   "hf host spec '{}': repeat must be an integer in [1, 1024], got '{}'", spec, v);
       o.repeat = static_cast<int>(std::stoull(v));
+    } else if (k == "pad_token") {
+      KVLAB_CHECK(!v.empty(), "hf host spec '{}': pad_token must name a token, got ''", spec);
+      o.pad_token = v;
     } else {
-      throw Error(fmt::format("hf host spec '{}': unknown option '{}' (known: proj_seed, repeat)", spec, k));
+      throw Error(fmt::format("hf host spec '{}': unknown option '{}' (known: proj_seed, repeat, pad_token)", spec, k));
     }
   }
   return o;
@@ -184,6 +188,11 @@ class HfHost final : public HiddenSource {
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_files(
         tokenizer_path_.string(), tokenizer_config_path_.empty() ? std::string() : tokenizer_config_path_.string()));
 
+    if (!opt_.pad_token.empty()) {
+      pad_override_ = tokenizer_->token_to_id(opt_.pad_token);
+      KVLAB_CHECK(pad_override_.has_value(), "hf host spec '{}': pad_token '{}' is not a token of {}", spec_,
+                  opt_.pad_token, tokenizer_path_.string());
+    }
     locate_embedding();
     file_ = std::make_unique<io::SafetensorsFile>(io::SafetensorsFile::open(shard_path_.string()));
     const io::TensorInfo& ti = file_->info(embed_name_);
@@ -230,7 +239,8 @@ class HfHost final : public HiddenSource {
          {{"kind", tokenizer_->kind()},
           {"file_sha256", tokenizer_sha_},
           {"config_sha256", tokenizer_config_path_.empty() ? json(nullptr) : json(tokenizer_config_sha_)},
-          {"pad_id", tokenizer_->pad_id() ? json(*tokenizer_->pad_id()) : json(nullptr)},
+          {"pad_id", pad_override_ ? json(*pad_override_) : tokenizer_->pad_id() ? json(*tokenizer_->pad_id()) : json(nullptr)},
+          {"pad_source", pad_override_ ? "spec pad_token" : "tokenizer files"},
           {"padding_side", tokenizer_->pad_left() ? "left" : "right"},
           {"truncation_side", tokenizer_->truncate_left() ? "left" : "right"},
           {"special_tokens_added", tokenizer_->num_special_tokens_to_add()}}},
@@ -255,7 +265,7 @@ class HfHost final : public HiddenSource {
                                  "passages need the synthetic host)", p.name);
     FixedLengthIds ids;
     try {
-      ids = encode_fixed_length(*tokenizer_, p.text, seqlen, opt_.repeat);
+      ids = encode_fixed_length(*tokenizer_, p.text, seqlen, opt_.repeat, pad_override_);
     } catch (const Error& e) {
       throw Error(fmt::format("hf host: passage '{}': {}", p.name, e.what()));
     }
@@ -363,6 +373,7 @@ class HfHost final : public HiddenSource {
   int64_t native_ = 0, rows_ = 0, config_vocab_ = -1;
   io::DType dtype_ = io::DType::BF16;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::optional<int32_t> pad_override_;
   std::unique_ptr<io::SafetensorsFile> file_;
   mutable std::mutex mu_;
   mutable bool hashes_done_ = false;

@@ -21,8 +21,11 @@
 // embedding tensor is read, through the memory-mapped safetensors reader,
 // and only the rows of the passage's tokens are touched.
 //
-// Spec: hf:PATH[,proj_seed=N][,repeat=R]   (defaults 20260425 and 8, the
-// published values; PATH may not contain commas).
+// Spec: hf:PATH[,proj_seed=N][,repeat=R][,pad_token=TOKEN]   (defaults
+// 20260425 and 8, the published values; PATH may not contain commas).
+// pad_token names the padding token for tokenizers without one (Llama 3:
+// e.g. <|eot_id|>); transformers refuses to pad there, and so does kvlab
+// unless told.
 //
 // What it is not: no transformer layers (embeddings only), no remote
 // downloads, no PyTorch .bin checkpoints.

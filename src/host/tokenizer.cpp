@@ -1097,7 +1097,8 @@ bool Tokenizer::truncate_left() const { return impl_->trunc_left; }
 const std::string& Tokenizer::kind() const { return impl_->kind; }
 const std::string& Tokenizer::source() const { return impl_->source; }
 
-FixedLengthIds encode_fixed_length(const Tokenizer& tok, std::string_view text, int64_t seqlen, int repeat) {
+FixedLengthIds encode_fixed_length(const Tokenizer& tok, std::string_view text, int64_t seqlen, int repeat,
+                                   std::optional<int32_t> pad_override) {
   KVLAB_CHECK(seqlen >= 1, "seqlen must be >= 1, got {}", seqlen);
   KVLAB_CHECK(repeat >= 1, "repeat must be >= 1, got {}", repeat);
   std::string rep;
@@ -1117,7 +1118,7 @@ FixedLengthIds encode_fixed_length(const Tokenizer& tok, std::string_view text, 
   out.ids = tok.add_special_tokens(content);
   const int64_t missing = seqlen - static_cast<int64_t>(out.ids.size());
   if (missing > 0) {
-    auto pad = tok.pad_id();
+    auto pad = pad_override ? pad_override : tok.pad_id();
     KVLAB_CHECK(pad.has_value(),
                 "passage has {} tokens but seqlen is {}: padding needed, and {} has no pad token "
                 "(tokenizer_config.json pad_token or tokenizer.json padding.pad_id)",

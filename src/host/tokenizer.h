@@ -92,9 +92,10 @@ struct FixedLengthIds {
   int64_t content_tokens = 0;  // tokens before truncation (specials included)
   int64_t pad_tokens = 0;
 };
+// `pad_override` replaces pad_id() (for tokenizers without a pad token).
 // Throws kvlab::Error when the text encodes to zero tokens, when padding is
-// needed but the tokenizer has no pad token, or for seqlen < 1 / repeat < 1.
+// needed but there is no pad id, or for seqlen < 1 / repeat < 1.
 FixedLengthIds encode_fixed_length(const Tokenizer& tok, std::string_view text, int64_t seqlen,
-                                   int repeat = 8);
+                                   int repeat = 8, std::optional<int32_t> pad_override = std::nullopt);
 
 }  // namespace kvlab::host
