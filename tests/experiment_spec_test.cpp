@@ -61,7 +61,7 @@ TEST(ExperimentSpec, ShippedQsweepAndSmokeSpecs) {
   EXPECT_EQ(q.codecs.back().codec, "e8:q=76");
   EXPECT_EQ(q.passages.size(), 8u);
   const auto s = load_spec(source_path("experiments/smoke.ini"));
-  EXPECT_EQ(s.seqlen, 256);
+  EXPECT_EQ(s.seqlen, 512);
   ASSERT_EQ(s.passages.size(), 2u);
   EXPECT_EQ(s.passages[1].name, "p1");
   EXPECT_EQ(s.passages[1].seed, 101u);
