@@ -59,10 +59,28 @@ TEST(ReportFormat, IntervalSignificant) {
   // Small values share one exponent instead of long runs of zeros.
   EXPECT_EQ(fmt_pm_sig(3.1004e-5, 2.1e-7), "(3.100 ± 0.021)e-05");
   EXPECT_EQ(fmt_pm_sig(1.0e7, 2.5e5), "(1.000 ± 0.025)e+07");
+  // A half-width >= 1e4 switches to the shared exponent too (no spurious digits).
+  EXPECT_EQ(fmt_pm_sig(732436.66, 136845.73), "(7.3 ± 1.4)e+05");
+  EXPECT_EQ(fmt_pm_sig(434.22, 165.77), "434 ± 166");
   EXPECT_EQ(fmt_pm_sig(0.5, std::nullopt), "0.5000 ± n/a (n < 2)");
   EXPECT_EQ(fmt_pm_sig(4224.0, 0.0), "4224 ± 0");
   // A half-width far below the mean does not print a runaway number of digits.
   EXPECT_EQ(fmt_pm_sig(1.0, 1e-15), "1.0000000 ± 0.0000000");
+}
+
+TEST(ReportFormat, Scientific) {
+  EXPECT_EQ(fmt_sci(9.915e-4, 4), "9.915e-04");
+  EXPECT_EQ(fmt_sci(0.0010016, 4), "1.002e-03");
+  EXPECT_EQ(fmt_pm_sci(0.001000, 0.000082), "(1.000 ± 0.082)e-03");
+  EXPECT_EQ(fmt_pm_sci(8.01e-4, 6.6e-5), "(8.01 ± 0.66)e-04");
+  EXPECT_EQ(fmt_pm_sci(0.5, std::nullopt), "5.000e-01 ± n/a (n < 2)");
+}
+
+TEST(ReportFormat, Short) {
+  EXPECT_EQ(fmt_short(0.5), "0.5");
+  EXPECT_EQ(fmt_short(20.0), "20");
+  EXPECT_EQ(fmt_short(0.0078125), "0.0078125");
+  EXPECT_EQ(fmt_short(1e-5), "1e-05");
 }
 
 TEST(ReportFormat, RangeAndEscape) {

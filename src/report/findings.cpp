@@ -233,7 +233,7 @@ void layer_weighted_section(Document& d, const Ctx& c) {
     }
     const auto simple = equal_weight_mean(per_stream);
     const std::string name = lw.codec == c.codec ? "**" + codec_label(lw.codec) + "**" : codec_label(lw.codec);
-    t.add_row({name, fmt_fixed(lw.weighted_bits, 1), fmt_pm_fixed(simple.mean, simple.rss_hw, 3),
+    t.add_row({name, fmt_bits(lw.weighted_bits), fmt_pm_fixed(simple.mean, simple.rss_hw, 3),
                fmt_pm_fixed(lw.mean, lw.rss_hw, 3), fmt_pm_fixed(lw.paired.mean, lw.paired.ci95_hw, 3),
                fmt_percent(lw.mean - 1.0)});
   }
@@ -545,8 +545,14 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
 
   RenderedReport r;
   r.markdown = d.str();
+  // The findings' codec family first (filled markers), then the comparison's.
+  std::vector<std::string> fams = {stats::parse_codec_spec(codec).family};
+  if (!compare.empty()) fams.push_back(stats::parse_codec_spec(compare).family);
+  for (const auto& f : s.families) {
+    if (std::find(fams.begin(), fams.end(), f) == fams.end()) fams.push_back(f);
+  }
   r.files.push_back({c.stem + "_pareto.svg",
-                     svg::render(pareto_plot(s, "Bits per vector vs rel-MSE ratio to FP8"))});
+                     svg::render(pareto_plot(s, "Bits per vector vs rel-MSE ratio to FP8", fams))});
   bool have_passages = false;
   for (const auto& stream : s.streams) {
     const auto* cell = s.find_cell(stream, codec);

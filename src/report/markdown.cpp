@@ -86,19 +86,31 @@ std::string fmt_pm_fixed(double mean, std::optional<double> hw, int decimals) {
   return s + fmt_fixed(*hw, decimals);
 }
 
-std::string fmt_pm_sig(double mean, std::optional<double> hw, int hw_sig, int mean_sig) {
+std::string fmt_sci(double v, int sig) {
+  KVLAB_ASSERT(sig >= 1 && sig <= 17, "significant digits {} out of range", sig);
+  if (!std::isfinite(v)) return non_finite(v);
+  if (v == 0.0) return "0";
+  return strip_negative_zero(fmt::format("{:.{}e}", v, sig - 1));
+}
+
+namespace {
+
+std::string fmt_pm_impl(double mean, std::optional<double> hw, int hw_sig, int mean_sig, bool force_exp) {
   KVLAB_ASSERT(hw_sig >= 1 && mean_sig >= 1, "bad digit counts {}, {}", hw_sig, mean_sig);
-  if (!hw) return fmt_sig(mean, mean_sig) + " ± " + kNoInterval;
+  auto single = [&](double v) { return force_exp ? fmt_sci(v, mean_sig) : fmt_sig(v, mean_sig); };
+  if (!hw) return single(mean) + " ± " + kNoInterval;
   if (!std::isfinite(mean) || !std::isfinite(*hw)) {
-    return fmt_sig(mean, mean_sig) + " ± " + fmt_sig(*hw, hw_sig);
+    return single(mean) + " ± " + fmt_sig(*hw, hw_sig);
   }
-  if (*hw == 0.0) return fmt_sig(mean, mean_sig) + " ± 0";
+  if (*hw == 0.0) return single(mean) + " ± 0";
   const int eh = rounded_exponent(*hw, hw_sig);
   // The mean's magnitude class decides plain vs shared-exponent notation.
   const double ref = mean != 0.0 ? std::fabs(mean) : std::fabs(*hw);
   const int em = rounded_exponent(ref, mean_sig);
   constexpr int kMaxMeanSig = 8;  // never print more digits than this for the mean
-  if (plain_range(std::pow(10.0, em))) {
+  // Plain notation unless the mean is tiny/huge or the half-width reaches
+  // 1e4 (then "732437 ± 136824" would print digits the interval does not support).
+  if (!force_exp && plain_range(std::pow(10.0, em)) && eh < 4) {
     int decimals = std::max(0, hw_sig - 1 - eh);
     decimals = std::min(decimals, std::max(0, kMaxMeanSig - 1 - em));
     return fmt_fixed(mean, decimals) + " ± " + fmt_fixed(*hw, decimals);
@@ -108,6 +120,16 @@ std::string fmt_pm_sig(double mean, std::optional<double> hw, int hw_sig, int me
   decimals = std::min(decimals, kMaxMeanSig - 1);
   return fmt::format("({} ± {}){}", fmt_fixed(mean / unit, decimals), fmt_fixed(*hw / unit, decimals),
                      exponent_suffix(em));
+}
+
+}  // namespace
+
+std::string fmt_pm_sig(double mean, std::optional<double> hw, int hw_sig, int mean_sig) {
+  return fmt_pm_impl(mean, hw, hw_sig, mean_sig, false);
+}
+
+std::string fmt_pm_sci(double mean, std::optional<double> hw, int hw_sig, int mean_sig) {
+  return fmt_pm_impl(mean, hw, hw_sig, mean_sig, true);
 }
 
 std::string fmt_range_fixed(double lo, double hi, int decimals) {

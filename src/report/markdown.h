@@ -47,11 +47,18 @@ std::string fmt_pm_fixed(double mean, std::optional<double> hw, int decimals);
 
 // "mean ± hw" where the half-width is printed with `hw_sig` significant
 // digits and the mean to the same decimal position ("0.0031004 ± 0.0000021"
-// style is avoided: values below 1e-3 or above 1e6 share one exponent,
-// "(3.1004 ± 0.0021)e-03"). A missing or zero half-width prints the mean with
+// style is avoided: values below 1e-3 or above 1e6, and half-widths of 1e4
+// or more, share one exponent: "(3.1004 ± 0.0021)e-03", "(7.3 ± 1.4)e+05"). A missing or zero half-width prints the mean with
 // `mean_sig` significant digits followed by "± n/a (n < 2)" (missing) or
 // "± 0" (a true zero spread, e.g. identical bit counts).
 std::string fmt_pm_sig(double mean, std::optional<double> hw, int hw_sig = 2, int mean_sig = 4);
+
+// Always scientific: fmt_sci(9.915e-4, 4) = "9.915e-04", fmt_sci(0.001002, 4)
+// = "1.002e-03"; for columns whose values span decades.
+std::string fmt_sci(double v, int sig);
+
+// fmt_pm_sig, always in the shared-exponent form "(9.9 ± 0.8)e-04".
+std::string fmt_pm_sci(double mean, std::optional<double> hw, int hw_sig = 2, int mean_sig = 4);
 
 // "[lo, hi]" with `decimals` places.
 std::string fmt_range_fixed(double lo, double hi, int decimals);

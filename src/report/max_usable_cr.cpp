@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -69,6 +70,55 @@ void method_section(Document& d, const stats::StudySummary& s) {
       "Margin = (budget - used) / budget. CR = compression ratio (FP8 bits or 16 D bits of bf16, "
       "over the codec's bits).",
       th));
+}
+
+// "Q=38, 3296 bits, 1.282x" or "not admissible".
+std::string compact_cell(const stats::BestQ* b) {
+  if (!b) return kNotAvailable;
+  if (!b->admissible || !b->q_min) return "not admissible";
+  const int q = b->q_recommended.value_or(*b->q_min);
+  return fmt::format("Q={}, {} bits, {}", q, fmt_bits(b->bits), fmt_cr(b->cr_vs_fp8));
+}
+
+void overview_section(Document& d, const stats::StudySummary& s) {
+  d.heading(2, "Overview");
+  const auto ths = thresholds_of(s);
+  const auto views = views_of(s);
+  const bool has_point = std::find(views.begin(), views.end(), stats::QView::kPoint) != views.end();
+  const bool has_ci = std::find(views.begin(), views.end(), stats::QView::kCiSafe) != views.end();
+  if (!has_point && !has_ci) return;
+  d.paragraph(
+      "Recommended Q per stream (the largest swept Q with the bits of the smallest admissible one), its bits "
+      "and its compression ratio against FP8, for each threshold in the point and the CI-safe view. The "
+      "detail, including the paired view, follows.");
+  for (const auto& fam : s.families) {
+    std::vector<std::string> headers = {upper(fam) + " stream"};
+    std::vector<Align> aligns = {Align::kLeft};
+    for (const auto& th : ths) {
+      if (has_point) headers.push_back(fmt::format("{} ({}x) point", th.name, fmt_fixed(th.factor, 2)));
+      if (has_ci) headers.push_back(fmt::format("{} ({}x) CI-safe", th.name, fmt_fixed(th.factor, 2)));
+    }
+    aligns.resize(headers.size(), Align::kLeft);
+    Table t(headers, aligns);
+    bool any = false;
+    for (const auto& stream : s.streams) {
+      std::vector<std::string> row = {stream_cell(stream)};
+      bool stream_any = false;
+      for (const auto& th : ths) {
+        for (auto v : {stats::QView::kPoint, stats::QView::kCiSafe}) {
+          if ((v == stats::QView::kPoint && !has_point) || (v == stats::QView::kCiSafe && !has_ci)) continue;
+          const auto* b = s.find_best_q(stream, fam, th.name, v);
+          stream_any = stream_any || b != nullptr;
+          row.push_back(compact_cell(b));
+        }
+      }
+      if (stream_any) {
+        t.add_row(row);
+        any = true;
+      }
+    }
+    if (any) d.table(t);
+  }
 }
 
 void best_q_section(Document& d, const stats::StudySummary& s) {
@@ -140,7 +190,7 @@ void strategies_section(Document& d, const stats::StudySummary& s) {
              fmt::format("{} {}", stream_short(ss.stream), ss.q ? fmt_int(*ss.q) : std::string("-"));
       }
     }
-    t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, fmt_fixed(st.weighted_bits, 1),
+    t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, fmt_bits(st.weighted_bits),
                fmt_cr(st.cr_vs_fp8), fmt_cr(st.cr_vs_bf16), fmt_percent(st.bit_saving), st.note});
   }
   d.table(t);
@@ -181,11 +231,22 @@ void pareto_section(Document& d, const stats::StudySummary& s, const std::string
     aligns.push_back(Align::kLeft);
   }
   Table t(headers, aligns);
-  for (const auto& row : s.pareto) {
+  // Rows grouped by stream (summary order), then by bits, then by Q.
+  std::vector<const stats::ParetoRow*> rows;
+  for (const auto& row : s.pareto) rows.push_back(&row);
+  auto stream_rank = [&](const std::string& st) {
+    return std::find(s.streams.begin(), s.streams.end(), st) - s.streams.begin();
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const stats::ParetoRow* a, const stats::ParetoRow* b) {
+    return std::make_tuple(stream_rank(a->stream), a->bits, a->q.value_or(0)) <
+           std::make_tuple(stream_rank(b->stream), b->bits, b->q.value_or(0));
+  });
+  for (const auto* rp : rows) {
+    const auto& row = *rp;
     const auto* cell = s.find_cell(row.stream, row.codec);
     std::vector<std::string> r = {stream_cell(row.stream), codec_label(row.codec), fmt_bits(row.bits),
                                   cell ? fmt_cr(cell->cr_vs_fp8) : kNotAvailable,
-                                  cell ? fmt_cr(cell->cr_vs_bf16) : kNotAvailable, fmt_relmse(row.rel_mse),
+                                  cell ? fmt_cr(cell->cr_vs_bf16) : kNotAvailable, fmt_pm_sci(row.rel_mse.mean, row.rel_mse.ci95_hw),
                                   row.ratio_vs_fp8 ? fmt_ratio(*row.ratio_vs_fp8) : kNotAvailable,
                                   row.on_frontier ? "yes" : ""};
     for (auto v : views) r.push_back(row.family == stats::kFp8Codec ? "" : meets(s, row, v));
@@ -207,16 +268,20 @@ void monotonicity_section(Document& d, const stats::StudySummary& s) {
       "The published solver assumes rel-MSE falls monotonically with Q. Between these consecutive swept "
       "Q values it rose; the paired difference is per passage rel-MSE(higher Q) - rel-MSE(lower Q).");
   Table t({"stream", "family", "Q", "next Q", "rel-MSE at Q", "rel-MSE at next Q", "same bits",
-           "paired difference ± 95 % CI", "note"},
+           "paired difference ± 95 % CI", "beyond noise"},
           {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-           Align::kCenter, Align::kRight, Align::kLeft});
+           Align::kCenter, Align::kRight, Align::kCenter});
   for (const auto& m : s.monotonicity) {
-    std::string paired = kNotAvailable;
-    if (m.paired) paired = fmt_pm_sig(m.paired->diff, m.paired->ci95_hw, 2, 3);
-    t.add_row({stream_cell(m.stream), upper(m.family), fmt_int(m.q_lo), fmt_int(m.q_hi), fmt_sig(m.mean_lo, 4),
-               fmt_sig(m.mean_hi, 4), m.same_bits ? "yes" : "no", paired, m.message});
+    std::string paired = kNotAvailable, beyond = kNotAvailable;
+    if (m.paired) {
+      paired = fmt_pm_sci(m.paired->diff, m.paired->ci95_hw, 2, 3);
+      if (m.paired->ci95_hw) beyond = m.paired->significant() ? "yes" : "no";
+      else beyond = kNoInterval;
+    }
+    t.add_row({stream_cell(m.stream), upper(m.family), fmt_int(m.q_lo), fmt_int(m.q_hi), fmt_sci(m.mean_lo, 4),
+               fmt_sci(m.mean_hi, 4), m.same_bits ? "yes" : "no", paired, beyond});
   }
-  d.table(t);
+  d.table(t, "beyond noise: the paired 95 % interval of the difference excludes 0.");
 }
 
 void suggestions_section(Document& d, const stats::StudySummary& s) {
@@ -249,6 +314,7 @@ RenderedReport render_max_usable_cr(const stats::StudySummary& s, const ReportPr
   d.paragraph(generated_note("kvlab report max-usable-cr"));
   provenance_section(d, s, prov);
   method_section(d, s);
+  overview_section(d, s);
   best_q_section(d, s);
   strategies_section(d, s);
   pareto_section(d, s, opt.file_stem);

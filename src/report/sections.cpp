@@ -171,13 +171,11 @@ svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
   const std::vector<svg::Marker> markers = {svg::Marker::kCircle, svg::Marker::kTriangle,
                                             svg::Marker::kDiamond, svg::Marker::kCross};
   std::optional<double> fp8_bits;
+  const std::vector<std::string>& fams = families.empty() ? s.families : families;
   for (std::size_t si = 0; si < s.streams.size(); ++si) {
     const std::string& stream = s.streams[si];
-    for (std::size_t fi = 0; fi < s.families.size(); ++fi) {
-      const std::string& fam = s.families[fi];
-      if (!families.empty() && std::find(families.begin(), families.end(), fam) == families.end()) {
-        continue;
-      }
+    for (std::size_t fi = 0; fi < fams.size(); ++fi) {
+      const std::string& fam = fams[fi];
       svg::Series se;
       std::string fam_up = fam;
       for (char& c : fam_up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));

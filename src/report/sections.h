@@ -47,7 +47,8 @@ void provenance_section(Document& d, const stats::StudySummary& s, const ReportP
 
 // Bits per vector (x) vs rel-MSE ratio to FP8 (y, log) with 95 % CI bars:
 // one series per (stream, lattice family), the FP8 point and the ratio-1
-// reference line. `families` restricts the families (empty = all).
+// reference line. `families` selects the families and their order (the
+// first gets filled circles); empty = all, in the summary's order.
 svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
                       const std::vector<std::string>& families = {});
 

@@ -1,0 +1,285 @@
+// `kvlab report findings` and `kvlab report max-usable-cr`: regenerate the
+// markdown reports (and their SVG plots, written next to the markdown) from
+// the result database. This file gathers inputs (database hash, experiment
+// rows, provenance rows, run dates), calls stats::summarize and the
+// report/ renderers, and writes the files; it formats nothing itself.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "codec/codec.h"
+#include "common/error.h"
+#include "common/hash.h"
+#include "kvlab_version.h"
+#include "report/reports.h"
+#include "stats/study.h"
+#include "store/db.h"
+#include "store/query.h"
+
+namespace kvlab::cli {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+std::string default_db() {
+  const char* env = std::getenv("KVLAB_DB");
+  return env && *env ? env : "results/kvlab.db";
+}
+
+struct ReportArgs {
+  std::string db;
+  std::string experiment;
+  std::string out;
+  std::string codec;
+  std::string compare;
+};
+
+// Returns false after printing help.
+bool parse_args(const std::vector<std::string>& args, po::options_description& d, const std::string& usage) {
+  d.add_options()("help,h", "show this help");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(d).run(), vm);
+  if (vm.count("help")) {
+    std::cout << "usage: " << usage << "\n\n" << d << "\n"
+              << "exit codes: 0 ok, 1 error, 2 usage, 4 database busy, 5 schema too new\n";
+    return false;
+  }
+  po::notify(vm);
+  return true;
+}
+
+void add_common(po::options_description& d, ReportArgs& a, const std::string& default_out) {
+  d.add_options()("db", po::value(&a.db)->default_value(default_db()),
+                  "database file (default $KVLAB_DB or results/kvlab.db)")(
+      "experiment,e", po::value(&a.experiment),
+      "experiment name or id (default: the only experiment in the database)")(
+      "out,o", po::value(&a.out)->default_value(default_out),
+      "markdown file to write; plots go next to it as <stem>_*.svg");
+}
+
+// Bits of a lattice (family, Q, D) in the experiment's accounting, for the
+// suggested-Q table: the codec's own bits for kvlab sweeps, the published
+// formula for imports (same rule as `kvlab best_q --suggest`).
+stats::BitsFn bits_fn(const std::string& origin) {
+  const bool published = origin != "sweep";
+  auto cache = std::make_shared<std::map<std::tuple<std::string, int, int>, double>>();
+  return [published, cache](const std::string& family, int q, int dim) {
+    const auto key = std::make_tuple(family, q, dim);
+    const auto it = cache->find(key);
+    if (it != cache->end()) return it->second;
+    const auto c = codec::make_codec(fmt::format("{}:q={}", family, q), dim);
+    const double b = published ? c->published_bits_per_vector() : c->bits_per_vector();
+    (*cache)[key] = b;
+    return b;
+  };
+}
+
+std::string iso8601_utc(double unix_s) {
+  const std::time_t t = static_cast<std::time_t>(std::floor(unix_s));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Run dates and provenance rows of the experiment's finished runs.
+report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::ExperimentData& data,
+                                           const std::string& db_path, const std::string& db_sha) {
+  report::ReportProvenance p;
+  p.database_file = fs::path(db_path).filename().string();
+  p.database_sha256 = db_sha;
+  p.generator = fmt::format("kvlab {} ({})", KVLAB_VERSION, KVLAB_BUILD_GIT_COMMIT);
+  store::RunFilter f;
+  f.experiment_id = data.info.id;
+  f.status = "done";
+  const auto runs = store::list_runs(db, f);
+  std::optional<double> first, last;
+  std::set<std::int64_t> prov_ids;
+  for (const auto& r : runs) {
+    if (r.finished_at) {
+      first = first ? std::min(*first, *r.finished_at) : *r.finished_at;
+      last = last ? std::max(*last, *r.finished_at) : *r.finished_at;
+    }
+    if (r.provenance_id) prov_ids.insert(*r.provenance_id);
+  }
+  if (first) {
+    p.first_run = iso8601_utc(*first);
+    p.last_run = iso8601_utc(*last);
+  } else {
+    // Imports carry no run times; the imported file's own date stands in.
+    try {
+      const auto j = nlohmann::json::parse(data.info.params_json);
+      if (j.contains("import") && j["import"].contains("generated_at") && j["import"]["generated_at"].is_string()) {
+        p.first_run = p.last_run = j["import"]["generated_at"].get<std::string>() + " (date in the imported file)";
+      }
+    } catch (const nlohmann::json::exception&) {
+      // load_experiment has validated params_json already; nothing to add.
+    }
+  }
+  std::set<std::string> software, devices, host_kinds, hosts, weights, dtypes, torch, blas;
+  for (const auto id : prov_ids) {
+    std::map<std::string, std::string> row;
+    for (const auto& [k, v] : store::provenance_row(db, id)) row[k] = v;
+    auto get = [&](const char* k) { return row.count(k) ? row[k] : std::string(); };
+    if (!get("kvlab_version").empty() || !get("git_commit").empty()) {
+      const std::string dirty = get("git_dirty") == "1" ? ", dirty" : get("git_dirty") == "-1" ? ", dirty unknown" : "";
+      const std::string v = get("kvlab_version");
+      const bool plain = !v.empty() && std::isdigit(static_cast<unsigned char>(v[0]));
+      software.insert(fmt::format("{}{} (git {}{})", plain ? "kvlab " : "", v, get("git_commit"), dirty));
+    }
+    for (auto& [set, key] : std::vector<std::pair<std::set<std::string>*, const char*>>{
+             {&devices, "device"}, {&host_kinds, "host_kind"}, {&hosts, "host_json"}, {&weights, "weights_json"},
+             {&dtypes, "stream_dtype"}, {&torch, "torch_version"}, {&blas, "blas"}}) {
+      const std::string v = get(key);
+      if (!v.empty()) set->insert(v);
+    }
+  }
+  auto vec = [](const std::set<std::string>& s) { return std::vector<std::string>(s.begin(), s.end()); };
+  p.run_software = vec(software);
+  p.devices = vec(devices);
+  p.host_kinds = vec(host_kinds);
+  p.hosts = vec(hosts);
+  p.weights = vec(weights);
+  p.stream_dtypes = vec(dtypes);
+  p.torch_versions = vec(torch);
+  p.blas = vec(blas);
+  return p;
+}
+
+void write_file(const fs::path& path, const std::string& content) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    KVLAB_CHECK(out.good(), "cannot write '{}': check that the directory is writable", tmp.string());
+    out << content;
+    out.close();
+    KVLAB_CHECK(out.good(), "writing '{}' failed (disk full?)", tmp.string());
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  KVLAB_CHECK(!ec, "cannot rename '{}' to '{}': {}", tmp.string(), path.string(), ec.message());
+}
+
+// Writes the markdown and its plots; returns the paths written.
+std::vector<std::string> write_report(const report::RenderedReport& r, const fs::path& out) {
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  KVLAB_CHECK(!ec, "cannot create the output directory '{}': {}", dir.string(), ec.message());
+  std::vector<std::string> written;
+  for (const auto& f : r.files) {
+    write_file(dir / f.name, f.content);
+    written.push_back((dir / f.name).string());
+  }
+  write_file(out, r.markdown);
+  written.insert(written.begin(), out.string());
+  return written;
+}
+
+// The file stem of --out ("reports/FINDINGS_N8.md" -> "FINDINGS_N8").
+std::string stem_of(const std::string& out) {
+  const fs::path p(out);
+  if (out.empty() || !p.has_filename()) {
+    throw UsageError(fmt::format("--out '{}' must name a file, e.g. reports/FINDINGS_N8.md", out));
+  }
+  if (p.extension() != ".md") {
+    throw UsageError(fmt::format("--out '{}' must end in .md (the plots are written next to it)", out));
+  }
+  return p.stem().string();
+}
+
+struct Loaded {
+  std::string sha;
+  std::unique_ptr<SQLite::Database> db;
+  stats::ExperimentData data;
+};
+
+Loaded load(const ReportArgs& a) {
+  KVLAB_CHECK(fs::exists(a.db), "database '{}' does not exist; run `kvlab queue` and `kvlab run`, or "
+              "`kvlab import published`, first (or pass --db)", a.db);
+  Loaded l;
+  // Hash before opening, so the report names the bytes it was computed from.
+  l.sha = sha256_file(a.db);
+  l.db = store::open_database(a.db, store::OpenMode::kReadOnly);
+  l.data = store::load_experiment(*l.db, a.experiment);
+  KVLAB_CHECK(!l.data.results.empty(), "experiment '{}' has no finished runs yet ({} queued, {} running, {} failed); "
+              "run `kvlab run --db {}` first", l.data.info.name, l.data.info.counts.queued,
+              l.data.info.counts.running, l.data.info.counts.failed, a.db);
+  return l;
+}
+
+void print_written(const std::vector<std::string>& written) {
+  std::cout << fmt::format("wrote {}", written[0]);
+  if (written.size() > 1) {
+    std::cout << " and";
+    for (std::size_t i = 1; i < written.size(); ++i) std::cout << " " << written[i];
+  }
+  std::cout << "\n";
+}
+
+int cmd_findings(const std::vector<std::string>& args) {
+  ReportArgs a;
+  po::options_description d("kvlab report findings: the findings of one experiment, regenerated from the database");
+  add_common(d, a, "reports/FINDINGS.md");
+  d.add_options()("codec", po::value(&a.codec),
+                  "codec the findings are about (default: the experiment's [report] codec, e.g. e8:q=38)")(
+      "compare", po::value(&a.compare), "second codec compared at matched Q (default: the experiment's [report] compare)");
+  if (!parse_args(args, d, "kvlab report findings --db FILE --experiment NAME --out reports/FINDINGS_N8.md")) return 0;
+  const std::string stem = stem_of(a.out);
+  auto l = load(a);
+  const auto s = stats::summarize(l.data);
+  const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
+  report::FindingsOptions o;
+  o.codec = a.codec;
+  o.compare = a.compare;
+  o.file_stem = stem;
+  print_written(write_report(report::render_findings(s, prov, o), a.out));
+  return 0;
+}
+
+int cmd_max_usable(const std::vector<std::string>& args) {
+  ReportArgs a;
+  po::options_description d(
+      "kvlab report max-usable-cr: max usable compression ratio of a Q sweep, regenerated from the database");
+  add_common(d, a, "reports/MAX_USABLE_CR.md");
+  if (!parse_args(args, d, "kvlab report max-usable-cr --db FILE --experiment NAME --out reports/MAX_USABLE_CR.md")) {
+    return 0;
+  }
+  const std::string stem = stem_of(a.out);
+  auto l = load(a);
+  stats::SummaryOptions opt;
+  opt.bits_of = bits_fn(l.data.info.origin);
+  const auto s = stats::summarize(l.data, opt);
+  const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
+  report::MaxUsableOptions o;
+  o.file_stem = stem;
+  print_written(write_report(report::render_max_usable_cr(s, prov, o), a.out));
+  return 0;
+}
+
+CommandRegistrar reg_findings{"report findings",
+                              "write FINDINGS markdown + SVG plots for one experiment from the database",
+                              cmd_findings};
+CommandRegistrar reg_max_usable{"report max-usable-cr",
+                                "write the max-usable-compression-ratio markdown + SVG plot of a Q sweep",
+                                cmd_max_usable};
+
+}  // namespace
+}  // namespace kvlab::cli

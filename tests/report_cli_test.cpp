@@ -1,0 +1,213 @@
+// End-to-end tests of `kvlab report findings` / `kvlab report max-usable-cr`
+// through the built executable: the golden test of issue 5 (import the
+// published n = 8 JSON into a fresh database, regenerate FINDINGS_N8.md and
+// find the SPEC section 6 figures in its tables), byte-identical output on a
+// second run, the database hash in the provenance, and errors with their
+// exit codes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/hash.h"
+#include "testutil/testutil.h"
+
+namespace kvlab::report {
+namespace {
+
+namespace fs = std::filesystem;
+using testutil::kvlab_binary;
+using testutil::run_command;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << "cannot read " << path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> cells(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool started = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
+      cur += '|';
+      ++i;
+    } else if (line[i] == '|') {
+      if (started) {
+        const auto b = cur.find_first_not_of(' ');
+        const auto e = cur.find_last_not_of(' ');
+        out.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
+      }
+      started = true;
+      cur.clear();
+    } else {
+      cur += line[i];
+    }
+  }
+  return out;
+}
+
+// Cells of the first table row in section `heading` whose first cell starts with `first`.
+std::vector<std::string> find_row(const std::string& md, const std::string& heading, const std::string& first) {
+  std::istringstream in(md);
+  std::string l;
+  bool inside = false;
+  while (std::getline(in, l)) {
+    if (l.rfind("## ", 0) == 0) inside = l.rfind("## " + heading, 0) == 0;
+    if (!inside || l.rfind("|", 0) != 0) continue;
+    auto c = cells(l);
+    if (!c.empty() && c[0].rfind(first, 0) == 0) return c;
+  }
+  return {};
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  for (const auto& e : v) {
+    if (e == x) return true;
+  }
+  return false;
+}
+
+// One imported database per test suite (each kvlab start loads LibTorch).
+class ReportCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_dir_ = testutil::make_temp_dir("kvlab-report-cli");
+    suite_db_ = suite_dir_ + "/k.db";
+    if (!fs::exists(kvlab_binary())) return;  // reported by SetUp
+    import_rc_ = run_command(kvlab_binary() + " import published " + testutil::reference_path("stage075_n8.json") +
+                                 " --db " + suite_db_,
+                             &import_out_);
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(suite_dir_, ec);
+  }
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(kvlab_binary()))
+        << "the kvlab executable is needed (build target kvlab): " << kvlab_binary();
+    ASSERT_EQ(import_rc_, 0) << import_out_;
+    dir_ = testutil::make_temp_dir("kvlab-report-out");
+    db_ = suite_db_;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  static inline std::string suite_dir_, suite_db_, import_out_;
+  static inline int import_rc_ = -1;
+  int report(const std::string& kind, const std::string& out_md, std::string* output,
+             const std::string& extra = "") {
+    return run_command(kvlab_binary() + " report " + kind + " --db " + db_ + " --experiment stage075_n8 --out " +
+                           out_md + " " + extra,
+                       output);
+  }
+  std::string dir_, db_;
+};
+
+TEST_F(ReportCli, GoldenFindingsFromImportedPublishedRun) {
+  std::string out;
+  const std::string md_path = dir_ + "/reports/FINDINGS_N8.md";
+  ASSERT_EQ(report("findings", md_path, &out), 0) << out;
+  const std::string md = slurp(md_path);
+  // SPEC section 6: E8 Q=38 / FP8 per stream, with the verdict from the interval.
+  const auto swa = find_row(md, "Per stream", "`sliding_window_kv`");
+  const auto csa = find_row(md, "Per stream", "`csa_pool_kv_ratio4`");
+  const auto hca = find_row(md, "Per stream", "`hca_pool_kv_ratio128`");
+  ASSERT_EQ(swa.size(), 7u) << md;
+  EXPECT_EQ(swa[4], "0.790 ± 0.005");
+  EXPECT_EQ(swa[6], "win");
+  ASSERT_EQ(csa.size(), 7u);
+  EXPECT_EQ(csa[4], "0.900 ± 0.006");
+  EXPECT_EQ(csa[6], "win");
+  ASSERT_EQ(hca.size(), 7u);
+  EXPECT_EQ(hca[4], "1.043 ± 0.051");
+  EXPECT_EQ(hca[6], "tied");
+  // Layer weighted 0.959 ± 0.024 (published root-sum-square interval).
+  const auto lw = find_row(md, "Layer-weighted", "**E8 Q=38**");
+  ASSERT_EQ(lw.size(), 6u) << md;
+  EXPECT_EQ(lw[3], "0.959 ± 0.024");
+  // 3296 vs 4224 bits (-22.0 %).
+  const auto bits = find_row(md, "Bits per vector", "**E8 Q=38**");
+  ASSERT_EQ(bits.size(), 6u);
+  EXPECT_EQ(bits[1], "3296");
+  EXPECT_EQ(bits[2], "4224");
+  EXPECT_EQ(bits[3], "-22.0 %");
+  // Provenance names the database bytes the report was computed from.
+  const auto dbrow = find_row(md, "Provenance", "database");
+  ASSERT_EQ(dbrow.size(), 2u);
+  EXPECT_NE(dbrow[1].find(sha256_file(db_)), std::string::npos) << dbrow[1];
+  EXPECT_TRUE(contains(find_row(md, "Provenance", "passages (n)"), "8"));
+  // Plots next to the markdown, linked by relative name.
+  EXPECT_TRUE(fs::exists(dir_ + "/reports/FINDINGS_N8_pareto.svg"));
+  EXPECT_TRUE(fs::exists(dir_ + "/reports/FINDINGS_N8_passages.svg"));
+  EXPECT_NE(md.find("](FINDINGS_N8_pareto.svg)"), std::string::npos);
+}
+
+TEST_F(ReportCli, SameDatabaseSameBytes) {
+  std::string out;
+  ASSERT_EQ(report("findings", dir_ + "/a/FINDINGS_N8.md", &out), 0) << out;
+  ASSERT_EQ(report("findings", dir_ + "/b/FINDINGS_N8.md", &out), 0) << out;
+  for (const char* f : {"FINDINGS_N8.md", "FINDINGS_N8_pareto.svg", "FINDINGS_N8_passages.svg"}) {
+    EXPECT_EQ(slurp(dir_ + "/a/" + f), slurp(dir_ + "/b/" + f)) << f;
+  }
+  ASSERT_EQ(report("max-usable-cr", dir_ + "/a/MAX_USABLE_CR.md", &out), 0) << out;
+  ASSERT_EQ(report("max-usable-cr", dir_ + "/b/MAX_USABLE_CR.md", &out), 0) << out;
+  EXPECT_EQ(slurp(dir_ + "/a/MAX_USABLE_CR.md"), slurp(dir_ + "/b/MAX_USABLE_CR.md"));
+  EXPECT_EQ(slurp(dir_ + "/a/MAX_USABLE_CR_pareto.svg"), slurp(dir_ + "/b/MAX_USABLE_CR_pareto.svg"));
+}
+
+TEST_F(ReportCli, MaxUsableOnThePublishedGrid) {
+  std::string out;
+  const std::string md_path = dir_ + "/MAX_USABLE_CR.md";
+  ASSERT_EQ(report("max-usable-cr", md_path, &out), 0) << out;
+  const std::string md = slurp(md_path);
+  for (const char* h : {"## Max usable Q per stream", "## Deployment strategies", "## Pareto table",
+                        "## Monotonicity check", "## Suggested Q values"}) {
+    EXPECT_NE(md.find(h), std::string::npos) << h;
+  }
+  // On the published grid (Q = 10, 38) SWA meets A with E8 at Q = 38 in the point view.
+  bool found = false;
+  std::istringstream in(md);
+  std::string l;
+  while (std::getline(in, l)) {
+    const auto c = cells(l);
+    if (c.size() == 11 && c[0].rfind("`sliding_window_kv`", 0) == 0 && c[1].rfind("A ", 0) == 0 && c[2] == "point" &&
+        md.find("### E8") < md.find(l)) {
+      found = true;
+      EXPECT_EQ(c[3], "38") << l;
+      EXPECT_EQ(c[5], "3296") << l;
+    }
+  }
+  EXPECT_TRUE(found) << md;
+}
+
+TEST_F(ReportCli, ErrorsAndExitCodes) {
+  std::string out;
+  EXPECT_EQ(run_command(kvlab_binary() + " report findings --db " + db_ + " --experiment nope --out " + dir_ +
+                            "/x.md",
+                        &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("nope"), std::string::npos) << out;
+  EXPECT_EQ(report("findings", dir_ + "/x.txt", &out), 2) << out;  // --out must be .md
+  EXPECT_NE(out.find(".md"), std::string::npos) << out;
+  EXPECT_EQ(report("findings", dir_ + "/x.md", &out, "--codec e8:q=99"), 1) << out;
+  EXPECT_NE(out.find("e8:q=99"), std::string::npos) << out;
+  EXPECT_EQ(report("findings", dir_ + "/x.md", &out, "--bogus"), 2) << out;
+  EXPECT_EQ(run_command(kvlab_binary() + " report findings --db " + dir_ + "/missing.db --out " + dir_ + "/x.md",
+                        &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("missing.db"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir_ + "/x.md"));
+}
+
+}  // namespace
+}  // namespace kvlab::report
