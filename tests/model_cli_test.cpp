@@ -115,7 +115,7 @@ TEST(BenchKvCli, SmallConfigJson) {
   auto dir = kvlab::testutil::make_temp_dir("model_cli");
   std::string log;
   int rc = run_command(kvlab_binary() + " bench kv --config " + small_config(dir, "S512") +
-                           " --seqlen 256 --passages 1 --json 2>/dev/null",
+                           " --seqlen 256 --passages 1 --matmul-n 256 --json 2>/dev/null",
                        &log);
   ASSERT_EQ(rc, 0) << log;
   auto j = nlohmann::json::parse(log);

@@ -5,7 +5,7 @@
 //            (--hidden FILE.safetensors[:TENSOR] | --host SPEC --seqlen N [--passage-seed N] [--text FILE])
 //            --out streams.safetensors [--dtype bf16|fp32]
 //   kvlab bench kv [--config config.json] [--seqlen 2048] [--passages 3] [--dtype bf16|fp32]
-//                  [--threads N] [--json]
+//                  [--threads N] [--matmul-n 2048] [--json]
 //
 // The streams are written as tensors sliding_window_kv, csa_pool_kv_ratio4,
 // hca_pool_kv_ratio128 ([B, tokens, D], BF16 or F32) with the provenance
@@ -202,6 +202,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
   std::string config, dtype = "bf16";
   int64_t seqlen = 2048;
   int passages = 3, threads = 0;
+  int64_t matmul_n = 2048;
   po::options_description opts("kvlab bench kv options");
   opts.add_options()("help,h", "show this help")(
       "config", po::value<std::string>(&config), "V4 config (default: V4-Flash)")(
@@ -209,6 +210,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
       "passages", po::value<int>(&passages), "timed passages (default 3; one extra warm-up)")(
       "dtype", po::value<std::string>(&dtype), "stream dtype bf16 (default) or fp32")(
       "threads", po::value<int>(&threads), "LibTorch intra-op threads (default: leave as is)")(
+      "matmul-n", po::value<int64_t>(&matmul_n), "size of the square reference matmul (default 2048)")(
       "json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
@@ -223,6 +225,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
   }
   if (passages < 1) throw UsageError(fmt::format("--passages {}: expected >= 1", passages));
   if (threads < 0) throw UsageError(fmt::format("--threads {}: expected >= 0", threads));
+  if (matmul_n < 16 || matmul_n > 16384) throw UsageError(fmt::format("--matmul-n {}: expected 16..16384", matmul_n));
   const at::ScalarType st = parse_dtype(dtype);
   if (threads > 0) at::set_num_threads(threads);
   kvlab::model::V4Config cfg = load_config(config);
@@ -231,7 +234,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
   const c10::Device cpu(c10::kCPU);
 
   // LibTorch's own rate: square fp32 matmul, best of 3 after a warm-up.
-  const int64_t n = 2048;
+  const int64_t n = matmul_n;
   at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   (void)at::mm(a, b);
   double best_mm = 1e30;
