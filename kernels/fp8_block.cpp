@@ -51,14 +51,15 @@ inline uint8_t e4m3_code_of_grid_value(float v) {
 
 // One block: returns false on non-finite input. Writes v' into out (may alias v).
 KVLAB_TARGET_CLONES bool simulate_block(const float* v, float* out, int64_t b, float fp8_max) {
-  float amax = 0.0f;
-  bool finite = true;
+  // max |v| as an integer reduction over the magnitude bits (order-preserving
+  // for non-negative floats, vectorisable); any NaN/inf shows as >= 0x7f800000.
+  uint32_t mbits = 0;
   for (int64_t j = 0; j < b; ++j) {
-    const float a = std::fabs(v[j]);
-    finite &= (a <= FLT_MAX);
-    amax = a > amax ? a : amax;
+    const uint32_t m = f32_bits(v[j]) & 0x7fffffffu;
+    mbits = m > mbits ? m : mbits;
   }
-  if (!finite) return false;
+  if (mbits >= 0x7f800000u) return false;
+  const float amax = bits_f32(mbits);
   const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
   const float s = a / fp8_max;
   for (int64_t j = 0; j < b; ++j) {
@@ -71,15 +72,13 @@ KVLAB_TARGET_CLONES bool simulate_block(const float* v, float* out, int64_t b, f
 }
 
 KVLAB_TARGET_CLONES bool block_amax(const float* __restrict v, int64_t b, float* amax_out) {
-  float amax = 0.0f;
-  bool finite = true;
+  uint32_t mbits = 0;  // see simulate_block
   for (int64_t j = 0; j < b; ++j) {
-    const float a = std::fabs(v[j]);
-    finite &= (a <= FLT_MAX);
-    amax = a > amax ? a : amax;
+    const uint32_t m = f32_bits(v[j]) & 0x7fffffffu;
+    mbits = m > mbits ? m : mbits;
   }
-  *amax_out = amax;
-  return finite;
+  *amax_out = bits_f32(mbits);
+  return mbits < 0x7f800000u;
 }
 
 KVLAB_TARGET_CLONES void encode_block(const float* __restrict v, uint8_t* __restrict q, int64_t b, float s) {

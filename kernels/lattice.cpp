@@ -127,7 +127,7 @@ inline void dn_box_soa(const float (&z)[B][kLanes], int lo, int hi, int32_t (&f)
       const int32_t pref = d[i][l] >= 0.0f ? 1 : -1;
       const float a = std::fabs(d[i][l]);
       const int32_t fp = f[i][l] + pref;
-      const bool ok = fp >= lo && fp <= hi;
+      const bool ok = (fp >= lo) & (fp <= hi);
       const float key = ok ? -a : a;
       const bool better = key < bestkey[l];
       bestkey[l] = better ? key : bestkey[l];
@@ -135,7 +135,7 @@ inline void dn_box_soa(const float (&z)[B][kLanes], int lo, int hi, int32_t (&f)
       bestdir[l] = better ? (ok ? pref : -pref) : bestdir[l];
     }
   for (int i = 0; i < B; ++i)
-    for (int l = 0; l < kLanes; ++l) f[i][l] += ((sum[l] & 1) && besti[l] == i) ? bestdir[l] : 0;
+    for (int l = 0; l < kLanes; ++l) f[i][l] += (((sum[l] & 1) != 0) & (besti[l] == i)) ? bestdir[l] : 0;
 }
 
 // nblk blocks of 8 (E8) starting at z (AoS), up to kLanes of them.
@@ -187,24 +187,27 @@ KVLAB_TARGET_CLONES void d4_blocks_fast(const float* __restrict z, int nblk, int
   throw Error(fmt::format("{} codec: non-finite input in vector {}", lattice_name(k), r));
 }
 
-// Squared norm over 8 interleaved double partial sums; false on non-finite.
+// Squared norm over 8 interleaved double partial sums; false on non-finite
+// (detected as magnitude bits >= 0x7f800000, an integer max reduction).
 KVLAB_TARGET_CLONES bool sumsq8(const float* __restrict x, int64_t d, double* out) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  bool finite = true;
+  uint32_t mbits = 0;
   int64_t j = 0;
   for (; j + 8 <= d; j += 8)
     for (int l = 0; l < 8; ++l) {
       const double v = x[j + l];
-      finite &= std::fabs(x[j + l]) <= FLT_MAX;
       acc[l] += v * v;
     }
   for (int l = 0; j < d; ++j, ++l) {
     const double v = x[j];
-    finite &= std::fabs(x[j]) <= FLT_MAX;
     acc[l] += v * v;
   }
+  for (int64_t i = 0; i < d; ++i) {
+    const uint32_t m = f32_bits(x[i]) & 0x7fffffffu;
+    mbits = m > mbits ? m : mbits;
+  }
   *out = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  return finite;
+  return mbits < 0x7f800000u;
 }
 
 float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16_t* n16) {
@@ -227,12 +230,12 @@ KVLAB_TARGET_CLONES void div_copy(const float* __restrict x, float* __restrict y
   for (int64_t j = 0; j < d; ++j) y[j] = x[j] / c;
 }
 KVLAB_TARGET_CLONES float absmax(const float* __restrict x, int64_t d) {
-  float m = 0.0f;
+  uint32_t mbits = 0;  // integer max over magnitude bits (inputs are finite here)
   for (int64_t j = 0; j < d; ++j) {
-    const float a = std::fabs(x[j]);
-    m = a > m ? a : m;
+    const uint32_t m = f32_bits(x[j]) & 0x7fffffffu;
+    mbits = m > mbits ? m : mbits;
   }
-  return m;
+  return bits_f32(mbits);
 }
 KVLAB_TARGET_CLONES void dequant(const int32_t* __restrict p, float* __restrict y, int64_t d, float s) {
   for (int64_t j = 0; j < d; ++j) y[j] = (float(p[j]) * 0.5f) * s;
