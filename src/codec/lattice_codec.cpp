@@ -89,6 +89,26 @@ U dn_index(const int32_t* p2, int b, int q) {
   return idx >> 1;
 }
 
+// Exact n / d for n < 2^32 and 2 <= d <= 2^16 by one multiplication:
+// with m = ceil(2^48 / d) = 2^48 / d + e (0 <= e < 1), n m / 2^48 exceeds
+// n / d by n e / 2^48 < 1 / d, which never reaches the next integer.
+struct FastDiv32 {
+  uint64_t m;
+  uint32_t d;
+  static uint64_t multiplier(uint32_t div) { return ((uint64_t(1) << 48) + div - 1) / div; }
+  uint32_t quot(uint32_t n) const { return uint32_t((unsigned __int128)n * m >> 48); }
+};
+
+// Digits of a mixed-radix number v < r^k (r <= 2^16), least significant
+// first, writing k digits; v must be < 2^32.
+inline void digits32(uint32_t v, const FastDiv32& r, int k, int32_t* out) {
+  for (int i = 0; i < k; ++i) {
+    const uint32_t q = r.quot(v);
+    out[i] = int32_t(v - q * r.d);
+    v = q;
+  }
+}
+
 template <class U>
 void dn_point(U index, int b, int q, int32_t* p2) {
   const U m = U(2 * q + 1);
@@ -141,6 +161,15 @@ LatticeCodec::LatticeCodec(kernels::LatticeKind kind, int q, int64_t dim)
   count_int_ = (ipow(m, block_) + 1) / 2;
   count_half_ = kind == kernels::LatticeKind::kE8 ? ipow(u128(2 * q), 8) / 2 : 0;
   KVLAB_ASSERT(bit_width128(count_int_ + count_half_ - 1) <= bits_per_block_, "block index does not fit");
+  // Fast digit extraction when M^4 < 2^32 (Q <= 32767 gives M <= 65535; the
+  // 4-digit halves fit 32 bits for M <= 255, i.e. Q <= 127).
+  fast_ = q <= 127;
+  if (fast_) {
+    mul_m_ = FastDiv32::multiplier(uint32_t(2 * q + 1));
+    mul_r_ = FastDiv32::multiplier(uint32_t(2 * q));
+    pow4_m_ = uint64_t(ipow(m, 4));
+    pow4_r_ = uint64_t(ipow(u128(2 * q), 4));
+  }
   const int64_t payload_bits = (dim / block_) * bits_per_block_;
   code_size_ = std::size_t(4 + (payload_bits + 7) / 8);
 }
@@ -163,6 +192,32 @@ u128 LatticeCodec::block_index(const int32_t* p2) const {
 void LatticeCodec::block_point(u128 index, int32_t* p2) const {
   KVLAB_CHECK(index < points_per_block(), "{} decode: block index out of range (corrupt code)", spec());
   const bool small = bits_per_block_ <= 64;
+  if (fast_) {
+    // (2Q+1)^4 < 2^32: digits in 32-bit arithmetic with multiplicative
+    // division (E8: one 64-bit split into two 4-digit halves).
+    int32_t dg[8];
+    const FastDiv32 div_m_{mul_m_, uint32_t(2 * q_ + 1)}, div_r_{mul_r_, uint32_t(2 * q_)};
+    if (index < count_int_) {
+      const uint64_t idx = uint64_t(index) << 1;
+      if (block_ == 4) {
+        digits32(uint32_t(idx), div_m_, 4, dg);
+      } else {
+        digits32(uint32_t(idx % pow4_m_), div_m_, 4, dg);
+        digits32(uint32_t(idx / pow4_m_), div_m_, 4, dg + 4);
+      }
+      for (int i = 0; i < block_; ++i) p2[i] = 2 * (dg[i] - q_);
+    } else {
+      const uint64_t j = uint64_t(index - count_int_);
+      digits32(uint32_t(j % pow4_r_), div_r_, 4, dg);
+      // h_4, h_5, h_6 (radix 2Q), then floor(h_7 / 2) < Q as the 4th digit.
+      digits32(uint32_t(j / pow4_r_), div_r_, 4, dg + 4);
+      int32_t parity = 0;
+      for (int i = 0; i < 7; ++i) parity ^= dg[i] & 1;
+      dg[7] = 2 * dg[7] + parity;
+      for (int i = 0; i < 8; ++i) p2[i] = 2 * (dg[i] - q_) + 1;
+    }
+    return;
+  }
   if (index < count_int_) {
     if (small)
       dn_point<uint64_t>(uint64_t(index), block_, q_, p2);

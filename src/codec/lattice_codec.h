@@ -56,6 +56,11 @@ class LatticeCodec final : public Codec {
   std::size_t code_size_;
   unsigned __int128 count_int_;   // D4 points / E8 integer-coset points in the box
   unsigned __int128 count_half_;  // E8 half-integer-coset points in the box (0 for D4)
+  // Q <= 127: block_point() extracts digits with 32-bit multiplicative
+  // division (ceil(2^48 / radix)) instead of 64/128-bit divisions.
+  bool fast_ = false;
+  uint64_t pow4_m_ = 0, pow4_r_ = 0;  // (2Q+1)^4, (2Q)^4
+  uint64_t mul_m_ = 0, mul_r_ = 0;    // multipliers for radix 2Q+1 and 2Q
 };
 
 // Published bits per block: D4 ceil(4 log2(2Q+1) - 1), E8 ceil(8 log2(2Q+1)),
