@@ -82,6 +82,13 @@ TEST(QueryImport, NameClashWithOtherContent) {
   const std::string msg = message_of([&] { st::import_csv(*db, csv, options()); });
   EXPECT_NE(msg.find("already exists"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--experiment"), std::string::npos) << msg;
+  // The same published file under another name: already imported, nothing added.
+  auto again = options();
+  again.experiment = "again";
+  const auto a = st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), again);
+  EXPECT_FALSE(a.experiment_created);
+  EXPECT_EQ(a.experiment, "stage075_n8");
+  EXPECT_EQ(a.runs_added, 0);
   auto o = options();
   o.experiment = "mine";
   const auto out = st::import_csv(*db, csv, o);
