@@ -29,6 +29,7 @@
 #include "host/host.h"
 #include "io/safetensors.h"
 #include "kvlab_version.h"
+#include "model/blas.h"
 #include "model/config.h"
 #include "model/v4_kv.h"
 
@@ -100,7 +101,15 @@ kvlab::model::V4Config load_config(const std::string& path) {
   return path.empty() ? kvlab::model::V4Config::flash() : kvlab::model::V4Config::from_json_file(path);
 }
 
+// argv for a re-exec: the subcommand words, then its arguments.
+std::vector<std::string> with_command(std::initializer_list<const char*> words, const std::vector<std::string>& args) {
+  std::vector<std::string> v(words.begin(), words.end());
+  v.insert(v.end(), args.begin(), args.end());
+  return v;
+}
+
 int run_kv(const std::vector<std::string>& args) {
+  kvlab::model::reexec_with_openblas_core(with_command({"kv"}, args));
   std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16";
   int64_t seqlen = 0;
   uint64_t passage_seed = 0;
@@ -199,6 +208,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int run_bench_kv(const std::vector<std::string>& args) {
+  kvlab::model::reexec_with_openblas_core(with_command({"bench", "kv"}, args));
   std::string config, dtype = "bf16";
   int64_t seqlen = 2048;
   int passages = 3, threads = 0;
@@ -284,6 +294,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
                       {"matmul_gflops", mm_gflops},
                       {"fraction_of_matmul", gflops / mm_gflops},
                       {"torch_threads", at::get_num_threads()},
+                      {"openblas_core", kvlab::model::openblas_core()},
                       {"blas", kvlab::model::blas_info()},
                       {"torch_version", kvlab::model::torch_version()}};
   if (vm.count("json")) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/blas.h"
 #include "model/ops.h"
 
 namespace kvlab::model {
@@ -179,7 +180,8 @@ std::string blas_info() {
       if (p.find("/blas/") != std::string::npos) kind = "netlib-reference";
       if (p.find("blis") != std::string::npos) kind = "blis";
       if (p.find("mkl") != std::string::npos) kind = "mkl";
-      return kind + " (" + p + ")";
+      const std::string core = openblas_core();
+      return kind + (core.empty() ? "" : ", core " + core) + " (" + p + ")";
     }
   }
   // Not mapped (statically linked or not loaded yet): the Debian alternative.
