@@ -949,11 +949,12 @@ Tokenizer Tokenizer::from_files(const std::string& tokenizer_json, const std::st
   std::string text = read_file(tokenizer_json, "tokenizer.json");
   std::string cfg;
   if (!tokenizer_config_json.empty()) cfg = read_file(tokenizer_config_json, "tokenizer_config.json");
-  Tokenizer t = from_json_text(text, tokenizer_json, cfg);
+  Tokenizer t = from_json_text(text, tokenizer_json, cfg, tokenizer_config_json);
   return t;
 }
 
-Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& label, const std::string& cfg_text) {
+Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& label, const std::string& cfg_text,
+                                    const std::string& config_label) {
   const Src src{label};
   json j = parse_json_text(text, label);
   if (!j.is_object()) fail(src, "(root)", "expected a JSON object");
@@ -1012,7 +1013,9 @@ Tokenizer Tokenizer::from_json_text(const std::string& text, const std::string& 
     if (pd.value("direction", std::string("Right")) == "Left") impl->pad_left = true;
   }
   if (!cfg_text.empty()) {
-    std::string cfg_label = (std::filesystem::path(label).parent_path() / "tokenizer_config.json").string();
+    std::string cfg_label = !config_label.empty()
+                                ? config_label
+                                : (std::filesystem::path(label).parent_path() / "tokenizer_config.json").string();
     const Src csrc{cfg_label};
     json cfg = parse_json_text(cfg_text, cfg_label);
     if (!cfg.is_object()) fail(csrc, "(root)", "expected a JSON object");

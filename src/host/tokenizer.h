@@ -41,9 +41,12 @@ class Tokenizer {
   // AutoTokenizer reads them. Throws kvlab::Error naming file and field.
   static Tokenizer from_files(const std::string& tokenizer_json,
                               const std::string& tokenizer_config_json = "");
-  // Same from in-memory JSON text; `label` names the source in messages.
+  // Same from in-memory JSON text; `label` / `config_label` name the
+  // sources in messages (config_label defaults to tokenizer_config.json
+  // beside `label`).
   static Tokenizer from_json_text(const std::string& tokenizer_json_text, const std::string& label,
-                                  const std::string& tokenizer_config_text = "");
+                                  const std::string& tokenizer_config_text = "",
+                                  const std::string& config_label = "");
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
