@@ -4,9 +4,12 @@
 // file and the stub executor (whose own work is a hash per run).
 //
 // Method: queue R runs (one transaction; timed), then start N `kvlab run`
-// processes and time until all exit; the same N processes on an empty queue
-// give the start-up/shut-down cost, which is subtracted. Per-run overhead =
-// (queue + run - empty) / R. Not a unit test: numbers depend on the machine.
+// processes on the file. The busy span is taken from the runs themselves
+// (first claimed_at to last finished_at), so process start-up is not
+// counted. Per-run overhead = (queue + busy span) / R: wall time per run with
+// N workers sharing the file, an upper bound on the bookkeeping since it
+// includes the stub's own work (a hash and a codec lookup per run). Not a
+// unit test: numbers depend on the machine and its load.
 #pragma once
 
 #include <string>
@@ -24,10 +27,10 @@ struct StoreBenchOptions {
 struct StoreBenchResult {
   StoreBenchOptions options;
   double queue_s = 0;
-  double run_s = 0;
-  double empty_s = 0;
+  double busy_s = 0;     // first claim to last finish
+  double process_s = 0;  // spawn to last exit (includes start-up)
   long done = 0;
-  double us_per_run() const;        // (queue + run - empty) / runs, microseconds
+  double us_per_run() const;        // (queue + busy) / runs, microseconds
   double queue_us_per_run() const;
   std::string report() const;
 };

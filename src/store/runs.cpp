@@ -384,6 +384,13 @@ std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experime
   return out;
 }
 
+std::pair<double, double> activity_span(SQLite::Database& db) {
+  SQLite::Statement st(db, "SELECT coalesce(min(claimed_at), 0), coalesce(max(finished_at), 0) FROM runs "
+                           "WHERE finished_at IS NOT NULL");
+  st.executeStep();
+  return {st.getColumn(0).getDouble(), st.getColumn(1).getDouble()};
+}
+
 std::vector<StatusRow> status_counts(SQLite::Database& db) {
   std::vector<StatusRow> rows;
   SQLite::Statement st(db,

@@ -21,6 +21,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
@@ -175,6 +176,10 @@ struct AuditRecord {
   AuditRow audit;
 };
 std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experiment_id);
+
+// Unix times of the first claim and the last finish over all runs (0, 0
+// when nothing finished): the span in which workers were busy.
+std::pair<double, double> activity_span(SQLite::Database& db);
 
 // Per-experiment counts by state.
 struct StatusRow {
