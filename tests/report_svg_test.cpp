@@ -214,6 +214,7 @@ TEST(ReportSvgTicks, LinearNiceNumbers) {
 
 TEST(ReportSvgTicks, LogTicks) {
   EXPECT_EQ(nice_ticks_log(0.7, 30), (std::vector<double>{1, 2, 5, 10, 20}));
+  EXPECT_EQ(nice_ticks_log(0.15, 17), (std::vector<double>{0.2, 0.5, 1, 2, 5, 10}));
   EXPECT_EQ(nice_ticks_log(1e-6, 1e-2), (std::vector<double>{1e-6, 1e-5, 1e-4, 1e-3, 1e-2}));
   // Less than a decade: linear nice ticks.
   EXPECT_EQ(nice_ticks_log(0.75, 1.1), (std::vector<double>{0.8, 0.9, 1.0, 1.1}));

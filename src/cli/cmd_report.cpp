@@ -122,12 +122,16 @@ report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::Ex
   if (first) {
     p.first_run = iso8601_utc(*first);
     p.last_run = iso8601_utc(*last);
-  } else {
-    // Imports carry no run times; the imported file's own date stands in.
+  }
+  // Imported runs were made elsewhere: their finish time is the import's; the
+  // imported file's own date (when it has one) is the date of the runs.
+  if (data.info.origin != "sweep") {
     try {
       const auto j = nlohmann::json::parse(data.info.params_json);
       if (j.contains("import") && j["import"].contains("generated_at") && j["import"]["generated_at"].is_string()) {
-        p.first_run = p.last_run = j["import"]["generated_at"].get<std::string>() + " (date in the imported file)";
+        const std::string imported = first ? fmt::format("; imported {}", p.first_run) : "";
+        p.first_run = p.last_run =
+            j["import"]["generated_at"].get<std::string>() + " (date in the imported file" + imported + ")";
       }
     } catch (const nlohmann::json::exception&) {
       // load_experiment has validated params_json already; nothing to add.
@@ -137,12 +141,18 @@ report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::Ex
   for (const auto id : prov_ids) {
     std::map<std::string, std::string> row;
     for (const auto& [k, v] : store::provenance_row(db, id)) row[k] = v;
-    auto get = [&](const char* k) { return row.count(k) ? row[k] : std::string(); };
+    // provenance_row() prints SQL NULL as "NULL": treat it as absent.
+    auto get = [&](const char* k) { return row.count(k) && row[k] != "NULL" ? row[k] : std::string(); };
     if (!get("kvlab_version").empty() || !get("git_commit").empty()) {
       const std::string dirty = get("git_dirty") == "1" ? ", dirty" : get("git_dirty") == "-1" ? ", dirty unknown" : "";
       const std::string v = get("kvlab_version");
       const bool plain = !v.empty() && std::isdigit(static_cast<unsigned char>(v[0]));
-      software.insert(fmt::format("{}{} (git {}{})", plain ? "kvlab " : "", v, get("git_commit"), dirty));
+      const std::string commit = get("git_commit");
+      if (commit.empty() || commit == "unknown") {
+        software.insert(fmt::format("{}{}", plain ? "kvlab " : "", v));
+      } else {
+        software.insert(fmt::format("{}{} (git {}{})", plain ? "kvlab " : "", v, commit, dirty));
+      }
     }
     for (auto& [set, key] : std::vector<std::pair<std::set<std::string>*, const char*>>{
              {&devices, "device"}, {&host_kinds, "host_kind"}, {&hosts, "host_json"}, {&weights, "weights_json"},

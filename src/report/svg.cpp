@@ -206,9 +206,9 @@ std::vector<double> nice_ticks_log(double lo, double hi) {
   const int e0 = static_cast<int>(std::floor(std::log10(lo)));
   const int e1 = static_cast<int>(std::ceil(std::log10(hi)));
   const int step = decades > 8 ? 2 : 1;
-  for (int e = e0; e <= e1; e += (decades <= 2 ? 1 : step)) {
+  for (int e = e0; e <= e1; e += (decades <= 3 ? 1 : step)) {
     const double p = std::pow(10.0, e);
-    const std::vector<double> mults = decades <= 2 ? std::vector<double>{1, 2, 5}
+    const std::vector<double> mults = decades <= 3 ? std::vector<double>{1, 2, 5}
                                                    : std::vector<double>{1};
     for (double m : mults) {
       const double v = clean(m * p);

@@ -87,7 +87,7 @@ std::string render(const Plot& plot);
 std::vector<double> nice_ticks_linear(double lo, double hi, int target = 6);
 
 // Ticks for a log axis over [lo, hi] (lo > 0): powers of ten, with 2 and 5
-// between them when the range spans at most two decades, and linear nice
+// between them when the range spans at most three decades, and linear nice
 // ticks when it spans less than one decade.
 std::vector<double> nice_ticks_log(double lo, double hi);
 
