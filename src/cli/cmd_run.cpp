@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include <boost/program_options.hpp>
@@ -166,11 +167,26 @@ int cmd_status(const std::vector<std::string>& args) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "experiment", "queued", "running", "done", "failed", "total");
+  // Rate over the last minute of finished runs, and the ETA it implies.
+  constexpr double kWindow = 60;
+  std::map<std::int64_t, std::int64_t> recent;
+  for (const auto& [id, n] : store::recently_finished(*db, kWindow)) recent[id] = n;
+  fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "experiment", "queued", "running", "done", "failed", "total",
+             "progress");
   store::StatusRow sum;
   for (const auto& r : rows) {
-    fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", r.experiment, r.queued, r.running, r.done, r.failed,
-               r.total());
+    std::string progress = fmt::format("{:.1f} %", r.total() ? 100.0 * double(r.done + r.failed) / double(r.total()) : 100.0);
+    const double rate = double(recent[r.experiment_id]) / kWindow;
+    if (r.queued + r.running > 0) {
+      if (rate > 0) {
+        const double eta = double(r.queued + r.running) / rate;
+        progress += fmt::format(", {:.2f} runs/s, ETA {:.0f} s", rate, eta);
+      } else {
+        progress += ", no run finished in the last minute";
+      }
+    }
+    fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", r.experiment, r.queued, r.running, r.done, r.failed,
+               r.total(), progress);
     sum.queued += r.queued;
     sum.running += r.running;
     sum.done += r.done;

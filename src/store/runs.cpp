@@ -391,6 +391,15 @@ std::pair<double, double> activity_span(SQLite::Database& db) {
   return {st.getColumn(0).getDouble(), st.getColumn(1).getDouble()};
 }
 
+std::vector<std::pair<std::int64_t, std::int64_t>> recently_finished(SQLite::Database& db, double window_s) {
+  SQLite::Statement st(db, "SELECT experiment_id, count(*) FROM runs WHERE status IN ('done', 'failed') "
+                           "AND finished_at >= ? GROUP BY experiment_id");
+  st.bind(1, unix_now() - window_s);
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  while (st.executeStep()) out.emplace_back(st.getColumn(0).getInt64(), st.getColumn(1).getInt64());
+  return out;
+}
+
 std::vector<StatusRow> status_counts(SQLite::Database& db) {
   std::vector<StatusRow> rows;
   SQLite::Statement st(db,

@@ -181,6 +181,10 @@ std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experime
 // when nothing finished): the span in which workers were busy.
 std::pair<double, double> activity_span(SQLite::Database& db);
 
+// Runs per experiment that finished (done or failed) within the last
+// window_s seconds: experiment id -> count. For rate / ETA displays.
+std::vector<std::pair<std::int64_t, std::int64_t>> recently_finished(SQLite::Database& db, double window_s);
+
 // Per-experiment counts by state.
 struct StatusRow {
   std::int64_t experiment_id = 0;
