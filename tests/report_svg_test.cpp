@@ -290,14 +290,21 @@ TEST(ReportSvg, DodgeSeparatesEqualX) {
     se.points = {{0, 1.0, std::nullopt, std::nullopt, "", ""}};
     p.series.push_back(se);
   }
+  Series fixed;
+  fixed.name = "fixed";
+  fixed.dodge = false;
+  fixed.points = {{0, 1.0, std::nullopt, std::nullopt, "", ""}};
+  p.series.push_back(fixed);
   p.dodge_px = 10;
   auto root = XmlParser(render(p)).parse();
   std::vector<double> xs;
   walk(*root, [&](const Node& n) {
     if (n.attrs.count("class") && n.attrs.at("class") == "point") xs.push_back(std::stod(n.attrs.at("cx")));
   });
-  ASSERT_EQ(xs.size(), 2u);
+  ASSERT_EQ(xs.size(), 3u);
   EXPECT_NEAR(xs[1] - xs[0], 10.0, 1e-9);
+  // The two dodged series sit symmetrically around the true x; the fixed one on it.
+  EXPECT_NEAR((xs[0] + xs[1]) / 2, xs[2], 1e-9);
   // Categorical tick labels are drawn.
   int labels = 0;
   walk(*root, [&](const Node& n) {

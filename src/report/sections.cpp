@@ -235,6 +235,7 @@ svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
     fp8.name = "FP8 per-64";
     fp8.color = "#000000";
     fp8.marker = svg::Marker::kSquare;
+    fp8.dodge = false;  // the reference point sits at its true bits
     fp8.points.push_back({*fp8_bits, 1.0, std::nullopt, std::nullopt, "",
                           fmt::format("fp8_per64: {} bits, ratio 1 by definition", fmt_bits(*fp8_bits))});
     plot.series.push_back(std::move(fp8));

@@ -369,10 +369,16 @@ std::string render(const Plot& plot) {
            "\n";
     }
   }
-  const double n_series = static_cast<double>(plot.series.size());
+  double n_dodged = 0;
+  for (const auto& s : plot.series) n_dodged += s.dodge ? 1 : 0;
+  double dodge_index = 0;
   for (std::size_t si = 0; si < plot.series.size(); ++si) {
     const Series& s = plot.series[si];
-    const double dx = plot.dodge_px * (static_cast<double>(si) - (n_series - 1) / 2);
+    double dx = 0;
+    if (s.dodge) {
+      dx = plot.dodge_px * (dodge_index - (n_dodged - 1) / 2);
+      dodge_index += 1;
+    }
     o += fmt::format(R"(<g class="series" data-name="{}">)", xml_escape(s.name)) + "\n";
     if (s.connect && s.points.size() >= 2) {
       std::vector<const Point*> sorted;

@@ -38,6 +38,7 @@ struct Series {
   Marker marker = Marker::kCircle;
   bool filled = true;
   bool connect = false;  // draw a polyline through the points in x order
+  bool dodge = true;     // take part in Plot::dodge_px offsets (false: drawn at its true x)
   std::vector<Point> points;
 };
 
