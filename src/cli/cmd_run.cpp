@@ -26,6 +26,7 @@
 #include "experiment/store_bench.h"
 #include "experiment/worker.h"
 #include "kvlab_version.h"
+#include "model/blas.h"
 #include "store/db.h"
 #include "store/runs.h"
 
@@ -86,6 +87,14 @@ extern "C" void on_signal(int) {
 }
 
 int cmd_run(const std::vector<std::string>& args) {
+  // The torch executor's GEMMs dominate a run: get OpenBLAS's proper kernel
+  // set when it fell back to a generic one (see model/blas.h). The stub
+  // executor gains nothing, and the re-exec is skipped when nothing is to gain.
+  {
+    std::vector<std::string> argv{"run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    model::reexec_with_openblas_core(argv);
+  }
   po::options_description desc("options");
   experiment::WorkerOptions opt;
   std::string progress = "auto", faults, experiment_name;

@@ -30,7 +30,7 @@ void print_help() {
   fmt::print("kvlab {} — KV-cache codec study: codecs, V4 KV write path, sweeps, statistics, reports\n\n",
              KVLAB_VERSION);
   fmt::print("usage: kvlab <command> [options]   (kvlab <command> --help for its options)\n\ncommands:\n");
-  for (const auto& [name, cmd] : command_table()) fmt::print("  {:<14} {}\n", name, cmd.summary);
+  for (const auto& [name, cmd] : command_table()) fmt::print("  {:<22} {}\n", name, cmd.summary);
   fmt::print("\nexit codes: 0 ok, 1 error, 2 usage, 3 no admissible Q, 4 database busy, 5 schema too new\n");
 }
 }  // namespace

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -71,7 +72,7 @@ std::vector<KeyInfo> known_keys() {
   std::vector<KeyInfo> k = {
       {"experiment.name"},   {"experiment.description"}, {"experiment.seqlen"}, {"experiment.stream_dtype"},
       {"experiment.device"}, {"experiment.streams"},     {"weights.kind"},      {"weights.seed"},
-      {"weights.path"},      {"host.kind"},              {"host.seed"},         {"host.path"},
+      {"weights.path"},      {"weights.simulate_fp8"}, {"host.kind"},              {"host.seed"},         {"host.path"},
       {"passages.text", true}, {"passages.synthetic", true}, {"passages.seed_base"},
       {"codecs.codec", true}, {"report.codec"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
       {"forecast.context_tokens"},
@@ -303,13 +304,24 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
   {
     const Entry* kind = r.get("weights.kind");
     const std::string k = kind ? kind->value : "random";
+    // simulate_fp8: the write path's own FP8 simulation of the nope dims
+    // (SPEC section 2; default true). false gives the pre-storage KV, so that
+    // fp8_per64 and the lattice codecs all quantise the same unquantised
+    // vectors instead of fp8_per64 re-quantising values already on its grid.
+    std::optional<bool> simulate_fp8;
+    if (auto* e = r.get("weights.simulate_fp8")) {
+      if (e->value == "true") simulate_fp8 = true;
+      else if (e->value == "false") simulate_fp8 = false;
+      else r.fail(e->line, fmt::format("simulate_fp8 '{}'; expected true or false", e->value));
+    }
     if (k == "random") {
       for (const auto* e : r.with_prefix("weights."))
-        if (e->key != "weights.kind" && e->key != "weights.seed")
+        if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8")
           r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed)", e->key));
       long long seed = 0;
       if (auto* e = r.get("weights.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
       s.weights = {{"kind", "random"}, {"seed", seed}};
+      if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
     } else if (k == "checkpoint") {
       if (auto* e = r.get("weights.seed")) r.fail(e->line, "'weights.seed' does not apply to checkpoint weights");
       const Entry& p = r.require("weights.path", "checkpoint directory or .safetensors file");
@@ -321,6 +333,7 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
         layers[st] = r.to_int(e, 0, 1000, "a layer id >= 0");
       }
       s.weights = {{"kind", "checkpoint"}, {"path", abs}, {"layers", layers}};
+      if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
     } else {
       r.fail(kind->line, fmt::format("weights kind '{}'; expected random or checkpoint", k));
     }

@@ -190,7 +190,8 @@ class TorchExecutor : public Executor {
     const std::string key = w.dump() + "|" + device.str();
     auto it = writers_.find(key);
     if (it != writers_.end()) return *it->second;
-    const auto cfg = model::V4Config::flash();
+    auto cfg = model::V4Config::flash();
+    cfg.simulate_fp8 = w.value("simulate_fp8", true);
     const std::string kind = w.value("kind", "");
     model::V4Weights weights;
     if (kind == "random") {

@@ -453,8 +453,16 @@ void caveats_section(Document& d, const Ctx& c) {
   }
   if (mentions(host, "synthetic")) {
     items.push_back(
-        "Synthetic hidden states (seeded) stand in for a host LLM's token embeddings: passages are "
-        "draws of a random process, not texts.");
+        "Synthetic hidden states (seeded) stand in for a host LLM's token embeddings: a passage's "
+        "words only pick which synthetic token vectors repeat (see the host parameters), so the "
+        "passages differ as draws of a random process, not as texts.");
+  }
+  if (mentions(weights, "\"simulate_fp8\":false")) {
+    items.push_back(
+        "The write path's own FP8 simulation of the nope dims was off (weights.simulate_fp8 = "
+        "false): every codec, FP8 included, compresses the same pre-storage bf16 KV. With it on, "
+        "the stream already lies on fp8_per64's grid and the baseline re-quantises it almost "
+        "losslessly, so the comparison would measure only the RoPE dims.");
   }
   if (!c.s.weights.empty()) {
     std::string mix;
