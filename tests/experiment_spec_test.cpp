@@ -172,5 +172,19 @@ TEST(ExperimentSpec, RelativePathsResolveAgainstTheSpecFile) {
   EXPECT_THROW(load_spec(dir + "/missing.ini"), Error);
 }
 
+TEST(ExperimentSpec, SimulateFp8Switch) {
+  const std::string g = kGood;
+  // Absent: the key is not recorded and the executor uses the SPEC default (on).
+  EXPECT_FALSE(parse_spec(g, "/tmp/x.ini").params()["weights"].contains("simulate_fp8"));
+  const auto off = parse_spec(g + "[weights]\nkind = random\nsimulate_fp8 = false\n", "/tmp/x.ini");
+  EXPECT_EQ(off.params()["weights"]["simulate_fp8"], false);
+  const auto on = parse_spec(g + "[weights]\nsimulate_fp8 = true\n", "/tmp/x.ini");
+  EXPECT_EQ(on.params()["weights"]["simulate_fp8"], true);
+  expect_error(g + "[weights]\nsimulate_fp8 = maybe\n", {"x.ini:10:", "simulate_fp8 'maybe'", "true or false"});
+  // The shipped study specs compress the pre-storage KV.
+  EXPECT_EQ(load_spec(source_path("experiments/stage075_n8.ini")).params()["weights"]["simulate_fp8"], false);
+}
+
 }  // namespace
 }  // namespace kvlab::experiment
+
