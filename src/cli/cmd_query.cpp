@@ -125,21 +125,9 @@ std::string canonical_codec(const std::string& family, std::optional<int> q) {
   return parsed.canonical;
 }
 
-// Bits per vector of (family, Q, D) in the accounting the experiment
-// recorded: 8 * code size for kvlab sweeps, the published formula for imports.
-stats::BitsFn bits_fn(const std::string& origin) {
-  const bool published = origin != "sweep";
-  auto cache = std::make_shared<std::map<std::tuple<std::string, int, int>, double>>();
-  return [published, cache](const std::string& family, int q, int dim) {
-    const auto key = std::make_tuple(family, q, dim);
-    const auto it = cache->find(key);
-    if (it != cache->end()) return it->second;
-    const auto c = codec::make_codec(fmt::format("{}:q={}", family, q), dim);
-    const double b = published ? c->published_bits_per_vector() : c->bits_per_vector();
-    (*cache)[key] = b;
-    return b;
-  };
-}
+// Bits of a lattice (family, Q, D) in the experiment's accounting: the
+// codec's own bits for kvlab sweeps, the published formula for imports.
+stats::BitsFn bits_fn(const std::string& origin) { return codec::lattice_bits_fn(origin != "sweep"); }
 
 // Validates --stream / --codec against the data; lists the known ones.
 void check_filters(const stats::ExperimentData& d, const std::vector<std::string>& streams,

@@ -73,22 +73,9 @@ void add_common(po::options_description& d, ReportArgs& a, const std::string& de
       "markdown file to write; plots go next to it as <stem>_*.svg");
 }
 
-// Bits of a lattice (family, Q, D) in the experiment's accounting, for the
-// suggested-Q table: the codec's own bits for kvlab sweeps, the published
-// formula for imports (same rule as `kvlab best_q --suggest`).
-stats::BitsFn bits_fn(const std::string& origin) {
-  const bool published = origin != "sweep";
-  auto cache = std::make_shared<std::map<std::tuple<std::string, int, int>, double>>();
-  return [published, cache](const std::string& family, int q, int dim) {
-    const auto key = std::make_tuple(family, q, dim);
-    const auto it = cache->find(key);
-    if (it != cache->end()) return it->second;
-    const auto c = codec::make_codec(fmt::format("{}:q={}", family, q), dim);
-    const double b = published ? c->published_bits_per_vector() : c->bits_per_vector();
-    (*cache)[key] = b;
-    return b;
-  };
-}
+// Bits of a lattice (family, Q, D) in the experiment's accounting: the
+// codec's own bits for kvlab sweeps, the published formula for imports.
+stats::BitsFn bits_fn(const std::string& origin) { return codec::lattice_bits_fn(origin != "sweep"); }
 
 std::string iso8601_utc(double unix_s) {
   const std::time_t t = static_cast<std::time_t>(std::floor(unix_s));

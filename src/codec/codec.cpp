@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <map>
+#include <tuple>
 
 #include "codec/fp8_codec.h"
 #include "codec/lattice_codec.h"
@@ -113,6 +115,19 @@ std::unique_ptr<Codec> make_codec(const CodecSpec& spec, int64_t dim) {
 
 std::unique_ptr<Codec> make_codec(const std::string& spec, int64_t dim) {
   return make_codec(parse_codec_spec(spec), dim);
+}
+
+std::function<double(const std::string&, int, int)> lattice_bits_fn(bool published_accounting) {
+  auto cache = std::make_shared<std::map<std::tuple<std::string, int, int>, double>>();
+  return [published_accounting, cache](const std::string& family, int q, int dim) {
+    const auto key = std::make_tuple(family, q, dim);
+    const auto it = cache->find(key);
+    if (it != cache->end()) return it->second;
+    const auto c = make_codec(family + ":q=" + std::to_string(q), dim);
+    const double b = published_accounting ? c->published_bits_per_vector() : c->bits_per_vector();
+    (*cache)[key] = b;
+    return b;
+  };
 }
 
 }  // namespace kvlab::codec

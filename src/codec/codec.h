@@ -69,6 +69,12 @@ CodecSpec parse_codec_spec(const std::string& spec, int default_q = 0);
 std::unique_ptr<Codec> make_codec(const CodecSpec& spec, int64_t dim);
 std::unique_ptr<Codec> make_codec(const std::string& spec, int64_t dim);
 
+// Bits per vector of the lattice codec (family, Q, D), memoised: the codec's
+// own 8 * code_size() when `published_accounting` is false (kvlab sweeps), the
+// published formula (SPEC section 3) when true (imported experiments). Used to
+// price Q values that were not swept (best_q --suggest, report tables).
+std::function<double(const std::string& family, int q, int dim)> lattice_bits_fn(bool published_accounting);
+
 // One row per codec family.
 struct CodecFamily {
   std::string name;         // "e8"
