@@ -18,6 +18,8 @@
 namespace kvlab::report {
 namespace {
 
+constexpr auto& cells = testutil::md_cells;
+
 namespace fs = std::filesystem;
 using testutil::kvlab_binary;
 using testutil::run_command;
@@ -28,29 +30,6 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::vector<std::string> cells(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool started = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
-      cur += '|';
-      ++i;
-    } else if (line[i] == '|') {
-      if (started) {
-        const auto b = cur.find_first_not_of(' ');
-        const auto e = cur.find_last_not_of(' ');
-        out.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
-      }
-      started = true;
-      cur.clear();
-    } else {
-      cur += line[i];
-    }
-  }
-  return out;
 }
 
 // Cells of the first table row in section `heading` whose first cell starts with `first`.

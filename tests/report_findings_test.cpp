@@ -23,6 +23,11 @@
 namespace kvlab::report {
 namespace {
 
+constexpr auto& lines_of = testutil::md_lines;
+constexpr auto& section = testutil::md_section;
+constexpr auto& cells = testutil::md_cells;
+constexpr auto& count = testutil::count_occurrences;
+
 using stats::ExperimentData;
 
 std::string codec_of(const std::string& published) {
@@ -106,25 +111,6 @@ ReportProvenance published_provenance() {
   return p;
 }
 
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
-
-// The lines of the markdown section whose heading starts with `heading`.
-std::vector<std::string> section(const std::string& md, const std::string& heading) {
-  std::vector<std::string> out;
-  bool in = false;
-  for (const auto& l : lines_of(md)) {
-    if (l.rfind("## ", 0) == 0) in = l.rfind("## " + heading, 0) == 0;
-    if (in) out.push_back(l);
-  }
-  return out;
-}
-
 // The table row of `lines` that starts with "| <first cell>".
 std::string row(const std::vector<std::string>& lines, const std::string& first_cell) {
   for (const auto& l : lines) {
@@ -133,41 +119,11 @@ std::string row(const std::vector<std::string>& lines, const std::string& first_
   return "";
 }
 
-// Trimmed cells of a markdown table row ("| a | b |" -> {"a", "b"}).
-std::vector<std::string> cells(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool started = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
-      cur += '|';
-      ++i;
-    } else if (line[i] == '|') {
-      if (started) {
-        const auto b = cur.find_first_not_of(' ');
-        const auto e = cur.find_last_not_of(' ');
-        out.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
-      }
-      started = true;
-      cur.clear();
-    } else {
-      cur += line[i];
-    }
-  }
-  return out;
-}
-
 bool has_cell(const std::string& line, const std::string& cell) {
   for (const auto& c : cells(line)) {
     if (c == cell) return true;
   }
   return false;
-}
-
-int count(const std::string& hay, const std::string& needle) {
-  int n = 0;
-  for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
-  return n;
 }
 
 class PublishedFindings : public ::testing::Test {

@@ -4,6 +4,8 @@
 // deterministic, and data without a baseline is refused.
 #include <gtest/gtest.h>
 
+#include "testutil/testutil.h"
+
 #include <cmath>
 #include <sstream>
 #include <string>
@@ -15,6 +17,11 @@
 
 namespace kvlab::report {
 namespace {
+
+constexpr auto& lines_of = testutil::md_lines;
+constexpr auto& section = testutil::md_section;
+constexpr auto& cells = testutil::md_cells;
+constexpr auto& count = testutil::count_occurrences;
 
 const std::vector<std::string> kStreams = {"sliding_window_kv", "csa_pool_kv_ratio4", "hca_pool_kv_ratio128"};
 const std::vector<int> kQs = {10, 20, 38, 40, 76};
@@ -84,47 +91,6 @@ ReportProvenance prov() {
   return p;
 }
 
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
-
-std::vector<std::string> section(const std::string& md, const std::string& heading) {
-  std::vector<std::string> out;
-  bool in = false;
-  for (const auto& l : lines_of(md)) {
-    if (l.rfind("## ", 0) == 0) in = l.rfind("## " + heading, 0) == 0;
-    if (in) out.push_back(l);
-  }
-  return out;
-}
-
-std::vector<std::string> cells(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool started = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
-      cur += '|';
-      ++i;
-    } else if (line[i] == '|') {
-      if (started) {
-        const auto b = cur.find_first_not_of(' ');
-        const auto e = cur.find_last_not_of(' ');
-        out.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
-      }
-      started = true;
-      cur.clear();
-    } else {
-      cur += line[i];
-    }
-  }
-  return out;
-}
-
 // Table body rows (not header or separator) of a section.
 std::vector<std::vector<std::string>> body_rows(const std::vector<std::string>& sec) {
   std::vector<std::vector<std::string>> rows;
@@ -141,12 +107,6 @@ std::vector<std::vector<std::string>> body_rows(const std::vector<std::string>& 
     if (header_seen) rows.push_back(cells(l));
   }
   return rows;
-}
-
-int count(const std::string& hay, const std::string& needle) {
-  int n = 0;
-  for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
-  return n;
 }
 
 std::string view_label(stats::QView v) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
 
@@ -42,6 +43,53 @@ int run_command(const std::string& cmd, std::string* output) {
   int status = pclose(p);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> md_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string l;
+  while (std::getline(in, l)) out.push_back(l);
+  return out;
+}
+
+std::vector<std::string> md_section(const std::string& md, const std::string& heading) {
+  std::vector<std::string> out;
+  bool in = false;
+  for (const auto& l : md_lines(md)) {
+    if (l.rfind("## ", 0) == 0) in = l.rfind("## " + heading, 0) == 0;
+    if (in) out.push_back(l);
+  }
+  return out;
+}
+
+std::vector<std::string> md_cells(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool started = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
+      cur += '|';
+      ++i;
+    } else if (line[i] == '|') {
+      if (started) {
+        const auto b = cur.find_first_not_of(' ');
+        const auto e = cur.find_last_not_of(' ');
+        out.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
+      }
+      started = true;
+      cur.clear();
+    } else {
+      cur += line[i];
+    }
+  }
+  return out;
+}
+
+int count_occurrences(const std::string& hay, const std::string& needle) {
+  int n = 0;
+  for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
+  return n;
 }
 
 }  // namespace kvlab::testutil

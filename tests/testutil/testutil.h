@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace kvlab::testutil {
 
@@ -17,5 +18,15 @@ std::string kvlab_binary();
 std::string make_temp_dir(const std::string& prefix);
 // Runs a shell command, returns its exit status; stdout+stderr into *output if given.
 int run_command(const std::string& cmd, std::string* output = nullptr);
+
+// Reading generated markdown in report tests.
+// The lines of `s`.
+std::vector<std::string> md_lines(const std::string& s);
+// The lines of the "## " section whose heading starts with `heading`.
+std::vector<std::string> md_section(const std::string& md, const std::string& heading);
+// Trimmed cells of a table row ("| a | b |" -> {"a", "b"}); "\|" is a literal '|'.
+std::vector<std::string> md_cells(const std::string& line);
+// Non-overlapping-start occurrences of `needle` in `hay`.
+int count_occurrences(const std::string& hay, const std::string& needle);
 
 }  // namespace kvlab::testutil
