@@ -10,6 +10,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/fp_formats.h"
 #include "kernels/hadamard.h"
+#include "kernels/simd.h"
 
 namespace kvlab::kernels {
 
@@ -210,9 +211,7 @@ KVLAB_TARGET_CLONES bool sumsq8(const float* __restrict x, int64_t d, double* ou
   return mbits < 0x7f800000u;
 }
 
-float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16_t* n16) {
-  double ss;
-  if (!sumsq8(row, d, &ss)) throw_nonfinite_row(row, r, d, k);
+float norm_from_sumsq(LatticeKind k, double ss, int64_t r, uint16_t* n16) {
   float nrm = float(std::sqrt(ss));
   nrm = nrm > kLatticeEps ? nrm : kLatticeEps;
   KVLAB_CHECK(uf16_fits(nrm),
@@ -221,6 +220,41 @@ float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16
               lattice_name(k), r, nrm, kUf16Max);
   *n16 = f32_to_uf16(nrm);
   return nrm;
+}
+
+float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16_t* n16) {
+  double ss;
+  if (!sumsq8(row, d, &ss)) throw_nonfinite_row(row, r, d, k);
+  return norm_from_sumsq(k, ss, r, n16);
+}
+
+// The AVX2 pipeline for one row (D >= 8), same values as the portable one:
+// norm and qmax codes, y = H(x / n) normalised; returns the scale s.
+float encode_head_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, float* y, uint16_t* n16,
+                       uint16_t* q16) {
+  double ss;
+  uint32_t mbits;
+  avx2::sumsq8(row, d, &ss, &mbits);
+  if (mbits >= 0x7f800000u) throw_nonfinite_row(row, r, d, k);
+  const float nrm = norm_from_sumsq(k, ss, r, n16);
+  float m = avx2::div_fwht_absmax(row, nrm, d, y);
+  m = m > kLatticeEps ? m : kLatticeEps;
+  *q16 = f32_to_f16(m);
+  return f16_to_f32(*q16) / float(q);
+}
+
+void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, float* y, uint16_t* n16,
+                     uint16_t* q16, int32_t* p) {
+  const float s = encode_head_avx2(k, q, row, r, d, y, n16, q16);
+  const int b = lattice_block_dim(k);
+  for (int64_t j = avx2::quantize_blocks(k, q, y, d, s, p); j < d; j += b) {
+    float z[8];
+    for (int i = 0; i < b; ++i) z[i] = y[j + i] / s;
+    if (k == LatticeKind::kD4)
+      d4_closest_in_box(z, q, p + j);
+    else
+      e8_box(z, q, p + j);
+  }
 }
 
 KVLAB_TARGET_CLONES void div_inplace(float* __restrict x, int64_t d, float c) {
@@ -250,6 +284,10 @@ void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d
   check_lattice_params(k, d, q);
   const int b = lattice_block_dim(k);
   std::vector<float> y(size_t(d), 0.0f);
+  if (!kRef && d >= 8 && simd_level() == SimdLevel::kAvx2) {
+    for (int64_t r = 0; r < n; ++r) encode_row_avx2(k, q, x + r * d, r, d, y.data(), &norm16[r], &qmax16[r], pts2 + r * d);
+    return;
+  }
   for (int64_t r = 0; r < n; ++r) {
     const float* row = x + r * d;
     const float nrm = checked_norm(k, row, r, d, &norm16[r]);
@@ -305,6 +343,8 @@ void decode_rows_impl(int q, const uint16_t* norm16, const uint16_t* qmax16, con
       for (int64_t j = 0; j < d; ++j) o[j] = (float(p[j]) * 0.5f) * s;
       fwht_normalized_ref(o, d);
       for (int64_t j = 0; j < d; ++j) o[j] = o[j] * nv;
+    } else if (d >= 8 && simd_level() == SimdLevel::kAvx2) {
+      avx2::dequant_fwht_scale(p, d, s, nv, o);
     } else {
       dequant(p, o, d, s);
       fwht_normalized(o, d);
@@ -353,6 +393,29 @@ void lattice_encode_rows_ref(LatticeKind k, int q, const float* x, int64_t n, in
                              uint16_t* qmax16, int32_t* pts2) {
   encode_rows_impl<true>(k, q, x, n, d, norm16, qmax16, pts2);
 }
+void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int64_t d, float* out) {
+  check_lattice_params(k, d, q);
+  KVLAB_CHECK(n >= 0, "{} roundtrip: n = {} (expected >= 0)", lattice_name(k), n);
+  const int64_t tile = 8 * lattice_block_dim(k);
+  if (d >= tile && simd_level() == SimdLevel::kAvx2) {
+    std::vector<float> y(size_t(d), 0.0f);
+    for (int64_t r = 0; r < n; ++r) {
+      uint16_t n16, q16;
+      const float s = encode_head_avx2(k, q, x + r * d, r, d, y.data(), &n16, &q16);
+      avx2::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
+    }
+    return;
+  }
+  const int64_t batch = std::max<int64_t>(1, 65536 / d);
+  std::vector<uint16_t> n16(static_cast<size_t>(batch)), q16(static_cast<size_t>(batch));
+  std::vector<int32_t> p(size_t(batch * d));
+  for (int64_t r0 = 0; r0 < n; r0 += batch) {
+    const int64_t rows = std::min(batch, n - r0);
+    encode_rows_impl<false>(k, q, x + r0 * d, rows, d, n16.data(), q16.data(), p.data());
+    decode_rows_impl<false>(q, n16.data(), q16.data(), p.data(), rows, d, out + r0 * d);
+  }
+}
+
 void lattice_decode_rows(int q, const uint16_t* norm16, const uint16_t* qmax16, const int32_t* pts2, int64_t n,
                          int64_t d, float* out) {
   decode_rows_impl<false>(q, norm16, qmax16, pts2, n, d, out);

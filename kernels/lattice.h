@@ -64,6 +64,9 @@ void lattice_encode_rows(LatticeKind k, int q, const float* x, int64_t n, int64_
                          uint16_t* qmax16, int32_t* pts2);
 void lattice_encode_rows_ref(LatticeKind k, int q, const float* x, int64_t n, int64_t d, uint16_t* norm16,
                              uint16_t* qmax16, int32_t* pts2);
+// decode(encode(x)) without the points (bit-identical to the two calls;
+// fused on the AVX2 path). Errors as lattice_encode_rows.
+void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int64_t d, float* out);
 // Decode rows back to float32 out[n, d].
 void lattice_decode_rows(int q, const uint16_t* norm16, const uint16_t* qmax16, const int32_t* pts2, int64_t n,
                          int64_t d, float* out);

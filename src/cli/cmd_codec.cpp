@@ -28,6 +28,7 @@
 #include "common/error.h"
 #include "io/safetensors.h"
 #include "kernels/metrics.h"
+#include "kernels/simd.h"
 #include "kvlab_version.h"
 
 namespace po = boost::program_options;
@@ -242,13 +243,16 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   bool json = false;
   std::string codecs = "fp8_per64,d4:q=38,e8:q=38", dims = "512,128", sizes = "2048,131072", threads = "1,2";
   double min_time = 0.2;
+  std::string simd = "auto";
   po::options_description opts("kvlab bench codecs options");
   opts.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print a JSON array")(
       "codecs", po::value<std::string>(&codecs), "comma-separated codec specs (default fp8_per64,d4:q=38,e8:q=38)")(
       "dims", po::value<std::string>(&dims), "dimensions D (default 512,128)")(
       "sizes", po::value<std::string>(&sizes), "vector counts N (default 2048,131072)")(
       "threads", po::value<std::string>(&threads), "thread counts (default 1,2)")(
-      "min-time", po::value<double>(&min_time), "seconds of repeats per measurement (default 0.2)");
+      "min-time", po::value<double>(&min_time), "seconds of repeats per measurement (default 0.2)")(
+      "simd", po::value<std::string>(&simd),
+      "kernel level: auto (the CPU's best, or KVLAB_SIMD), scalar (portable) or avx2 (default auto)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
   po::notify(vm);
@@ -260,6 +264,15 @@ int run_bench_codecs(const std::vector<std::string>& args) {
     return 0;
   }
   if (!(min_time >= 0 && min_time <= 60)) throw UsageError(fmt::format("--min-time {}: expected 0..60 s", min_time));
+  if (simd == "scalar") {
+    kvlab::kernels::set_simd_level(kvlab::kernels::SimdLevel::kScalar);
+  } else if (simd == "avx2") {
+    if (!kvlab::kernels::cpu_has_avx2()) throw UsageError("--simd avx2: this CPU has no AVX2 (use auto or scalar)");
+    kvlab::kernels::set_simd_level(kvlab::kernels::SimdLevel::kAvx2);
+  } else if (simd != "auto") {
+    throw UsageError(fmt::format("--simd '{}': expected auto, scalar or avx2", simd));
+  }
+  const std::string level = kvlab::kernels::simd_level_name(kvlab::kernels::simd_level());
   const auto specs = parse_list<std::string>(codecs, "--codecs");
   const auto ds = parse_list<int64_t>(dims, "--dims");
   const auto ns = parse_list<int64_t>(sizes, "--sizes");
@@ -268,9 +281,11 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   for (int64_t n : ns)
     if (n > (int64_t(1) << 24)) throw UsageError(fmt::format("--sizes {}: at most 2^24 vectors", n));
   nlohmann::json rows = nlohmann::json::array();
-  if (!json)
+  if (!json) {
+    fmt::print("kernels: {}\n", level);
     fmt::print("{:<12} {:>5} {:>8} {:>7} {:<10} {:>12} {:>14}\n", "codec", "D", "N", "threads", "op", "ns/vector",
                "ratio_to_copy");
+  }
   for (int64_t d : ds)
     for (int64_t n : ns) {
       std::vector<float> x(std::size_t(n * d)), out(x.size());
@@ -295,7 +310,7 @@ int run_bench_codecs(const std::vector<std::string>& args) {
         auto emit = [&](const std::string& codec, const std::string& op, double ns_per) {
           const double ratio = ns_per / copy_ns;
           rows.push_back({{"codec", codec}, {"D", d}, {"N", n}, {"threads", t}, {"op", op},
-                          {"ns_per_vector", ns_per}, {"ratio_to_copy", ratio}});
+                          {"ns_per_vector", ns_per}, {"ratio_to_copy", ratio}, {"simd", level}});
           if (!json)
             fmt::print("{:<12} {:>5} {:>8} {:>7} {:<10} {:>12.1f} {:>14.2f}\n", codec, d, n, t, op, ns_per, ratio);
         };

@@ -280,13 +280,7 @@ void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
 }
 
 void LatticeCodec::roundtrip_impl(const float* x, int64_t n, float* out) const {
-  std::vector<uint16_t> n16(kBatch), q16(kBatch);
-  std::vector<int32_t> pts(std::size_t(kBatch * dim_));
-  for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
-    const int64_t rows = std::min(kBatch, n - r0);
-    kernels::lattice_encode_rows(kind_, q_, x + r0 * dim_, rows, dim_, n16.data(), q16.data(), pts.data());
-    kernels::lattice_decode_rows(q_, n16.data(), q16.data(), pts.data(), rows, dim_, out + r0 * dim_);
-  }
+  kernels::lattice_roundtrip_rows(kind_, q_, x, n, dim_, out);
 }
 
 }  // namespace kvlab::codec

@@ -1,0 +1,59 @@
+// Run-time SIMD selection for kvlab's hand-vectorised kernels.
+//
+// kvlab ships one binary for every x86-64 CPU: the AVX2 kernels in
+// simd_avx2.cpp are compiled for AVX2 only inside that file and are called
+// only when the CPU reports AVX2 (checked once, at first use). Every AVX2
+// kernel performs the same floating-point operations in the same order as
+// its scalar counterpart, so results are bit-identical whichever level runs
+// (tests force each level and compare).
+//
+// KVLAB_SIMD=scalar in the environment forces the portable path (to compare
+// or to bisect a suspected SIMD fault); set_simd_level() does the same from
+// code (tests). Asking for AVX2 on a CPU without it selects scalar.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/lattice.h"
+
+namespace kvlab::kernels {
+
+enum class SimdLevel { kScalar, kAvx2 };
+
+SimdLevel simd_level();
+void set_simd_level(SimdLevel level);
+const char* simd_level_name(SimdLevel level);
+bool cpu_has_avx2();
+
+// The AVX2 kernels (defined only on x86-64; call them only when
+// simd_level() == kAvx2). D is a power of two >= 8 everywhere.
+namespace avx2 {
+
+// Squared norm over 8 interleaved double partial sums (element j into
+// partial j % 8) and the largest magnitude bit pattern |x_j| (as uint32);
+// the result is finite-checked by the caller.
+void sumsq8(const float* x, int64_t d, double* sumsq, uint32_t* max_mag_bits);
+
+// y = H (x / nrm) normalised (fwht_normalized of x[j] / nrm); returns
+// max_j |y_j|.
+float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y);
+
+// The in-box closest points of z = y / s (y[j] / s, float32) for the blocks
+// of y that fill whole groups of 8 blocks; writes doubled coordinates to
+// pts2 and returns the number of floats done (a multiple of 8 blocks).
+int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s, int32_t* pts2);
+
+// Fused quantize_blocks + dequant_fwht_scale without the integer points
+// (bit-identical to them): out = the decoded row, for D >= 64 (E8) or
+// D >= 32 (D4).
+void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s, float nv, float* out);
+
+// out = nv * H(pts2 * 0.5 * s) normalised, in the reference's order.
+void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out);
+
+// In-place normalised FWHT (fwht_normalized).
+void fwht_normalized(float* x, int64_t d);
+
+}  // namespace avx2
+
+}  // namespace kvlab::kernels

@@ -1,0 +1,163 @@
+// The hand-vectorised (AVX2) kernels against the scalar references, at every
+// SIMD level this CPU offers:
+//  - the lattice pipeline (encode, decode, fused roundtrip) bit-exact against
+//    lattice_*_rows_ref over D4/E8, D = 8 .. 2048 and Q = 1 .. 32767;
+//  - the AVX2 closest-point tiles against the scalar in-box decoders on
+//    inputs made of exact ties (multiples of 1/4) and points just inside
+//    and outside the box, where every tie rule and the box logic matter;
+//  - the FWHT at every level against fwht_normalized_ref;
+//  - the level switch itself (KVLAB_SIMD=scalar, no AVX2 on a CPU without).
+// On a CPU without AVX2 only the scalar level runs (and the switch test
+// checks that AVX2 cannot be selected there).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "kernels/hadamard.h"
+#include "kernels/lattice.h"
+#include "kernels/parity.h"
+#include "kernels/simd.h"
+#include "testutil/testutil.h"
+
+namespace kvlab::kernels {
+namespace {
+
+std::vector<SimdLevel> levels() {
+  std::vector<SimdLevel> v{SimdLevel::kScalar};
+  if (cpu_has_avx2()) v.push_back(SimdLevel::kAvx2);
+  return v;
+}
+
+// Restores the process's SIMD level when a test ends.
+struct LevelGuard {
+  SimdLevel saved = simd_level();
+  ~LevelGuard() { set_simd_level(saved); }
+};
+
+std::vector<float> t3_rows(int64_t n, int64_t d, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<float> t(3.f);
+  std::vector<float> v(static_cast<size_t>(n * d));
+  for (auto& x : v) x = t(rng);
+  for (int64_t j = 0; j < d; ++j) v[static_cast<size_t>(j)] = 0.f;  // row 0: the zero vector
+  // Row 1: one huge coordinate (the qmax of its row sits on a single block).
+  if (n > 1) v[static_cast<size_t>(d + d / 3)] = 1e3f;
+  return v;
+}
+
+TEST(Simd, LevelSwitch) {
+  LevelGuard g;
+  set_simd_level(SimdLevel::kScalar);
+  EXPECT_EQ(simd_level(), SimdLevel::kScalar);
+  set_simd_level(SimdLevel::kAvx2);
+  EXPECT_EQ(simd_level(), cpu_has_avx2() ? SimdLevel::kAvx2 : SimdLevel::kScalar);
+  EXPECT_STREQ(simd_level_name(SimdLevel::kScalar), "scalar");
+  EXPECT_STREQ(simd_level_name(SimdLevel::kAvx2), "avx2");
+}
+
+TEST(Simd, EnvironmentForcesScalar) {
+  // A fresh process reads KVLAB_SIMD at its first kernel call; the codec
+  // benchmark reports the level it ran.
+  const std::string bench = testutil::kvlab_binary() +
+                            " bench codecs --json --codecs e8:q=38 --dims 64 --sizes 16 --threads 1 --min-time 0";
+  std::string out;
+  ASSERT_EQ(testutil::run_command(fmt::format("KVLAB_SIMD=scalar {}", bench), &out), 0) << out;
+  EXPECT_NE(out.find("\"simd\": \"scalar\""), std::string::npos) << out;
+  ASSERT_EQ(testutil::run_command(fmt::format("env -u KVLAB_SIMD {}", bench), &out), 0) << out;
+  const char* best = cpu_has_avx2() ? "avx2" : "scalar";
+  EXPECT_NE(out.find(fmt::format("\"simd\": \"{}\"", best)), std::string::npos) << out;
+  ASSERT_NE(testutil::run_command(fmt::format("{} --simd sse9", bench), &out), 0);
+  EXPECT_NE(out.find("sse9"), std::string::npos) << out;
+}
+
+TEST(Simd, LatticePipelineBitExactAtEveryLevel) {
+  LevelGuard g;
+  for (SimdLevel lv : levels()) {
+    set_simd_level(lv);
+    for (auto k : {LatticeKind::kD4, LatticeKind::kE8})
+      for (int64_t d : {8, 16, 32, 64, 128, 512, 2048})
+        for (int q : {1, 2, 3, 10, 38, 1000, kLatticeMaxQ}) {
+          const int64_t n = 13;
+          const auto x = t3_rows(n, d, unsigned(d * 131 + q));
+          const size_t nd = static_cast<size_t>(n * d);
+          std::vector<uint16_t> n1(n), n2(n), q1(n), q2(n);
+          std::vector<int32_t> p1(nd), p2(nd);
+          lattice_encode_rows(k, q, x.data(), n, d, n1.data(), q1.data(), p1.data());
+          lattice_encode_rows_ref(k, q, x.data(), n, d, n2.data(), q2.data(), p2.data());
+          const std::string what = std::string(simd_level_name(lv)) + " " + lattice_name(k) +
+                                   " D=" + std::to_string(d) + " Q=" + std::to_string(q);
+          ASSERT_TRUE(check_parity(n1.data(), n2.data(), n).ok()) << what;
+          ASSERT_TRUE(check_parity(q1.data(), q2.data(), n).ok()) << what;
+          const auto pr = check_parity(p1.data(), p2.data(), n * d);
+          ASSERT_TRUE(pr.ok()) << what << ": " << pr.summary();
+          std::vector<float> o1(nd), o2(nd), o3(nd);
+          lattice_decode_rows(q, n2.data(), q2.data(), p2.data(), n, d, o1.data());
+          lattice_decode_rows_ref(q, n2.data(), q2.data(), p2.data(), n, d, o2.data());
+          const auto dr = check_parity(o1.data(), o2.data(), n * d);
+          ASSERT_TRUE(dr.ok()) << what << " decode: " << dr.summary();
+          lattice_roundtrip_rows(k, q, x.data(), n, d, o3.data());
+          const auto rr = check_parity(o3.data(), o2.data(), n * d);
+          ASSERT_TRUE(rr.ok()) << what << " roundtrip: " << rr.summary();
+        }
+  }
+}
+
+// Scalar in-box decoder of one block (the oracle for the tile kernels).
+void oracle_block(LatticeKind k, const float* z, int q, int32_t* out2) {
+  if (k == LatticeKind::kD4)
+    d4_closest_in_box(z, q, out2);
+  else
+    e8_closest_in_box(z, q, out2);
+}
+
+TEST(Simd, TilesMatchScalarOnTiesAndBoxEdges) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "this CPU has no AVX2: the scalar level is the only one (tested above)";
+  std::mt19937 rng(99);
+  for (auto k : {LatticeKind::kD4, LatticeKind::kE8})
+    for (int q : {1, 2, 3, 5, 38}) {
+      const int64_t d = 256;
+      const int b = lattice_block_dim(k);
+      std::uniform_int_distribution<int> quarter(-4 * q - 6, 4 * q + 6);  // ties, box edge, beyond
+      std::uniform_real_distribution<float> jitter(-1e-6f, 1e-6f);
+      std::vector<float> y(static_cast<size_t>(d));
+      std::vector<int32_t> fast(static_cast<size_t>(d)), want(static_cast<size_t>(d));
+      for (int rep = 0; rep < 400; ++rep) {
+        for (auto& v : y) {
+          v = float(quarter(rng)) * 0.25f;
+          if (rep % 4 == 3) v += jitter(rng);  // just beside the ties and edges
+        }
+        ASSERT_EQ(avx2::quantize_blocks(k, q, y.data(), d, 1.0f, fast.data()), d);
+        for (int64_t j = 0; j < d; j += b) oracle_block(k, &y[static_cast<size_t>(j)], q, &want[static_cast<size_t>(j)]);
+        const auto r = check_parity(fast.data(), want.data(), d);
+        ASSERT_TRUE(r.ok()) << lattice_name(k) << " Q=" << q << " rep " << rep << ": " << r.summary();
+      }
+    }
+}
+
+TEST(Simd, HadamardBitExactAtEveryLevel) {
+  LevelGuard g;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> gauss;
+  for (SimdLevel lv : levels()) {
+    set_simd_level(lv);
+    for (int64_t d = 1; d <= 4096; d *= 2) {
+      std::vector<float> x(static_cast<size_t>(3 * d));
+      for (auto& v : x) v = gauss(rng);
+      auto a = x, b = x;
+      fwht_normalized_rows(a.data(), 3, d, d);
+      fwht_normalized_rows_ref(b.data(), 3, d, d);
+      const auto r = check_parity(a.data(), b.data(), 3 * d);
+      ASSERT_TRUE(r.ok()) << simd_level_name(lv) << " D=" << d << ": " << r.summary();
+      auto c = x;
+      fwht_normalized(c.data(), d);
+      ASSERT_TRUE(check_parity(c.data(), b.data(), d).ok()) << simd_level_name(lv) << " D=" << d;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kvlab::kernels
