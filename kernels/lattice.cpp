@@ -247,7 +247,10 @@ void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t 
                      uint16_t* q16, int32_t* p) {
   const float s = encode_head_avx2(k, q, row, r, d, y, n16, q16);
   const int b = lattice_block_dim(k);
-  for (int64_t j = avx2::quantize_blocks(k, q, y, d, s, p); j < d; j += b) {
+  const int64_t done = k == LatticeKind::kE8 && d >= 128 && simd_level() >= SimdLevel::kAvx512
+                           ? avx512::e8_quantize_blocks(q, y, d, s, p)
+                           : avx2::quantize_blocks(k, q, y, d, s, p);
+  for (int64_t j = done; j < d; j += b) {
     float z[8];
     for (int i = 0; i < b; ++i) z[i] = y[j + i] / s;
     if (k == LatticeKind::kD4)
@@ -284,7 +287,7 @@ void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d
   check_lattice_params(k, d, q);
   const int b = lattice_block_dim(k);
   std::vector<float> y(size_t(d), 0.0f);
-  if (!kRef && d >= 8 && simd_level() == SimdLevel::kAvx2) {
+  if (!kRef && d >= 8 && simd_level() >= SimdLevel::kAvx2) {
     for (int64_t r = 0; r < n; ++r) encode_row_avx2(k, q, x + r * d, r, d, y.data(), &norm16[r], &qmax16[r], pts2 + r * d);
     return;
   }
@@ -343,7 +346,7 @@ void decode_rows_impl(int q, const uint16_t* norm16, const uint16_t* qmax16, con
       for (int64_t j = 0; j < d; ++j) o[j] = (float(p[j]) * 0.5f) * s;
       fwht_normalized_ref(o, d);
       for (int64_t j = 0; j < d; ++j) o[j] = o[j] * nv;
-    } else if (d >= 8 && simd_level() == SimdLevel::kAvx2) {
+    } else if (d >= 8 && simd_level() >= SimdLevel::kAvx2) {
       avx2::dequant_fwht_scale(p, d, s, nv, o);
     } else {
       dequant(p, o, d, s);
@@ -397,12 +400,21 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
   check_lattice_params(k, d, q);
   KVLAB_CHECK(n >= 0, "{} roundtrip: n = {} (expected >= 0)", lattice_name(k), n);
   const int64_t tile = 8 * lattice_block_dim(k);
-  if (d >= tile && simd_level() == SimdLevel::kAvx2) {
+  if (d >= tile && simd_level() >= SimdLevel::kAvx2) {
     std::vector<float> y(size_t(d), 0.0f);
+    const bool e8_512 = k == LatticeKind::kE8 && d >= 128 && simd_level() >= SimdLevel::kAvx512;
     for (int64_t r = 0; r < n; ++r) {
+      if (r + 1 < n)  // the next row's input and output lines, ahead of use
+        for (int64_t j = 0; j < d; j += 16) {
+          __builtin_prefetch(x + (r + 1) * d + j, 0);
+          __builtin_prefetch(out + (r + 1) * d + j, 1);
+        }
       uint16_t n16, q16;
       const float s = encode_head_avx2(k, q, x + r * d, r, d, y.data(), &n16, &q16);
-      avx2::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
+      if (e8_512)
+        avx512::e8_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
+      else
+        avx2::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
     }
     return;
   }

@@ -7,9 +7,10 @@
 // its scalar counterpart, so results are bit-identical whichever level runs
 // (tests force each level and compare).
 //
-// KVLAB_SIMD=scalar in the environment forces the portable path (to compare
-// or to bisect a suspected SIMD fault); set_simd_level() does the same from
-// code (tests). Asking for AVX2 on a CPU without it selects scalar.
+// KVLAB_SIMD=scalar|avx2 in the environment caps the level (to compare or to
+// bisect a suspected SIMD fault); set_simd_level() does the same from code
+// (tests). Asking for a level the CPU lacks selects the best one it has
+// below it.
 #pragma once
 
 #include <cstdint>
@@ -18,12 +19,17 @@
 
 namespace kvlab::kernels {
 
-enum class SimdLevel { kScalar, kAvx2 };
+// Ordered: each level includes the ones below it (kAvx512 runs the AVX2
+// kernels plus AVX-512 E8 tiles; it needs AVX-512 F, DQ, BW and VL).
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 SimdLevel simd_level();
 void set_simd_level(SimdLevel level);
 const char* simd_level_name(SimdLevel level);
 bool cpu_has_avx2();
+bool cpu_has_avx512();
+// The best level this CPU supports.
+SimdLevel cpu_best_simd_level();
 
 // The AVX2 kernels (defined only on x86-64; call them only when
 // simd_level() == kAvx2). D is a power of two >= 8 everywhere.
@@ -54,6 +60,17 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
 // In-place normalised FWHT (fwht_normalized).
 void fwht_normalized(float* x, int64_t d);
 
+// Butterfly stages h = h0 .. d/2 in place, then x * (1/sqrt(d)) * nv (the
+// tail of a decode whose first stages ran elsewhere).
+void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv);
+
 }  // namespace avx2
+
+// AVX-512 E8 tiles of 16 blocks (call only when simd_level() == kAvx512);
+// D a power of two >= 128. Same contracts as the AVX2 functions above.
+namespace avx512 {
+int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
+void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
+}  // namespace avx512
 
 }  // namespace kvlab::kernels

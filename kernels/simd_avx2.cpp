@@ -387,6 +387,11 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
       [&](__m256 v) { return _mm256_mul_ps(_mm256_mul_ps(v, c), vn); });
 }
 
+void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv) {
+  const __m256 c = _mm256_set1_ps(hadamard_norm_factor(d)), vn = _mm256_set1_ps(nv);
+  fwht_tail(x, d, [&](__m256 v) { return _mm256_mul_ps(_mm256_mul_ps(v, c), vn); }, h0);
+}
+
 void fwht_normalized(float* x, int64_t d) {
   const __m256 c = _mm256_set1_ps(hadamard_norm_factor(d));
   fwht(
@@ -418,6 +423,7 @@ void fwht_normalized(float*, int64_t) { KVLAB_ASSERT(false, "AVX2 kernel on a no
 void quantize_roundtrip(LatticeKind, int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
 }
+void fwht_tail_scaled(float*, int64_t, int64_t, float) { KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build"); }
 }  // namespace kvlab::kernels::avx2
 
 #endif

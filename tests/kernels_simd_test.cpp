@@ -29,6 +29,7 @@ namespace {
 std::vector<SimdLevel> levels() {
   std::vector<SimdLevel> v{SimdLevel::kScalar};
   if (cpu_has_avx2()) v.push_back(SimdLevel::kAvx2);
+  if (cpu_has_avx512()) v.push_back(SimdLevel::kAvx512);
   return v;
 }
 
@@ -55,8 +56,12 @@ TEST(Simd, LevelSwitch) {
   EXPECT_EQ(simd_level(), SimdLevel::kScalar);
   set_simd_level(SimdLevel::kAvx2);
   EXPECT_EQ(simd_level(), cpu_has_avx2() ? SimdLevel::kAvx2 : SimdLevel::kScalar);
+  set_simd_level(SimdLevel::kAvx512);
+  EXPECT_EQ(simd_level(), cpu_best_simd_level());
+  EXPECT_EQ(cpu_has_avx512(), cpu_best_simd_level() == SimdLevel::kAvx512);
   EXPECT_STREQ(simd_level_name(SimdLevel::kScalar), "scalar");
   EXPECT_STREQ(simd_level_name(SimdLevel::kAvx2), "avx2");
+  EXPECT_STREQ(simd_level_name(SimdLevel::kAvx512), "avx512");
 }
 
 TEST(Simd, EnvironmentForcesScalar) {
@@ -68,8 +73,12 @@ TEST(Simd, EnvironmentForcesScalar) {
   ASSERT_EQ(testutil::run_command(fmt::format("KVLAB_SIMD=scalar {}", bench), &out), 0) << out;
   EXPECT_NE(out.find("\"simd\": \"scalar\""), std::string::npos) << out;
   ASSERT_EQ(testutil::run_command(fmt::format("env -u KVLAB_SIMD {}", bench), &out), 0) << out;
-  const char* best = cpu_has_avx2() ? "avx2" : "scalar";
+  const char* best = simd_level_name(cpu_best_simd_level());
   EXPECT_NE(out.find(fmt::format("\"simd\": \"{}\"", best)), std::string::npos) << out;
+  if (cpu_has_avx2()) {
+    ASSERT_EQ(testutil::run_command(fmt::format("KVLAB_SIMD=avx2 {}", bench), &out), 0) << out;
+    EXPECT_NE(out.find("\"simd\": \"avx2\""), std::string::npos) << out;
+  }
   ASSERT_NE(testutil::run_command(fmt::format("{} --simd sse9", bench), &out), 0);
   EXPECT_NE(out.find("sse9"), std::string::npos) << out;
 }
@@ -132,6 +141,12 @@ TEST(Simd, TilesMatchScalarOnTiesAndBoxEdges) {
         }
         ASSERT_EQ(avx2::quantize_blocks(k, q, y.data(), d, 1.0f, fast.data()), d);
         for (int64_t j = 0; j < d; j += b) oracle_block(k, &y[static_cast<size_t>(j)], q, &want[static_cast<size_t>(j)]);
+        if (k == LatticeKind::kE8 && cpu_has_avx512()) {
+          std::vector<int32_t> wide(static_cast<size_t>(d));
+          ASSERT_EQ(avx512::e8_quantize_blocks(q, y.data(), d, 1.0f, wide.data()), d);
+          const auto r = check_parity(wide.data(), want.data(), d);
+          ASSERT_TRUE(r.ok()) << "avx512 e8 Q=" << q << " rep " << rep << ": " << r.summary();
+        }
         const auto r = check_parity(fast.data(), want.data(), d);
         ASSERT_TRUE(r.ok()) << lattice_name(k) << " Q=" << q << " rep " << rep << ": " << r.summary();
       }

@@ -252,7 +252,7 @@ int run_bench_codecs(const std::vector<std::string>& args) {
       "threads", po::value<std::string>(&threads), "thread counts (default 1,2)")(
       "min-time", po::value<double>(&min_time), "seconds of repeats per measurement (default 0.2)")(
       "simd", po::value<std::string>(&simd),
-      "kernel level: auto (the CPU's best, or KVLAB_SIMD), scalar (portable) or avx2 (default auto)");
+      "kernel level: auto (the CPU's best, or KVLAB_SIMD), scalar (portable), avx2 or avx512 (default auto)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
   po::notify(vm);
@@ -269,8 +269,12 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   } else if (simd == "avx2") {
     if (!kvlab::kernels::cpu_has_avx2()) throw UsageError("--simd avx2: this CPU has no AVX2 (use auto or scalar)");
     kvlab::kernels::set_simd_level(kvlab::kernels::SimdLevel::kAvx2);
+  } else if (simd == "avx512") {
+    if (!kvlab::kernels::cpu_has_avx512())
+      throw UsageError("--simd avx512: this CPU lacks AVX-512 F/DQ/BW/VL (use auto, avx2 or scalar)");
+    kvlab::kernels::set_simd_level(kvlab::kernels::SimdLevel::kAvx512);
   } else if (simd != "auto") {
-    throw UsageError(fmt::format("--simd '{}': expected auto, scalar or avx2", simd));
+    throw UsageError(fmt::format("--simd '{}': expected auto, scalar, avx2 or avx512", simd));
   }
   const std::string level = kvlab::kernels::simd_level_name(kvlab::kernels::simd_level());
   const auto specs = parse_list<std::string>(codecs, "--codecs");

@@ -1,0 +1,223 @@
+// AVX-512 E8 tiles; see simd.h.
+//
+// The E8 closest-point search is the codec pipeline's hottest step. Here it
+// runs on 16 blocks at once (a tile of 128 floats): the tile is transposed
+// so that register i holds coordinate i of the 16 blocks, and the search of
+// lattice.cpp's dn_box / e8_box runs lane-wise with mask registers (one
+// blend per choice instead of three AVX2 uops). Same operations, same
+// order, same tie rules as the scalar code: results are bit-identical
+// (tests compare every level). Only this file is compiled for AVX-512, and
+// only after every #include; its functions run only when the CPU has
+// AVX-512 F/DQ/BW/VL (simd.cpp checks).
+#include "kernels/simd.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include <cfloat>
+#include <cstdint>
+
+#include "kernels/hadamard.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,avx512f,avx512dq,avx512bw,avx512vl")
+// GCC 12's AVX-512 intrinsics (e.g. _mm512_cvtps_epi32) start from an
+// "undefined" register and trip -Wmaybe-uninitialized (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace kvlab::kernels::avx512 {
+namespace {
+
+inline __m512 ld(const float* p) { return _mm512_loadu_ps(p); }
+inline void st(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+
+// Registers R_k = floats [16k, 16k + 16) of a tile (blocks 2k, 2k + 1) ->
+// C_i = coordinate i of the 16 blocks, lanes in the block order
+// 0,2,4,6, 1,3,5,7, 8,10,12,14, 9,11,13,15. Two 4 x 4 transposes inside
+// each 128-bit lane, then 128-bit lanes regrouped.
+inline void to_coords(__m512 (&r)[8]) {
+  const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  const __m512 t4 = _mm512_unpacklo_ps(r[4], r[5]), t5 = _mm512_unpackhi_ps(r[4], r[5]);
+  const __m512 t6 = _mm512_unpacklo_ps(r[6], r[7]), t7 = _mm512_unpackhi_ps(r[6], r[7]);
+  const __m512 u0 = _mm512_shuffle_ps(t0, t2, 0x44), u1 = _mm512_shuffle_ps(t0, t2, 0xEE);
+  const __m512 u2 = _mm512_shuffle_ps(t1, t3, 0x44), u3 = _mm512_shuffle_ps(t1, t3, 0xEE);
+  const __m512 u4 = _mm512_shuffle_ps(t4, t6, 0x44), u5 = _mm512_shuffle_ps(t4, t6, 0xEE);
+  const __m512 u6 = _mm512_shuffle_ps(t5, t7, 0x44), u7 = _mm512_shuffle_ps(t5, t7, 0xEE);
+  // u_j lanes: (coord j, blocks 0,2,4,6), (coord j+4, same), (coord j, 1,3,5,7),
+  // (coord j+4, same); u_{j+4} likewise for blocks 8..15.
+  r[0] = _mm512_shuffle_f32x4(u0, u4, 0x88);  // lanes 0, 2 of u0 then of u4
+  r[1] = _mm512_shuffle_f32x4(u1, u5, 0x88);
+  r[2] = _mm512_shuffle_f32x4(u2, u6, 0x88);
+  r[3] = _mm512_shuffle_f32x4(u3, u7, 0x88);
+  r[4] = _mm512_shuffle_f32x4(u0, u4, 0xDD);  // lanes 1, 3
+  r[5] = _mm512_shuffle_f32x4(u1, u5, 0xDD);
+  r[6] = _mm512_shuffle_f32x4(u2, u6, 0xDD);
+  r[7] = _mm512_shuffle_f32x4(u3, u7, 0xDD);
+}
+
+// The inverse of to_coords.
+inline void from_coords(__m512 (&c)[8]) {
+  const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  __m512 u[8];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    u[j] = _mm512_permutex2var_ps(c[j], lo, c[j + 4]);
+    u[j + 4] = _mm512_permutex2var_ps(c[j], hi, c[j + 4]);
+  }
+  // u_j is back (its lanes: a.L0, b.L0, a.L1, b.L1 with a = c_j, b = c_j+4);
+  // the in-lane 4 x 4 transposes are their own inverse.
+#pragma GCC unroll 2
+  for (int g = 0; g < 8; g += 4) {
+    const __m512 t0 = _mm512_unpacklo_ps(u[g], u[g + 1]), t1 = _mm512_unpackhi_ps(u[g], u[g + 1]);
+    const __m512 t2 = _mm512_unpacklo_ps(u[g + 2], u[g + 3]), t3 = _mm512_unpackhi_ps(u[g + 2], u[g + 3]);
+    u[g] = _mm512_shuffle_ps(t0, t2, 0x44);
+    u[g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+    u[g + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+    u[g + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+  }
+  for (int j = 0; j < 8; ++j) c[j] = u[j];
+}
+
+template <int R>
+inline void butterflies(__m512 (&v)[R]) {
+#pragma GCC unroll 4
+  for (int s = 1; s < R; s *= 2)
+#pragma GCC unroll 16
+    for (int t = 0; t < R; ++t)
+      if ((t & s) == 0) {
+        const __m512 a = v[t], b = v[t ^ s];
+        v[t] = _mm512_add_ps(a, b);
+        v[t ^ s] = _mm512_sub_ps(a, b);
+      }
+}
+
+// lattice.cpp's dn_box on 16 lanes (see simd_avx2.cpp's dn_box for the
+// derivation of ok from z and of the combined index/direction code).
+inline void dn_box(const __m512 (&c)[8], __m512 flo, __m512 fhi, __m512 (&r)[8]) {
+  const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f);
+  __m512 sum = _mm512_setzero_ps(), bestkey = _mm512_set1_ps(FLT_MAX), bestcode = one;
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    __m512 ri = _mm512_roundscale_ps(c[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    ri = _mm512_min_ps(_mm512_max_ps(ri, flo), fhi);
+    r[i] = ri;
+    sum = _mm512_add_ps(sum, ri);
+    const __m512 d = _mm512_sub_ps(c[i], ri);
+    const __mmask16 ok = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(c[i], fhi, _CMP_LT_OQ), c[i], flo, _CMP_GE_OQ);
+    const __m512 absd = _mm512_abs_ps(d);
+    const __m512 key = _mm512_mask_xor_ps(absd, ok, absd, sign);  // ok ? -|d| : |d|
+    const __mmask16 better = _mm512_cmp_ps_mask(key, bestkey, _CMP_LT_OQ);
+    bestkey = _mm512_min_ps(key, bestkey);
+    // sign(code) = sign(d) ^ !ok, |code| = i + 1.
+    __m512 code = _mm512_xor_ps(_mm512_and_ps(d, sign), _mm512_set1_ps(-float(i + 1)));
+    code = _mm512_mask_xor_ps(code, ok, code, sign);
+    bestcode = _mm512_mask_mov_ps(bestcode, better, code);
+  }
+  const __mmask16 odd = _mm512_test_epi32_mask(_mm512_cvtps_epi32(sum), _mm512_set1_epi32(1));
+  const __m512 dir = _mm512_or_ps(_mm512_and_ps(bestcode, sign), one);
+  const __m512 idx = _mm512_abs_ps(bestcode);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    const __mmask16 m = _mm512_mask_cmp_ps_mask(odd, idx, _mm512_set1_ps(float(i + 1)), _CMP_EQ_OQ);
+    r[i] = _mm512_mask_add_ps(r[i], m, r[i], dir);
+  }
+}
+
+// e8_box on a transposed tile: z in, doubled coordinates out.
+inline void e8_tile(__m512 (&z)[8], int q) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  __m512 a[8], g[8], w[8];
+  dn_box(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) w[i] = _mm512_sub_ps(z[i], half);
+  dn_box(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
+  __m512 da = _mm512_setzero_ps(), db = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    const __m512 ea = _mm512_sub_ps(z[i], a[i]);
+    g[i] = _mm512_add_ps(g[i], half);
+    const __m512 eb = _mm512_sub_ps(z[i], g[i]);
+    da = _mm512_add_ps(da, _mm512_mul_ps(ea, ea));
+    db = _mm512_add_ps(db, _mm512_mul_ps(eb, eb));
+  }
+  const __mmask16 use_a = _mm512_cmp_ps_mask(da, db, _CMP_LE_OQ);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    const __m512 p = _mm512_mask_mov_ps(g[i], use_a, a[i]);
+    z[i] = _mm512_add_ps(p, p);
+  }
+}
+
+// z = y / s for one tile, transposed, searched.
+inline void load_search(const float* y, __m512 vs, int q, __m512 (&z)[8]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) z[i] = _mm512_div_ps(ld(y + 16 * i), vs);
+  to_coords(z);
+  e8_tile(z, q);
+}
+
+}  // namespace
+
+int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
+  const __m512 vs = _mm512_set1_ps(s);
+  const int64_t done = d / 128 * 128;
+  for (int64_t t = 0; t < done; t += 128) {
+    __m512 z[8];
+    load_search(y + t, vs, q, z);
+    from_coords(z);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) _mm512_storeu_si512(pts2 + t + 16 * i, _mm512_cvtps_epi32(z[i]));
+  }
+  return done;
+}
+
+void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f);
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
+  const __m512 n8 = _mm512_castsi512_ps(
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN,
+                        INT32_MIN, INT32_MIN));
+  const bool last = d == 128;
+  for (int64_t t = 0; t < d; t += 128) {
+    __m512 p[8];
+    load_search(y + t, vs, q, p);
+    // Decode: (p * 0.5) * s; stages h = 1, 2, 4 between coordinate
+    // registers; back to registers of two blocks; stage 8 between their
+    // halves; stages 16, 32, 64 between registers.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(p[i], vh), vs);
+    butterflies<8>(p);
+    from_coords(p);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+      p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[i], p[i], 0x4E), _mm512_xor_ps(p[i], n8));
+    butterflies<8>(p);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
+  }
+  if (!last) avx2::fwht_tail_scaled(out, d, 128, nv);
+}
+
+}  // namespace kvlab::kernels::avx512
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#else  // not x86-64: simd_level() never selects AVX-512
+
+#include "common/error.h"
+
+namespace kvlab::kernels::avx512 {
+int64_t e8_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
+}
+void e8_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+}
+}  // namespace kvlab::kernels::avx512
+
+#endif
