@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "kernels/dispatch.h"
 #include "kernels/fp_formats.h"
+#include "kernels/simd.h"
 
 namespace kvlab::kernels {
 
@@ -238,8 +239,10 @@ void fp8_block_decode_ref(const uint8_t* codes, int64_t rows, int64_t ncols, int
 void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t block, float* out) {
   check_shape("fp8_block_roundtrip", rows, ncols, block);
   const int64_t nb = ncols / block;
+  const bool simd = block % 8 == 0 && simd_level() >= SimdLevel::kAvx2;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ncols;
+    if (simd && avx2::fp8_roundtrip_row(row, ncols, block, out + r * ncols)) continue;
     for (int64_t k = 0; k < nb; ++k) {
       float amax;
       if (!block_amax(row + k * block, block, &amax)) throw_nonfinite("fp8_per64 roundtrip", row, r, ncols);

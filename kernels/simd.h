@@ -64,6 +64,11 @@ void fwht_normalized(float* x, int64_t d);
 // tail of a decode whose first stages ran elsewhere).
 void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv);
 
+// fp8_block_roundtrip of one row (block % 8 == 0). Returns false, with out
+// partly written, when a block maximum is non-finite or above the uf16
+// field (the caller then runs the checked scalar path for the error).
+bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out);
+
 }  // namespace avx2
 
 // AVX-512 E8 tiles of 16 blocks (call only when simd_level() == kAvx512);

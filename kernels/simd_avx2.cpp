@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/fp8_block.h"
+#include "kernels/fp_formats.h"
 #include "kernels/hadamard.h"
 
 #pragma GCC push_options
@@ -387,6 +389,50 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
       [&](__m256 v) { return _mm256_mul_ps(_mm256_mul_ps(v, c), vn); });
 }
 
+bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out) {
+  const __m256i mag = _mm256_set1_epi32(0x7fffffff), sgn = _mm256_set1_epi32(INT32_MIN);
+  const __m256i rbias = _mm256_set1_epi32(0x7ffff), ione = _mm256_set1_epi32(1);
+  const __m256i rmask = _mm256_set1_epi32(int32_t(0xfff00000u)), small = _mm256_set1_epi32(0x3c800000);
+  const __m256 big = _mm256_set1_ps(16384.0f), fmax = _mm256_set1_ps(kE4m3Max), fmin = _mm256_set1_ps(-kE4m3Max);
+  uint32_t limit;
+  std::memcpy(&limit, &kUf16Max, 4);
+  for (int64_t k = 0; k < ncols; k += block) {
+    const float* v = x + k;
+    __m256i mb = _mm256_setzero_si256();
+    for (int64_t j = 0; j < block; j += 8)
+      mb = _mm256_max_epu32(mb, _mm256_and_si256(_mm256_castps_si256(ld(v + j)), mag));
+    __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(mb), _mm256_extracti128_si256(mb, 1));
+    m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0x4E));
+    m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0xB1));
+    const uint32_t mbits = uint32_t(_mm_cvtsi128_si32(m4));
+    if (mbits > limit) return false;  // non-finite, or beyond the uf16 field: the caller reports it
+    // fp8_block.cpp's stored_scale: a = max(amax, 1e-4) rounded to uf16
+    // (a normal uf16 value here: 11 significant bits, RNE), s = a16 / 448.
+    float amax;
+    std::memcpy(&amax, &mbits, 4);
+    const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
+    uint32_t au;
+    std::memcpy(&au, &a, 4);
+    au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
+    float a16;
+    std::memcpy(&a16, &au, 4);
+    const __m256 vs = _mm256_set1_ps(a16 / kE4m3Max);
+    for (int64_t j = 0; j < block; j += 8) {
+      // t = clamp(v / s, -448, 448), then fp8_block.cpp's e4m3_round_inline.
+      const __m256 t = _mm256_max_ps(_mm256_min_ps(_mm256_div_ps(ld(v + j), vs), fmax), fmin);
+      const __m256i u = _mm256_castps_si256(t);
+      const __m256i am = _mm256_and_si256(u, mag);
+      const __m256i rn = _mm256_and_si256(
+          _mm256_add_epi32(_mm256_add_epi32(am, rbias), _mm256_and_si256(_mm256_srli_epi32(am, 20), ione)), rmask);
+      const __m256 sub = _mm256_sub_ps(_mm256_add_ps(_mm256_castsi256_ps(am), big), big);
+      const __m256i r = _mm256_blendv_epi8(rn, _mm256_castps_si256(sub), _mm256_cmpgt_epi32(small, am));
+      const __m256 q = _mm256_castsi256_ps(_mm256_or_si256(r, _mm256_and_si256(u, sgn)));
+      st(out + k + j, _mm256_mul_ps(q, vs));
+    }
+  }
+  return true;
+}
+
 void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv) {
   const __m256 c = _mm256_set1_ps(hadamard_norm_factor(d)), vn = _mm256_set1_ps(nv);
   fwht_tail(x, d, [&](__m256 v) { return _mm256_mul_ps(_mm256_mul_ps(v, c), vn); }, h0);
@@ -424,6 +470,10 @@ void quantize_roundtrip(LatticeKind, int, const float*, int64_t, float, float, f
   KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
 }
 void fwht_tail_scaled(float*, int64_t, int64_t, float) { KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build"); }
+bool fp8_roundtrip_row(const float*, int64_t, int64_t, float*) {
+  KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
+  return false;
+}
 }  // namespace kvlab::kernels::avx2
 
 #endif

@@ -11,12 +11,16 @@
 // checks that AVX2 cannot be selected there).
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "common/error.h"
+#include "kernels/fp8_block.h"
+#include "kernels/fp_formats.h"
 #include "kernels/hadamard.h"
 #include "kernels/lattice.h"
 #include "kernels/parity.h"
@@ -151,6 +155,57 @@ TEST(Simd, TilesMatchScalarOnTiesAndBoxEdges) {
         ASSERT_TRUE(r.ok()) << lattice_name(k) << " Q=" << q << " rep " << rep << ": " << r.summary();
       }
     }
+}
+
+TEST(Simd, Fp8RoundtripBitExactAtEveryLevel) {
+  LevelGuard g;
+  std::mt19937 rng(17);
+  std::student_t_distribution<float> t3(3.f);
+  for (SimdLevel lv : levels()) {
+    set_simd_level(lv);
+    for (int64_t block : {8, 16, 32, 64, 128, 7})
+      for (int64_t ncols : {block * 1, block * 8}) {
+        const int64_t rows = 9;
+        std::vector<float> x(static_cast<size_t>(rows * ncols));
+        for (auto& v : x) v = t3(rng);
+        for (int64_t j = 0; j < ncols; ++j) x[static_cast<size_t>(j)] = 0.f;          // zero row: the 1e-4 floor
+        for (int64_t j = 0; j < ncols; ++j) x[static_cast<size_t>(ncols + j)] *= 1e-7f;  // E4M3 subnormals
+        for (int64_t j = 0; j < ncols; ++j) x[static_cast<size_t>(2 * ncols + j)] *= 1e6f;
+        x[static_cast<size_t>(3 * ncols)] = -0.0f;
+        x[static_cast<size_t>(3 * ncols + 1)] = 1e-30f;
+        // Rows 4..: exact E4M3 ties. A block holding 448 has scale 1, so the
+        // other values are rounded as they are: every midpoint between two
+        // neighbouring E4M3 values (ties to even), with both signs.
+        std::vector<float> ties;
+        for (int c = 0; c < 0x7e; ++c) {
+          const float m = 0.5f * (e4m3_to_f32(uint8_t(c)) +
+                                  e4m3_to_f32(uint8_t(c + 1)));
+          ties.push_back(m);
+          ties.push_back(-m);
+        }
+        for (int64_t j = 4 * ncols, t = 0; j < rows * ncols; ++j, ++t)
+          x[static_cast<size_t>(j)] = (j % block == 0) ? 448.0f : ties[static_cast<size_t>(t) % ties.size()];
+        const int64_t cs = fp8_block_code_size(ncols, block);
+        std::vector<uint8_t> codes(static_cast<size_t>(rows * cs));
+        std::vector<float> want(x.size()), got(x.size());
+        fp8_block_encode_ref(x.data(), rows, ncols, block, codes.data());
+        fp8_block_decode_ref(codes.data(), rows, ncols, block, want.data());
+        fp8_block_roundtrip(x.data(), rows, ncols, block, got.data());
+        const auto r = check_parity(got.data(), want.data(), rows * ncols);
+        ASSERT_TRUE(r.ok()) << simd_level_name(lv) << " block " << block << " ncols " << ncols << ": " << r.summary();
+      }
+    // Errors name the row and column at every level.
+    std::vector<float> x(128, 1.0f), out(128);
+    x[64 + 5] = std::numeric_limits<float>::infinity();
+    try {
+      fp8_block_roundtrip(x.data(), 2, 64, 64, out.data());
+      FAIL() << "inf accepted at " << simd_level_name(lv);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("row 1 column 5"), std::string::npos) << e.what();
+    }
+    x[64 + 5] = 1e10f;  // block max beyond the uf16 scale field
+    EXPECT_THROW(fp8_block_roundtrip(x.data(), 2, 64, 64, out.data()), Error) << simd_level_name(lv);
+  }
 }
 
 TEST(Simd, HadamardBitExactAtEveryLevel) {
