@@ -247,9 +247,10 @@ void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t 
                      uint16_t* q16, int32_t* p) {
   const float s = encode_head_avx2(k, q, row, r, d, y, n16, q16);
   const int b = lattice_block_dim(k);
-  const int64_t done = k == LatticeKind::kE8 && d >= 128 && simd_level() >= SimdLevel::kAvx512
-                           ? avx512::e8_quantize_blocks(q, y, d, s, p)
-                           : avx2::quantize_blocks(k, q, y, d, s, p);
+  const bool wide = d >= 16 * b && simd_level() >= SimdLevel::kAvx512;
+  const int64_t done = !wide                     ? avx2::quantize_blocks(k, q, y, d, s, p)
+                       : k == LatticeKind::kE8 ? avx512::e8_quantize_blocks(q, y, d, s, p)
+                                               : avx512::d4_quantize_blocks(q, y, d, s, p);
   for (int64_t j = done; j < d; j += b) {
     float z[8];
     for (int i = 0; i < b; ++i) z[i] = y[j + i] / s;
@@ -402,7 +403,7 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
   const int64_t tile = 8 * lattice_block_dim(k);
   if (d >= tile && simd_level() >= SimdLevel::kAvx2) {
     std::vector<float> y(size_t(d), 0.0f);
-    const bool e8_512 = k == LatticeKind::kE8 && d >= 128 && simd_level() >= SimdLevel::kAvx512;
+    const bool wide = d >= 2 * tile && simd_level() >= SimdLevel::kAvx512;  // 16 blocks per AVX-512 tile
     for (int64_t r = 0; r < n; ++r) {
       if (r + 1 < n)  // the next row's input and output lines, ahead of use
         for (int64_t j = 0; j < d; j += 16) {
@@ -411,8 +412,10 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
         }
       uint16_t n16, q16;
       const float s = encode_head_avx2(k, q, x + r * d, r, d, y.data(), &n16, &q16);
-      if (e8_512)
+      if (wide && k == LatticeKind::kE8)
         avx512::e8_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
+      else if (wide)
+        avx512::d4_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
       else
         avx2::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
     }

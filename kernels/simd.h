@@ -71,11 +71,14 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
 
 }  // namespace avx2
 
-// AVX-512 E8 tiles of 16 blocks (call only when simd_level() == kAvx512);
-// D a power of two >= 128. Same contracts as the AVX2 functions above.
+// AVX-512 lattice tiles of 16 blocks (call only when simd_level() ==
+// kAvx512); D a power of two >= 128 (E8) or >= 64 (D4). Same contracts as
+// the AVX2 functions above.
 namespace avx512 {
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
+int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
+void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 }  // namespace avx512
 
 }  // namespace kvlab::kernels

@@ -81,6 +81,18 @@ inline void from_coords(__m512 (&c)[8]) {
   for (int j = 0; j < 8; ++j) c[j] = u[j];
 }
 
+// D4 tiles: registers R_k = blocks 4k .. 4k+3 (16 floats) <-> coordinate
+// registers over the blocks in lane order 0,4,8,12, 1,5,9,13, ...: the
+// 4 x 4 transpose inside each 128-bit lane (its own inverse).
+inline void transpose4_lanes(__m512 (&r)[4]) {
+  const __m512 t0 = _mm512_unpacklo_ps(r[0], r[1]), t1 = _mm512_unpackhi_ps(r[0], r[1]);
+  const __m512 t2 = _mm512_unpacklo_ps(r[2], r[3]), t3 = _mm512_unpackhi_ps(r[2], r[3]);
+  r[0] = _mm512_shuffle_ps(t0, t2, 0x44);
+  r[1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+  r[2] = _mm512_shuffle_ps(t1, t3, 0x44);
+  r[3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+}
+
 template <int R>
 inline void butterflies(__m512 (&v)[R]) {
 #pragma GCC unroll 4
@@ -96,11 +108,12 @@ inline void butterflies(__m512 (&v)[R]) {
 
 // lattice.cpp's dn_box on 16 lanes (see simd_avx2.cpp's dn_box for the
 // derivation of ok from z and of the combined index/direction code).
-inline void dn_box(const __m512 (&c)[8], __m512 flo, __m512 fhi, __m512 (&r)[8]) {
+template <int B>
+inline void dn_box(const __m512 (&c)[B], __m512 flo, __m512 fhi, __m512 (&r)[B]) {
   const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f);
   __m512 sum = _mm512_setzero_ps(), bestkey = _mm512_set1_ps(FLT_MAX), bestcode = one;
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < B; ++i) {
     __m512 ri = _mm512_roundscale_ps(c[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     ri = _mm512_min_ps(_mm512_max_ps(ri, flo), fhi);
     r[i] = ri;
@@ -120,7 +133,7 @@ inline void dn_box(const __m512 (&c)[8], __m512 flo, __m512 fhi, __m512 (&r)[8])
   const __m512 dir = _mm512_or_ps(_mm512_and_ps(bestcode, sign), one);
   const __m512 idx = _mm512_abs_ps(bestcode);
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < B; ++i) {
     const __mmask16 m = _mm512_mask_cmp_ps_mask(odd, idx, _mm512_set1_ps(float(i + 1)), _CMP_EQ_OQ);
     r[i] = _mm512_mask_add_ps(r[i], m, r[i], dir);
   }
@@ -130,10 +143,10 @@ inline void dn_box(const __m512 (&c)[8], __m512 flo, __m512 fhi, __m512 (&r)[8])
 inline void e8_tile(__m512 (&z)[8], int q) {
   const __m512 half = _mm512_set1_ps(0.5f);
   __m512 a[8], g[8], w[8];
-  dn_box(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
+  dn_box<8>(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) w[i] = _mm512_sub_ps(z[i], half);
-  dn_box(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
+  dn_box<8>(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
   __m512 da = _mm512_setzero_ps(), db = _mm512_setzero_ps();
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
@@ -201,6 +214,59 @@ void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
   if (!last) avx2::fwht_tail_scaled(out, d, 128, nv);
 }
 
+int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
+  const __m512 vs = _mm512_set1_ps(s), flo = _mm512_set1_ps(float(-q)), fhi = _mm512_set1_ps(float(q));
+  const int64_t done = d / 64 * 64;
+  for (int64_t t = 0; t < done; t += 64) {
+    __m512 z[4], r[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) z[i] = _mm512_div_ps(ld(y + t + 16 * i), vs);
+    transpose4_lanes(z);
+    dn_box<4>(z, flo, fhi, r);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) r[i] = _mm512_add_ps(r[i], r[i]);
+    transpose4_lanes(r);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) _mm512_storeu_si512(pts2 + t + 16 * i, _mm512_cvtps_epi32(r[i]));
+  }
+  return done;
+}
+
+void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), flo = _mm512_set1_ps(float(-q)),
+               fhi = _mm512_set1_ps(float(q));
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
+  // Sign masks negating 128-bit lanes 1, 3 (stage 4) and 2, 3 (stage 8).
+  const __m512 n4 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, 0, 0,
+                                                          0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN));
+  const __m512 n8 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN,
+                                                          INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN));
+  const bool last = d == 64;
+  for (int64_t t = 0; t < d; t += 64) {
+    __m512 z[4], p[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) z[i] = _mm512_div_ps(ld(y + t + 16 * i), vs);
+    transpose4_lanes(z);
+    dn_box<4>(z, flo, fhi, p);
+    // Decode: doubled points -> (p * 0.5) * s; stages 1, 2 between the
+    // coordinate registers; back to block registers; stages 4 and 8 between
+    // 128-bit lanes; stages 16, 32 between registers.
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], p[i]), vh), vs);
+    butterflies<4>(p);
+    transpose4_lanes(p);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[i], p[i], 0xB1), _mm512_xor_ps(p[i], n4));
+      p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[i], p[i], 0x4E), _mm512_xor_ps(p[i], n8));
+    }
+    butterflies<4>(p);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
+  }
+  if (!last) avx2::fwht_tail_scaled(out, d, 64, nv);
+}
+
 }  // namespace kvlab::kernels::avx512
 
 #pragma GCC diagnostic pop
@@ -216,6 +282,13 @@ int64_t e8_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
   return 0;
 }
 void e8_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+}
+int64_t d4_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
+}
+void d4_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
 }
 }  // namespace kvlab::kernels::avx512
