@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
-  libtorch-dev
+  libtorch-dev libdnnl-dev
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libboost-program-options-dev libboost-math-dev
   libfmt-dev libgtest-dev nlohmann-json3-dev

@@ -29,14 +29,14 @@ std::string error_of(F&& f) {
 }  // namespace
 
 TEST(SyntheticHost, DeterministicAndSeedDependent) {
-  auto h = make_host("synthetic:seed=5");
+  auto h = make_host("synthetic:seed=5,dtype=fp32");
   EXPECT_EQ(h->kind(), "synthetic");
   PassageInput p{"p0", "", 11};
   at::Tensor a = h->hidden(p, 256, 128, kCpu);
   EXPECT_EQ(a.sizes(), (at::IntArrayRef{1, 256, 128}));
   EXPECT_EQ(a.scalar_type(), at::kFloat);
-  EXPECT_TRUE(at::equal(a, make_host("synthetic:seed=5")->hidden(p, 256, 128, kCpu)));
-  EXPECT_FALSE(at::equal(a, make_host("synthetic:seed=6")->hidden(p, 256, 128, kCpu)));
+  EXPECT_TRUE(at::equal(a, make_host("synthetic:seed=5,dtype=fp32")->hidden(p, 256, 128, kCpu)));
+  EXPECT_FALSE(at::equal(a, make_host("synthetic:seed=6,dtype=fp32")->hidden(p, 256, 128, kCpu)));
   PassageInput q = p;
   q.seed = 12;
   EXPECT_FALSE(at::equal(a, h->hidden(q, 256, 128, kCpu)));
@@ -49,27 +49,30 @@ TEST(SyntheticHost, DeterministicAndSeedDependent) {
   // A shorter request is a prefix of a longer one (same tokens).
   at::Tensor longer = h->hidden(p, 512, 128, kCpu);
   EXPECT_TRUE(at::equal(longer.narrow(1, 0, 256), a));
-  // bf16 option.
+  // bf16 option, the default: the fp32 values rounded to bf16.
   at::Tensor b = make_host("synthetic:seed=5,dtype=bf16")->hidden(p, 256, 128, kCpu);
   EXPECT_EQ(b.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(at::equal(b, a.to(at::kBFloat16)));
+  at::Tensor dflt = make_host("synthetic:seed=5")->hidden(p, 256, 128, kCpu);
+  EXPECT_EQ(dflt.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(dflt, b));
 }
 
 TEST(SyntheticHost, RealisticRepeatsTokensAndIsHeavyTailedAndAnisotropic) {
   auto h = make_host("synthetic:seed=1,kind=realistic");
   PassageInput p{"t", "alpha beta gamma alpha delta beta alpha", 3};
-  at::Tensor x = h->hidden(p, 256, 512, kCpu).squeeze(0);
+  at::Tensor x = h->hidden(p, 256, 512, kCpu).squeeze(0).to(at::kFloat);
   // Words repeat -> identical rows: token 0 ("alpha") at positions 0, 3, 6, 7 (cycle of 7 words).
   EXPECT_TRUE(at::equal(x[0], x[3]));
   EXPECT_TRUE(at::equal(x[0], x[6]));
   EXPECT_TRUE(at::equal(x[0], x[7]));
   EXPECT_FALSE(at::equal(x[0], x[1]));
   // The same word in another passage gets the same vector (embedding table).
-  at::Tensor y = h->hidden(PassageInput{"u", "alpha zeta", 99}, 128, 512, kCpu).squeeze(0);
+  at::Tensor y = h->hidden(PassageInput{"u", "alpha zeta", 99}, 128, 512, kCpu).squeeze(0).to(at::kFloat);
   EXPECT_TRUE(at::equal(x[0], y[0]));
   // Untexted passages: Zipf ids repeat often, so there are far fewer
   // distinct rows than tokens; distribution statistics over many tokens.
-  at::Tensor z = h->hidden(PassageInput{"z", "", 7}, 2048, 512, kCpu).squeeze(0);
+  at::Tensor z = h->hidden(PassageInput{"z", "", 7}, 2048, 512, kCpu).squeeze(0).to(at::kFloat);
   const int64_t distinct = std::get<0>(at::unique_dim(z, 0)).size(0);
   EXPECT_LT(distinct, 1500);
   EXPECT_GT(distinct, 100);
@@ -83,7 +86,7 @@ TEST(SyntheticHost, RealisticRepeatsTokensAndIsHeavyTailedAndAnisotropic) {
   EXPECT_GT(ms, 0.2);
   EXPECT_LT(ms, 5.0);
   // iid variant: close to standard normal, no repeats.
-  at::Tensor w = make_host("synthetic:seed=1,kind=iid")->hidden(PassageInput{"z", "", 7}, 1024, 256, kCpu);
+  at::Tensor w = make_host("synthetic:seed=1,kind=iid")->hidden(PassageInput{"z", "", 7}, 1024, 256, kCpu).to(at::kFloat);
   EXPECT_NEAR(w.mean().item<double>(), 0.0, 0.01);
   EXPECT_NEAR(w.std().item<double>(), 1.0, 0.01);
 }

@@ -95,7 +95,9 @@ TEST(V4Parity, StreamsMatchReference) {
     V4Config cfg = small_config(r.run);
     ASSERT_FALSE(cfg.simulate_fp8);
     V4KVWriter writer(cfg, w);
-    auto out = writer.forward(load(r.input), at::kFloat);
+    ForwardInfo info;
+    auto out = writer.forward(load(r.input), at::kFloat, &info);
+    std::printf("%s: GEMM %s (weights bf16-exact: %d)\n", r.run, info.gemm.c_str(), writer.weights_bf16_exact());
     const std::string o = std::string("output/") + r.run + "/";
     for (auto [ours, theirs] : {std::pair{kStreamSWA, "sliding_window_kv"}, std::pair{kStreamCSA, "csa_pool_kv"},
                                 std::pair{kStreamHCA, "hca_pool_kv"}}) {

@@ -101,6 +101,14 @@ kvlab::model::V4Config load_config(const std::string& path) {
   return path.empty() ? kvlab::model::V4Config::flash() : kvlab::model::V4Config::from_json_file(path);
 }
 
+kvlab::model::GemmMode parse_gemm(const std::string& s) {
+  try {
+    return kvlab::model::parse_gemm_mode(s, "--gemm");
+  } catch (const kvlab::Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
 // argv for a re-exec: the subcommand words, then its arguments.
 std::vector<std::string> with_command(std::initializer_list<const char*> words, const std::vector<std::string>& args) {
   std::vector<std::string> v(words.begin(), words.end());
@@ -110,7 +118,7 @@ std::vector<std::string> with_command(std::initializer_list<const char*> words, 
 
 int run_kv(const std::vector<std::string>& args) {
   kvlab::model::reexec_with_openblas_core(with_command({"kv"}, args));
-  std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16";
+  std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16", gemm = "auto";
   int64_t seqlen = 0;
   uint64_t passage_seed = 0;
   po::options_description opts("kvlab kv options");
@@ -125,14 +133,15 @@ int run_kv(const std::vector<std::string>& args) {
       "passage-seed", po::value<uint64_t>(&passage_seed), "passage seed with --host (default 0)")(
       "text", po::value<std::string>(&text_file), "passage text file with --host")(
       "out", po::value<std::string>(&out), "output streams.safetensors (required)")(
-      "dtype", po::value<std::string>(&dtype), "stream dtype: bf16 (default) or fp32");
+      "dtype", po::value<std::string>(&dtype), "stream dtype: bf16 (default) or fp32")(
+      "gemm", po::value<std::string>(&gemm), "projection GEMM: auto (default), fp32 or bf16");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
   po::notify(vm);
   if (vm.count("help")) {
     std::cout << "usage: kvlab kv --weights PATH [--config config.json] [--layers 0,2,3]\n"
                  "                (--hidden FILE.safetensors[:TENSOR] | --host SPEC --seqlen N)\n"
-                 "                --out streams.safetensors [--dtype bf16|fp32]\n"
+                 "                --out streams.safetensors [--dtype bf16|fp32] [--gemm auto|fp32|bf16]\n"
                  "Writes sliding_window_kv, csa_pool_kv_ratio4, hca_pool_kv_ratio128 ([B, tokens, D]).\n\n"
               << opts;
     return 0;
@@ -142,6 +151,7 @@ int run_kv(const std::vector<std::string>& args) {
   if (hidden.empty() == host.empty()) throw UsageError("kv: give exactly one of --hidden FILE or --host SPEC");
   if (!host.empty() && seqlen <= 0) throw UsageError("kv: --host needs --seqlen N (a multiple of 128)");
   const at::ScalarType st = parse_dtype(dtype);
+  const auto gemm_mode = parse_gemm(gemm);
   const std::vector<int> L = parse_layers(layers);
   kvlab::model::V4Config cfg = load_config(config);
 
@@ -181,9 +191,10 @@ int run_kv(const std::vector<std::string>& args) {
     input_desc = {{"host", h->describe()}, {"passage_seed", passage_seed}, {"seqlen", seqlen}, {"text", text_file}};
   }
 
-  kvlab::model::V4KVWriter writer(cfg, w);
+  kvlab::model::V4KVWriter writer(cfg, w, c10::Device(c10::kCPU), gemm_mode);
   auto t0 = std::chrono::steady_clock::now();
-  auto streams = writer.forward(x, st);
+  kvlab::model::ForwardInfo info;
+  auto streams = writer.forward(x, st, &info);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   kvlab::io::SafetensorsWriter sw;
@@ -195,11 +206,12 @@ int run_kv(const std::vector<std::string>& args) {
   sw.set_metadata("input", input_desc.dump());
   sw.set_metadata("stream_dtype", dtype);
   sw.set_metadata("blas", kvlab::model::blas_info());
+  sw.set_metadata("gemm", info.gemm);
   sw.set_metadata("torch_version", kvlab::model::torch_version());
   sw.write(out);
   for (const auto& [name, t] : streams)
     fmt::print("{:<22} {}  {}\n", name, c10::str(t.sizes()), c10::toString(t.scalar_type()));
-  fmt::print("wrote {} ({:.3f} s)\n", out, secs);
+  fmt::print("wrote {} ({:.3f} s, GEMM {})\n", out, secs, info.gemm);
   return 0;
 }
 
@@ -209,7 +221,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run_bench_kv(const std::vector<std::string>& args) {
   kvlab::model::reexec_with_openblas_core(with_command({"bench", "kv"}, args));
-  std::string config, dtype = "bf16";
+  std::string config, dtype = "bf16", gemm = "auto";
   int64_t seqlen = 2048;
   int passages = 3, threads = 0;
   int64_t matmul_n = 2048;
@@ -219,6 +231,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
       "seqlen", po::value<int64_t>(&seqlen), "tokens per passage (default 2048)")(
       "passages", po::value<int>(&passages), "timed passages (default 3; one extra warm-up)")(
       "dtype", po::value<std::string>(&dtype), "stream dtype bf16 (default) or fp32")(
+      "gemm", po::value<std::string>(&gemm), "projection GEMM: auto (default), fp32 or bf16")(
       "threads", po::value<int>(&threads), "LibTorch intra-op threads (default: leave as is)")(
       "matmul-n", po::value<int64_t>(&matmul_n), "size of the square reference matmul (default 2048)")(
       "json", "print one JSON object");
@@ -227,7 +240,7 @@ int run_bench_kv(const std::vector<std::string>& args) {
   po::notify(vm);
   if (vm.count("help")) {
     std::cout << "usage: kvlab bench kv [--config config.json] [--seqlen 2048] [--passages 3] [--dtype bf16|fp32]\n"
-                 "                      [--threads N] [--json]\n"
+                 "                      [--gemm auto|fp32|bf16] [--threads N] [--json]\n"
                  "Seconds per passage of the V4 KV write path (random weights, synthetic host) and its\n"
                  "GFLOP/s as a fraction of LibTorch's square fp32 matmul rate measured in the same run.\n\n"
               << opts;
@@ -237,9 +250,10 @@ int run_bench_kv(const std::vector<std::string>& args) {
   if (threads < 0) throw UsageError(fmt::format("--threads {}: expected >= 0", threads));
   if (matmul_n < 16 || matmul_n > 16384) throw UsageError(fmt::format("--matmul-n {}: expected 16..16384", matmul_n));
   const at::ScalarType st = parse_dtype(dtype);
+  const auto gemm_mode = parse_gemm(gemm);
   if (threads > 0) at::set_num_threads(threads);
   kvlab::model::V4Config cfg = load_config(config);
-  kvlab::model::V4KVWriter writer(cfg, kvlab::model::random_weights(cfg, 0));
+  kvlab::model::V4KVWriter writer(cfg, kvlab::model::random_weights(cfg, 0), c10::Device(c10::kCPU), gemm_mode);
   auto host = kvlab::host::make_host("synthetic:seed=1");
   const c10::Device cpu(c10::kCPU);
 
@@ -255,23 +269,37 @@ int run_bench_kv(const std::vector<std::string>& args) {
   }
   const double mm_gflops = 2.0 * n * n * n / best_mm / 1e9;
 
-  // The fused projection GEMM alone, same shapes as the writer's.
+  // The fused projection GEMM alone, same shapes as the writer's: fp32
+  // (at::mm) always, bf16 (oneDNN) when the writer has that path.
   at::Tensor xs = host->hidden({"warm", "", 0}, seqlen, cfg.hidden_size, cpu).reshape({seqlen, cfg.hidden_size});
+  at::Tensor xs32 = xs.to(at::kFloat);
   at::Tensor wf = at::randn({7 * cfg.head_dim, cfg.hidden_size});
-  (void)at::mm(xs, wf.t());
-  double best_gemm = 1e30;
-  for (int i = 0; i < 3; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    at::Tensor y = at::mm(xs, wf.t());
-    best_gemm = std::min(best_gemm, seconds_since(t0));
+  auto best_of_3 = [](auto&& f) {
+    f();
+    double best = 1e30;
+    for (int i = 0; i < 3; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      f();
+      best = std::min(best, seconds_since(t0));
+    }
+    return best;
+  };
+  const double best_gemm_fp32 = best_of_3([&] { (void)at::mm(xs32, wf.t()); });
+  double best_gemm_bf16 = 0;
+  if (writer.bf16_ready()) {
+    kvlab::model::Bf16Gemm g(wf.to(at::kBFloat16).to(at::kFloat));
+    const at::Tensor xb = xs.to(at::kBFloat16).contiguous();
+    best_gemm_bf16 = best_of_3([&] { (void)g.run(xb); });
   }
+  const double gemm_flops = 2.0 * static_cast<double>(seqlen) * cfg.hidden_size * 7.0 * cfg.head_dim;
 
   // Passages: hidden states prepared outside the timed region.
   std::vector<double> secs;
+  kvlab::model::ForwardInfo info;
   for (int p = 0; p <= passages; ++p) {
     at::Tensor x = host->hidden({"p" + std::to_string(p), "", static_cast<uint64_t>(p)}, seqlen, cfg.hidden_size, cpu);
     auto t0 = std::chrono::steady_clock::now();
-    auto out = writer.forward(x, st);
+    auto out = writer.forward(x, st, &info);
     const double s = seconds_since(t0);
     if (p > 0) secs.push_back(s);  // p = 0 is the warm-up
   }
@@ -290,7 +318,14 @@ int run_bench_kv(const std::vector<std::string>& args) {
                       {"seconds_per_passage_best", best},
                       {"projection_gflop", flops / 1e9},
                       {"gflops", gflops},
-                      {"fused_gemm_seconds", best_gemm},
+                      {"gemm", info.gemm},
+                      {"fused_gemm_seconds", writer.bf16_ready() ? best_gemm_bf16 : best_gemm_fp32},
+                      {"fused_gemm_fp32_seconds", best_gemm_fp32},
+                      {"fused_gemm_fp32_gflops", gemm_flops / best_gemm_fp32 / 1e9},
+                      {"fused_gemm_bf16_seconds", writer.bf16_ready() ? nlohmann::json(best_gemm_bf16) : nlohmann::json()},
+                      {"fused_gemm_bf16_gflops",
+                       writer.bf16_ready() ? nlohmann::json(gemm_flops / best_gemm_bf16 / 1e9) : nlohmann::json()},
+                      {"bf16_unavailable", writer.bf16_unavailable_reason()},
                       {"matmul_gflops", mm_gflops},
                       {"fraction_of_matmul", gflops / mm_gflops},
                       {"torch_threads", at::get_num_threads()},
@@ -305,7 +340,14 @@ int run_bench_kv(const std::vector<std::string>& args) {
              dtype);
   fmt::print("  seconds per passage   {:.4f} (best {:.4f}, {} passages)\n", mean, best, passages);
   fmt::print("  projection            {:.1f} GFLOP -> {:.1f} GFLOP/s\n", flops / 1e9, gflops);
-  fmt::print("  fused GEMM alone      {:.4f} s\n", best_gemm);
+  fmt::print("  GEMM path             {}\n", info.gemm);
+  if (!writer.bf16_ready()) fmt::print("  (bf16 GEMM not used: {})\n", writer.bf16_unavailable_reason());
+  if (writer.bf16_ready())
+    fmt::print("  fused GEMM alone      bf16 {:.4f} s ({:.1f} GFLOP/s), fp32 {:.4f} s ({:.1f} GFLOP/s)\n",
+               best_gemm_bf16, gemm_flops / best_gemm_bf16 / 1e9, best_gemm_fp32, gemm_flops / best_gemm_fp32 / 1e9);
+  else
+    fmt::print("  fused GEMM alone      fp32 {:.4f} s ({:.1f} GFLOP/s)\n", best_gemm_fp32,
+               gemm_flops / best_gemm_fp32 / 1e9);
   fmt::print("  LibTorch matmul rate  {:.1f} GFLOP/s ({}x{} fp32)\n", mm_gflops, n, n);
   fmt::print("  fraction of matmul    {:.1f} %\n", 100.0 * gflops / mm_gflops);
   fmt::print("  threads {}, BLAS {}, LibTorch {}\n", at::get_num_threads(), kvlab::model::blas_info(),

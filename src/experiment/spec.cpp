@@ -72,7 +72,7 @@ std::vector<KeyInfo> known_keys() {
   std::vector<KeyInfo> k = {
       {"experiment.name"},   {"experiment.description"}, {"experiment.seqlen"}, {"experiment.stream_dtype"},
       {"experiment.device"}, {"experiment.streams"},     {"weights.kind"},      {"weights.seed"},
-      {"weights.path"},      {"weights.simulate_fp8"}, {"host.kind"},              {"host.seed"},         {"host.path"},
+      {"weights.path"},      {"weights.simulate_fp8"}, {"weights.gemm"}, {"host.kind"},              {"host.seed"},         {"host.path"},
       {"passages.text", true}, {"passages.synthetic", true}, {"passages.seed_base"},
       {"codecs.codec", true}, {"report.codec"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
       {"forecast.context_tokens"},
@@ -314,14 +314,23 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       else if (e->value == "false") simulate_fp8 = false;
       else r.fail(e->line, fmt::format("simulate_fp8 '{}'; expected true or false", e->value));
     }
+    // gemm: the projection GEMM's path (model/gemm.h); recorded in the
+    // params only when given, so specs without it keep their identity.
+    std::optional<std::string> gemm;
+    if (auto* e = r.get("weights.gemm")) {
+      if (e->value == "auto" || e->value == "fp32" || e->value == "bf16") gemm = e->value;
+      else r.fail(e->line, fmt::format("gemm '{}'; expected auto, fp32 or bf16", e->value));
+    }
     if (k == "random") {
       for (const auto* e : r.with_prefix("weights."))
-        if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8")
-          r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed)", e->key));
+        if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8" &&
+            e->key != "weights.gemm")
+          r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed, simulate_fp8, gemm)", e->key));
       long long seed = 0;
       if (auto* e = r.get("weights.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
       s.weights = {{"kind", "random"}, {"seed", seed}};
       if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
+      if (gemm) s.weights["gemm"] = *gemm;
     } else if (k == "checkpoint") {
       if (auto* e = r.get("weights.seed")) r.fail(e->line, "'weights.seed' does not apply to checkpoint weights");
       const Entry& p = r.require("weights.path", "checkpoint directory or .safetensors file");
@@ -334,6 +343,7 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       }
       s.weights = {{"kind", "checkpoint"}, {"path", abs}, {"layers", layers}};
       if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
+      if (gemm) s.weights["gemm"] = *gemm;
     } else {
       r.fail(kind->line, fmt::format("weights kind '{}'; expected random or checkpoint", k));
     }

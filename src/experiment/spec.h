@@ -18,6 +18,7 @@
 //   path = /ckpt/V4-Flash         # checkpoint (relative paths: to the spec file)
 //   layer.sliding_window_kv = 0   # checkpoint: layer id per stream
 //   simulate_fp8 = true           # write-path FP8 of the nope dims (SPEC 2); false: pre-storage KV
+//   gemm = auto                   # auto | fp32 | bf16: projection GEMM path (model/gemm.h)
 //   [host]
 //   kind = synthetic              # synthetic | kv-file | hf
 //   seed = 1234                   # synthetic

@@ -124,6 +124,9 @@ class TorchExecutor : public Executor {
     p.device = dev;
     p.stream_dtype = params.value("stream_dtype", "bf16");
     if (params.contains("weights")) p.weights_json = params["weights"].dump();
+    // The GEMM of the last passage this executor generated (the worker asks
+    // right after open_passage).
+    if (!last_gemm_.empty()) p.gemm = last_gemm_;
     if (params.contains("host")) {
       p.host_kind = params["host"].value("kind", "");
       // What the host itself says determines its output (generator, seeds, files).
@@ -145,6 +148,7 @@ class TorchExecutor : public Executor {
     const c10::Device device = parse_device(pr.value("device", "cpu"));
 
     std::map<std::string, StreamData> streams;
+    last_gemm_.clear();
     if (kind == "kv-file") {
       const std::string path = hostj.at("path").get<std::string>();
       auto& file = kv_file(path);
@@ -164,7 +168,9 @@ class TorchExecutor : public Executor {
       in.text = job.text.value_or("");
       in.seed = job.seed;
       const at::Tensor hidden = host.hidden(in, seqlen, writer.config().hidden_size, device);
-      const auto out = writer.forward(hidden, dtype);
+      model::ForwardInfo info;
+      const auto out = writer.forward(hidden, dtype, &info);
+      last_gemm_ = info.gemm;
       for (const auto& st : job.streams) {
         auto it = out.find(st);
         KVLAB_CHECK(it != out.end(), "the V4 write path produced no stream '{}'", st);
@@ -211,7 +217,8 @@ class TorchExecutor : public Executor {
     } else {
       throw Error(fmt::format("weights kind '{}'; expected random or checkpoint", kind));
     }
-    it = writers_.emplace(key, std::make_unique<model::V4KVWriter>(cfg, std::move(weights), device)).first;
+    const auto gemm = model::parse_gemm_mode(w.value("gemm", std::string("auto")), "[weights] gemm");
+    it = writers_.emplace(key, std::make_unique<model::V4KVWriter>(cfg, std::move(weights), device, gemm)).first;
     return *it->second;
   }
 
@@ -225,6 +232,7 @@ class TorchExecutor : public Executor {
   std::map<std::string, nlohmann::json> host_description_;
   std::map<std::string, std::unique_ptr<model::V4KVWriter>> writers_;
   std::map<std::string, std::map<std::string, at::Tensor>> kv_files_;
+  std::string last_gemm_;  // ForwardInfo::gemm of the last generated passage
 };
 
 }  // namespace

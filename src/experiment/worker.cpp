@@ -125,7 +125,7 @@ std::string describe(const std::exception& e) {
 }
 
 void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store::Claim& claim,
-                   std::map<std::int64_t, std::int64_t>& provenance_ids, WorkerStats& st) {
+                   std::map<std::string, std::int64_t>& provenance_ids, WorkerStats& st) {
   const WorkerOptions& opt = *sh.opt;
   std::atomic<bool> lost{false};
   sh.heartbeats->add(claim.token, &lost);
@@ -149,14 +149,18 @@ void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store
       if (store::fail_run(db, claim.token, r.run_id, msg) == store::CommitOutcome::kCommitted) ++st.runs_failed;
     return;
   }
+  // Per passage: what ran may differ between passages (e.g. the GEMM path).
   std::int64_t prov_id = 0;
-  if (auto it = provenance_ids.find(claim.experiment_id); it != provenance_ids.end()) {
-    prov_id = it->second;
-  } else {
+  {
     store::Provenance p = store::current_provenance();
     exec.fill_provenance(p, job.params);
-    prov_id = store::upsert_provenance(db, p);
-    provenance_ids[claim.experiment_id] = prov_id;
+    const std::string fp = p.fingerprint();
+    if (auto it = provenance_ids.find(fp); it != provenance_ids.end()) {
+      prov_id = it->second;
+    } else {
+      prov_id = store::upsert_provenance(db, p);
+      provenance_ids[fp] = prov_id;
+    }
   }
   std::set<std::string> audited;
   for (const auto& run : claim.runs) {
@@ -203,7 +207,7 @@ void worker_thread(Shared& sh, int index) {
     co.grace_s = opt.grace_s;
     co.max_attempts = opt.max_attempts;
     co.experiment_id = sh.experiment_id;
-    std::map<std::int64_t, std::int64_t> provenance_ids;
+    std::map<std::string, std::int64_t> provenance_ids;  // by fingerprint
     const double poll_s = std::clamp(opt.grace_s / 10, 0.01, 0.5);
     auto idle_since = Clock::now();
     while (!stopping(sh)) {

@@ -22,6 +22,9 @@
 // each text); a passage without text draws seqlen ids from a Zipf(1.1) law
 // over the vocab with the passage seed. Every parameter is in describe().
 //
+// dtype=bf16 (default; as the published host cast its states) or fp32: the
+// values are computed in float32 and rounded to bf16 (nearest-even) at the end.
+//
 // Not a language model: no context, no position dependence.
 #include <algorithm>
 #include <cmath>
@@ -239,7 +242,9 @@ std::unique_ptr<HiddenSource> make_synthetic_host(const std::string& spec) {
     throw Error(fmt::format("synthetic host: spec '{}' must start with 'synthetic'", spec));
   }
   uint64_t seed = 0;
-  bool realistic = true, bf16 = false;
+  // bf16 by default: the published host cast its hidden states to bf16
+  // (SPEC section 2), which also lets the projection run on the bf16 GEMM.
+  bool realistic = true, bf16 = true;
   int64_t vocab = 32000;
   std::size_t pos = 0;
   while (pos < opts.size()) {

@@ -20,6 +20,42 @@ std::string openblas_core() {
   return s ? std::string(s) : std::string();
 }
 
+const char* cpu_openblas_core() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+namespace {
+bool starts_with(const char* s, const char* prefix) { return std::strncmp(s, prefix, std::strlen(prefix)) == 0; }
+}  // namespace
+
+void preinit_openblas_reexec(int argc, char** argv, char** envp) {
+  if (argc < 2 || !argv || !envp) return;
+  const char* a1 = argv[1];
+  const char* a2 = argc > 2 ? argv[2] : "";
+  const bool blas_cmd = std::strcmp(a1, "run") == 0 || std::strcmp(a1, "kv") == 0 ||
+                        (std::strcmp(a1, "bench") == 0 && std::strcmp(a2, "kv") == 0);
+  if (!blas_cmd) return;
+  std::size_t n = 0;
+  for (char** e = envp; *e; ++e, ++n)
+    if (starts_with(*e, "OPENBLAS_CORETYPE=") || starts_with(*e, "KVLAB_NO_BLAS_REEXEC=")) return;
+  const char* core = cpu_openblas_core();
+  if (!core) return;
+  static char var[64];
+  static char* env[4096];
+  if (n + 2 > sizeof(env) / sizeof(env[0]) || std::strlen(core) + 20 > sizeof(var)) return;
+  std::strcpy(var, "OPENBLAS_CORETYPE=");
+  std::strcat(var, core);
+  for (std::size_t i = 0; i < n; ++i) env[i] = envp[i];
+  env[n] = var;
+  env[n + 1] = nullptr;
+  ::execve("/proc/self/exe", argv, env);
+}
+
 std::string suggested_openblas_core() {
   if (std::getenv("OPENBLAS_CORETYPE")) return "";
   const std::string core = openblas_core();

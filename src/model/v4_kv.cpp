@@ -7,6 +7,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -80,34 +81,76 @@ V4Weights random_weights(const V4Config& cfg, uint64_t seed, c10::Device device)
   auto normal = [&](std::vector<int64_t> shape, double stdv) {
     return at::normal(0.0, stdv, at::IntArrayRef(shape), gen, opts);
   };
+  // Projection weights as a bf16 checkpoint stores them.
+  auto normal_bf16 = [&](std::vector<int64_t> shape, double stdv) {
+    return normal(std::move(shape), stdv).to(at::kBFloat16).to(at::kFloat);
+  };
   V4Weights w;
-  w.wkv = normal({d, h}, wstd);
+  w.wkv = normal_bf16({d, h}, wstd);
   w.kv_norm = at::ones({d}, opts);
   w.csa.ape = normal({cfg.csa_ratio, 2 * d}, 0.02);
-  w.csa.wkv = normal({2 * d, h}, wstd);
-  w.csa.wgate = normal({2 * d, h}, wstd);
+  w.csa.wkv = normal_bf16({2 * d, h}, wstd);
+  w.csa.wgate = normal_bf16({2 * d, h}, wstd);
   w.csa.norm = at::ones({d}, opts);
   w.hca.ape = normal({cfg.hca_ratio, d}, 0.02);
-  w.hca.wkv = normal({d, h}, wstd);
-  w.hca.wgate = normal({d, h}, wstd);
+  w.hca.wkv = normal_bf16({d, h}, wstd);
+  w.hca.wgate = normal_bf16({d, h}, wstd);
   w.hca.norm = at::ones({d}, opts);
   return device.is_cpu() ? w : w.to(device);
 }
 
-V4KVWriter::V4KVWriter(V4Config cfg, V4Weights w, c10::Device device)
-    : cfg_(std::move(cfg)), device_(device) {
+V4KVWriter::V4KVWriter(V4Config cfg, V4Weights w, c10::Device device, GemmMode gemm)
+    : cfg_(std::move(cfg)), device_(device), gemm_mode_(gemm) {
   cfg_.validate();
   w.validate(cfg_);
   w_ = w.to(device_);
   fused_ = at::cat({w_.wkv, w_.csa.wkv, w_.csa.wgate, w_.hca.wkv, w_.hca.wgate}, 0).contiguous();
+  if (gemm_mode_ == GemmMode::kFp32) {
+    bf16_why_not_ = "gemm = fp32";
+    return;
+  }
+  weights_bf16_exact_ = is_bf16_exact(fused_);
+  const auto& sup = bf16_gemm_support();
+  if (!device_.is_cpu()) {
+    bf16_why_not_ = fmt::format("the bf16 GEMM runs on the CPU only (device {})", device_.str());
+  } else if (!sup.fast) {
+    bf16_why_not_ = sup.why_not;
+  } else if (!weights_bf16_exact_) {
+    bf16_why_not_ = "the projection weights are not exactly representable in bf16";
+  } else {
+    bf16_ = std::make_shared<Bf16Gemm>(fused_);
+  }
+  KVLAB_CHECK(bf16_ || gemm_mode_ != GemmMode::kBf16, "gemm = bf16 cannot run: {} (use gemm = auto or fp32)",
+              bf16_why_not_);
 }
+
+namespace {
+
+// Flat index of the first NaN/Inf of a contiguous CPU bf16 tensor, or -1.
+int64_t first_nonfinite_bf16(const at::Tensor& x) {
+  const auto* p = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
+  const int64_t n = x.numel();
+  constexpr int64_t kChunk = 1 << 16;
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t c1 = std::min(n, c0 + kChunk);
+    bool bad = false;
+    for (int64_t i = c0; i < c1; ++i) bad |= (p[i] & 0x7F80u) == 0x7F80u;
+    if (bad)
+      for (int64_t i = c0; i < c1; ++i)
+        if ((p[i] & 0x7F80u) == 0x7F80u) return i;
+  }
+  return -1;
+}
+
+}  // namespace
 
 double V4KVWriter::projection_flops(int64_t tokens) const {
   return 2.0 * static_cast<double>(tokens) * static_cast<double>(cfg_.hidden_size) * 7.0 *
          static_cast<double>(cfg_.head_dim);
 }
 
-std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, at::ScalarType stream_dtype) const {
+std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, at::ScalarType stream_dtype,
+                                                      ForwardInfo* info) const {
   KVLAB_CHECK(stream_dtype == at::kBFloat16 || stream_dtype == at::kFloat,
               "V4KVWriter: stream dtype must be bf16 or fp32, got {}", c10::toString(stream_dtype));
   KVLAB_CHECK(hidden.defined() && hidden.dim() == 3, "V4KVWriter: hidden states must be [B, S, hidden], got {}",
@@ -122,21 +165,42 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
                   hidden.scalar_type() == at::kHalf || hidden.scalar_type() == at::kDouble,
               "V4KVWriter: hidden states must be float32/bf16/fp16/fp64, got {}",
               c10::toString(hidden.scalar_type()));
-  at::Tensor x = hidden.to(device_, at::kFloat).reshape({B * S, H});
-  // A finite sum proves every element finite (NaN/Inf propagate); only a
-  // non-finite sum (or an overflow of it) needs the element-wise pass.
-  if (!std::isfinite(x.sum().item<double>())) {
-    at::Tensor bad = at::logical_not(at::isfinite(x));
-    if (bad.any().item<bool>()) {
-      const int64_t idx = bad.flatten().nonzero().select(1, 0)[0].item<int64_t>();
-      throw Error(fmt::format("V4KVWriter: hidden states contain a non-finite value (NaN or Inf) at batch {}, token {}, "
-                              "channel {}",
-                              idx / (S * H), (idx / H) % S, idx % H));
-    }
-  }
-
+  auto nonfinite_error = [&](int64_t idx) {
+    return Error(fmt::format("V4KVWriter: hidden states contain a non-finite value (NaN or Inf) at batch {}, token {}, "
+                             "channel {}",
+                             idx / (S * H), (idx / H) % S, idx % H));
+  };
   const int64_t d = cfg_.head_dim;
-  at::Tensor y = at::mm(x, fused_.t());  // [B*S, 7d], one pass over the hidden states
+  // bf16 path: the hidden states must be exactly bf16 (a bf16 tensor is,
+  // unless it holds subnormals; a float one is checked value by value).
+  bool use_bf16 = false;
+  if (bf16_) {
+    use_bf16 = is_bf16_exact(hidden);
+    KVLAB_CHECK(use_bf16 || gemm_mode_ != GemmMode::kBf16,
+                "gemm = bf16 cannot run: the hidden states ({}) are not exactly representable in bf16 (use gemm = "
+                "auto or fp32)",
+                c10::toString(hidden.scalar_type()));
+  }
+  at::Tensor y;
+  if (use_bf16) {
+    at::Tensor xb = hidden.to(device_, at::kBFloat16).reshape({B * S, H}).contiguous();
+    if (const int64_t idx = first_nonfinite_bf16(xb); idx >= 0) throw nonfinite_error(idx);
+    y = bf16_->run(xb);  // [B*S, 7d] float32
+    if (info) {
+      const auto& sup = bf16_gemm_support();
+      info->gemm = fmt::format("bf16 (oneDNN {} {})", sup.onednn_version, sup.impl);
+    }
+  } else {
+    at::Tensor x = hidden.to(device_, at::kFloat).reshape({B * S, H});
+    // A finite sum proves every element finite (NaN/Inf propagate); only a
+    // non-finite sum (or an overflow of it) needs the element-wise pass.
+    if (!std::isfinite(x.sum().item<double>())) {
+      at::Tensor bad = at::logical_not(at::isfinite(x));
+      if (bad.any().item<bool>()) throw nonfinite_error(bad.flatten().nonzero().select(1, 0)[0].item<int64_t>());
+    }
+    y = at::mm(x, fused_.t());  // [B*S, 7d], one pass over the hidden states
+    if (info) info->gemm = "fp32 (at::mm)";
+  }
   auto part = [&](int64_t col, int64_t width) { return y.narrow(1, col, width).reshape({B, S, width}); };
 
   const RopeParams main_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_main, 0, cfg_.rope_factor, cfg_.beta_fast,

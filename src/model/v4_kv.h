@@ -12,6 +12,12 @@
 // never assumes CPU. FP8 simulation is exact E4M3 (ops.h, checked bit-exact
 // against kernels/fp8_block.h).
 //
+// The GEMM runs on the bf16 path (oneDNN, float32 accumulation and output;
+// see gemm.h) when the GemmMode allows it, the CPU has a fast bf16 matmul and
+// both the fused weight (checked once) and the hidden states (checked per
+// call; a bf16 tensor is bf16-exact) are exactly bf16; else at::mm in
+// float32. forward() reports which ran.
+//
 // Precision: the GEMM, RMSNorm, softmax, RoPE and FP8 simulation run in
 // float32. With stream dtype bf16 each stream is rounded to bf16 after
 // RMSNorm (as the published GPU run stored it), RoPE / FP8 are applied in
@@ -22,11 +28,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "model/config.h"
+#include "model/gemm.h"
 
 namespace kvlab::model {
 
@@ -55,7 +63,10 @@ struct V4Weights {
 
 // SPEC random init, drawn on CPU in this order from one generator seeded
 // with `seed`: wkv, csa.ape, csa.wkv, csa.wgate, hca.ape, hca.wkv, hca.wgate;
-// ape ~ N(0, 0.02^2), wkv/wgate ~ N(0, 1/hidden), norms = 1. Then moved to
+// ape ~ N(0, 0.02^2), wkv/wgate ~ N(0, 1/hidden), norms = 1. The projection
+// weights (wkv, wgate) are then rounded to bf16 (nearest-even), as a bf16
+// checkpoint stores them (trained V4 weights are FP8 x E8M0, also exact in
+// bf16), so the projection may run on the bf16 GEMM path. Then moved to
 // `device` (so the weights do not depend on the device).
 V4Weights random_weights(const V4Config& cfg, uint64_t seed, c10::Device device = c10::Device(c10::kCPU));
 
@@ -80,17 +91,36 @@ V4Weights load_weights(const std::string& path, const V4Config& cfg, int swa_lay
 // Exposed for tests. q is uint8 codes.
 at::Tensor dequantize_fp8_tiles(const at::Tensor& codes_u8, const at::Tensor& scales_f32, int64_t tile = 128);
 
+// What one forward() call did.
+struct ForwardInfo {
+  // "bf16 (oneDNN 2.6.3 brg:avx512_core_amx_bf16)" or "fp32 (at::mm)".
+  std::string gemm;
+};
+
 class V4KVWriter {
  public:
   // Validates cfg and weights (kvlab::Error) and builds the fused projection.
-  V4KVWriter(V4Config cfg, V4Weights w, c10::Device device = c10::Device(c10::kCPU));
+  // gemm: see the header comment; GemmMode::kBf16 throws here when the CPU
+  // has no fast bf16 matmul, the device is not the CPU or the weights are
+  // not exactly bf16.
+  V4KVWriter(V4Config cfg, V4Weights w, c10::Device device = c10::Device(c10::kCPU),
+             GemmMode gemm = GemmMode::kAuto);
 
   // hidden [B, S, hidden] float32 or bfloat16 (any device; moved to the
   // writer's device). S must be a multiple of 128 and >= 128. stream_dtype
   // kBFloat16 (default) or kFloat. Returns the three streams on the
-  // writer's device, in stream_dtype.
-  std::map<std::string, at::Tensor> forward(const at::Tensor& hidden,
-                                            at::ScalarType stream_dtype = at::kBFloat16) const;
+  // writer's device, in stream_dtype. With GemmMode::kBf16, hidden states
+  // that are not exactly bf16 throw. `info` (optional) says which GEMM ran.
+  std::map<std::string, at::Tensor> forward(const at::Tensor& hidden, at::ScalarType stream_dtype = at::kBFloat16,
+                                            ForwardInfo* info = nullptr) const;
+
+  GemmMode gemm_mode() const { return gemm_mode_; }
+  // Whether the bf16 path is ready (mode, CPU, device and weights allow it);
+  // then hidden states decide per call. weights_bf16_exact(): the fused weight is.
+  bool bf16_ready() const { return static_cast<bool>(bf16_); }
+  bool weights_bf16_exact() const { return weights_bf16_exact_; }
+  // Why the bf16 path is not ready ("" when it is).
+  const std::string& bf16_unavailable_reason() const { return bf16_why_not_; }
 
   // Multiply-add FLOPs of the fused projection for B*S tokens (2 * tokens * hidden * 7d).
   double projection_flops(int64_t tokens) const;
@@ -104,6 +134,10 @@ class V4KVWriter {
   V4Weights w_;
   c10::Device device_;
   at::Tensor fused_;  // [7d, hidden] float32: main wkv | csa wkv | csa wgate | hca wkv | hca wgate
+  GemmMode gemm_mode_ = GemmMode::kAuto;
+  bool weights_bf16_exact_ = false;
+  std::shared_ptr<Bf16Gemm> bf16_;  // set when the bf16 path is ready
+  std::string bf16_why_not_;
 };
 
 // Which BLAS LibTorch runs on (from /proc/self/maps, else the Debian

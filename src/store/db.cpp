@@ -247,6 +247,7 @@ std::string Provenance::fingerprint() const {
       nlohmann::json::array({"stream_dtype", opt(stream_dtype)}),
       nlohmann::json::array({"slurm_json", opt(slurm_json)}),
   });
+  if (gemm) j.push_back(nlohmann::json::array({"gemm", *gemm}));
   return sha256_hex(j.dump());
 }
 
@@ -257,8 +258,8 @@ std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p) {
   };
   SQLite::Statement ins(db,
                         "INSERT INTO provenance (kvlab_version, git_commit, git_dirty, torch_version, blas, device, "
-                        "hostname, host_kind, host_json, weights_json, stream_dtype, slurm_json, fingerprint) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (fingerprint) DO NOTHING");
+                        "hostname, host_kind, host_json, weights_json, stream_dtype, slurm_json, gemm, fingerprint) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (fingerprint) DO NOTHING");
   ins.bind(1, p.kvlab_version);
   ins.bind(2, p.git_commit);
   ins.bind(3, p.git_dirty);
@@ -271,7 +272,8 @@ std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p) {
   bind_opt(ins, 10, p.weights_json);
   bind_opt(ins, 11, p.stream_dtype);
   bind_opt(ins, 12, p.slurm_json);
-  ins.bind(13, fp);
+  bind_opt(ins, 13, p.gemm);
+  ins.bind(14, fp);
   ins.exec();
   SQLite::Statement sel(db, "SELECT id FROM provenance WHERE fingerprint = ?");
   sel.bind(1, fp);

@@ -81,8 +81,10 @@ struct Provenance {
   std::optional<std::string> weights_json;
   std::optional<std::string> stream_dtype;
   std::optional<std::string> slurm_json;
+  std::optional<std::string> gemm;  // projection GEMM path that ran (schema 3)
 
-  // sha256 over every other field (field names, values, NULLs distinct from "").
+  // sha256 over every other field (field names, values, NULLs distinct from "");
+  // gemm takes part only when set, so rows written before it keep their fingerprint.
   std::string fingerprint() const;
 };
 
