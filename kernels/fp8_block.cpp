@@ -3,6 +3,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "common/error.h"
@@ -236,13 +237,29 @@ void fp8_block_decode_ref(const uint8_t* codes, int64_t rows, int64_t ncols, int
     }
 }
 
+// Roundtrips whose output has at least this many floats (64 MiB, far beyond
+// the L2 and a fair share of L3) use streaming stores on the AVX-512 path.
+constexpr int64_t kFp8StreamMinValues = int64_t(16) << 20;
+
+inline void stream_fence() {
+#if defined(__x86_64__)
+  __builtin_ia32_sfence();
+#endif
+}
+
 void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t block, float* out) {
   check_shape("fp8_block_roundtrip", rows, ncols, block);
   const int64_t nb = ncols / block;
   const bool simd = block % 8 == 0 && simd_level() >= SimdLevel::kAvx2;
+  const bool wide = block % 16 == 0 && simd_level() >= SimdLevel::kAvx512;
+  // Outputs far beyond the caches go around them (non-temporal stores), as
+  // memcpy does: no read-for-ownership of lines that are only overwritten.
+  const bool stream = wide && rows * ncols >= kFp8StreamMinValues && (reinterpret_cast<uintptr_t>(out) & 63) == 0 &&
+                      (ncols * 4) % 64 == 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ncols;
-    if (simd && avx2::fp8_roundtrip_row(row, ncols, block, out + r * ncols)) continue;
+    if (wide && avx512::fp8_roundtrip_row(row, ncols, block, out + r * ncols, stream)) continue;
+    if (!wide && simd && avx2::fp8_roundtrip_row(row, ncols, block, out + r * ncols)) continue;
     for (int64_t k = 0; k < nb; ++k) {
       float amax;
       if (!block_amax(row + k * block, block, &amax)) throw_nonfinite("fp8_per64 roundtrip", row, r, ncols);
@@ -251,6 +268,7 @@ void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t bl
       roundtrip_block(row + k * block, out + r * ncols + k * block, block, s);
     }
   }
+  if (stream) stream_fence();  // order the non-temporal stores before any later store
 }
 
 }  // namespace kvlab::kernels

@@ -79,6 +79,9 @@ int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
 void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
+// avx2::fp8_roundtrip_row on 16 lanes (block % 16 == 0; out 64-byte
+// aligned when stream, which writes with non-temporal stores).
+bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream);
 }  // namespace avx512
 
 }  // namespace kvlab::kernels

@@ -16,7 +16,10 @@
 
 #include <cfloat>
 #include <cstdint>
+#include <cstring>
 
+#include "kernels/fp8_block.h"
+#include "kernels/fp_formats.h"
 #include "kernels/hadamard.h"
 
 #pragma GCC push_options
@@ -267,6 +270,48 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
   if (!last) avx2::fwht_tail_scaled(out, d, 64, nv);
 }
 
+bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream) {
+  const __m512i mag = _mm512_set1_epi32(0x7fffffff), sgn = _mm512_set1_epi32(INT32_MIN);
+  const __m512i rbias = _mm512_set1_epi32(0x7ffff), ione = _mm512_set1_epi32(1);
+  const __m512i rmask = _mm512_set1_epi32(int32_t(0xfff00000u)), small = _mm512_set1_epi32(0x3c800000);
+  const __m512 big = _mm512_set1_ps(16384.0f), fmax = _mm512_set1_ps(kE4m3Max), fmin = _mm512_set1_ps(-kE4m3Max);
+  uint32_t limit;
+  std::memcpy(&limit, &kUf16Max, 4);
+  for (int64_t k = 0; k < ncols; k += block) {
+    const float* v = x + k;
+    __m512i mb = _mm512_setzero_si512();
+    for (int64_t j = 0; j < block; j += 16) mb = _mm512_max_epu32(mb, _mm512_and_si512(_mm512_castps_si512(ld(v + j)), mag));
+    const uint32_t mbits = _mm512_reduce_max_epu32(mb);
+    if (mbits > limit) return false;  // non-finite, or beyond the uf16 field: the caller reports it
+    // As simd_avx2.cpp's fp8_roundtrip_row (fp8_block.cpp's stored_scale).
+    float amax;
+    std::memcpy(&amax, &mbits, 4);
+    const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
+    uint32_t au;
+    std::memcpy(&au, &a, 4);
+    au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
+    float a16;
+    std::memcpy(&a16, &au, 4);
+    const __m512 vs = _mm512_set1_ps(a16 / kE4m3Max);
+    for (int64_t j = 0; j < block; j += 16) {
+      const __m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_div_ps(ld(v + j), vs), fmax), fmin);
+      const __m512i u = _mm512_castps_si512(t);
+      const __m512i am = _mm512_and_si512(u, mag);
+      const __m512i rn = _mm512_and_si512(
+          _mm512_add_epi32(_mm512_add_epi32(am, rbias), _mm512_and_si512(_mm512_srli_epi32(am, 20), ione)), rmask);
+      const __m512 sub = _mm512_sub_ps(_mm512_add_ps(_mm512_castsi512_ps(am), big), big);
+      const __m512i r = _mm512_mask_mov_epi32(rn, _mm512_cmpgt_epi32_mask(small, am), _mm512_castps_si512(sub));
+      const __m512 q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(r, u, sgn, 0xF8));  // r | (u & sgn)
+      const __m512 o = _mm512_mul_ps(q, vs);
+      if (stream)
+        _mm512_stream_ps(out + k + j, o);
+      else
+        st(out + k + j, o);
+    }
+  }
+  return true;
+}
+
 }  // namespace kvlab::kernels::avx512
 
 #pragma GCC diagnostic pop
@@ -290,6 +335,10 @@ int64_t d4_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
 }
 void d4_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+}
+bool fp8_roundtrip_row(const float*, int64_t, int64_t, float*, bool) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return false;
 }
 }  // namespace kvlab::kernels::avx512
 

@@ -11,6 +11,7 @@
 // checks that AVX2 cannot be selected there).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
@@ -208,6 +209,27 @@ TEST(Simd, Fp8RoundtripBitExactAtEveryLevel) {
     x[64 + 5] = 1e10f;  // block max beyond the uf16 scale field
     EXPECT_THROW(fp8_block_roundtrip(x.data(), 2, 64, 64, out.data()), Error) << simd_level_name(lv);
   }
+}
+
+TEST(Simd, Fp8RoundtripOfALargeTensorStreamsAndStaysExact) {
+  // 2^24 values (64 MiB): large enough for the AVX-512 path's non-temporal
+  // stores; the result must not change.
+  const int64_t ncols = 512, rows = (int64_t(1) << 24) / ncols;
+  const size_t n = static_cast<size_t>(rows * ncols);
+  std::vector<float> x(n);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> gauss;
+  for (auto& v : x) v = gauss(rng);
+  float* out = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+  ASSERT_NE(out, nullptr);
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * fp8_block_code_size(ncols, 64)));
+  std::vector<float> want(n);
+  fp8_block_encode_ref(x.data(), rows, ncols, 64, codes.data());
+  fp8_block_decode_ref(codes.data(), rows, ncols, 64, want.data());
+  fp8_block_roundtrip(x.data(), rows, ncols, 64, out);
+  const auto r = check_parity(out, want.data(), rows * ncols);
+  std::free(out);
+  EXPECT_TRUE(r.ok()) << simd_level_name(simd_level()) << ": " << r.summary();
 }
 
 TEST(Simd, HadamardBitExactAtEveryLevel) {
