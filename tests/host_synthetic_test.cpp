@@ -53,9 +53,16 @@ TEST(SyntheticHost, DeterministicAndSeedDependent) {
   at::Tensor b = make_host("synthetic:seed=5,dtype=bf16")->hidden(p, 256, 128, kCpu);
   EXPECT_EQ(b.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(at::equal(b, a.to(at::kBFloat16)));
-  at::Tensor dflt = make_host("synthetic:seed=5")->hidden(p, 256, 128, kCpu);
+  auto hb = make_host("synthetic:seed=5");
+  at::Tensor dflt = hb->hidden(p, 256, 128, kCpu);
   EXPECT_EQ(dflt.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(at::equal(dflt, b));
+  // Rows cached from earlier passages give the same values as a fresh host.
+  t.text = "the cat sat on the mat and the hat";
+  at::Tensor cached = hb->hidden(t, 256, 128, kCpu), cached32 = h->hidden(t, 256, 128, kCpu);
+  EXPECT_TRUE(at::equal(cached, make_host("synthetic:seed=5")->hidden(t, 256, 128, kCpu)));
+  EXPECT_TRUE(at::equal(cached32, make_host("synthetic:seed=5,dtype=fp32")->hidden(t, 256, 128, kCpu)));
+  EXPECT_TRUE(at::equal(cached, cached32.to(at::kBFloat16)));
 }
 
 TEST(SyntheticHost, RealisticRepeatsTokensAndIsHeavyTailedAndAnisotropic) {

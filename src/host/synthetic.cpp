@@ -87,6 +87,7 @@ constexpr int kOutliers = 4;
 constexpr double kOutlierGain = 20.0;
 constexpr int kRank = 16;
 constexpr double kZipf = 1.1;
+constexpr std::size_t kRowCacheBytes = std::size_t{256} << 20;
 
 class SyntheticHost final : public HiddenSource {
  public:
@@ -123,22 +124,26 @@ class SyntheticHost final : public HiddenSource {
     KVLAB_CHECK(seqlen * hidden_size <= (int64_t{1} << 34), "synthetic host: {} x {} is too large", seqlen,
                 hidden_size);
     const uint64_t key = mix64(seed_ ^ mix64(p.seed ^ mix64(hash_text(p.text) + 0x51ull)));
-    at::Tensor out = at::empty({1, seqlen, hidden_size}, at::TensorOptions().dtype(at::kFloat));
-    float* x = out.data_ptr<float>();
+    at::Tensor out =
+        at::empty({1, seqlen, hidden_size}, at::TensorOptions().dtype(bf16_ ? at::kBFloat16 : at::kFloat));
     if (!realistic_) {
       Rng r(key);
-      for (int64_t i = 0; i < seqlen * hidden_size; ++i) x[i] = static_cast<float>(r.normal());
+      if (bf16_) {
+        auto* x = out.data_ptr<at::BFloat16>();
+        for (int64_t i = 0; i < seqlen * hidden_size; ++i) x[i] = at::BFloat16(static_cast<float>(r.normal()));
+      } else {
+        float* x = out.data_ptr<float>();
+        for (int64_t i = 0; i < seqlen * hidden_size; ++i) x[i] = static_cast<float>(r.normal());
+      }
     } else {
       const Geometry& g = geometry(hidden_size);
       const std::vector<int64_t> ids = tokens(p, seqlen, key);
-      std::unordered_map<int64_t, std::vector<float>> cache;
-      for (int64_t t = 0; t < seqlen; ++t) {
-        auto it = cache.find(ids[static_cast<std::size_t>(t)]);
-        if (it == cache.end()) it = cache.emplace(ids[static_cast<std::size_t>(t)], embed(g, ids[static_cast<std::size_t>(t)])).first;
-        std::memcpy(x + t * hidden_size, it->second.data(), static_cast<std::size_t>(hidden_size) * sizeof(float));
-      }
+      const std::size_t row_bytes = static_cast<std::size_t>(hidden_size) * (bf16_ ? 2 : 4);
+      auto* base = static_cast<char*>(out.data_ptr());
+      for (int64_t t = 0; t < seqlen; ++t)
+        std::memcpy(base + static_cast<std::size_t>(t) * row_bytes, row(g, ids[static_cast<std::size_t>(t)]).data(),
+                    row_bytes);
     }
-    if (bf16_) out = out.to(at::kBFloat16);
     return out.to(device);
   }
 
@@ -152,6 +157,7 @@ class SyntheticHost final : public HiddenSource {
 
   const Geometry& geometry(int64_t hidden) {
     if (geo_.hidden == hidden) return geo_;
+    rows_.clear();  // rows of another hidden size
     Geometry g;
     g.hidden = hidden;
     Rng r(mix64(seed_) ^ 0x67656f6dull);
@@ -175,6 +181,26 @@ class SyntheticHost final : public HiddenSource {
     g.norm = 1.0 / std::sqrt(ms / static_cast<double>(hidden));
     geo_ = std::move(g);
     return geo_;
+  }
+
+  // Token t's row in the output dtype (bf16 values rounded to nearest even,
+  // as at::Tensor::to), as bytes. Cached across passages (the embedding of a
+  // token depends on the host seed and the token only); the cache is
+  // cleared when it would pass kRowCacheBytes.
+  const std::vector<char>& row(const Geometry& g, int64_t token) {
+    auto it = rows_.find(token);
+    if (it != rows_.end()) return it->second;
+    const std::size_t bytes = static_cast<std::size_t>(g.hidden) * (bf16_ ? 2 : 4);
+    if ((rows_.size() + 1) * bytes > kRowCacheBytes) rows_.clear();
+    const std::vector<float> e = embed(g, token);
+    std::vector<char> r(bytes);
+    if (bf16_) {
+      auto* o = reinterpret_cast<at::BFloat16*>(r.data());
+      for (std::size_t j = 0; j < e.size(); ++j) o[j] = at::BFloat16(e[j]);
+    } else {
+      std::memcpy(r.data(), e.data(), bytes);
+    }
+    return rows_.emplace(token, std::move(r)).first->second;
   }
 
   std::vector<float> embed(const Geometry& g, int64_t token) const {
@@ -228,6 +254,7 @@ class SyntheticHost final : public HiddenSource {
   int64_t vocab_;
   std::string spec_;
   Geometry geo_;
+  std::unordered_map<int64_t, std::vector<char>> rows_;  // see row()
   std::vector<double> zipf_cdf_;
 };
 

@@ -34,22 +34,27 @@ const char* gemm_mode_name(GemmMode m) {
 namespace {
 
 // A float32 bit pattern is bf16-exact when its low 16 bits are zero; a
-// nonzero subnormal (exponent bits 0) is rejected (bf16 dot products flush it).
+// nonzero subnormal (exponent bits 0) is rejected (bf16 dot products flush
+// it). Branch-free integer arithmetic so the loops vectorise.
 bool f32_bits_exact(const uint32_t* p, int64_t n) {
-  uint32_t low = 0;
-  bool sub = false;
+  uint32_t low = 0, sub = 0;
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t u = p[i];
-    low |= u & 0xFFFFu;
-    sub |= (u & 0x7F800000u) == 0 && (u & 0x007F0000u) != 0;
+    low |= u;
+    const uint32_t exp_zero = (u & 0x7F800000u) == 0 ? 0xFFFFFFFFu : 0u;
+    sub |= exp_zero & u & 0x007F0000u;
   }
-  return low == 0 && !sub;
+  return (low & 0xFFFFu) == 0 && sub == 0;
 }
 
 bool bf16_bits_exact(const uint16_t* p, int64_t n) {
-  bool sub = false;
-  for (int64_t i = 0; i < n; ++i) sub |= (p[i] & 0x7F80u) == 0 && (p[i] & 0x007Fu) != 0;
-  return !sub;
+  uint16_t sub = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t v = p[i];
+    const uint16_t exp_zero = (v & 0x7F80u) == 0 ? 0xFFFFu : 0u;
+    sub = static_cast<uint16_t>(sub | (exp_zero & v & 0x007Fu));
+  }
+  return sub == 0;
 }
 
 }  // namespace

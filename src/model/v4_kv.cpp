@@ -133,9 +133,10 @@ int64_t first_nonfinite_bf16(const at::Tensor& x) {
   constexpr int64_t kChunk = 1 << 16;
   for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
     const int64_t c1 = std::min(n, c0 + kChunk);
-    bool bad = false;
-    for (int64_t i = c0; i < c1; ++i) bad |= (p[i] & 0x7F80u) == 0x7F80u;
-    if (bad)
+    // Exponent bits all ones (0x7F80) + 0x80 sets bit 15; any other exponent does not.
+    uint16_t acc = 0;
+    for (int64_t i = c0; i < c1; ++i) acc = static_cast<uint16_t>(acc | ((p[i] & 0x7F80u) + 0x80u));
+    if (acc & 0x8000u)
       for (int64_t i = c0; i < c1; ++i)
         if ((p[i] & 0x7F80u) == 0x7F80u) return i;
   }
