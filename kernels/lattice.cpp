@@ -228,13 +228,14 @@ float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16
   return norm_from_sumsq(k, ss, r, n16);
 }
 
+// Rows whose norms the AVX2 path computes together (independent chains).
+constexpr int64_t kNormGroup = 4;
+
 // The AVX2 pipeline for one row (D >= 8), same values as the portable one:
 // norm and qmax codes, y = H(x / n) normalised; returns the scale s.
-float encode_head_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, float* y, uint16_t* n16,
-                       uint16_t* q16) {
-  double ss;
-  uint32_t mbits;
-  avx2::sumsq8(row, d, &ss, &mbits);
+// ss and mbits: the row's avx2::sumsq8_rows results.
+float encode_head_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, double ss, uint32_t mbits,
+                       float* y, uint16_t* n16, uint16_t* q16) {
   if (mbits >= 0x7f800000u) throw_nonfinite_row(row, r, d, k);
   const float nrm = norm_from_sumsq(k, ss, r, n16);
   float m = avx2::div_fwht_absmax(row, nrm, d, y);
@@ -243,9 +244,9 @@ float encode_head_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_
   return f16_to_f32(*q16) / float(q);
 }
 
-void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, float* y, uint16_t* n16,
-                     uint16_t* q16, int32_t* p) {
-  const float s = encode_head_avx2(k, q, row, r, d, y, n16, q16);
+void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t d, double ss, uint32_t mbits, float* y,
+                     uint16_t* n16, uint16_t* q16, int32_t* p) {
+  const float s = encode_head_avx2(k, q, row, r, d, ss, mbits, y, n16, q16);
   const int b = lattice_block_dim(k);
   const bool wide = d >= 16 * b && simd_level() >= SimdLevel::kAvx512;
   const int64_t done = !wide                     ? avx2::quantize_blocks(k, q, y, d, s, p)
@@ -289,7 +290,13 @@ void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d
   const int b = lattice_block_dim(k);
   std::vector<float> y(size_t(d), 0.0f);
   if (!kRef && d >= 8 && simd_level() >= SimdLevel::kAvx2) {
-    for (int64_t r = 0; r < n; ++r) encode_row_avx2(k, q, x + r * d, r, d, y.data(), &norm16[r], &qmax16[r], pts2 + r * d);
+    double ss[kNormGroup];
+    uint32_t mb[kNormGroup];
+    for (int64_t r = 0; r < n; ++r) {
+      if (r % kNormGroup == 0) avx2::sumsq8_rows(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
+      encode_row_avx2(k, q, x + r * d, r, d, ss[r % kNormGroup], mb[r % kNormGroup], y.data(), &norm16[r],
+                      &qmax16[r], pts2 + r * d);
+    }
     return;
   }
   for (int64_t r = 0; r < n; ++r) {
@@ -404,14 +411,18 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
   if (d >= tile && simd_level() >= SimdLevel::kAvx2) {
     std::vector<float> y(size_t(d), 0.0f);
     const bool wide = d >= 2 * tile && simd_level() >= SimdLevel::kAvx512;  // 16 blocks per AVX-512 tile
+    double ss[kNormGroup];
+    uint32_t mb[kNormGroup];
     for (int64_t r = 0; r < n; ++r) {
-      if (r + 1 < n)  // the next row's input and output lines, ahead of use
-        for (int64_t j = 0; j < d; j += 16) {
-          __builtin_prefetch(x + (r + 1) * d + j, 0);
-          __builtin_prefetch(out + (r + 1) * d + j, 1);
-        }
+      if (r % kNormGroup == 0) avx2::sumsq8_rows(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
+      // Ahead of use: the input of the next group's rows, the next output row.
+      if (r + kNormGroup < n)
+        for (int64_t j = 0; j < d; j += 16) __builtin_prefetch(x + (r + kNormGroup) * d + j, 0);
+      if (r + 1 < n)
+        for (int64_t j = 0; j < d; j += 16) __builtin_prefetch(out + (r + 1) * d + j, 1);
       uint16_t n16, q16;
-      const float s = encode_head_avx2(k, q, x + r * d, r, d, y.data(), &n16, &q16);
+      const float s =
+          encode_head_avx2(k, q, x + r * d, r, d, ss[r % kNormGroup], mb[r % kNormGroup], y.data(), &n16, &q16);
       if (wide && k == LatticeKind::kE8)
         avx512::e8_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
       else if (wide)

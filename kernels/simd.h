@@ -35,10 +35,11 @@ SimdLevel cpu_best_simd_level();
 // simd_level() == kAvx2). D is a power of two >= 8 everywhere.
 namespace avx2 {
 
-// Squared norm over 8 interleaved double partial sums (element j into
-// partial j % 8) and the largest magnitude bit pattern |x_j| (as uint32);
-// the result is finite-checked by the caller.
-void sumsq8(const float* x, int64_t d, double* sumsq, uint32_t* max_mag_bits);
+// Per row of x[rows, d]: the squared norm over 8 interleaved double partial
+// sums (element j into partial j % 8) and the largest magnitude bit pattern
+// |x_j| (as uint32; the caller checks finiteness). Rows are interleaved
+// (independent addition chains), each row's arithmetic is unchanged.
+void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits);
 
 // y = H (x / nrm) normalised (fwht_normalized of x[j] / nrm); returns
 // max_j |y_j|.

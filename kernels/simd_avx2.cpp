@@ -272,27 +272,46 @@ inline void d4_tile_decode(__m256 (&p)[4], __m256 vs, bool last, Fin fin, float*
 
 }  // namespace
 
-void sumsq8(const float* x, int64_t d, double* sumsq, uint32_t* max_mag_bits) {
-  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+namespace {
+
+// R rows at once: R independent chains of additions (each partial sum is a
+// chain of d/8 dependent additions, so one row alone is latency-bound).
+template <int R>
+inline void sumsq8_r(const float* x, int64_t d, double* sumsq, uint32_t* max_mag_bits) {
   const __m256i mag = _mm256_set1_epi32(0x7fffffff);
-  __m256i mb = _mm256_setzero_si256();
-  for (int64_t j = 0; j < d; j += 8) {
-    const __m256 v = ld(x + j);
-    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-    a0 = _mm256_add_pd(a0, _mm256_mul_pd(lo, lo));
-    a1 = _mm256_add_pd(a1, _mm256_mul_pd(hi, hi));
-    mb = _mm256_max_epu32(mb, _mm256_and_si256(_mm256_castps_si256(v), mag));
+  __m256d a0[R], a1[R];
+  __m256i mb[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_pd(), mb[r] = _mm256_setzero_si256();
+  for (int64_t j = 0; j < d; j += 8)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256 v = ld(x + r * d + j);
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+      a0[r] = _mm256_add_pd(a0[r], _mm256_mul_pd(lo, lo));
+      a1[r] = _mm256_add_pd(a1[r], _mm256_mul_pd(hi, hi));
+      mb[r] = _mm256_max_epu32(mb[r], _mm256_and_si256(_mm256_castps_si256(v), mag));
+    }
+  for (int r = 0; r < R; ++r) {
+    double acc[8];
+    _mm256_storeu_pd(acc, a0[r]);
+    _mm256_storeu_pd(acc + 4, a1[r]);
+    sumsq[r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    uint32_t m[8];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(m), mb[r]);
+    uint32_t best = 0;
+    for (uint32_t v : m) best = v > best ? v : best;
+    max_mag_bits[r] = best;
   }
-  double acc[8];
-  _mm256_storeu_pd(acc, a0);
-  _mm256_storeu_pd(acc + 4, a1);
-  *sumsq = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  uint32_t m[8];
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(m), mb);
-  uint32_t r = 0;
-  for (uint32_t v : m) r = v > r ? v : r;
-  *max_mag_bits = r;
+}
+
+}  // namespace
+
+void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits) {
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) sumsq8_r<4>(x + r * d, d, sumsq + r, max_mag_bits + r);
+  for (; r < rows; ++r) sumsq8_r<1>(x + r * d, d, sumsq + r, max_mag_bits + r);
 }
 
 float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y) {
@@ -453,7 +472,9 @@ void fwht_normalized(float* x, int64_t d) {
 #include "common/error.h"
 
 namespace kvlab::kernels::avx2 {
-void sumsq8(const float*, int64_t, double*, uint32_t*) { KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build"); }
+void sumsq8_rows(const float*, int64_t, int64_t, double*, uint32_t*) {
+  KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
+}
 float div_fwht_absmax(const float*, float, int64_t, float*) {
   KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
   return 0.0f;

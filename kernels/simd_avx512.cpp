@@ -111,26 +111,40 @@ inline void butterflies(__m512 (&v)[R]) {
 
 // lattice.cpp's dn_box on 16 lanes (see simd_avx2.cpp's dn_box for the
 // derivation of ok from z and of the combined index/direction code).
-template <int B>
+// Boxed = false is the same search for tiles where no coordinate can reach
+// the box (the caller checks |z| < the bound): no clamp, every move "ok",
+// so the key is -|d| (compared as |d| with max) and dir = sign(d).
+template <int B, bool Boxed>
 inline void dn_box(const __m512 (&c)[B], __m512 flo, __m512 fhi, __m512 (&r)[B]) {
   const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f);
-  __m512 sum = _mm512_setzero_ps(), bestkey = _mm512_set1_ps(FLT_MAX), bestcode = one;
+  const __m512i isign = _mm512_castps_si512(sign);
+  __m512 sum = _mm512_setzero_ps(), bestkey = _mm512_set1_ps(Boxed ? FLT_MAX : -FLT_MAX), bestcode = one;
 #pragma GCC unroll 8
   for (int i = 0; i < B; ++i) {
     __m512 ri = _mm512_roundscale_ps(c[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    ri = _mm512_min_ps(_mm512_max_ps(ri, flo), fhi);
+    if (Boxed) ri = _mm512_min_ps(_mm512_max_ps(ri, flo), fhi);
     r[i] = ri;
     sum = _mm512_add_ps(sum, ri);
     const __m512 d = _mm512_sub_ps(c[i], ri);
-    const __mmask16 ok = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(c[i], fhi, _CMP_LT_OQ), c[i], flo, _CMP_GE_OQ);
     const __m512 absd = _mm512_abs_ps(d);
-    const __m512 key = _mm512_mask_xor_ps(absd, ok, absd, sign);  // ok ? -|d| : |d|
-    const __mmask16 better = _mm512_cmp_ps_mask(key, bestkey, _CMP_LT_OQ);
-    bestkey = _mm512_min_ps(key, bestkey);
-    // sign(code) = sign(d) ^ !ok, |code| = i + 1.
-    __m512 code = _mm512_xor_ps(_mm512_and_ps(d, sign), _mm512_set1_ps(-float(i + 1)));
-    code = _mm512_mask_xor_ps(code, ok, code, sign);
-    bestcode = _mm512_mask_mov_ps(bestcode, better, code);
+    if (Boxed) {
+      const __mmask16 ok = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(c[i], fhi, _CMP_LT_OQ), c[i], flo, _CMP_GE_OQ);
+      const __m512 key = _mm512_mask_xor_ps(absd, ok, absd, sign);  // ok ? -|d| : |d|
+      const __mmask16 better = _mm512_cmp_ps_mask(key, bestkey, _CMP_LT_OQ);
+      bestkey = _mm512_min_ps(key, bestkey);
+      // sign(code) = sign(d) ^ !ok, |code| = i + 1: (d & sign) ^ -(i + 1), flipped where ok.
+      __m512 code = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+          _mm512_castps_si512(d), isign, _mm512_castps_si512(_mm512_set1_ps(-float(i + 1))), 0x6A));
+      code = _mm512_mask_xor_ps(code, ok, code, sign);
+      bestcode = _mm512_mask_mov_ps(bestcode, better, code);
+    } else {
+      // -|d| < -best  <=>  |d| > best (bestkey holds the largest |d|).
+      const __mmask16 better = _mm512_cmp_ps_mask(absd, bestkey, _CMP_GT_OQ);
+      bestkey = _mm512_max_ps(absd, bestkey);
+      const __m512 code = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(  // (d & sign) | (i + 1)
+          _mm512_castps_si512(d), isign, _mm512_castps_si512(_mm512_set1_ps(float(i + 1))), 0xEA));
+      bestcode = _mm512_mask_mov_ps(bestcode, better, code);
+    }
   }
   const __mmask16 odd = _mm512_test_epi32_mask(_mm512_cvtps_epi32(sum), _mm512_set1_epi32(1));
   const __m512 dir = _mm512_or_ps(_mm512_and_ps(bestcode, sign), one);
@@ -142,14 +156,26 @@ inline void dn_box(const __m512 (&c)[B], __m512 flo, __m512 fhi, __m512 (&r)[B])
   }
 }
 
+// True when every |z| < bound: then no coordinate's rounding or move can
+// reach the box of either coset (E8: bound Q - 1, which also keeps the
+// half coset's z - 1/2 inside [-Q, Q - 1); D4: bound Q).
+template <int B>
+inline bool inside(const __m512 (&z)[B], float bound) {
+  __m512 m = _mm512_abs_ps(z[0]);
+#pragma GCC unroll 8
+  for (int i = 1; i < B; ++i) m = _mm512_max_ps(m, _mm512_abs_ps(z[i]));
+  return _mm512_cmp_ps_mask(m, _mm512_set1_ps(bound), _CMP_GE_OQ) == 0;
+}
+
 // e8_box on a transposed tile: z in, doubled coordinates out.
+template <bool Boxed>
 inline void e8_tile(__m512 (&z)[8], int q) {
   const __m512 half = _mm512_set1_ps(0.5f);
   __m512 a[8], g[8], w[8];
-  dn_box<8>(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
+  dn_box<8, Boxed>(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) w[i] = _mm512_sub_ps(z[i], half);
-  dn_box<8>(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
+  dn_box<8, Boxed>(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
   __m512 da = _mm512_setzero_ps(), db = _mm512_setzero_ps();
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
@@ -172,7 +198,26 @@ inline void load_search(const float* y, __m512 vs, int q, __m512 (&z)[8]) {
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) z[i] = _mm512_div_ps(ld(y + 16 * i), vs);
   to_coords(z);
-  e8_tile(z, q);
+  if (inside(z, float(q - 1)))
+    e8_tile<false>(z, q);
+  else
+    e8_tile<true>(z, q);
+}
+
+// D4: z = y / s for one tile of 16 blocks, transposed, searched; r gets
+// the doubled coordinates (transposed).
+inline void d4_load_search(const float* y, __m512 vs, int q, __m512 (&r)[4]) {
+  __m512 z[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) z[i] = _mm512_div_ps(ld(y + 16 * i), vs);
+  transpose4_lanes(z);
+  const __m512 flo = _mm512_set1_ps(float(-q)), fhi = _mm512_set1_ps(float(q));
+  if (inside(z, float(q)))
+    dn_box<4, false>(z, flo, fhi, r);
+  else
+    dn_box<4, true>(z, flo, fhi, r);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) r[i] = _mm512_add_ps(r[i], r[i]);
 }
 
 }  // namespace
@@ -218,16 +263,11 @@ void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
 }
 
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
-  const __m512 vs = _mm512_set1_ps(s), flo = _mm512_set1_ps(float(-q)), fhi = _mm512_set1_ps(float(q));
+  const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 64 * 64;
   for (int64_t t = 0; t < done; t += 64) {
-    __m512 z[4], r[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) z[i] = _mm512_div_ps(ld(y + t + 16 * i), vs);
-    transpose4_lanes(z);
-    dn_box<4>(z, flo, fhi, r);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) r[i] = _mm512_add_ps(r[i], r[i]);
+    __m512 r[4];
+    d4_load_search(y + t, vs, q, r);
     transpose4_lanes(r);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) _mm512_storeu_si512(pts2 + t + 16 * i, _mm512_cvtps_epi32(r[i]));
@@ -236,8 +276,7 @@ int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 }
 
 void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
-  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), flo = _mm512_set1_ps(float(-q)),
-               fhi = _mm512_set1_ps(float(q));
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f);
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
   // Sign masks negating 128-bit lanes 1, 3 (stage 4) and 2, 3 (stage 8).
   const __m512 n4 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, 0, 0,
@@ -246,16 +285,13 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
                                                           INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN));
   const bool last = d == 64;
   for (int64_t t = 0; t < d; t += 64) {
-    __m512 z[4], p[4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) z[i] = _mm512_div_ps(ld(y + t + 16 * i), vs);
-    transpose4_lanes(z);
-    dn_box<4>(z, flo, fhi, p);
+    __m512 p[4];
+    d4_load_search(y + t, vs, q, p);
     // Decode: doubled points -> (p * 0.5) * s; stages 1, 2 between the
     // coordinate registers; back to block registers; stages 4 and 8 between
     // 128-bit lanes; stages 16, 32 between registers.
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], p[i]), vh), vs);
+    for (int i = 0; i < 4; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(p[i], vh), vs);
     butterflies<4>(p);
     transpose4_lanes(p);
 #pragma GCC unroll 4

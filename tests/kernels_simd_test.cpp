@@ -11,6 +11,7 @@
 // checks that AVX2 cannot be selected there).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -136,12 +137,14 @@ TEST(Simd, TilesMatchScalarOnTiesAndBoxEdges) {
       const int64_t d = 256;
       const int b = lattice_block_dim(k);
       std::uniform_int_distribution<int> quarter(-4 * q - 6, 4 * q + 6);  // ties, box edge, beyond
+      // Ties well inside the box: whole tiles take the kernels' unboxed path.
+      std::uniform_int_distribution<int> inner(std::min(0, -4 * q + 5), std::max(0, 4 * q - 5));
       std::uniform_real_distribution<float> jitter(-1e-6f, 1e-6f);
       std::vector<float> y(static_cast<size_t>(d));
       std::vector<int32_t> fast(static_cast<size_t>(d)), want(static_cast<size_t>(d));
       for (int rep = 0; rep < 400; ++rep) {
         for (auto& v : y) {
-          v = float(quarter(rng)) * 0.25f;
+          v = float(rep % 8 < 4 ? quarter(rng) : inner(rng)) * 0.25f;
           if (rep % 4 == 3) v += jitter(rng);  // just beside the ties and edges
         }
         ASSERT_EQ(avx2::quantize_blocks(k, q, y.data(), d, 1.0f, fast.data()), d);
