@@ -241,9 +241,11 @@ inline void e8_tile(__m256 (&z)[8], int q) {
 // registers), back to block registers, stages h = 8, 16, 32.
 template <class Fin>
 inline void e8_tile_decode(__m256 (&p)[8], __m256 vs, bool last, Fin fin, float* out) {
-  const __m256 vh = _mm256_set1_ps(0.5f);
+  // + 0 turns a point's -0 (rounding of a small negative) into the +0 that
+  // the integer path's float(int) gives, so the outputs' zero signs agree.
+  const __m256 vh = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();
 #pragma GCC unroll 16
-  for (int i = 0; i < 8; ++i) p[i] = _mm256_mul_ps(_mm256_mul_ps(p[i], vh), vs);
+  for (int i = 0; i < 8; ++i) p[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(p[i], zero), vh), vs);
   butterflies<8>(p);
   transpose8(p);
   butterflies<8>(p);
@@ -256,10 +258,10 @@ inline void e8_tile_decode(__m256 (&p)[8], __m256 vs, bool last, Fin fin, float*
 // blocks, stage 4 inside each register, stages 8, 16 between registers.
 template <class Fin>
 inline void d4_tile_decode(__m256 (&p)[4], __m256 vs, bool last, Fin fin, float* out) {
-  const __m256 vh = _mm256_set1_ps(0.5f);
+  const __m256 vh = _mm256_set1_ps(0.5f), zero = _mm256_setzero_ps();  // + 0: see e8_tile_decode
   const __m256 n4 = _mm256_castsi256_ps(_mm256_setr_epi32(0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN));
 #pragma GCC unroll 16
-  for (int i = 0; i < 4; ++i) p[i] = _mm256_mul_ps(_mm256_mul_ps(p[i], vh), vs);
+  for (int i = 0; i < 4; ++i) p[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(p[i], zero), vh), vs);
   butterflies<4>(p);
   transpose4x2(p);
 #pragma GCC unroll 16

@@ -236,7 +236,9 @@ int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 }
 
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
-  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f);
+  // + 0 turns a point's -0 (rounding of a small negative) into the +0 that
+  // the integer path's float(int) gives, so the outputs' zero signs agree.
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
   const __m512 n8 = _mm512_castsi512_ps(
       _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN,
@@ -249,7 +251,7 @@ void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
     // registers; back to registers of two blocks; stage 8 between their
     // halves; stages 16, 32, 64 between registers.
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(p[i], vh), vs);
+    for (int i = 0; i < 8; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], zero), vh), vs);
     butterflies<8>(p);
     from_coords(p);
 #pragma GCC unroll 8
@@ -276,7 +278,7 @@ int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 }
 
 void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
-  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f);
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();  // + 0: see above
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
   // Sign masks negating 128-bit lanes 1, 3 (stage 4) and 2, 3 (stage 8).
   const __m512 n4 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, 0, 0,
@@ -291,7 +293,7 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
     // coordinate registers; back to block registers; stages 4 and 8 between
     // 128-bit lanes; stages 16, 32 between registers.
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(p[i], vh), vs);
+    for (int i = 0; i < 4; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], zero), vh), vs);
     butterflies<4>(p);
     transpose4_lanes(p);
 #pragma GCC unroll 4

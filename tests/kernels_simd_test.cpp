@@ -96,7 +96,9 @@ TEST(Simd, LatticePipelineBitExactAtEveryLevel) {
     for (auto k : {LatticeKind::kD4, LatticeKind::kE8})
       for (int64_t d : {8, 16, 32, 64, 128, 512, 2048})
         for (int q : {1, 2, 3, 10, 38, 1000, kLatticeMaxQ}) {
-          const int64_t n = 13;
+          // Coarse Q: many rows, so that outputs of exactly 0 (and the sign
+          // of that zero) occur.
+          const int64_t n = q <= 3 ? 96 : 13;
           const auto x = t3_rows(n, d, unsigned(d * 131 + q));
           const size_t nd = static_cast<size_t>(n * d);
           std::vector<uint16_t> n1(n), n2(n), q1(n), q2(n);

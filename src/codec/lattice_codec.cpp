@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "common/error.h"
@@ -28,7 +29,27 @@ int bit_width128(u128 v) {
 // Rows per internal batch (bounds the temporary buffers).
 constexpr int64_t kBatch = 256;
 
-// LSB-first bit writer/reader over a byte buffer (values of <= 64 bits).
+// LSB-first bit writer/reader over a byte buffer (values of <= 64 bits):
+// bit i of the stream is bit i % 8 of byte i / 8, i.e. the stream read as
+// little-endian 64-bit words. Whole words move with one 8-byte access.
+inline void store_le64(uint8_t* p, uint64_t w) {
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(p, &w, 8);
+  } else {
+    for (int i = 0; i < 8; ++i) p[i] = uint8_t(w >> (8 * i));
+  }
+}
+inline uint64_t load_le64(const uint8_t* p) {
+  uint64_t w;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&w, p, 8);
+  } else {
+    w = 0;
+    for (int i = 0; i < 8; ++i) w |= uint64_t(p[i]) << (8 * i);
+  }
+  return w;
+}
+
 struct BitWriter {
   uint8_t* p;
   u128 acc = 0;
@@ -36,9 +57,9 @@ struct BitWriter {
   void put(uint64_t v, int bits) {
     acc |= u128(v) << n;
     n += bits;
-    while (n >= 64) {
-      uint64_t w = uint64_t(acc);
-      for (int i = 0; i < 8; ++i) *p++ = uint8_t(w >> (8 * i));
+    if (n >= 64) {
+      store_le64(p, uint64_t(acc));
+      p += 8;
       acc >>= 64;
       n -= 64;
     }
@@ -61,18 +82,25 @@ struct BitWriter {
 struct BitReader {
   const uint8_t* p;
   const uint8_t* end;
-  u128 acc = 0;
-  int n = 0;
+  uint64_t pos = 0;  // bits consumed
+  // The 64 bits from byte `byte` on (zeros past the end).
+  uint64_t word(uint64_t byte) const {
+    const uint8_t* q = p + byte;
+    if (q + 8 <= end) return load_le64(q);
+    uint64_t w = 0;
+    for (int i = 0; q + i < end && i < 8; ++i) w |= uint64_t(q[i]) << (8 * i);
+    return w;
+  }
+  // bits <= 57: the shift inside the first byte leaves room.
+  uint64_t get57(int bits) {
+    const uint64_t w = word(pos >> 3) >> (pos & 7);
+    pos += uint64_t(bits);
+    return w & ((uint64_t(1) << bits) - 1);
+  }
   uint64_t get(int bits) {
-    while (n < bits) {
-      const uint64_t byte = p < end ? *p++ : 0;
-      acc |= u128(byte) << n;
-      n += 8;
-    }
-    const uint64_t v = bits == 64 ? uint64_t(acc) : uint64_t(acc) & ((uint64_t(1) << bits) - 1);
-    acc >>= bits;
-    n -= bits;
-    return v;
+    if (bits <= 57) return get57(bits);
+    const uint64_t lo = get57(32);
+    return lo | (get57(bits - 32) << 32);
   }
   u128 get128(int bits) {
     if (bits <= 64) return get(bits);
@@ -80,6 +108,7 @@ struct BitReader {
     return lo | (u128(get(bits - 64)) << 64);
   }
 };
+
 
 template <class U>
 U dn_index(const int32_t* p2, int b, int q) {
@@ -169,6 +198,10 @@ LatticeCodec::LatticeCodec(kernels::LatticeKind kind, int q, int64_t dim)
     mul_r_ = FastDiv32::multiplier(uint32_t(2 * q));
     pow4_m_ = uint64_t(ipow(m, 4));
     pow4_r_ = uint64_t(ipow(u128(2 * q), 4));
+    // Block indices below 2^53 (Q <= 48 for E8) split by multiplication.
+    split_ = ipow(m, 8) < (u128(1) << 53);
+    split_m_ = detail::FastDiv53(pow4_m_);
+    split_r_ = detail::FastDiv53(pow4_r_);
   }
   const int64_t payload_bits = (dim / block_) * bits_per_block_;
   code_size_ = std::size_t(4 + (payload_bits + 7) / 8);
@@ -202,15 +235,17 @@ void LatticeCodec::block_point(u128 index, int32_t* p2) const {
       if (block_ == 4) {
         digits32(uint32_t(idx), div_m_, 4, dg);
       } else {
-        digits32(uint32_t(idx % pow4_m_), div_m_, 4, dg);
-        digits32(uint32_t(idx / pow4_m_), div_m_, 4, dg + 4);
+        const uint64_t hi = split_ ? split_m_.quot(idx) : idx / pow4_m_;
+        digits32(uint32_t(idx - hi * pow4_m_), div_m_, 4, dg);
+        digits32(uint32_t(hi), div_m_, 4, dg + 4);
       }
       for (int i = 0; i < block_; ++i) p2[i] = 2 * (dg[i] - q_);
     } else {
       const uint64_t j = uint64_t(index - count_int_);
-      digits32(uint32_t(j % pow4_r_), div_r_, 4, dg);
+      const uint64_t hi = split_ ? split_r_.quot(j) : j / pow4_r_;
+      digits32(uint32_t(j - hi * pow4_r_), div_r_, 4, dg);
       // h_4, h_5, h_6 (radix 2Q), then floor(h_7 / 2) < Q as the 4th digit.
-      digits32(uint32_t(j / pow4_r_), div_r_, 4, dg + 4);
+      digits32(uint32_t(hi), div_r_, 4, dg + 4);
       int32_t parity = 0;
       for (int i = 0; i < 7; ++i) parity ^= dg[i] & 1;
       dg[7] = 2 * dg[7] + parity;

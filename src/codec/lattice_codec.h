@@ -17,10 +17,31 @@
 // (equal to it whenever (D/b) k is a multiple of 8, e.g. every D >= 64).
 #pragma once
 
+#include <bit>
+#include <cstdint>
+
 #include "codec/codec.h"
 #include "kernels/lattice.h"
 
 namespace kvlab::codec {
+
+namespace detail {
+// Exact n / d for n < 2^53 and 2 <= d < 2^32 by one 64 x 64 -> 128 bit
+// multiplication: with L = 53 + bit_width(d) and m = ceil(2^L / d), n m / 2^L
+// exceeds n / d by less than 2^53 / 2^L <= 1 / d, so the floor is exact.
+struct FastDiv53 {
+  uint64_t m = 0;
+  int shift = 0;
+  uint64_t d = 1;
+  FastDiv53() = default;
+  explicit FastDiv53(uint64_t div) : shift(53 + int(std::bit_width(div))), d(div) {
+    using u128 = unsigned __int128;
+    const u128 one = u128(1) << shift;
+    m = uint64_t((one + div - 1) / div);
+  }
+  uint64_t quot(uint64_t n) const { return uint64_t(((unsigned __int128)n * m) >> shift); }
+};
+}  // namespace detail
 
 class LatticeCodec final : public Codec {
  public:
@@ -61,6 +82,8 @@ class LatticeCodec final : public Codec {
   bool fast_ = false;
   uint64_t pow4_m_ = 0, pow4_r_ = 0;  // (2Q+1)^4, (2Q)^4
   uint64_t mul_m_ = 0, mul_r_ = 0;    // multipliers for radix 2Q+1 and 2Q
+  bool split_ = false;                // E8 indices < 2^53: split by multiplication
+  detail::FastDiv53 split_m_, split_r_;  // by (2Q+1)^4 and (2Q)^4
 };
 
 // Published bits per block: D4 ceil(4 log2(2Q+1) - 1), E8 ceil(8 log2(2Q+1)),
