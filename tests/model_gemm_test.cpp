@@ -223,3 +223,31 @@ TEST(V4WriterGemm, FallsBackToFp32WhenAnInputIsNotBf16Exact) {
                     "gemm = bf16 cannot run");
   }
 }
+
+// Subsets of the streams (the executor generates the first stream alone and
+// the others in the background) equal the full forward pass's streams.
+TEST(V4WriterGemm, StreamSubsetsMatchTheFullForwardPass) {
+  V4Config c = V4Config::flash();
+  c.simulate_fp8 = false;
+  const V4Weights w = random_weights(c, 11);
+  at::Tensor x = at::randn({1, 256, 4096}).to(at::kBFloat16);
+  for (GemmMode mode : {GemmMode::kAuto, GemmMode::kFp32}) {
+    V4KVWriter wr(c, w, c10::Device(c10::kCPU), mode);
+    const auto all = wr.forward(x, at::kFloat);
+    const auto swa = wr.forward_streams(x, {kStreamSWA}, at::kFloat);
+    const auto rest = wr.forward_streams(x, {kStreamHCA, kStreamCSA}, at::kFloat);
+    const auto hca = wr.forward_streams(x, {kStreamHCA}, at::kFloat);
+    ASSERT_EQ(swa.size(), 1u);
+    ASSERT_EQ(rest.size(), 2u);
+    for (const auto* part : {&swa, &rest, &hca})
+      for (const auto& [name, t] : *part) {
+        const double diff = (t - all.at(name)).abs().max().item<double>();
+        std::printf("%s %s subset vs full: max |diff| %.3g\n", gemm_mode_name(mode), name.c_str(), diff);
+        EXPECT_LE(diff, kStreamAbsTol) << name;
+      }
+  }
+  V4KVWriter wr(c, w);
+  const std::string msg = error_of([&] { wr.forward_streams(x, {"swa"}); });
+  expect_contains(msg, "unknown stream 'swa'");
+  expect_contains(error_of([&] { wr.forward_streams(x, {}); }), "no stream requested");
+}

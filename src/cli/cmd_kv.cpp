@@ -117,7 +117,7 @@ std::vector<std::string> with_command(std::initializer_list<const char*> words, 
 }
 
 int run_kv(const std::vector<std::string>& args) {
-  kvlab::model::reexec_with_openblas_core(with_command({"kv"}, args));
+  kvlab::model::fix_openblas_core(with_command({"kv"}, args));
   std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16", gemm = "auto";
   int64_t seqlen = 0;
   uint64_t passage_seed = 0;
@@ -220,7 +220,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int run_bench_kv(const std::vector<std::string>& args) {
-  kvlab::model::reexec_with_openblas_core(with_command({"bench", "kv"}, args));
+  kvlab::model::fix_openblas_core(with_command({"bench", "kv"}, args));
   std::string config, dtype = "bf16", gemm = "auto";
   int64_t seqlen = 2048;
   int passages = 3, threads = 0;

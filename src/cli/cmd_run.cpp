@@ -87,13 +87,13 @@ extern "C" void on_signal(int) {
 }
 
 int cmd_run(const std::vector<std::string>& args) {
-  // The torch executor's GEMMs dominate a run: get OpenBLAS's proper kernel
-  // set when it fell back to a generic one (see model/blas.h). The stub
-  // executor gains nothing, and the re-exec is skipped when nothing is to gain.
+  // The torch executor's fp32 GEMMs need OpenBLAS's proper kernel set when it
+  // fell back to a generic one (see model/blas.h; a no-op when nothing is to
+  // gain).
   {
     std::vector<std::string> argv{"run"};
     argv.insert(argv.end(), args.begin(), args.end());
-    model::reexec_with_openblas_core(argv);
+    model::fix_openblas_core(argv);
   }
   po::options_description desc("options");
   experiment::WorkerOptions opt;

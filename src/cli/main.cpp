@@ -14,16 +14,6 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "kvlab_version.h"
-#include "model/blas.h"
-
-// Before any shared library's constructor: pick OpenBLAS's kernels for this
-// CPU by re-executing with OPENBLAS_CORETYPE set (model/blas.h). Only an
-// executable's .preinit_array runs that early.
-namespace {
-void kvlab_preinit(int argc, char** argv, char** envp) { kvlab::model::preinit_openblas_reexec(argc, argv, envp); }
-}  // namespace
-__attribute__((section(".preinit_array"), used)) static void (*const kvlab_preinit_entry)(int, char**,
-                                                                                          char**) = kvlab_preinit;
 
 namespace kvlab::cli {
 

@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <future>
 #include <map>
 #include <mutex>
 
@@ -39,9 +40,13 @@ struct StreamData {
   std::int64_t n = 0, d = 0;
 };
 
+// Streams still being generated in the background (see open_passage).
+using PendingStreams = std::shared_future<std::map<std::string, StreamData>>;
+
 class TorchSession : public PassageSession {
  public:
-  explicit TorchSession(std::map<std::string, StreamData> streams) : streams_(std::move(streams)) {}
+  explicit TorchSession(std::map<std::string, StreamData> streams, PendingStreams pending = {})
+      : streams_(std::move(streams)), pending_(std::move(pending)) {}
 
   RunMeasurement measure(const std::string& stream, const std::string& codec_spec) override {
     const StreamData& s = get(stream);
@@ -76,12 +81,19 @@ class TorchSession : public PassageSession {
   }
 
  private:
-  const StreamData& get(const std::string& stream) const {
+  const StreamData& get(const std::string& stream) {
     auto it = streams_.find(stream);
+    if (it == streams_.end() && pending_.valid()) {
+      auto more = pending_.get();  // rethrows a generation error
+      pending_ = {};
+      streams_.insert(more.begin(), more.end());
+      it = streams_.find(stream);
+    }
     KVLAB_CHECK(it != streams_.end(), "stream '{}' was not generated for this passage", stream);
     return it->second;
   }
   std::map<std::string, StreamData> streams_;
+  PendingStreams pending_;
 };
 
 StreamData to_rows(const at::Tensor& t, const std::string& what) {
@@ -148,6 +160,7 @@ class TorchExecutor : public Executor {
     const c10::Device device = parse_device(pr.value("device", "cpu"));
 
     std::map<std::string, StreamData> streams;
+    PendingStreams pending;
     last_gemm_.clear();
     if (kind == "kv-file") {
       const std::string path = hostj.at("path").get<std::string>();
@@ -168,17 +181,36 @@ class TorchExecutor : public Executor {
       in.text = job.text.value_or("");
       in.seed = job.seed;
       const at::Tensor hidden = host.hidden(in, seqlen, writer.config().hidden_size, device);
+      KVLAB_CHECK(!job.streams.empty(), "passage '{}': no streams to generate", job.passage_name);
+      // The first stream the worker measures (the claim's runs come stream by
+      // stream) is generated now; the others in a background thread while the
+      // worker runs the codecs on the first: on a CPU with AMX, the rest of
+      // the projection GEMM then overlaps the codecs (on the other hardware
+      // thread). Each stream's values do not depend on the split.
+      auto generate = [&writer, hidden, dtype, name = job.passage_name](const std::vector<std::string>& which,
+                                                                         model::ForwardInfo* info) {
+        const auto out = writer.forward_streams(hidden, which, dtype, info);
+        std::map<std::string, StreamData> rows;
+        for (const auto& st : which) {
+          auto it = out.find(st);
+          KVLAB_CHECK(it != out.end(), "the V4 write path produced no stream '{}'", st);
+          rows[st] = to_rows(it->second, fmt::format("{} / {}", name, st));
+        }
+        return rows;
+      };
       model::ForwardInfo info;
-      const auto out = writer.forward(hidden, dtype, &info);
+      streams = generate({job.streams.front()}, &info);
       last_gemm_ = info.gemm;
-      for (const auto& st : job.streams) {
-        auto it = out.find(st);
-        KVLAB_CHECK(it != out.end(), "the V4 write path produced no stream '{}'", st);
-        streams[st] = to_rows(it->second, fmt::format("{} / {}", job.passage_name, st));
+      const std::vector<std::string> rest(job.streams.begin() + 1, job.streams.end());
+      if (!rest.empty()) {
+        pending = std::async(std::launch::async, [generate, rest] {
+                    at::init_num_threads();  // this thread's OpenMP team size = LibTorch's setting
+                    return generate(rest, nullptr);
+                  }).share();
       }
     }
     ++passages_opened_;
-    return std::make_unique<TorchSession>(std::move(streams));
+    return std::make_unique<TorchSession>(std::move(streams), std::move(pending));
   }
 
  private:

@@ -20,42 +20,6 @@ std::string openblas_core() {
   return s ? std::string(s) : std::string();
 }
 
-const char* cpu_openblas_core() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl"))
-    return "SkylakeX";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
-  return nullptr;
-}
-
-namespace {
-bool starts_with(const char* s, const char* prefix) { return std::strncmp(s, prefix, std::strlen(prefix)) == 0; }
-}  // namespace
-
-void preinit_openblas_reexec(int argc, char** argv, char** envp) {
-  if (argc < 2 || !argv || !envp) return;
-  const char* a1 = argv[1];
-  const char* a2 = argc > 2 ? argv[2] : "";
-  const bool blas_cmd = std::strcmp(a1, "run") == 0 || std::strcmp(a1, "kv") == 0 ||
-                        (std::strcmp(a1, "bench") == 0 && std::strcmp(a2, "kv") == 0);
-  if (!blas_cmd) return;
-  std::size_t n = 0;
-  for (char** e = envp; *e; ++e, ++n)
-    if (starts_with(*e, "OPENBLAS_CORETYPE=") || starts_with(*e, "KVLAB_NO_BLAS_REEXEC=")) return;
-  const char* core = cpu_openblas_core();
-  if (!core) return;
-  static char var[64];
-  static char* env[4096];
-  if (n + 2 > sizeof(env) / sizeof(env[0]) || std::strlen(core) + 20 > sizeof(var)) return;
-  std::strcpy(var, "OPENBLAS_CORETYPE=");
-  std::strcat(var, core);
-  for (std::size_t i = 0; i < n; ++i) env[i] = envp[i];
-  env[n] = var;
-  env[n + 1] = nullptr;
-  ::execve("/proc/self/exe", argv, env);
-}
-
 std::string suggested_openblas_core() {
   if (std::getenv("OPENBLAS_CORETYPE")) return "";
   const std::string core = openblas_core();
@@ -75,13 +39,48 @@ std::string suggested_openblas_core() {
   return "";
 }
 
-void reexec_with_openblas_core(const std::vector<std::string>& argv) {
+namespace {
+
+// Switches OpenBLAS (DYNAMIC_ARCH build) to `core` in this process; false when
+// the library lacks the entry points or did not take the core.
+bool switch_openblas_core(const std::string& core) {
+  using Fn = void (*)();
+  auto quit = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  auto init = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  if (!quit || !init) return false;
+  const std::string before = openblas_core();
+  ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+  quit();  // gotoblas = NULL
+  init();  // reads OPENBLAS_CORETYPE, sets the table and runs its init()
+  std::string now = openblas_core(), want = core;
+  for (auto* s : {&now, &want})
+    for (char& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (now == want) return true;
+  // Not taken: back to what OpenBLAS had chosen itself.
+  ::unsetenv("OPENBLAS_CORETYPE");
+  quit();
+  init();
+  (void)before;
+  return false;
+}
+
+}  // namespace
+
+void fix_openblas_core(const std::vector<std::string>& argv) {
   if (std::getenv("KVLAB_NO_BLAS_REEXEC")) return;
   const std::string core = suggested_openblas_core();
   if (core.empty()) return;
+  const std::string was = openblas_core();
+  const char* isa = core == "SkylakeX" ? "AVX-512" : "AVX2";
+  if (switch_openblas_core(core)) {
+    std::fprintf(stderr, "kvlab: OpenBLAS chose the '%s' kernels on a CPU with %s; switched to '%s' "
+                 "(OPENBLAS_CORETYPE=%s; set KVLAB_NO_BLAS_REEXEC=1 to disable)\n",
+                 was.c_str(), isa, openblas_core().c_str(), core.c_str());
+    return;
+  }
   std::fprintf(stderr, "kvlab: OpenBLAS chose the '%s' kernels on a CPU with %s; re-running with OPENBLAS_CORETYPE=%s "
                "(set KVLAB_NO_BLAS_REEXEC=1 to disable)\n",
-               openblas_core().c_str(), core == "SkylakeX" ? "AVX-512" : "AVX2", core.c_str());
+               was.c_str(), isa, core.c_str());
   ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
   std::vector<char*> args;
   static const char* self = "/proc/self/exe";

@@ -123,16 +123,25 @@ struct Bf16Gemm::Impl {
   int64_t n = 0, k = 0;
   at::Tensor w;  // [N, K] bf16, contiguous
   mutable std::mutex mu;
-  mutable std::map<int64_t, dnnl::matmul> prims;  // by M
+  // By (M, output columns). The scratchpad is ours (user mode), allocated
+  // per call, so concurrent calls from several threads never share one.
+  struct Prim {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul mm;
+  };
+  mutable std::map<std::pair<int64_t, int64_t>, Prim> prims;
 
-  dnnl::matmul& prim(int64_t m) const {
+  Prim prim(int64_t m, int64_t cols) const {
     std::lock_guard<std::mutex> lock(mu);
-    auto it = prims.find(m);
+    auto it = prims.find({m, cols});
     if (it == prims.end()) {
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(desc_x(m, k), desc_w(k, n), desc_y(m, n)), cpu_engine());
-      it = prims.emplace(m, dnnl::matmul(pd)).first;
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(desc_x(m, k), desc_w(k, cols), desc_y(m, cols)), attr,
+                                      cpu_engine());
+      it = prims.emplace(std::pair{m, cols}, Prim{pd, dnnl::matmul(pd)}).first;
     }
-    return it->second;
+    return it->second;  // handles (shared)
   }
 };
 
@@ -152,21 +161,27 @@ Bf16Gemm::~Bf16Gemm() = default;
 int64_t Bf16Gemm::n() const { return impl_->n; }
 int64_t Bf16Gemm::k() const { return impl_->k; }
 
-at::Tensor Bf16Gemm::run(const at::Tensor& x) const {
+at::Tensor Bf16Gemm::run(const at::Tensor& x, int64_t row_begin, int64_t rows) const {
   KVLAB_CHECK(x.dim() == 2 && x.size(1) == impl_->k && x.scalar_type() == at::kBFloat16 && x.device().is_cpu(),
               "bf16 GEMM: input must be a CPU bf16 [M, {}] tensor, got {} {}", impl_->k, c10::toString(x.scalar_type()),
               c10::str(x.sizes()));
+  if (rows < 0) rows = impl_->n - row_begin;
+  KVLAB_CHECK(row_begin >= 0 && rows >= 1 && row_begin + rows <= impl_->n,
+              "bf16 GEMM: rows [{}, {}) are not within the weight's {} rows", row_begin, row_begin + rows, impl_->n);
   const int64_t m = x.size(0);
   at::Tensor xc = x.contiguous();
-  at::Tensor y = at::empty({m, impl_->n}, at::TensorOptions().dtype(at::kFloat));
+  at::Tensor y = at::empty({m, rows}, at::TensorOptions().dtype(at::kFloat));
   if (m == 0) return y;
-  dnnl::matmul& p = impl_->prim(m);
+  const Impl::Prim p = impl_->prim(m, rows);
   auto& eng = cpu_engine();
+  const auto sp_desc = p.pd.scratchpad_desc();
+  at::Tensor sp = at::empty({static_cast<int64_t>(sp_desc.get_size()) + 64}, at::TensorOptions().dtype(at::kByte));
+  memory msp(sp_desc, eng, sp.data_ptr());
   memory mx(desc_x(m, impl_->k), eng, xc.data_ptr());
-  memory mw(desc_w(impl_->k, impl_->n), eng, impl_->w.data_ptr());
-  memory my(desc_y(m, impl_->n), eng, y.data_ptr());
+  memory mw(desc_w(impl_->k, rows), eng, impl_->w.data_ptr<at::BFloat16>() + row_begin * impl_->k);
+  memory my(desc_y(m, rows), eng, y.data_ptr());
   dnnl::stream s(eng);
-  p.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}});
+  p.mm.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}, {DNNL_ARG_SCRATCHPAD, msp}});
   s.wait();
   return y;
 }
@@ -184,7 +199,7 @@ Bf16Gemm::Bf16Gemm(const at::Tensor&) { throw Error("bf16 GEMM: not available: k
 Bf16Gemm::~Bf16Gemm() = default;
 int64_t Bf16Gemm::n() const { return 0; }
 int64_t Bf16Gemm::k() const { return 0; }
-at::Tensor Bf16Gemm::run(const at::Tensor&) const { throw Error("bf16 GEMM: not available"); }
+at::Tensor Bf16Gemm::run(const at::Tensor&, int64_t, int64_t) const { throw Error("bf16 GEMM: not available"); }
 
 #endif
 

@@ -59,8 +59,9 @@ class Bf16Gemm {
   Bf16Gemm(const Bf16Gemm&) = delete;
   Bf16Gemm& operator=(const Bf16Gemm&) = delete;
 
-  // x [M, K] bfloat16 on the CPU -> y [M, N] float32 (contiguous).
-  at::Tensor run(const at::Tensor& x) const;
+  // x [M, K] bfloat16 on the CPU -> y [M, N] float32 (contiguous), or with
+  // rows >= 0 only W's rows [row_begin, row_begin + rows): y [M, rows].
+  at::Tensor run(const at::Tensor& x, int64_t row_begin = 0, int64_t rows = -1) const;
   int64_t n() const;
   int64_t k() const;
 

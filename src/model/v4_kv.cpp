@@ -152,6 +152,26 @@ double V4KVWriter::projection_flops(int64_t tokens) const {
 
 std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, at::ScalarType stream_dtype,
                                                       ForwardInfo* info) const {
+  return forward_streams(hidden, {kStreamSWA, kStreamCSA, kStreamHCA}, stream_dtype, info);
+}
+
+std::map<std::string, at::Tensor> V4KVWriter::forward_streams(const at::Tensor& hidden,
+                                                              const std::vector<std::string>& streams,
+                                                              at::ScalarType stream_dtype, ForwardInfo* info) const {
+  // Columns of the fused projection each stream needs: main wkv [0, d),
+  // CSA wkv|wgate [d, 5d), HCA wkv|wgate [5d, 7d).
+  const int64_t d = cfg_.head_dim;
+  bool want_swa = false, want_csa = false, want_hca = false;
+  for (const auto& s : streams) {
+    if (s == kStreamSWA) want_swa = true;
+    else if (s == kStreamCSA) want_csa = true;
+    else if (s == kStreamHCA) want_hca = true;
+    else throw Error(fmt::format("V4KVWriter: unknown stream '{}'; expected {}, {} or {}", s, kStreamSWA, kStreamCSA,
+                                 kStreamHCA));
+  }
+  KVLAB_CHECK(want_swa || want_csa || want_hca, "V4KVWriter: no stream requested");
+  const int64_t lo = want_swa ? 0 : want_csa ? d : 5 * d;
+  const int64_t hi = want_hca ? 7 * d : want_csa ? 5 * d : d;
   KVLAB_CHECK(stream_dtype == at::kBFloat16 || stream_dtype == at::kFloat,
               "V4KVWriter: stream dtype must be bf16 or fp32, got {}", c10::toString(stream_dtype));
   KVLAB_CHECK(hidden.defined() && hidden.dim() == 3, "V4KVWriter: hidden states must be [B, S, hidden], got {}",
@@ -171,7 +191,6 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
                              "channel {}",
                              idx / (S * H), (idx / H) % S, idx % H));
   };
-  const int64_t d = cfg_.head_dim;
   // bf16 path: the hidden states must be exactly bf16 (a bf16 tensor is,
   // unless it holds subnormals; a float one is checked value by value).
   bool use_bf16 = false;
@@ -186,7 +205,7 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
   if (use_bf16) {
     at::Tensor xb = hidden.to(device_, at::kBFloat16).reshape({B * S, H}).contiguous();
     if (const int64_t idx = first_nonfinite_bf16(xb); idx >= 0) throw nonfinite_error(idx);
-    y = bf16_->run(xb);  // [B*S, 7d] float32
+    y = bf16_->run(xb, lo, hi - lo);  // [B*S, hi - lo] float32
     if (info) {
       const auto& sup = bf16_gemm_support();
       info->gemm = fmt::format("bf16 (oneDNN {} {})", sup.onednn_version, sup.impl);
@@ -199,10 +218,11 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
       at::Tensor bad = at::logical_not(at::isfinite(x));
       if (bad.any().item<bool>()) throw nonfinite_error(bad.flatten().nonzero().select(1, 0)[0].item<int64_t>());
     }
-    y = at::mm(x, fused_.t());  // [B*S, 7d], one pass over the hidden states
+    // [B*S, hi - lo], one pass over the hidden states
+    y = at::mm(x, lo == 0 && hi == 7 * d ? fused_.t() : fused_.narrow(0, lo, hi - lo).t());
     if (info) info->gemm = "fp32 (at::mm)";
   }
-  auto part = [&](int64_t col, int64_t width) { return y.narrow(1, col, width).reshape({B, S, width}); };
+  auto part = [&](int64_t col, int64_t width) { return y.narrow(1, col - lo, width).reshape({B, S, width}); };
 
   const RopeParams main_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_main, 0, cfg_.rope_factor, cfg_.beta_fast,
                              cfg_.beta_slow};
@@ -218,11 +238,15 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
   };
 
   std::map<std::string, at::Tensor> out;
-  out[kStreamSWA] = finish(part(0, d), w_.kv_norm, main_rope, 1);
-  at::Tensor csa = compress_pool(part(d, 2 * d), part(3 * d, 2 * d), w_.csa.ape, cfg_.csa_ratio, /*overlap=*/true);
-  out[kStreamCSA] = finish(csa, w_.csa.norm, comp_rope, cfg_.csa_ratio);
-  at::Tensor hca = compress_pool(part(5 * d, d), part(6 * d, d), w_.hca.ape, cfg_.hca_ratio, /*overlap=*/false);
-  out[kStreamHCA] = finish(hca, w_.hca.norm, comp_rope, cfg_.hca_ratio);
+  if (want_swa) out[kStreamSWA] = finish(part(0, d), w_.kv_norm, main_rope, 1);
+  if (want_csa) {
+    at::Tensor csa = compress_pool(part(d, 2 * d), part(3 * d, 2 * d), w_.csa.ape, cfg_.csa_ratio, /*overlap=*/true);
+    out[kStreamCSA] = finish(csa, w_.csa.norm, comp_rope, cfg_.csa_ratio);
+  }
+  if (want_hca) {
+    at::Tensor hca = compress_pool(part(5 * d, d), part(6 * d, d), w_.hca.ape, cfg_.hca_ratio, /*overlap=*/false);
+    out[kStreamHCA] = finish(hca, w_.hca.norm, comp_rope, cfg_.hca_ratio);
+  }
   return out;
 }
 

@@ -30,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -113,6 +114,16 @@ class V4KVWriter {
   // that are not exactly bf16 throw. `info` (optional) says which GEMM ran.
   std::map<std::string, at::Tensor> forward(const at::Tensor& hidden, at::ScalarType stream_dtype = at::kBFloat16,
                                             ForwardInfo* info = nullptr) const;
+
+  // Only the listed streams (names as above; any order): the GEMM covers
+  // only the projection columns they need (a contiguous range), so e.g. the
+  // sliding-window stream alone costs 1/7 of the projection. Each stream
+  // equals forward()'s up to the GEMM library's summation order for a
+  // narrower product (measured: bit-identical with oneDNN AMX and OpenBLAS
+  // SkylakeX; model_gemm_test checks 1e-5).
+  std::map<std::string, at::Tensor> forward_streams(const at::Tensor& hidden, const std::vector<std::string>& streams,
+                                                    at::ScalarType stream_dtype = at::kBFloat16,
+                                                    ForwardInfo* info = nullptr) const;
 
   GemmMode gemm_mode() const { return gemm_mode_; }
   // Whether the bf16 path is ready (mode, CPU, device and weights allow it);
