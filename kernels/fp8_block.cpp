@@ -172,9 +172,11 @@ int64_t fp8_block_code_size(int64_t ncols, int64_t block) {
 void fp8_block_encode(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes) {
   const int64_t cs = fp8_block_code_size(ncols, block);
   const int64_t nb = ncols / block;
+  const bool wide = block % 16 == 0 && simd_level() >= SimdLevel::kAvx512;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ncols;
     uint8_t* c = codes + r * cs;
+    if (wide && avx512::fp8_encode_row(row, ncols, block, c)) continue;
     for (int64_t k = 0; k < nb; ++k) {
       float amax;
       if (!block_amax(row + k * block, block, &amax)) throw_nonfinite("fp8_per64 encode", row, r, ncols);
@@ -213,9 +215,14 @@ void fp8_block_decode(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t
   const int64_t cs = fp8_block_code_size(ncols, block);
   const int64_t nb = ncols / block;
   const float* tab = e4m3_table().v;
+  const bool wide = block % 16 == 0 && simd_level() >= SimdLevel::kAvx512;
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* c = codes + r * cs;
     float* o = out + r * ncols;
+    if (wide) {
+      avx512::fp8_decode_row(c, ncols, block, o);
+      continue;
+    }
     for (int64_t k = 0; k < nb; ++k) {
       const float s = uf16_to_f32(uint16_t(c[2 * k] | (c[2 * k + 1] << 8))) / kE4m3Max;
       const uint8_t* q = c + 2 * nb + k * block;

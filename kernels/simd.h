@@ -83,6 +83,10 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
 // avx2::fp8_roundtrip_row on 16 lanes (block % 16 == 0; out 64-byte
 // aligned when stream, which writes with non-temporal stores).
 bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream);
+// fp8_block_encode / fp8_block_decode of one row (block % 16 == 0); encode
+// returns false as fp8_roundtrip_row does.
+bool fp8_encode_row(const float* x, int64_t ncols, int64_t block, uint8_t* codes);
+void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* out);
 }  // namespace avx512
 
 }  // namespace kvlab::kernels

@@ -308,39 +308,65 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
   if (!last) avx2::fwht_tail_scaled(out, d, 64, nv);
 }
 
-bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream) {
-  const __m512i mag = _mm512_set1_epi32(0x7fffffff), sgn = _mm512_set1_epi32(INT32_MIN);
-  const __m512i rbias = _mm512_set1_epi32(0x7ffff), ione = _mm512_set1_epi32(1);
-  const __m512i rmask = _mm512_set1_epi32(int32_t(0xfff00000u)), small = _mm512_set1_epi32(0x3c800000);
-  const __m512 big = _mm512_set1_ps(16384.0f), fmax = _mm512_set1_ps(kE4m3Max), fmin = _mm512_set1_ps(-kE4m3Max);
+namespace {
+
+// One FP8 block's scale as fp8_block.cpp's stored_scale: a = max(amax,
+// 1e-4) rounded to uf16 (a normal uf16 value here: 11 significant bits,
+// RNE), s = a16 / 448. False when the block maximum is non-finite or beyond
+// the uf16 field (the caller's scalar path reports it).
+inline bool fp8_block_scale(const float* v, int64_t block, uint16_t* code, float* s) {
+  const __m512i mag = _mm512_set1_epi32(0x7fffffff);
+  __m512i mb = _mm512_setzero_si512();
+  for (int64_t j = 0; j < block; j += 16) mb = _mm512_max_epu32(mb, _mm512_and_si512(_mm512_castps_si512(ld(v + j)), mag));
+  const uint32_t mbits = _mm512_reduce_max_epu32(mb);
   uint32_t limit;
   std::memcpy(&limit, &kUf16Max, 4);
+  if (mbits > limit) return false;
+  float amax;
+  std::memcpy(&amax, &mbits, 4);
+  const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
+  uint32_t au;
+  std::memcpy(&au, &a, 4);
+  au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
+  // uf16 code: float32 exponent field e = E + 96, 10 mantissa bits.
+  *code = uint16_t(((au >> 23) - 96u) << 10 | ((au >> 13) & 0x3ffu));
+  float a16;
+  std::memcpy(&a16, &au, 4);
+  *s = a16 / kE4m3Max;
+  return true;
+}
+
+// t = clamp(v / s, -448, 448) rounded to E4M3 (fp8_block.cpp's
+// e4m3_round_inline): the rounded magnitude bits and the sign bit of t.
+inline void e4m3_round16(__m512 v, __m512 vs, __m512i* mag_bits, __m512i* sign_bits) {
+  const __m512i mag = _mm512_set1_epi32(0x7fffffff), sgn = _mm512_set1_epi32(INT32_MIN);
+  const __m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_div_ps(v, vs), _mm512_set1_ps(kE4m3Max)),
+                                 _mm512_set1_ps(-kE4m3Max));
+  const __m512i u = _mm512_castps_si512(t);
+  const __m512i am = _mm512_and_si512(u, mag);
+  const __m512i rn = _mm512_and_si512(
+      _mm512_add_epi32(_mm512_add_epi32(am, _mm512_set1_epi32(0x7ffff)),
+                       _mm512_and_si512(_mm512_srli_epi32(am, 20), _mm512_set1_epi32(1))),
+      _mm512_set1_epi32(int32_t(0xfff00000u)));
+  const __m512 big = _mm512_set1_ps(16384.0f);
+  const __m512 sub = _mm512_sub_ps(_mm512_add_ps(_mm512_castsi512_ps(am), big), big);
+  *mag_bits = _mm512_mask_mov_epi32(rn, _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(0x3c800000), am),
+                                    _mm512_castps_si512(sub));
+  *sign_bits = _mm512_and_si512(u, sgn);
+}
+
+}  // namespace
+
+bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream) {
   for (int64_t k = 0; k < ncols; k += block) {
-    const float* v = x + k;
-    __m512i mb = _mm512_setzero_si512();
-    for (int64_t j = 0; j < block; j += 16) mb = _mm512_max_epu32(mb, _mm512_and_si512(_mm512_castps_si512(ld(v + j)), mag));
-    const uint32_t mbits = _mm512_reduce_max_epu32(mb);
-    if (mbits > limit) return false;  // non-finite, or beyond the uf16 field: the caller reports it
-    // As simd_avx2.cpp's fp8_roundtrip_row (fp8_block.cpp's stored_scale).
-    float amax;
-    std::memcpy(&amax, &mbits, 4);
-    const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
-    uint32_t au;
-    std::memcpy(&au, &a, 4);
-    au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
-    float a16;
-    std::memcpy(&a16, &au, 4);
-    const __m512 vs = _mm512_set1_ps(a16 / kE4m3Max);
+    uint16_t code;
+    float s;
+    if (!fp8_block_scale(x + k, block, &code, &s)) return false;
+    const __m512 vs = _mm512_set1_ps(s);
     for (int64_t j = 0; j < block; j += 16) {
-      const __m512 t = _mm512_max_ps(_mm512_min_ps(_mm512_div_ps(ld(v + j), vs), fmax), fmin);
-      const __m512i u = _mm512_castps_si512(t);
-      const __m512i am = _mm512_and_si512(u, mag);
-      const __m512i rn = _mm512_and_si512(
-          _mm512_add_epi32(_mm512_add_epi32(am, rbias), _mm512_and_si512(_mm512_srli_epi32(am, 20), ione)), rmask);
-      const __m512 sub = _mm512_sub_ps(_mm512_add_ps(_mm512_castsi512_ps(am), big), big);
-      const __m512i r = _mm512_mask_mov_epi32(rn, _mm512_cmpgt_epi32_mask(small, am), _mm512_castps_si512(sub));
-      const __m512 q = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(r, u, sgn, 0xF8));  // r | (u & sgn)
-      const __m512 o = _mm512_mul_ps(q, vs);
+      __m512i r, sg;
+      e4m3_round16(ld(x + k + j), vs, &r, &sg);
+      const __m512 o = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_or_si512(r, sg)), vs);
       if (stream)
         _mm512_stream_ps(out + k + j, o);
       else
@@ -348,6 +374,55 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out,
     }
   }
   return true;
+}
+
+bool fp8_encode_row(const float* x, int64_t ncols, int64_t block, uint8_t* codes) {
+  const int64_t nb = ncols / block;
+  uint8_t* q = codes + 2 * nb;
+  for (int64_t k = 0; k < nb; ++k) {
+    uint16_t code;
+    float s;
+    if (!fp8_block_scale(x + k * block, block, &code, &s)) return false;
+    codes[2 * k] = uint8_t(code & 0xff);
+    codes[2 * k + 1] = uint8_t(code >> 8);
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int64_t j = k * block; j < (k + 1) * block; j += 16) {
+      __m512i r, sg;
+      e4m3_round16(ld(x + j), vs, &r, &sg);
+      // fp8_block.cpp's e4m3_code_of_grid_value: normal (r >> 20) - (120 << 3),
+      // subnormal r * 2^9 (an integer 0..7), then the sign.
+      const __m512i normal = _mm512_sub_epi32(_mm512_srli_epi32(r, 20), _mm512_set1_epi32(120 << 3));
+      const __m512i subn = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_castsi512_ps(r), _mm512_set1_ps(512.0f)));
+      const __m512i c = _mm512_mask_mov_epi32(normal, _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(0x3c800000), r), subn);
+      const __m512i cs = _mm512_or_si512(c, _mm512_srli_epi32(sg, 24));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), _mm512_cvtepi32_epi8(cs));
+    }
+  }
+  return true;
+}
+
+void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* out) {
+  const int64_t nb = ncols / block;
+  const uint8_t* q = codes + 2 * nb;
+  const __m512i c7f = _mm512_set1_epi32(0x7f), c07 = _mm512_set1_epi32(7);
+  for (int64_t k = 0; k < nb; ++k) {
+    const float s = uf16_to_f32(uint16_t(codes[2 * k] | (codes[2 * k + 1] << 8))) / kE4m3Max;
+    const __m512 vs = _mm512_set1_ps(s);
+    for (int64_t j = k * block; j < (k + 1) * block; j += 16) {
+      // e4m3_to_f32 on 16 codes: normal ((c & 0x7f) << 20) + (120 << 23),
+      // subnormal (exponent field 0) m * 2^-9, 0x7f/0xff quiet NaN; sign.
+      const __m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j)));
+      const __m512i low = _mm512_and_si512(c, c7f);
+      __m512i v = _mm512_add_epi32(_mm512_slli_epi32(low, 20), _mm512_set1_epi32(120 << 23));
+      const __mmask16 subn = _mm512_cmplt_epi32_mask(low, _mm512_set1_epi32(8));
+      v = _mm512_mask_mov_epi32(
+          v, subn,
+          _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(c, c07)), _mm512_set1_ps(0x1p-9f))));
+      v = _mm512_mask_mov_epi32(v, _mm512_cmpeq_epi32_mask(low, c7f), _mm512_set1_epi32(0x7fc00000));
+      v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_andnot_si512(c7f, c), 24));
+      st(out + j, _mm512_mul_ps(_mm512_castsi512_ps(v), vs));
+    }
+  }
 }
 
 }  // namespace kvlab::kernels::avx512
@@ -378,6 +453,11 @@ bool fp8_roundtrip_row(const float*, int64_t, int64_t, float*, bool) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return false;
 }
+bool fp8_encode_row(const float*, int64_t, int64_t, uint8_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return false;
+}
+void fp8_decode_row(const uint8_t*, int64_t, int64_t, float*) { KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build"); }
 }  // namespace kvlab::kernels::avx512
 
 #endif
