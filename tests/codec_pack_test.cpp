@@ -7,6 +7,8 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "codec/lattice_codec.h"
@@ -92,6 +94,25 @@ TEST(LatticePack, LargeQRoundTripsThrough128Bits) {
     }
     EXPECT_EQ(c.block_index(lo.data()), u128(0));
     EXPECT_EQ(c.block_index(hhi.data()), c.points_per_block() - 1);
+  }
+}
+
+TEST(LatticePack, OutOfRangeBlockIndexInTheBytesIsAnError) {
+  // E8 Q = 38: 51 bits per block hold 2^51 > 77^8 values, so an all-ones
+  // field is not a lattice point index; D4 Q = 10: 18 bits > (21^4 + 1) / 2.
+  for (auto [k, q] : {std::pair{LatticeKind::kE8, 38}, std::pair{LatticeKind::kD4, 10}, std::pair{LatticeKind::kE8, 1000}}) {
+    LatticeCodec c(k, q, 64);
+    ASSERT_LT(c.points_per_block(), u128(1) << c.bits_per_block());
+    std::vector<float> x(64, 0.5f), out(64);
+    std::vector<uint8_t> code(c.code_size());
+    c.encode(x.data(), 1, code.data());
+    for (size_t i = 4; i < code.size(); ++i) code[i] = 0xff;  // every block field all ones
+    try {
+      c.decode(code.data(), 1, out.data());
+      FAIL() << c.spec() << ": corrupt code decoded";
+    } catch (const kvlab::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -215,7 +215,57 @@ double LatticeCodec::published_bits_per_vector() const {
 
 u128 LatticeCodec::points_per_block() const { return count_int_ + count_half_; }
 
+inline uint64_t LatticeCodec::index_fast(const int32_t* p2) const {
+  // Digits t_i = x_i + Q (integer coset) or h_i = x_i - 1/2 + Q (half
+  // coset) are p2 >> 1 (+ Q) either way; 4-digit halves fit 32 bits.
+  const uint32_t q = uint32_t(q_);
+  auto t = [&](int i) { return uint32_t(p2[i] >> 1) + q; };
+  if (block_ == 4) {
+    const uint32_t m = 2 * q + 1;
+    return (t(0) + m * (t(1) + m * (t(2) + m * t(3)))) >> 1;
+  }
+  if ((p2[0] & 1) == 0) {
+    const uint32_t m = 2 * q + 1;
+    const uint32_t lo = t(0) + m * (t(1) + m * (t(2) + m * t(3)));
+    const uint32_t hi = t(4) + m * (t(5) + m * (t(6) + m * t(7)));
+    return (uint64_t(hi) * pow4_m_ + lo) >> 1;
+  }
+  const uint32_t r = 2 * q;
+  const uint32_t lo = t(0) + r * (t(1) + r * (t(2) + r * t(3)));
+  const uint32_t hi = t(4) + r * (t(5) + r * (t(6) + r * (t(7) >> 1)));
+  return uint64_t(count_int_) + uint64_t(hi) * pow4_r_ + lo;
+}
+
+inline bool LatticeCodec::point_fast(uint64_t index, int32_t* p2) const {
+  const FastDiv32 div_m{mul_m_, uint32_t(2 * q_ + 1)}, div_r{mul_r_, uint32_t(2 * q_)};
+  const uint64_t n_int = uint64_t(count_int_);
+  int32_t dg[8];
+  if (index < n_int) {
+    const uint64_t idx = index << 1;
+    if (block_ == 4) {
+      digits32(uint32_t(idx), div_m, 4, dg);
+    } else {
+      const uint64_t hi = split_ ? split_m_.quot(idx) : idx / pow4_m_;
+      digits32(uint32_t(idx - hi * pow4_m_), div_m, 4, dg);
+      digits32(uint32_t(hi), div_m, 4, dg + 4);
+    }
+    for (int i = 0; i < block_; ++i) p2[i] = 2 * (dg[i] - q_);
+    return true;
+  }
+  if (block_ == 4 || index - n_int >= uint64_t(count_half_)) return false;
+  const uint64_t j = index - n_int;
+  const uint64_t hi = split_ ? split_r_.quot(j) : j / pow4_r_;
+  digits32(uint32_t(j - hi * pow4_r_), div_r, 4, dg);
+  // h_4, h_5, h_6 (radix 2Q), then floor(h_7 / 2) < Q as the 4th digit.
+  digits32(uint32_t(hi), div_r, 4, dg + 4);
+  const int32_t parity = (dg[0] ^ dg[1] ^ dg[2] ^ dg[3] ^ dg[4] ^ dg[5] ^ dg[6]) & 1;
+  dg[7] = 2 * dg[7] + parity;
+  for (int i = 0; i < 8; ++i) p2[i] = 2 * (dg[i] - q_) + 1;
+  return true;
+}
+
 u128 LatticeCodec::block_index(const int32_t* p2) const {
+  if (fast_) return index_fast(p2);
   const bool half = (p2[0] & 1) != 0;
   const bool small = bits_per_block_ <= 64;
   if (!half) return small ? u128(dn_index<uint64_t>(p2, block_, q_)) : dn_index<u128>(p2, block_, q_);
@@ -226,31 +276,8 @@ void LatticeCodec::block_point(u128 index, int32_t* p2) const {
   KVLAB_CHECK(index < points_per_block(), "{} decode: block index out of range (corrupt code)", spec());
   const bool small = bits_per_block_ <= 64;
   if (fast_) {
-    // (2Q+1)^4 < 2^32: digits in 32-bit arithmetic with multiplicative
-    // division (E8: one 64-bit split into two 4-digit halves).
-    int32_t dg[8];
-    const FastDiv32 div_m_{mul_m_, uint32_t(2 * q_ + 1)}, div_r_{mul_r_, uint32_t(2 * q_)};
-    if (index < count_int_) {
-      const uint64_t idx = uint64_t(index) << 1;
-      if (block_ == 4) {
-        digits32(uint32_t(idx), div_m_, 4, dg);
-      } else {
-        const uint64_t hi = split_ ? split_m_.quot(idx) : idx / pow4_m_;
-        digits32(uint32_t(idx - hi * pow4_m_), div_m_, 4, dg);
-        digits32(uint32_t(hi), div_m_, 4, dg + 4);
-      }
-      for (int i = 0; i < block_; ++i) p2[i] = 2 * (dg[i] - q_);
-    } else {
-      const uint64_t j = uint64_t(index - count_int_);
-      const uint64_t hi = split_ ? split_r_.quot(j) : j / pow4_r_;
-      digits32(uint32_t(j - hi * pow4_r_), div_r_, 4, dg);
-      // h_4, h_5, h_6 (radix 2Q), then floor(h_7 / 2) < Q as the 4th digit.
-      digits32(uint32_t(hi), div_r_, 4, dg + 4);
-      int32_t parity = 0;
-      for (int i = 0; i < 7; ++i) parity ^= dg[i] & 1;
-      dg[7] = 2 * dg[7] + parity;
-      for (int i = 0; i < 8; ++i) p2[i] = 2 * (dg[i] - q_) + 1;
-    }
+    const bool ok = point_fast(uint64_t(index), p2);
+    KVLAB_ASSERT(ok, "index checked above");
     return;
   }
   if (index < count_int_) {
@@ -283,7 +310,11 @@ void LatticeCodec::encode(const float* x, int64_t n, uint8_t* codes) const {
       c[3] = uint8_t(q16[r] >> 8);
       BitWriter w{c + 4};
       const int32_t* p = pts.data() + r * dim_;
-      for (int64_t k = 0; k < nblocks; ++k) w.put128(block_index(p + k * block_), bits_per_block_);
+      if (fast_) {  // bits_per_block_ <= 64
+        for (int64_t k = 0; k < nblocks; ++k) w.put(index_fast(p + k * block_), bits_per_block_);
+      } else {
+        for (int64_t k = 0; k < nblocks; ++k) w.put128(block_index(p + k * block_), bits_per_block_);
+      }
       w.flush();
       KVLAB_ASSERT(w.p <= c + code_size_, "bit packing overran the code");
       for (uint8_t* z = w.p; z < c + code_size_; ++z) *z = 0;
@@ -308,7 +339,13 @@ void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
                   r0 + r, qm);
       BitReader rd{c + 4, c + code_size_};
       int32_t* p = pts.data() + r * dim_;
-      for (int64_t k = 0; k < nblocks; ++k) block_point(rd.get128(bits_per_block_), p + k * block_);
+      if (fast_) {
+        for (int64_t k = 0; k < nblocks; ++k)
+          KVLAB_CHECK(point_fast(rd.get(bits_per_block_), p + k * block_),
+                      "{} decode: vector {} block {} has an index out of range (corrupt code)", spec(), r0 + r, k);
+      } else {
+        for (int64_t k = 0; k < nblocks; ++k) block_point(rd.get128(bits_per_block_), p + k * block_);
+      }
     }
     kernels::lattice_decode_rows(q_, n16.data(), q16.data(), pts.data(), rows, dim_, out + r0 * dim_);
   }

@@ -69,6 +69,13 @@ class LatticeCodec final : public Codec {
   void roundtrip_impl(const float* x, int64_t n, float* out) const override;
 
  private:
+  // Q <= 127 (fast_): block_index / block_point in 32-bit halves, inlined
+  // into the packing loops; point_fast returns false for an index out of
+  // range.
+  uint64_t index_fast(const int32_t* p2) const;
+  bool point_fast(uint64_t index, int32_t* p2) const;
+
+ private:
   kernels::LatticeKind kind_;
   int q_;
   int64_t dim_;
