@@ -14,8 +14,10 @@
 // evenly over the threads; it reports the best of repeated timings.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -209,6 +211,22 @@ std::vector<T> parse_list(const std::string& s, const char* opt) {
   return out;
 }
 
+// A 64-byte aligned float buffer.
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(std::size_t n)
+      : p_(static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64))) {
+    if (p_ == nullptr) throw Error(fmt::format("bench codecs: cannot allocate {} floats", n));
+  }
+  ~AlignedFloats() { std::free(p_); }
+  AlignedFloats(const AlignedFloats&) = delete;
+  AlignedFloats& operator=(const AlignedFloats&) = delete;
+  float* data() const { return p_; }
+
+ private:
+  float* p_;
+};
+
 // Runs fn(row_begin, row_end) on `threads` threads over n rows.
 template <class F>
 void parallel_rows(int64_t n, int threads, F&& fn) {
@@ -292,7 +310,9 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   }
   for (int64_t d : ds)
     for (int64_t n : ns) {
-      std::vector<float> x(std::size_t(n * d)), out(x.size());
+      // Cache-line aligned, as LibTorch allocates tensors (64 bytes).
+      AlignedFloats xbuf(std::size_t(n * d)), obuf(std::size_t(n * d));
+      const std::span<float> x(xbuf.data(), std::size_t(n * d)), out(obuf.data(), std::size_t(n * d));
       uint64_t st = 0x9e3779b97f4a7c15ull ^ uint64_t(n * d);
       for (auto& v : x) {  // fixed pseudo-Gaussian data (sum of uniforms)
         float s = 0;
