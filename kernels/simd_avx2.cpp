@@ -175,31 +175,42 @@ inline void transpose4x2(__m256 (&r)[4]) {
 // from z alone: with r = clamp(round(z)), r + 1 > hi with d >= 0 exactly
 // when z >= hi, and r - 1 < lo with d < 0 exactly when z < lo (the sign of a
 // float difference is exact).
-template <int B>
+// Boxed = false is the same search for tiles where no coordinate can reach
+// the box (the caller checks |z| < the bound, see inside()): no clamp, every
+// move "ok", so the key is -|d| (compared as |d| with max), dir = sign(d).
+template <int B, bool Boxed>
 inline void dn_box(const __m256 (&c)[B], __m256 flo, __m256 fhi, __m256 (&r)[B]) {
   const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-  __m256 sum = _mm256_setzero_ps(), bestkey = _mm256_set1_ps(FLT_MAX);
+  __m256 sum = _mm256_setzero_ps(), bestkey = _mm256_set1_ps(Boxed ? FLT_MAX : -FLT_MAX);
   // The winner's index i and direction dir as one float dir * (i + 1).
   __m256 bestcode = one;
 #pragma GCC unroll 16
   for (int i = 0; i < B; ++i) {
     __m256 ri = _mm256_round_ps(c[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    ri = _mm256_min_ps(_mm256_max_ps(ri, flo), fhi);
+    if (Boxed) ri = _mm256_min_ps(_mm256_max_ps(ri, flo), fhi);
     r[i] = ri;
     sum = _mm256_add_ps(sum, ri);  // exact: integers far below 2^24
     // d = z - r is never -0 (x - x = +0), so its sign bit sd is "d < 0":
     // pref = d >= 0 ? 1 : -1 is 1 with sign sd.
     const __m256 d = _mm256_sub_ps(c[i], ri);
     const __m256 sd = _mm256_and_ps(d, sign);
-    const __m256 okneg = _mm256_and_ps(
-        _mm256_and_ps(_mm256_cmp_ps(c[i], fhi, _CMP_LT_OQ), _mm256_cmp_ps(c[i], flo, _CMP_GE_OQ)), sign);
-    const __m256 u = _mm256_xor_ps(sd, okneg);
-    const __m256 key = _mm256_xor_ps(d, u);  // ok ? -|d| : |d|
-    const __m256 better = _mm256_cmp_ps(key, bestkey, _CMP_LT_OQ);  // strict: first index on ties
-    bestkey = _mm256_min_ps(key, bestkey);
-    // dir = ok ? pref : -pref has sign bit sd ^ !ok = u ^ 1.
-    const __m256 code = _mm256_xor_ps(u, _mm256_set1_ps(-float(i + 1)));
-    bestcode = _mm256_blendv_ps(bestcode, code, better);
+    if (Boxed) {
+      const __m256 okneg = _mm256_and_ps(
+          _mm256_and_ps(_mm256_cmp_ps(c[i], fhi, _CMP_LT_OQ), _mm256_cmp_ps(c[i], flo, _CMP_GE_OQ)), sign);
+      const __m256 u = _mm256_xor_ps(sd, okneg);
+      const __m256 key = _mm256_xor_ps(d, u);  // ok ? -|d| : |d|
+      const __m256 better = _mm256_cmp_ps(key, bestkey, _CMP_LT_OQ);  // strict: first index on ties
+      bestkey = _mm256_min_ps(key, bestkey);
+      // dir = ok ? pref : -pref has sign bit sd ^ !ok = u ^ 1.
+      const __m256 code = _mm256_xor_ps(u, _mm256_set1_ps(-float(i + 1)));
+      bestcode = _mm256_blendv_ps(bestcode, code, better);
+    } else {
+      const __m256 absd = _mm256_xor_ps(d, sd);
+      const __m256 better = _mm256_cmp_ps(absd, bestkey, _CMP_GT_OQ);  // -|d| < -best, first index on ties
+      bestkey = _mm256_max_ps(absd, bestkey);
+      const __m256 code = _mm256_or_ps(sd, _mm256_set1_ps(float(i + 1)));
+      bestcode = _mm256_blendv_ps(bestcode, code, better);
+    }
   }
   const __m256i ione = _mm256_set1_epi32(1);
   const __m256i odd = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_cvtps_epi32(sum), ione), ione);
@@ -211,16 +222,29 @@ inline void dn_box(const __m256 (&c)[B], __m256 flo, __m256 fhi, __m256 (&r)[B])
     r[i] = _mm256_add_ps(r[i], _mm256_and_ps(dir, _mm256_cmp_ps(idx, _mm256_set1_ps(float(i + 1)), _CMP_EQ_OQ)));
 }
 
+// True when every |z| < bound: then no coordinate's rounding or move can
+// reach the box of either coset (E8: bound Q - 1, which also keeps the half
+// coset's z - 1/2 inside [-Q, Q - 1); D4: bound Q).
+template <int B>
+inline bool inside(const __m256 (&z)[B], float bound) {
+  const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_and_ps(z[0], mag);
+#pragma GCC unroll 8
+  for (int i = 1; i < B; ++i) m = _mm256_max_ps(m, _mm256_and_ps(z[i], mag));
+  return _mm256_movemask_ps(_mm256_cmp_ps(m, _mm256_set1_ps(bound), _CMP_GE_OQ)) == 0;
+}
+
 // E8 in the box on a transposed tile: z in, doubled coordinates out.
-inline void e8_tile(__m256 (&z)[8], int q) {
+template <bool Boxed>
+inline void e8_tile_search(__m256 (&z)[8], int q) {
   const __m256 half = _mm256_set1_ps(0.5f);
   __m256 a[8], g[8], w[8];
-  dn_box<8>(z, _mm256_set1_ps(float(-q)), _mm256_set1_ps(float(q)), a);
-  #pragma GCC unroll 16
+  dn_box<8, Boxed>(z, _mm256_set1_ps(float(-q)), _mm256_set1_ps(float(q)), a);
+#pragma GCC unroll 16
   for (int i = 0; i < 8; ++i) w[i] = _mm256_sub_ps(z[i], half);
-  dn_box<8>(w, _mm256_set1_ps(float(-q)), _mm256_set1_ps(float(q - 1)), g);
+  dn_box<8, Boxed>(w, _mm256_set1_ps(float(-q)), _mm256_set1_ps(float(q - 1)), g);
   __m256 da = _mm256_setzero_ps(), db = _mm256_setzero_ps();
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int i = 0; i < 8; ++i) {
     const __m256 ea = _mm256_sub_ps(z[i], a[i]);
     g[i] = _mm256_add_ps(g[i], half);
@@ -229,11 +253,29 @@ inline void e8_tile(__m256 (&z)[8], int q) {
     db = _mm256_add_ps(db, _mm256_mul_ps(eb, eb));
   }
   const __m256 use_a = _mm256_cmp_ps(da, db, _CMP_LE_OQ);
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int i = 0; i < 8; ++i) {
     const __m256 p = _mm256_blendv_ps(g[i], a[i], use_a);
     z[i] = _mm256_add_ps(p, p);
   }
+}
+
+inline void e8_tile(__m256 (&z)[8], int q) {
+  if (inside(z, float(q - 1)))
+    e8_tile_search<false>(z, q);
+  else
+    e8_tile_search<true>(z, q);
+}
+
+// D4 search on a transposed tile; r gets doubled coordinates.
+inline void d4_tile(const __m256 (&z)[4], int q, __m256 (&r)[4]) {
+  const __m256 flo = _mm256_set1_ps(float(-q)), fhi = _mm256_set1_ps(float(q));
+  if (inside(z, float(q)))
+    dn_box<4, false>(z, flo, fhi, r);
+  else
+    dn_box<4, true>(z, flo, fhi, r);
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_add_ps(r[i], r[i]);
 }
 
 // Decode half of the fused roundtrip on a transposed E8 tile of doubled
@@ -349,15 +391,12 @@ int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s
     return done;
   }
   const int64_t done = d / 32 * 32;
-  const __m256 flo = _mm256_set1_ps(float(-q)), fhi = _mm256_set1_ps(float(q));
   for (int64_t t = 0; t < done; t += 32) {
     __m256 z[4], r[4];
     #pragma GCC unroll 16
     for (int i = 0; i < 4; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
     transpose4x2(z);
-    dn_box<4>(z, flo, fhi, r);
-    #pragma GCC unroll 16
-    for (int i = 0; i < 4; ++i) r[i] = _mm256_add_ps(r[i], r[i]);
+    d4_tile(z, q, r);
     transpose4x2(r);
     #pragma GCC unroll 16
     for (int i = 0; i < 4; ++i)
@@ -383,16 +422,13 @@ void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s
     if (!last) fwht_tail(out, d, fin, 64);
     return;
   }
-  const __m256 flo = _mm256_set1_ps(float(-q)), fhi = _mm256_set1_ps(float(q));
   const bool last = d == 32;
   for (int64_t t = 0; t < d; t += 32) {
     __m256 z[4], r[4];
 #pragma GCC unroll 16
     for (int i = 0; i < 4; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
     transpose4x2(z);
-    dn_box<4>(z, flo, fhi, r);
-#pragma GCC unroll 16
-    for (int i = 0; i < 4; ++i) r[i] = _mm256_add_ps(r[i], r[i]);
+    d4_tile(z, q, r);
     d4_tile_decode(r, vs, last, fin, out + t);
   }
   if (!last) fwht_tail(out, d, fin, 32);
