@@ -16,6 +16,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -40,13 +43,20 @@ struct StreamData {
   std::int64_t n = 0, d = 0;
 };
 
-// Streams still being generated in the background (see open_passage).
+// Streams still being generated in the background, and streams generated on
+// this thread when first needed or while it would wait for the background
+// ones (see open_passage).
 using PendingStreams = std::shared_future<std::map<std::string, StreamData>>;
+using DeferredStreams = std::function<std::map<std::string, StreamData>()>;
 
 class TorchSession : public PassageSession {
  public:
-  explicit TorchSession(std::map<std::string, StreamData> streams, PendingStreams pending = {})
-      : streams_(std::move(streams)), pending_(std::move(pending)) {}
+  explicit TorchSession(std::map<std::string, StreamData> streams, PendingStreams pending = {},
+                        std::vector<std::string> pending_names = {}, DeferredStreams deferred = {})
+      : streams_(std::move(streams)),
+        pending_(std::move(pending)),
+        pending_names_(std::move(pending_names)),
+        deferred_(std::move(deferred)) {}
 
   RunMeasurement measure(const std::string& stream, const std::string& codec_spec) override {
     const StreamData& s = get(stream);
@@ -83,17 +93,32 @@ class TorchSession : public PassageSession {
  private:
   const StreamData& get(const std::string& stream) {
     auto it = streams_.find(stream);
-    if (it == streams_.end() && pending_.valid()) {
+    if (it != streams_.end()) return it->second;
+    const bool in_pending = pending_.valid() && std::find(pending_names_.begin(), pending_names_.end(), stream) !=
+                                                    pending_names_.end();
+    // Needed now, or about to wait for the background: generate the deferred
+    // streams on this thread first.
+    if (deferred_ && (!in_pending || pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)) {
+      auto fn = std::move(deferred_);
+      deferred_ = nullptr;
+      take(fn());
+    }
+    if (in_pending) {
       auto more = pending_.get();  // rethrows a generation error
       pending_ = {};
-      streams_.insert(more.begin(), more.end());
-      it = streams_.find(stream);
+      take(std::move(more));
     }
+    it = streams_.find(stream);
     KVLAB_CHECK(it != streams_.end(), "stream '{}' was not generated for this passage", stream);
     return it->second;
   }
+  void take(std::map<std::string, StreamData> more) {
+    for (auto& [k, v] : more) streams_.emplace(k, std::move(v));
+  }
   std::map<std::string, StreamData> streams_;
   PendingStreams pending_;
+  std::vector<std::string> pending_names_;
+  DeferredStreams deferred_;
 };
 
 StreamData to_rows(const at::Tensor& t, const std::string& what) {
@@ -161,6 +186,8 @@ class TorchExecutor : public Executor {
 
     std::map<std::string, StreamData> streams;
     PendingStreams pending;
+    std::vector<std::string> pending_names;
+    DeferredStreams deferred;
     last_gemm_.clear();
     if (kind == "kv-file") {
       const std::string path = hostj.at("path").get<std::string>();
@@ -175,18 +202,30 @@ class TorchExecutor : public Executor {
     } else {
       const std::string spec = hostj.at("spec").get<std::string>();
       auto& host = host_for(hostj, spec);
-      auto& writer = writer_for(pr.at("weights"), device);
       host::PassageInput in;
       in.name = job.passage_name;
       in.text = job.text.value_or("");
       in.seed = job.seed;
-      const at::Tensor hidden = host.hidden(in, seqlen, writer.config().hidden_size, device);
+      // The host's hidden states are computed on another thread while the
+      // writer is built (the first passage: random weights, fused projection),
+      // which needs only the config (V4-Flash, as in writer_for).
+      const int64_t hidden_size = model::V4Config::flash().hidden_size;
+      auto hidden_f = std::async(std::launch::async, [&host, in, seqlen, hidden_size, device] {
+        at::init_num_threads();
+        return host.hidden(in, seqlen, hidden_size, device);
+      });
+      auto& writer = writer_for(pr.at("weights"), device);
+      const at::Tensor hidden = hidden_f.get();
+      KVLAB_CHECK(hidden.size(-1) == writer.config().hidden_size, "host hidden size {} != the writer's {}",
+                  hidden.size(-1), writer.config().hidden_size);
       KVLAB_CHECK(!job.streams.empty(), "passage '{}': no streams to generate", job.passage_name);
       // The first stream the worker measures (the claim's runs come stream by
-      // stream) is generated now; the others in a background thread while the
-      // worker runs the codecs on the first: on a CPU with AMX, the rest of
-      // the projection GEMM then overlaps the codecs (on the other hardware
-      // thread). Each stream's values do not depend on the split.
+      // stream) is generated now, the second in a background thread while the
+      // worker runs the codecs on the first, and the others on this thread
+      // when first needed or when it would otherwise wait for the second. On
+      // a CPU with AMX the projection GEMM thus overlaps the codecs (on the
+      // other hardware thread). The streams' values do not depend on the split
+      // (model_gemm_test).
       auto generate = [&writer, hidden, dtype, name = job.passage_name](const std::vector<std::string>& which,
                                                                          model::ForwardInfo* info) {
         const auto out = writer.forward_streams(hidden, which, dtype, info);
@@ -201,16 +240,21 @@ class TorchExecutor : public Executor {
       model::ForwardInfo info;
       streams = generate({job.streams.front()}, &info);
       last_gemm_ = info.gemm;
-      const std::vector<std::string> rest(job.streams.begin() + 1, job.streams.end());
-      if (!rest.empty()) {
-        pending = std::async(std::launch::async, [generate, rest] {
+      if (job.streams.size() >= 2) {
+        pending_names = {job.streams[1]};
+        pending = std::async(std::launch::async, [generate, pending_names] {
                     at::init_num_threads();  // this thread's OpenMP team size = LibTorch's setting
-                    return generate(rest, nullptr);
+                    return generate(pending_names, nullptr);
                   }).share();
+      }
+      if (job.streams.size() >= 3) {
+        const std::vector<std::string> later(job.streams.begin() + 2, job.streams.end());
+        deferred = [generate, later] { return generate(later, nullptr); };
       }
     }
     ++passages_opened_;
-    return std::make_unique<TorchSession>(std::move(streams), std::move(pending));
+    return std::make_unique<TorchSession>(std::move(streams), std::move(pending), std::move(pending_names),
+                                          std::move(deferred));
   }
 
  private:

@@ -29,7 +29,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <numbers>
+#include <thread>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -139,6 +141,7 @@ class SyntheticHost final : public HiddenSource {
       const Geometry& g = geometry(hidden_size);
       const std::vector<int64_t> ids = tokens(p, seqlen, key);
       const std::size_t row_bytes = static_cast<std::size_t>(hidden_size) * (bf16_ ? 2 : 4);
+      fill_rows(g, ids);
       auto* base = static_cast<char*>(out.data_ptr());
       for (int64_t t = 0; t < seqlen; ++t)
         std::memcpy(base + static_cast<std::size_t>(t) * row_bytes, row(g, ids[static_cast<std::size_t>(t)]).data(),
@@ -184,24 +187,62 @@ class SyntheticHost final : public HiddenSource {
   }
 
   // Token t's row in the output dtype (bf16 values rounded to nearest even,
-  // as at::Tensor::to), as bytes. Cached across passages (the embedding of a
-  // token depends on the host seed and the token only); the cache is
-  // cleared when it would pass kRowCacheBytes.
-  const std::vector<char>& row(const Geometry& g, int64_t token) {
-    auto it = rows_.find(token);
-    if (it != rows_.end()) return it->second;
-    const std::size_t bytes = static_cast<std::size_t>(g.hidden) * (bf16_ ? 2 : 4);
-    if ((rows_.size() + 1) * bytes > kRowCacheBytes) rows_.clear();
+  // as at::Tensor::to), as bytes.
+  std::vector<char> make_row(const Geometry& g, int64_t token) const {
     const std::vector<float> e = embed(g, token);
-    std::vector<char> r(bytes);
+    std::vector<char> r(e.size() * (bf16_ ? 2 : 4));
     if (bf16_) {
       auto* o = reinterpret_cast<at::BFloat16*>(r.data());
       for (std::size_t j = 0; j < e.size(); ++j) o[j] = at::BFloat16(e[j]);
     } else {
-      std::memcpy(r.data(), e.data(), bytes);
+      std::memcpy(r.data(), e.data(), r.size());
     }
-    return rows_.emplace(token, std::move(r)).first->second;
+    return r;
   }
+
+  // Makes sure rows_ holds every token of `ids`. Rows are cached across
+  // passages (a token's embedding depends on the host seed and the token
+  // only); the cache is emptied when it would pass kRowCacheBytes. New rows
+  // are computed on two threads (each token has its own generator, so the
+  // values do not depend on the split).
+  void fill_rows(const Geometry& g, const std::vector<int64_t>& ids) {
+    const std::size_t bytes = static_cast<std::size_t>(g.hidden) * (bf16_ ? 2 : 4);
+    std::vector<int64_t> missing;
+    auto collect = [&] {
+      missing.clear();
+      std::unordered_map<int64_t, bool> seen;
+      for (int64_t id : ids)
+        if (!rows_.count(id) && seen.emplace(id, true).second) missing.push_back(id);
+    };
+    collect();
+    if ((rows_.size() + missing.size()) * bytes > kRowCacheBytes) {
+      rows_.clear();
+      collect();
+    }
+    std::vector<std::vector<char>> made(missing.size());
+    auto work = [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) made[i] = make_row(g, missing[i]);
+    };
+    const std::size_t half = missing.size() / 2;
+    if (missing.size() >= 16) {
+      std::exception_ptr err;
+      std::thread other([&] {
+        try {
+          work(half, missing.size());
+        } catch (...) {
+          err = std::current_exception();
+        }
+      });
+      work(0, half);
+      other.join();
+      if (err) std::rethrow_exception(err);
+    } else {
+      work(0, missing.size());
+    }
+    for (std::size_t i = 0; i < missing.size(); ++i) rows_.emplace(missing[i], std::move(made[i]));
+  }
+
+  const std::vector<char>& row(const Geometry&, int64_t token) const { return rows_.at(token); }
 
   std::vector<float> embed(const Geometry& g, int64_t token) const {
     Rng r(mix64(seed_ ^ 0x746f6bull) ^ mix64(static_cast<uint64_t>(token)));
