@@ -128,4 +128,24 @@ TEST(BenchKvCli, SmallConfigJson) {
   EXPECT_NEAR(j["projection_gflop"].get<double>(), 2.0 * 256 * 256 * 7 * 128 / 1e9, 1e-9);
   EXPECT_TRUE(j.contains("blas"));
   EXPECT_TRUE(j.contains("openblas_core"));
+  // Which GEMM ran: the embedded default's inputs are bf16-exact, so auto
+  // takes the bf16 path wherever the CPU has a fast one.
+  const std::string gemm = j["gemm"].get<std::string>();
+  EXPECT_TRUE(gemm.rfind("bf16 (oneDNN ", 0) == 0 || gemm == "fp32 (at::mm)") << gemm;
+  EXPECT_GT(j["fused_gemm_fp32_gflops"].get<double>(), 0.0);
+}
+
+TEST(BenchKvCli, GemmSettingIsCheckedAndForced) {
+  auto dir = kvlab::testutil::make_temp_dir("model_cli_gemm");
+  std::string log;
+  int rc = run_command(kvlab_binary() + " bench kv --gemm amx --passages 1", &log);
+  EXPECT_EQ(rc, 2) << log;
+  EXPECT_NE(log.find("--gemm 'amx'; expected auto, fp32 or bf16"), std::string::npos) << log;
+  rc = run_command(kvlab_binary() + " bench kv --config " + small_config(dir, "S512") +
+                       " --seqlen 256 --passages 1 --matmul-n 256 --gemm fp32 --json",
+                   &log);
+  ASSERT_EQ(rc, 0) << log;
+  auto j = nlohmann::json::parse(log.substr(log.find('{')));
+  EXPECT_EQ(j["gemm"], "fp32 (at::mm)");
+  EXPECT_EQ(j["bf16_unavailable"], "gemm = fp32");
 }
