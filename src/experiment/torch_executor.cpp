@@ -226,9 +226,10 @@ class TorchExecutor : public Executor {
       // a CPU with AMX the projection GEMM thus overlaps the codecs (on the
       // other hardware thread). The streams' values do not depend on the split
       // (model_gemm_test).
-      auto generate = [&writer, hidden, dtype, name = job.passage_name](const std::vector<std::string>& which,
-                                                                         model::ForwardInfo* info) {
-        const auto out = writer.forward_streams(hidden, which, dtype, info);
+      auto prepared = std::make_shared<const model::PreparedHidden>(writer.prepare(hidden));
+      auto generate = [&writer, prepared, dtype, name = job.passage_name](const std::vector<std::string>& which,
+                                                                           model::ForwardInfo* info) {
+        const auto out = writer.forward_streams(*prepared, which, dtype, info);
         std::map<std::string, StreamData> rows;
         for (const auto& st : which) {
           auto it = out.find(st);

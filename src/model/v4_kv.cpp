@@ -158,7 +158,58 @@ std::map<std::string, at::Tensor> V4KVWriter::forward(const at::Tensor& hidden, 
   return forward_streams(hidden, {kStreamSWA, kStreamCSA, kStreamHCA}, stream_dtype, info);
 }
 
+PreparedHidden V4KVWriter::prepare(const at::Tensor& hidden) const {
+  KVLAB_CHECK(hidden.defined() && hidden.dim() == 3, "V4KVWriter: hidden states must be [B, S, hidden], got {}",
+              shape_of(hidden));
+  const int64_t B = hidden.size(0), S = hidden.size(1), H = hidden.size(2);
+  KVLAB_CHECK(H == cfg_.hidden_size, "V4KVWriter: hidden size {} does not match the config's hidden_size {}", H,
+              cfg_.hidden_size);
+  KVLAB_CHECK(S >= cfg_.hca_ratio && S % cfg_.hca_ratio == 0,
+              "V4KVWriter: seqlen {} must be a positive multiple of {} (the HCA ratio)", S, cfg_.hca_ratio);
+  KVLAB_CHECK(B >= 1, "V4KVWriter: batch size must be >= 1, got {}", B);
+  KVLAB_CHECK(hidden.scalar_type() == at::kFloat || hidden.scalar_type() == at::kBFloat16 ||
+                  hidden.scalar_type() == at::kHalf || hidden.scalar_type() == at::kDouble,
+              "V4KVWriter: hidden states must be float32/bf16/fp16/fp64, got {}",
+              c10::toString(hidden.scalar_type()));
+  auto nonfinite_error = [&](int64_t idx) {
+    return Error(fmt::format("V4KVWriter: hidden states contain a non-finite value (NaN or Inf) at batch {}, token {}, "
+                             "channel {}",
+                             idx / (S * H), (idx / H) % S, idx % H));
+  };
+  PreparedHidden p;
+  p.B = B;
+  p.S = S;
+  // bf16 path: the hidden states must be exactly bf16 (a bf16 tensor is,
+  // unless it holds subnormals; a float one is checked value by value).
+  if (bf16_) {
+    p.bf16 = is_bf16_exact(hidden);
+    KVLAB_CHECK(p.bf16 || gemm_mode_ != GemmMode::kBf16,
+                "gemm = bf16 cannot run: the hidden states ({}) are not exactly representable in bf16 (use gemm = "
+                "auto or fp32)",
+                c10::toString(hidden.scalar_type()));
+  }
+  if (p.bf16) {
+    p.x = hidden.to(device_, at::kBFloat16).reshape({B * S, H}).contiguous();
+    if (const int64_t idx = first_nonfinite_bf16(p.x); idx >= 0) throw nonfinite_error(idx);
+  } else {
+    p.x = hidden.to(device_, at::kFloat).reshape({B * S, H});
+    // A finite sum proves every element finite (NaN/Inf propagate); only a
+    // non-finite sum (or an overflow of it) needs the element-wise pass.
+    if (!std::isfinite(p.x.sum().item<double>())) {
+      at::Tensor bad = at::logical_not(at::isfinite(p.x));
+      if (bad.any().item<bool>()) throw nonfinite_error(bad.flatten().nonzero().select(1, 0)[0].item<int64_t>());
+    }
+  }
+  return p;
+}
+
 std::map<std::string, at::Tensor> V4KVWriter::forward_streams(const at::Tensor& hidden,
+                                                              const std::vector<std::string>& streams,
+                                                              at::ScalarType stream_dtype, ForwardInfo* info) const {
+  return forward_streams(prepare(hidden), streams, stream_dtype, info);
+}
+
+std::map<std::string, at::Tensor> V4KVWriter::forward_streams(const PreparedHidden& h,
                                                               const std::vector<std::string>& streams,
                                                               at::ScalarType stream_dtype, ForwardInfo* info) const {
   // Columns of the fused projection each stream needs: main wkv [0, d),
@@ -177,52 +228,20 @@ std::map<std::string, at::Tensor> V4KVWriter::forward_streams(const at::Tensor& 
   const int64_t hi = want_hca ? 7 * d : want_csa ? 5 * d : d;
   KVLAB_CHECK(stream_dtype == at::kBFloat16 || stream_dtype == at::kFloat,
               "V4KVWriter: stream dtype must be bf16 or fp32, got {}", c10::toString(stream_dtype));
-  KVLAB_CHECK(hidden.defined() && hidden.dim() == 3, "V4KVWriter: hidden states must be [B, S, hidden], got {}",
-              shape_of(hidden));
-  const int64_t B = hidden.size(0), S = hidden.size(1), H = hidden.size(2);
-  KVLAB_CHECK(H == cfg_.hidden_size, "V4KVWriter: hidden size {} does not match the config's hidden_size {}", H,
-              cfg_.hidden_size);
-  KVLAB_CHECK(S >= cfg_.hca_ratio && S % cfg_.hca_ratio == 0,
-              "V4KVWriter: seqlen {} must be a positive multiple of {} (the HCA ratio)", S, cfg_.hca_ratio);
-  KVLAB_CHECK(B >= 1, "V4KVWriter: batch size must be >= 1, got {}", B);
-  KVLAB_CHECK(hidden.scalar_type() == at::kFloat || hidden.scalar_type() == at::kBFloat16 ||
-                  hidden.scalar_type() == at::kHalf || hidden.scalar_type() == at::kDouble,
-              "V4KVWriter: hidden states must be float32/bf16/fp16/fp64, got {}",
-              c10::toString(hidden.scalar_type()));
-  auto nonfinite_error = [&](int64_t idx) {
-    return Error(fmt::format("V4KVWriter: hidden states contain a non-finite value (NaN or Inf) at batch {}, token {}, "
-                             "channel {}",
-                             idx / (S * H), (idx / H) % S, idx % H));
-  };
-  // bf16 path: the hidden states must be exactly bf16 (a bf16 tensor is,
-  // unless it holds subnormals; a float one is checked value by value).
-  bool use_bf16 = false;
-  if (bf16_) {
-    use_bf16 = is_bf16_exact(hidden);
-    KVLAB_CHECK(use_bf16 || gemm_mode_ != GemmMode::kBf16,
-                "gemm = bf16 cannot run: the hidden states ({}) are not exactly representable in bf16 (use gemm = "
-                "auto or fp32)",
-                c10::toString(hidden.scalar_type()));
-  }
+  KVLAB_CHECK(h.x.defined() && h.x.dim() == 2 && h.x.size(1) == cfg_.hidden_size && h.x.size(0) == h.B * h.S,
+              "V4KVWriter: hidden states not prepared by this writer");
+  const int64_t B = h.B, S = h.S;
   at::Tensor y;
-  if (use_bf16) {
-    at::Tensor xb = hidden.to(device_, at::kBFloat16).reshape({B * S, H}).contiguous();
-    if (const int64_t idx = first_nonfinite_bf16(xb); idx >= 0) throw nonfinite_error(idx);
-    y = bf16_->run(xb, lo, hi - lo);  // [B*S, hi - lo] float32
+  if (h.bf16) {
+    KVLAB_CHECK(bf16_, "V4KVWriter: hidden states prepared for the bf16 GEMM, which this writer does not have");
+    y = bf16_->run(h.x, lo, hi - lo);  // [B*S, hi - lo] float32
     if (info) {
       const auto& sup = bf16_gemm_support();
       info->gemm = fmt::format("bf16 (oneDNN {} {})", sup.onednn_version, sup.impl);
     }
   } else {
-    at::Tensor x = hidden.to(device_, at::kFloat).reshape({B * S, H});
-    // A finite sum proves every element finite (NaN/Inf propagate); only a
-    // non-finite sum (or an overflow of it) needs the element-wise pass.
-    if (!std::isfinite(x.sum().item<double>())) {
-      at::Tensor bad = at::logical_not(at::isfinite(x));
-      if (bad.any().item<bool>()) throw nonfinite_error(bad.flatten().nonzero().select(1, 0)[0].item<int64_t>());
-    }
     // [B*S, hi - lo], one pass over the hidden states
-    y = at::mm(x, lo == 0 && hi == 7 * d ? fused_.t() : fused_.narrow(0, lo, hi - lo).t());
+    y = at::mm(h.x, lo == 0 && hi == 7 * d ? fused_.t() : fused_.narrow(0, lo, hi - lo).t());
     if (info) info->gemm = "fp32 (at::mm)";
   }
   auto part = [&](int64_t col, int64_t width) { return y.narrow(1, col - lo, width).reshape({B, S, width}); };

@@ -92,6 +92,17 @@ V4Weights load_weights(const std::string& path, const V4Config& cfg, int swa_lay
 // Exposed for tests. q is uint8 codes.
 at::Tensor dequantize_fp8_tiles(const at::Tensor& codes_u8, const at::Tensor& scales_f32, int64_t tile = 128);
 
+// Hidden states checked (shape, finite values, bf16-exactness) and laid out
+// [B*S, hidden] for one writer's GEMM path (V4KVWriter::prepare), so several
+// forward_streams() calls on the same passage check and convert them once.
+// Holds the values (or a view of the caller's tensor): do not modify that
+// tensor in between.
+struct PreparedHidden {
+  at::Tensor x;          // [B*S, hidden], bf16 (bf16 path) or float32
+  int64_t B = 0, S = 0;
+  bool bf16 = false;     // runs on the bf16 GEMM
+};
+
 // What one forward() call did.
 struct ForwardInfo {
   // "bf16 (oneDNN 2.6.3 brg:avx512_core_amx_bf16)" or "fp32 (at::mm)".
@@ -122,6 +133,13 @@ class V4KVWriter {
   // narrower product (measured: bit-identical with oneDNN AMX and OpenBLAS
   // SkylakeX; model_gemm_test checks 1e-5).
   std::map<std::string, at::Tensor> forward_streams(const at::Tensor& hidden, const std::vector<std::string>& streams,
+                                                    at::ScalarType stream_dtype = at::kBFloat16,
+                                                    ForwardInfo* info = nullptr) const;
+  // The same on hidden states prepared once (the checks of forward() happen
+  // in prepare(), which throws the same errors).
+  PreparedHidden prepare(const at::Tensor& hidden) const;
+  std::map<std::string, at::Tensor> forward_streams(const PreparedHidden& hidden,
+                                                    const std::vector<std::string>& streams,
                                                     at::ScalarType stream_dtype = at::kBFloat16,
                                                     ForwardInfo* info = nullptr) const;
 
