@@ -266,6 +266,19 @@ TEST_F(PublishedFindings, CaveatsAndProvenance) {
   EXPECT_NE(row(prov, "database").find(std::string(64, 'f')), std::string::npos);
   EXPECT_NE(row(prov, "seqlen").find("2048"), std::string::npos);
   EXPECT_NE(row(prov, "passages (n)").find("8"), std::string::npos);
+  // Imported runs record no GEMM path, and no bf16-GEMM caveat is made up.
+  EXPECT_NE(row(prov, "projection GEMM").find("not recorded"), std::string::npos);
+  EXPECT_EQ(all.find("projection GEMM ran on bf16"), std::string::npos) << all;
+}
+
+TEST_F(PublishedFindings, Bf16GemmIsNamedInProvenanceAndCaveats) {
+  auto p = published_provenance();
+  p.gemm = {"bf16 (oneDNN 2.6.3 brg:avx512_core_amx_bf16)"};
+  const auto r = render_findings(*summary_, p, FindingsOptions{});
+  EXPECT_NE(row(section(r.markdown, "Provenance"), "projection GEMM").find("avx512_core_amx_bf16"), std::string::npos);
+  std::string all;
+  for (const auto& l : section(r.markdown, "Caveats")) all += l + "\n";
+  EXPECT_NE(all.find("projection GEMM ran on bf16"), std::string::npos) << all;
 }
 
 TEST_F(PublishedFindings, PlotsAreWrittenWithOnePointPerDatum) {

@@ -124,7 +124,7 @@ report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::Ex
       // load_experiment has validated params_json already; nothing to add.
     }
   }
-  std::set<std::string> software, devices, host_kinds, hosts, weights, dtypes, torch, blas;
+  std::set<std::string> software, devices, host_kinds, hosts, weights, dtypes, torch, blas, gemm;
   for (const auto id : prov_ids) {
     std::map<std::string, std::string> row;
     for (const auto& [k, v] : store::provenance_row(db, id)) row[k] = v;
@@ -143,7 +143,7 @@ report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::Ex
     }
     for (auto& [set, key] : std::vector<std::pair<std::set<std::string>*, const char*>>{
              {&devices, "device"}, {&host_kinds, "host_kind"}, {&hosts, "host_json"}, {&weights, "weights_json"},
-             {&dtypes, "stream_dtype"}, {&torch, "torch_version"}, {&blas, "blas"}}) {
+             {&dtypes, "stream_dtype"}, {&torch, "torch_version"}, {&blas, "blas"}, {&gemm, "gemm"}}) {
       const std::string v = get(key);
       if (!v.empty()) set->insert(v);
     }
@@ -157,6 +157,7 @@ report::ReportProvenance gather_provenance(SQLite::Database& db, const stats::Ex
   p.stream_dtypes = vec(dtypes);
   p.torch_versions = vec(torch);
   p.blas = vec(blas);
+  p.gemm = vec(gemm);
   return p;
 }
 

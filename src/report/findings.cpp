@@ -457,6 +457,13 @@ void caveats_section(Document& d, const Ctx& c) {
         "words only pick which synthetic token vectors repeat (see the host parameters), so the "
         "passages differ as draws of a random process, not as texts.");
   }
+  if (mentions(c.prov.gemm, "bf16")) {
+    items.push_back(
+        "The write path's projection GEMM ran on bf16 inputs with fp32 accumulation and output "
+        "(oneDNN AMX; see the provenance): kvlab takes that path only when every GEMM input is "
+        "exactly a bf16 value, so it computes the same products as the fp32 GEMM and differs only "
+        "in the order of accumulation (measured: < 1e-5 relative on the streams).");
+  }
   if (mentions(weights, "\"simulate_fp8\":false")) {
     items.push_back(
         "The write path's own FP8 simulation of the nope dims was off (weights.simulate_fp8 = "

@@ -41,6 +41,7 @@ struct ReportProvenance {
   std::vector<std::string> stream_dtypes;
   std::vector<std::string> torch_versions;
   std::vector<std::string> blas;
+  std::vector<std::string> gemm;  // projection GEMM path(s) that ran (schema 3)
 };
 
 struct RenderedFile {
