@@ -265,6 +265,8 @@ void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t bl
                       (ncols * 4) % 64 == 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * ncols;
+    if (stream && r + 2 < rows)  // large inputs: fetch ahead of use
+      for (int64_t j = 0; j < ncols; j += 16) __builtin_prefetch(row + 2 * ncols + j, 0, 3);
     if (wide && avx512::fp8_roundtrip_row(row, ncols, block, out + r * ncols, stream)) continue;
     if (!wide && simd && avx2::fp8_roundtrip_row(row, ncols, block, out + r * ncols)) continue;
     for (int64_t k = 0; k < nb; ++k) {
