@@ -231,6 +231,14 @@ float checked_norm(LatticeKind k, const float* row, int64_t r, int64_t d, uint16
 // Rows whose norms the AVX2 path computes together (independent chains).
 constexpr int64_t kNormGroup = 4;
 
+// avx2/avx512::sumsq8_rows at the current level (same values).
+void row_norms(const float* x, int64_t rows, int64_t d, double* ss, uint32_t* mb) {
+  if (simd_level() >= SimdLevel::kAvx512)
+    avx512::sumsq8_rows(x, rows, d, ss, mb);
+  else
+    avx2::sumsq8_rows(x, rows, d, ss, mb);
+}
+
 // The AVX2 pipeline for one row (D >= 8), same values as the portable one:
 // norm and qmax codes, y = H(x / n) normalised; returns the scale s.
 // ss and mbits: the row's avx2::sumsq8_rows results.
@@ -293,7 +301,7 @@ void encode_rows_impl(LatticeKind k, int q, const float* x, int64_t n, int64_t d
     double ss[kNormGroup];
     uint32_t mb[kNormGroup];
     for (int64_t r = 0; r < n; ++r) {
-      if (r % kNormGroup == 0) avx2::sumsq8_rows(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
+      if (r % kNormGroup == 0) row_norms(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
       encode_row_avx2(k, q, x + r * d, r, d, ss[r % kNormGroup], mb[r % kNormGroup], y.data(), &norm16[r],
                       &qmax16[r], pts2 + r * d);
     }
@@ -414,7 +422,7 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
     double ss[kNormGroup];
     uint32_t mb[kNormGroup];
     for (int64_t r = 0; r < n; ++r) {
-      if (r % kNormGroup == 0) avx2::sumsq8_rows(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
+      if (r % kNormGroup == 0) row_norms(x + r * d, std::min<int64_t>(kNormGroup, n - r), d, ss, mb);
       // Ahead of use: the input of the next group's rows, the next output row.
       if (r + kNormGroup < n)
         for (int64_t j = 0; j < d; j += 16) __builtin_prefetch(x + (r + kNormGroup) * d + j, 0);

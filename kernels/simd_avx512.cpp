@@ -109,6 +109,32 @@ inline void butterflies(__m512 (&v)[R]) {
       }
 }
 
+// Butterfly stages h = h0 .. d/2 (h0 >= 16) over x[0, d), two or one per
+// pass, then x * c * nv on the last pass (simd_avx2.cpp's fwht_tail with
+// 16 lanes; same operations per value, same order).
+inline void tail_scaled(float* x, int64_t d, int64_t h0, __m512 c, __m512 vn) {
+  for (int64_t h = h0; h < d;) {
+    const bool two = 4 * h <= d;
+    const bool last = two ? 4 * h == d : true;
+    const int64_t span = two ? 4 * h : 2 * h;
+    for (int64_t i = 0; i < d; i += span)
+      for (int64_t j = i; j < i + h; j += 16) {
+        if (two) {
+          __m512 v[4] = {ld(x + j), ld(x + j + h), ld(x + j + 2 * h), ld(x + j + 3 * h)};
+          butterflies<4>(v);
+#pragma GCC unroll 4
+          for (int r = 0; r < 4; ++r) st(x + j + r * h, last ? _mm512_mul_ps(_mm512_mul_ps(v[r], c), vn) : v[r]);
+        } else {
+          __m512 v[2] = {ld(x + j), ld(x + j + h)};
+          butterflies<2>(v);
+#pragma GCC unroll 2
+          for (int r = 0; r < 2; ++r) st(x + j + r * h, _mm512_mul_ps(_mm512_mul_ps(v[r], c), vn));
+        }
+      }
+    h *= two ? 4 : 2;
+  }
+}
+
 // lattice.cpp's dn_box on 16 lanes (see simd_avx2.cpp's dn_box for the
 // derivation of ok from z and of the combined index/direction code).
 // Boxed = false is the same search for tiles where no coordinate can reach
@@ -222,6 +248,36 @@ inline void d4_load_search(const float* y, __m512 vs, int q, __m512 (&r)[4]) {
 
 }  // namespace
 
+void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits) {
+  // As avx2::sumsq8_rows: partial l of row r accumulates x_j^2 (j = l mod 8)
+  // in order; one register holds a row's 8 partials, 4 rows interleaved.
+  const __m256i mag = _mm256_set1_epi32(0x7fffffff);
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const int nr = int(rows - r0 < 4 ? rows - r0 : 4);
+    __m512d acc[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    __m256i mb[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int64_t j = 0; j < d; j += 8)
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        if (r >= nr) break;
+        const __m256 v = _mm256_loadu_ps(x + (r0 + r) * d + j);
+        const __m512d w = _mm512_cvtps_pd(v);
+        acc[r] = _mm512_add_pd(acc[r], _mm512_mul_pd(w, w));
+        mb[r] = _mm256_max_epu32(mb[r], _mm256_and_si256(_mm256_castps_si256(v), mag));
+      }
+    for (int r = 0; r < nr; ++r) {
+      double a[8];
+      _mm512_storeu_pd(a, acc[r]);
+      sumsq[r0 + r] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+      uint32_t m[8];
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(m), mb[r]);
+      uint32_t best = 0;
+      for (uint32_t u : m) best = u > best ? u : best;
+      max_mag_bits[r0 + r] = best;
+    }
+  }
+}
+
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
   const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 128 * 128;
@@ -261,7 +317,7 @@ void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
   }
-  if (!last) avx2::fwht_tail_scaled(out, d, 128, nv);
+  if (!last) tail_scaled(out, d, 128, c, vn);
 }
 
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
@@ -305,7 +361,7 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
   }
-  if (!last) avx2::fwht_tail_scaled(out, d, 64, nv);
+  if (!last) tail_scaled(out, d, 64, c, vn);
 }
 
 namespace {
@@ -445,6 +501,9 @@ void e8_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
 int64_t d4_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
+}
+void sumsq8_rows(const float*, int64_t, int64_t, double*, uint32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
 }
 void d4_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
