@@ -259,6 +259,15 @@ TEST(StatsStudy, SuggestionsAreBitClassTopsBetweenFailAndPass) {
     EXPECT_LT(spec_bits("e8", q, 512), spec_bits("e8", q + 1, 512)) << "Q=" << q << " is not the top of its class";
     EXPECT_NE(q, 38);
   }
+  // The reasons say where each Q sits: below the passing Q "between", the
+  // top of the passing Q's own class "same bits".
+  for (const auto& sg : s.suggestions) {
+    if (sg.stream != kS) continue;
+    if (sg.q < 38)
+      EXPECT_NE(sg.reason.find("between failing Q=10 and passing Q=38"), std::string::npos) << sg.q << ": " << sg.reason;
+    else
+      EXPECT_NE(sg.reason.find("same bits as passing Q=38"), std::string::npos) << sg.q << ": " << sg.reason;
+  }
   // Every bit class strictly between 2336 and 3296 has its top suggested.
   int classes = 0;
   for (int q = 11; q <= 40; ++q)

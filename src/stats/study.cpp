@@ -672,8 +672,10 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             const int top = class_top(q);
             if (!swept_q.count(top))
               cands.push_back({top, bits(top),
-                               fmt::format("between failing Q={} and passing Q={} ({} {})", *qfail, qmin,
-                                           b.threshold.name, to_string(b.view))});
+                               top > qmin ? fmt::format("same bits as passing Q={} ({} {}), larger Q", qmin,
+                                                        b.threshold.name, to_string(b.view))
+                                          : fmt::format("between failing Q={} and passing Q={} ({} {})", *qfail,
+                                                        qmin, b.threshold.name, to_string(b.view))});
             q = top + 1;
           }
         } else {
