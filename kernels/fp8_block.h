@@ -14,6 +14,9 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+
+#include "kernels/fp_formats.h"
 
 namespace kvlab::kernels {
 
@@ -41,6 +44,29 @@ float e4m3_round_value(float x);
 // Rows are contiguous (stride ncols). Throws kvlab::Error on non-finite input
 // or a block maximum above the uf16 range (~8.59e9).
 int64_t fp8_block_code_size(int64_t ncols, int64_t block);
+
+// The stored scale of one block from its largest magnitude bit pattern
+// (|v| bits as uint32, as the SIMD kernels reduce them): a = max(amax, 1e-4)
+// rounded to uf16 (a normal uf16 value for every a in [1e-4, kUf16Max]:
+// 11 significant bits, RNE), its uf16 code and s = a16 / 448. False when
+// the maximum is non-finite or beyond the uf16 field (the checked scalar
+// path then reports it). Inline: the kernels call it once per block.
+inline bool fp8_scale_from_max_bits(uint32_t mbits, uint16_t* code, float* s) {
+  uint32_t limit;
+  std::memcpy(&limit, &kUf16Max, 4);
+  if (mbits > limit) return false;
+  float amax;
+  std::memcpy(&amax, &mbits, 4);
+  const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
+  uint32_t au;
+  std::memcpy(&au, &a, 4);
+  au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
+  *code = uint16_t(((au >> 23) - 96u) << 10 | ((au >> 13) & 0x3ffu));  // exponent field E + 96
+  float a16;
+  std::memcpy(&a16, &au, 4);
+  *s = a16 / kE4m3Max;
+  return true;
+}
 void fp8_block_encode(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
 void fp8_block_decode(const uint8_t* codes, int64_t rows, int64_t ncols, int64_t block, float* out);
 // Fused encode+decode without the bytes, bit-identical to decode(encode(x)).

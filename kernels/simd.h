@@ -61,9 +61,6 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
 // In-place normalised FWHT (fwht_normalized).
 void fwht_normalized(float* x, int64_t d);
 
-// Butterfly stages h = h0 .. d/2 in place, then x * (1/sqrt(d)) * nv (the
-// tail of a decode whose first stages ran elsewhere).
-void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv);
 
 // fp8_block_roundtrip of one row (block % 8 == 0). Returns false, with out
 // partly written, when a block maximum is non-finite or above the uf16

@@ -278,6 +278,24 @@ inline void d4_tile(const __m256 (&z)[4], int q, __m256 (&r)[4]) {
   for (int i = 0; i < 4; ++i) r[i] = _mm256_add_ps(r[i], r[i]);
 }
 
+// z = y / s for one tile (8 E8 blocks), transposed, searched: doubled
+// coordinates out, transposed (as simd_avx512.cpp's load_search).
+inline void e8_load_search(const float* y, __m256 vs, int q, __m256 (&z)[8]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) z[i] = _mm256_div_ps(ld(y + 8 * i), vs);
+  transpose8(z);
+  e8_tile(z, q);
+}
+
+// The same for one tile of 8 D4 blocks.
+inline void d4_load_search(const float* y, __m256 vs, int q, __m256 (&r)[4]) {
+  __m256 z[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) z[i] = _mm256_div_ps(ld(y + 8 * i), vs);
+  transpose4x2(z);
+  d4_tile(z, q, r);
+}
+
 // Decode half of the fused roundtrip on a transposed E8 tile of doubled
 // points: dequantise ((p * 0.5) * s), stages h = 1, 2, 4 (coordinate
 // registers), back to block registers, stages h = 8, 16, 32.
@@ -379,10 +397,7 @@ int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s
     const int64_t done = d / 64 * 64;
     for (int64_t t = 0; t < done; t += 64) {
       __m256 z[8];
-      #pragma GCC unroll 16
-      for (int i = 0; i < 8; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
-      transpose8(z);
-      e8_tile(z, q);
+      e8_load_search(y + t, vs, q, z);
       transpose8(z);
       #pragma GCC unroll 16
       for (int i = 0; i < 8; ++i)
@@ -392,11 +407,8 @@ int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s
   }
   const int64_t done = d / 32 * 32;
   for (int64_t t = 0; t < done; t += 32) {
-    __m256 z[4], r[4];
-    #pragma GCC unroll 16
-    for (int i = 0; i < 4; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
-    transpose4x2(z);
-    d4_tile(z, q, r);
+    __m256 r[4];
+    d4_load_search(y + t, vs, q, r);
     transpose4x2(r);
     #pragma GCC unroll 16
     for (int i = 0; i < 4; ++i)
@@ -413,10 +425,7 @@ void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s
     const bool last = d == 64;
     for (int64_t t = 0; t < d; t += 64) {
       __m256 z[8];
-#pragma GCC unroll 16
-      for (int i = 0; i < 8; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
-      transpose8(z);
-      e8_tile(z, q);
+      e8_load_search(y + t, vs, q, z);
       e8_tile_decode(z, vs, last, fin, out + t);
     }
     if (!last) fwht_tail(out, d, fin, 64);
@@ -424,11 +433,8 @@ void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s
   }
   const bool last = d == 32;
   for (int64_t t = 0; t < d; t += 32) {
-    __m256 z[4], r[4];
-#pragma GCC unroll 16
-    for (int i = 0; i < 4; ++i) z[i] = _mm256_div_ps(ld(y + t + 8 * i), vs);
-    transpose4x2(z);
-    d4_tile(z, q, r);
+    __m256 r[4];
+    d4_load_search(y + t, vs, q, r);
     d4_tile_decode(r, vs, last, fin, out + t);
   }
   if (!last) fwht_tail(out, d, fin, 32);
@@ -451,8 +457,6 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
   const __m256i rbias = _mm256_set1_epi32(0x7ffff), ione = _mm256_set1_epi32(1);
   const __m256i rmask = _mm256_set1_epi32(int32_t(0xfff00000u)), small = _mm256_set1_epi32(0x3c800000);
   const __m256 big = _mm256_set1_ps(16384.0f), fmax = _mm256_set1_ps(kE4m3Max), fmin = _mm256_set1_ps(-kE4m3Max);
-  uint32_t limit;
-  std::memcpy(&limit, &kUf16Max, 4);
   for (int64_t k = 0; k < ncols; k += block) {
     const float* v = x + k;
     __m256i mb = _mm256_setzero_si256();
@@ -461,19 +465,11 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
     __m128i m4 = _mm_max_epu32(_mm256_castsi256_si128(mb), _mm256_extracti128_si256(mb, 1));
     m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0x4E));
     m4 = _mm_max_epu32(m4, _mm_shuffle_epi32(m4, 0xB1));
-    const uint32_t mbits = uint32_t(_mm_cvtsi128_si32(m4));
-    if (mbits > limit) return false;  // non-finite, or beyond the uf16 field: the caller reports it
-    // fp8_block.cpp's stored_scale: a = max(amax, 1e-4) rounded to uf16
-    // (a normal uf16 value here: 11 significant bits, RNE), s = a16 / 448.
-    float amax;
-    std::memcpy(&amax, &mbits, 4);
-    const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
-    uint32_t au;
-    std::memcpy(&au, &a, 4);
-    au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
-    float a16;
-    std::memcpy(&a16, &au, 4);
-    const __m256 vs = _mm256_set1_ps(a16 / kE4m3Max);
+    uint16_t code;
+    float scale;
+    if (!fp8_scale_from_max_bits(uint32_t(_mm_cvtsi128_si32(m4)), &code, &scale))
+      return false;  // non-finite, or beyond the uf16 field: the caller reports it
+    const __m256 vs = _mm256_set1_ps(scale);
     for (int64_t j = 0; j < block; j += 8) {
       // t = clamp(v / s, -448, 448), then fp8_block.cpp's e4m3_round_inline.
       const __m256 t = _mm256_max_ps(_mm256_min_ps(_mm256_div_ps(ld(v + j), vs), fmax), fmin);
@@ -488,11 +484,6 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
     }
   }
   return true;
-}
-
-void fwht_tail_scaled(float* x, int64_t d, int64_t h0, float nv) {
-  const __m256 c = _mm256_set1_ps(hadamard_norm_factor(d)), vn = _mm256_set1_ps(nv);
-  fwht_tail(x, d, [&](__m256 v) { return _mm256_mul_ps(_mm256_mul_ps(v, c), vn); }, h0);
 }
 
 void fwht_normalized(float* x, int64_t d) {
@@ -528,7 +519,6 @@ void fwht_normalized(float*, int64_t) { KVLAB_ASSERT(false, "AVX2 kernel on a no
 void quantize_roundtrip(LatticeKind, int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
 }
-void fwht_tail_scaled(float*, int64_t, int64_t, float) { KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build"); }
 bool fp8_roundtrip_row(const float*, int64_t, int64_t, float*) {
   KVLAB_ASSERT(false, "AVX2 kernel on a non-x86 build");
   return false;

@@ -374,22 +374,7 @@ inline bool fp8_block_scale(const float* v, int64_t block, uint16_t* code, float
   const __m512i mag = _mm512_set1_epi32(0x7fffffff);
   __m512i mb = _mm512_setzero_si512();
   for (int64_t j = 0; j < block; j += 16) mb = _mm512_max_epu32(mb, _mm512_and_si512(_mm512_castps_si512(ld(v + j)), mag));
-  const uint32_t mbits = _mm512_reduce_max_epu32(mb);
-  uint32_t limit;
-  std::memcpy(&limit, &kUf16Max, 4);
-  if (mbits > limit) return false;
-  float amax;
-  std::memcpy(&amax, &mbits, 4);
-  const float a = amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor;
-  uint32_t au;
-  std::memcpy(&au, &a, 4);
-  au = (au + 0xfffu + ((au >> 13) & 1u)) & 0xffffe000u;
-  // uf16 code: float32 exponent field e = E + 96, 10 mantissa bits.
-  *code = uint16_t(((au >> 23) - 96u) << 10 | ((au >> 13) & 0x3ffu));
-  float a16;
-  std::memcpy(&a16, &au, 4);
-  *s = a16 / kE4m3Max;
-  return true;
+  return fp8_scale_from_max_bits(_mm512_reduce_max_epu32(mb), code, s);
 }
 
 // t = clamp(v / s, -448, 448) rounded to E4M3 (fp8_block.cpp's

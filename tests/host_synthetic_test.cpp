@@ -17,15 +17,7 @@ using namespace kvlab::host;
 namespace {
 const c10::Device kCpu(c10::kCPU);
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const kvlab::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using kvlab::testutil::error_of;
 }  // namespace
 
 TEST(SyntheticHost, DeterministicAndSeedDependent) {

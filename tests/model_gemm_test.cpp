@@ -5,6 +5,8 @@
 // elsewhere they are skipped with the reason (the fallback tests still run).
 #include <gtest/gtest.h>
 
+#include "testutil/testutil.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -40,19 +42,9 @@ V4Config tiny() {
   return c;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const kvlab::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using kvlab::testutil::error_of;
 
-void expect_contains(const std::string& msg, const std::string& needle) {
-  EXPECT_NE(msg.find(needle), std::string::npos) << "'" << needle << "' not in: " << msg;
-}
+using kvlab::testutil::expect_contains;
 
 float from_bits(uint32_t u) {
   float f;

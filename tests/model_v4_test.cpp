@@ -30,19 +30,9 @@ V4Config tiny() {
   return c;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const kvlab::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using kvlab::testutil::error_of;
 
-void expect_contains(const std::string& msg, const std::string& needle) {
-  EXPECT_NE(msg.find(needle), std::string::npos) << "'" << needle << "' not in: " << msg;
-}
+using kvlab::testutil::expect_contains;
 
 void add_tensor(kvlab::io::SafetensorsWriter& w, const std::string& name, const at::Tensor& t) {
   at::Tensor c = t.to(at::kFloat).contiguous();

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <sys/wait.h>
 
+#include <gtest/gtest.h>
+
 #include "kvlab_version.h"
 
 namespace kvlab::testutil {
@@ -90,6 +92,10 @@ int count_occurrences(const std::string& hay, const std::string& needle) {
   int n = 0;
   for (auto p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + 1)) ++n;
   return n;
+}
+
+void expect_contains(const std::string& msg, const std::string& needle) {
+  EXPECT_NE(msg.find(needle), std::string::npos) << "'" << needle << "' not in: " << msg;
 }
 
 }  // namespace kvlab::testutil

@@ -5,7 +5,22 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
+
 namespace kvlab::testutil {
+
+// The message of the kvlab::Error that f() throws, or "(no error)".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const kvlab::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+// A gtest expectation that msg contains needle (both named on failure).
+void expect_contains(const std::string& msg, const std::string& needle);
 
 // Path of a file in ../shared/reference/ (KVLAB_SHARED_DIR at configure time,
 // overridable with the KVLAB_SHARED_DIR environment variable).
