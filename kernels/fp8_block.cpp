@@ -173,10 +173,9 @@ void fp8_block_encode(const float* x, int64_t rows, int64_t ncols, int64_t block
   const int64_t cs = fp8_block_code_size(ncols, block);
   const int64_t nb = ncols / block;
   const bool wide = block % 16 == 0 && simd_level() >= SimdLevel::kAvx512;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = wide ? avx512::fp8_encode_rows(x, rows, ncols, block, codes) : 0; r < rows; ++r) {
     const float* row = x + r * ncols;
     uint8_t* c = codes + r * cs;
-    if (wide && avx512::fp8_encode_row(row, ncols, block, c)) continue;
     for (int64_t k = 0; k < nb; ++k) {
       float amax;
       if (!block_amax(row + k * block, block, &amax)) throw_nonfinite("fp8_per64 encode", row, r, ncols);
@@ -263,11 +262,8 @@ void fp8_block_roundtrip(const float* x, int64_t rows, int64_t ncols, int64_t bl
   // memcpy does: no read-for-ownership of lines that are only overwritten.
   const bool stream = wide && rows * ncols >= kFp8StreamMinValues && (reinterpret_cast<uintptr_t>(out) & 63) == 0 &&
                       (ncols * 4) % 64 == 0;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = wide ? avx512::fp8_roundtrip_rows(x, rows, ncols, block, out, stream) : 0; r < rows; ++r) {
     const float* row = x + r * ncols;
-    if (stream && r + 2 < rows)  // large inputs: fetch ahead of use
-      for (int64_t j = 0; j < ncols; j += 16) __builtin_prefetch(row + 2 * ncols + j, 0, 3);
-    if (wide && avx512::fp8_roundtrip_row(row, ncols, block, out + r * ncols, stream)) continue;
     if (!wide && simd && avx2::fp8_roundtrip_row(row, ncols, block, out + r * ncols)) continue;
     for (int64_t k = 0; k < nb; ++k) {
       float amax;

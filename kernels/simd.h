@@ -78,12 +78,14 @@ int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
 void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
-// avx2::fp8_roundtrip_row on 16 lanes (block % 16 == 0; out 64-byte
-// aligned when stream, which writes with non-temporal stores).
-bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out, bool stream);
-// fp8_block_encode / fp8_block_decode of one row (block % 16 == 0); encode
-// returns false as fp8_roundtrip_row does.
-bool fp8_encode_row(const float* x, int64_t ncols, int64_t block, uint8_t* codes);
+// fp8_block_roundtrip / fp8_block_encode of rows x ncols contiguous values
+// (block % 16 == 0), 8 blocks at a time across rows. They return the
+// number of leading rows done: rows, or fewer when a block maximum is
+// non-finite or above the uf16 field (the caller then runs the checked
+// scalar path from that row on, for the error). stream: out 64-byte aligned
+// and written with non-temporal stores.
+int64_t fp8_roundtrip_rows(const float* x, int64_t rows, int64_t ncols, int64_t block, float* out, bool stream);
+int64_t fp8_encode_rows(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
 void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* out);
 }  // namespace avx512
 

@@ -454,9 +454,9 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
 
 bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out) {
   const __m256i mag = _mm256_set1_epi32(0x7fffffff), sgn = _mm256_set1_epi32(INT32_MIN);
-  const __m256i rbias = _mm256_set1_epi32(0x7ffff), ione = _mm256_set1_epi32(1);
-  const __m256i rmask = _mm256_set1_epi32(int32_t(0xfff00000u)), small = _mm256_set1_epi32(0x3c800000);
-  const __m256 big = _mm256_set1_ps(16384.0f), fmax = _mm256_set1_ps(kE4m3Max), fmin = _mm256_set1_ps(-kE4m3Max);
+  const __m256i expo = _mm256_set1_epi32(0x7f800000), shift = _mm256_set1_epi32(20 << 23);
+  const __m256i cmin = _mm256_set1_epi32(0x46800000);  // 2^14
+  const __m256 fmax = _mm256_set1_ps(kE4m3Max), absmask = _mm256_castsi256_ps(mag);
   for (int64_t k = 0; k < ncols; k += block) {
     const float* v = x + k;
     __m256i mb = _mm256_setzero_si256();
@@ -471,15 +471,15 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
       return false;  // non-finite, or beyond the uf16 field: the caller reports it
     const __m256 vs = _mm256_set1_ps(scale);
     for (int64_t j = 0; j < block; j += 8) {
-      // t = clamp(v / s, -448, 448), then fp8_block.cpp's e4m3_round_inline.
-      const __m256 t = _mm256_max_ps(_mm256_min_ps(_mm256_div_ps(ld(v + j), vs), fmax), fmin);
-      const __m256i u = _mm256_castps_si256(t);
-      const __m256i am = _mm256_and_si256(u, mag);
-      const __m256i rn = _mm256_and_si256(
-          _mm256_add_epi32(_mm256_add_epi32(am, rbias), _mm256_and_si256(_mm256_srli_epi32(am, 20), ione)), rmask);
-      const __m256 sub = _mm256_sub_ps(_mm256_add_ps(_mm256_castsi256_ps(am), big), big);
-      const __m256i r = _mm256_blendv_epi8(rn, _mm256_castps_si256(sub), _mm256_cmpgt_epi32(small, am));
-      const __m256 q = _mm256_castsi256_ps(_mm256_or_si256(r, _mm256_and_si256(u, sgn)));
+      // t = v / s; a = min(|t|, 448) rounded to E4M3 as (a + C) - C with
+      // C = max(2^(e+20), 2^14) (simd_avx512.cpp's e4m3_round16 explains
+      // why this equals fp8_block.cpp's e4m3_round_inline); t's sign back.
+      const __m256 t = _mm256_div_ps(ld(v + j), vs);
+      const __m256 a = _mm256_min_ps(_mm256_and_ps(t, absmask), fmax);
+      const __m256 c = _mm256_castsi256_ps(
+          _mm256_max_epi32(_mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(a), expo), shift), cmin));
+      const __m256 r = _mm256_sub_ps(_mm256_add_ps(a, c), c);
+      const __m256 q = _mm256_or_ps(r, _mm256_and_ps(t, _mm256_castsi256_ps(sgn)));
       st(out + k + j, _mm256_mul_ps(q, vs));
     }
   }

@@ -230,6 +230,40 @@ TEST(Simd, Fp8RoundtripBitExactAtEveryLevel) {
   }
 }
 
+// Every float32 magnitude in [0, 448] (a strided sweep of the bit patterns;
+// KVLAB_FP8_SWEEP_STRIDE=1 makes it exhaustive) and a few beyond, with both
+// signs, rounded by the fast kernels at scale 1 (a block holding 448 has
+// s = 1): E4M3 values equal to the reference's, which also pins the
+// float-arithmetic rounding of the AVX-512 kernel.
+TEST(Simd, Fp8RoundingOfEveryMagnitudeAtEveryLevel) {
+  LevelGuard g;
+  const char* env = std::getenv("KVLAB_FP8_SWEEP_STRIDE");
+  const uint32_t stride = env != nullptr ? uint32_t(std::max(1, std::atoi(env))) : 127u;
+  const uint32_t top = f32_bits(448.0f) + 4096u;  // beyond 448: saturation
+  const int64_t block = 16;
+  std::vector<float> x;
+  for (uint32_t u = 0, i = 0; u <= top; u += stride, ++i) {
+    if (x.size() % block == 0) x.push_back(448.0f);
+    x.push_back(bits_f32(u | (i % 2 == 1 ? 0x80000000u : 0u)));
+  }
+  while (x.size() % block != 0) x.push_back(0x1p-10f);  // an exact tie (to 0)
+  const int64_t rows = int64_t(x.size()) / block;
+  std::vector<uint8_t> codes(static_cast<size_t>(rows * fp8_block_code_size(block, block)));
+  std::vector<float> want(x.size()), got(x.size());
+  fp8_block_encode_ref(x.data(), rows, block, block, codes.data());
+  fp8_block_decode_ref(codes.data(), rows, block, block, want.data());
+  for (SimdLevel lv : levels()) {
+    set_simd_level(lv);
+    fp8_block_roundtrip(x.data(), rows, block, block, got.data());
+    const auto r = check_parity(got.data(), want.data(), int64_t(x.size()));
+    ASSERT_TRUE(r.ok()) << simd_level_name(lv) << ": " << r.summary();
+    std::vector<uint8_t> fast_codes(codes.size());
+    fp8_block_encode(x.data(), rows, block, block, fast_codes.data());
+    const auto er = check_parity(fast_codes.data(), codes.data(), int64_t(codes.size()));
+    ASSERT_TRUE(er.ok()) << simd_level_name(lv) << " encode: " << er.summary();
+  }
+}
+
 TEST(Simd, Fp8RoundtripOfALargeTensorStreamsAndStaysExact) {
   // 2^24 values (64 MiB): large enough for the AVX-512 path's non-temporal
   // stores; the result must not change.
