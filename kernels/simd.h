@@ -74,6 +74,8 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
 // the AVX2 functions above.
 namespace avx512 {
 void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits);
+// avx2::div_fwht_absmax on 16 lanes (D >= 16).
+float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y);
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);

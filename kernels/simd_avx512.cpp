@@ -110,9 +110,10 @@ inline void butterflies(__m512 (&v)[R]) {
 }
 
 // Butterfly stages h = h0 .. d/2 (h0 >= 16) over x[0, d), two or one per
-// pass, then x * c * nv on the last pass (simd_avx2.cpp's fwht_tail with
-// 16 lanes; same operations per value, same order).
-inline void tail_scaled(float* x, int64_t d, int64_t h0, __m512 c, __m512 vn) {
+// pass, then fin(x) on the last pass (simd_avx2.cpp's fwht_tail with 16
+// lanes; same operations per value, same order).
+template <class Fin>
+inline void tail(float* x, int64_t d, int64_t h0, Fin fin) {
   for (int64_t h = h0; h < d;) {
     const bool two = 4 * h <= d;
     const bool last = two ? 4 * h == d : true;
@@ -123,16 +124,55 @@ inline void tail_scaled(float* x, int64_t d, int64_t h0, __m512 c, __m512 vn) {
           __m512 v[4] = {ld(x + j), ld(x + j + h), ld(x + j + 2 * h), ld(x + j + 3 * h)};
           butterflies<4>(v);
 #pragma GCC unroll 4
-          for (int r = 0; r < 4; ++r) st(x + j + r * h, last ? _mm512_mul_ps(_mm512_mul_ps(v[r], c), vn) : v[r]);
+          for (int r = 0; r < 4; ++r) st(x + j + r * h, last ? fin(v[r]) : v[r]);
         } else {
           __m512 v[2] = {ld(x + j), ld(x + j + h)};
           butterflies<2>(v);
 #pragma GCC unroll 2
-          for (int r = 0; r < 2; ++r) st(x + j + r * h, _mm512_mul_ps(_mm512_mul_ps(v[r], c), vn));
+          for (int r = 0; r < 2; ++r) st(x + j + r * h, fin(v[r]));
         }
       }
     h *= two ? 4 : 2;
   }
+}
+
+// The tail with x * c * nv as its last step.
+inline void tail_scaled(float* x, int64_t d, int64_t h0, __m512 c, __m512 vn) {
+  tail(x, d, h0, [&](__m512 v) { return _mm512_mul_ps(_mm512_mul_ps(v, c), vn); });
+}
+
+// Stages h = 1, 2, 4, 8 of the butterflies on one register of 16
+// consecutive values (simd_avx2.cpp's h8 with one more stage): the partner
+// lanes swapped plus the register with the upper partners negated, which
+// is a + b in the lower and a - b in the upper lane, exactly.
+inline __m512 h16(__m512 v) {
+  constexpr int32_t M = INT32_MIN;
+  const __m512 n1 = _mm512_castsi512_ps(_mm512_setr_epi32(0, M, 0, M, 0, M, 0, M, 0, M, 0, M, 0, M, 0, M));
+  const __m512 n2 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, M, M, 0, 0, M, M, 0, 0, M, M, 0, 0, M, M));
+  const __m512 n4 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, M, M, M, M, 0, 0, 0, 0, M, M, M, M));
+  const __m512 n8 = _mm512_castsi512_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, M, M, M, M, M, M, M, M));
+  v = _mm512_add_ps(_mm512_permute_ps(v, 0xB1), _mm512_xor_ps(v, n1));       // pairs swapped
+  v = _mm512_add_ps(_mm512_permute_ps(v, 0x4E), _mm512_xor_ps(v, n2));       // pairs of pairs swapped
+  v = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, 0xB1), _mm512_xor_ps(v, n4));  // 128-bit lanes swapped in pairs
+  v = _mm512_add_ps(_mm512_shuffle_f32x4(v, v, 0x4E), _mm512_xor_ps(v, n8));  // 256-bit halves swapped
+  return v;
+}
+
+// Full FWHT into y (d = 16R, or d > 128 with R = 8): in(i) yields the 16
+// input values at offset i, fin post-maps the final values. Tiles of 16R
+// values take stages 1 .. 8R in registers; the tail does the rest.
+template <int R, class In, class Fin>
+inline void fwht_r(float* y, int64_t d, In in, Fin fin) {
+  const bool last = d == 16 * R;
+  for (int64_t i = 0; i < d; i += 16 * R) {
+    __m512 v[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) v[r] = h16(in(i + 16 * r));
+    butterflies<R>(v);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) st(y + i + 16 * r, last ? fin(v[r]) : v[r]);
+  }
+  if (!last) tail(y, d, 16 * R, fin);
 }
 
 // lattice.cpp's dn_box on 16 lanes (see simd_avx2.cpp's dn_box for the
@@ -276,6 +316,24 @@ void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_
       max_mag_bits[r0 + r] = best;
     }
   }
+}
+
+float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y) {
+  const __m512 vn = _mm512_set1_ps(nrm), c = _mm512_set1_ps(hadamard_norm_factor(d));
+  __m512 mx = _mm512_setzero_ps();
+  const auto in = [&](int64_t i) { return _mm512_div_ps(ld(x + i), vn); };
+  const auto fin = [&](__m512 v) {
+    v = _mm512_mul_ps(v, c);
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+    return v;
+  };
+  switch (d) {
+    case 16: fwht_r<1>(y, d, in, fin); break;
+    case 32: fwht_r<2>(y, d, in, fin); break;
+    case 64: fwht_r<4>(y, d, in, fin); break;
+    default: fwht_r<8>(y, d, in, fin); break;
+  }
+  return _mm512_reduce_max_ps(mx);
 }
 
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
@@ -577,6 +635,10 @@ void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* o
 #include "common/error.h"
 
 namespace kvlab::kernels::avx512 {
+float div_fwht_absmax(const float*, float, int64_t, float*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0.0f;
+}
 int64_t e8_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
