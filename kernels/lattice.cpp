@@ -363,6 +363,8 @@ void decode_rows_impl(int q, const uint16_t* norm16, const uint16_t* qmax16, con
       for (int64_t j = 0; j < d; ++j) o[j] = (float(p[j]) * 0.5f) * s;
       fwht_normalized_ref(o, d);
       for (int64_t j = 0; j < d; ++j) o[j] = o[j] * nv;
+    } else if (d >= 16 && simd_level() >= SimdLevel::kAvx512) {
+      avx512::dequant_fwht_scale(p, d, s, nv, o);
     } else if (d >= 8 && simd_level() >= SimdLevel::kAvx2) {
       avx2::dequant_fwht_scale(p, d, s, nv, o);
     } else {

@@ -76,6 +76,16 @@ namespace avx512 {
 void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits);
 // avx2::div_fwht_absmax on 16 lanes (D >= 16).
 float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y);
+// D4 block points (doubled coordinates, as the codec's point_fast) of the
+// nblocks block indices packed LSB-first, bpb <= 31 bits each, in
+// bits[0, nbytes), for Q <= 127; count = the number of valid indices.
+// Returns how many leading blocks it wrote (a multiple of 16): it stops
+// before a group that would read past nbytes or holds an index >= count,
+// and leaves those blocks to the caller's checked scalar path.
+int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
+                         int32_t* pts2);
+// avx2::dequant_fwht_scale on 16 lanes (D >= 16).
+void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out);
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);

@@ -336,6 +336,83 @@ float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y) {
   return _mm512_reduce_max_ps(mx);
 }
 
+void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out) {
+  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), vn = _mm512_set1_ps(nv);
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
+  const auto in = [&](int64_t i) {
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(pts2 + i)), vh), vs);
+  };
+  const auto fin = [&](__m512 v) { return _mm512_mul_ps(_mm512_mul_ps(v, c), vn); };
+  switch (d) {
+    case 16: fwht_r<1>(out, d, in, fin); break;
+    case 32: fwht_r<2>(out, d, in, fin); break;
+    case 64: fwht_r<4>(out, d, in, fin); break;
+    default: fwht_r<8>(out, d, in, fin); break;
+  }
+}
+
+int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
+                         int32_t* pts2) {
+  // 16 blocks per step: their bpb-bit fields by two 8-lane gathers of
+  // 64-bit words, the radix-m digits of 2 * index by exact division in
+  // doubles (n < 2^32, so n * RN(1/m) is within 2^-20 of n / m, less than
+  // the 1/m to the next integer; only exact multiples can land one below,
+  // which r >= m corrects), then a 4 x 16 -> 16 x 4 transpose.
+  const uint32_t m = uint32_t(2 * q + 1);
+  const __m512d inv = _mm512_set1_pd(1.0 / double(m));
+  const __m512i vm = _mm512_set1_epi32(int32_t(m)), vq = _mm512_set1_epi32(q);
+  const __m512i lanes_lo = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(bpb));
+  const __m512i lanes_hi = _mm512_add_epi64(lanes_lo, _mm512_set1_epi64(8 * int64_t(bpb)));
+  const __m512i field = _mm512_set1_epi64(int64_t((uint64_t(1) << bpb) - 1));
+  const auto divmod = [&](__m512i n, __m512i* rem) {  // n / m and n % m, n < 2^32
+    const __m256i q0 = _mm512_cvttpd_epu32(
+        _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_castsi512_si256(n)), inv), _MM_FROUND_TO_NEG_INF));
+    const __m256i q1 = _mm512_cvttpd_epu32(_mm512_roundscale_pd(
+        _mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(n, 1)), inv), _MM_FROUND_TO_NEG_INF));
+    __m512i qt = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    __m512i r = _mm512_sub_epi32(n, _mm512_mullo_epi32(qt, vm));
+    const __mmask16 over = _mm512_cmpge_epu32_mask(r, vm);
+    qt = _mm512_mask_add_epi32(qt, over, qt, _mm512_set1_epi32(1));
+    *rem = _mm512_mask_sub_epi32(r, over, r, vm);
+    return qt;
+  };
+  int64_t k0 = 0;
+  for (; k0 + 16 <= nblocks; k0 += 16) {
+    const int64_t last_byte = ((k0 + 15) * int64_t(bpb)) >> 3;
+    if (last_byte + 8 > nbytes) break;  // the last words would read past the code: the caller's scalar path
+    const __m512i base = _mm512_set1_epi64(k0 * int64_t(bpb));
+    const __m512i plo = _mm512_add_epi64(base, lanes_lo), phi = _mm512_add_epi64(base, lanes_hi);
+    const __m512i wlo = _mm512_i64gather_epi64(_mm512_srli_epi64(plo, 3), bits, 1);
+    const __m512i whi = _mm512_i64gather_epi64(_mm512_srli_epi64(phi, 3), bits, 1);
+    const __m512i seven = _mm512_set1_epi64(7);
+    const __m512i ilo = _mm512_and_si512(_mm512_srlv_epi64(wlo, _mm512_and_si512(plo, seven)), field);
+    const __m512i ihi = _mm512_and_si512(_mm512_srlv_epi64(whi, _mm512_and_si512(phi, seven)), field);
+    const __m512i idx =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(ilo)), _mm512_cvtepi64_epi32(ihi), 1);
+    if (_mm512_cmpge_epu32_mask(idx, _mm512_set1_epi32(int32_t(count))) != 0) break;  // corrupt: scalar reports it
+    __m512i d[4];
+    __m512i n = _mm512_slli_epi32(idx, 1);
+    n = divmod(n, &d[0]);
+    n = divmod(n, &d[1]);
+    d[3] = divmod(n, &d[2]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) d[i] = _mm512_slli_epi32(_mm512_sub_epi32(d[i], vq), 1);
+    // Transpose: lanes = blocks, registers = coordinates -> block-major.
+    const __m512i t0 = _mm512_unpacklo_epi32(d[0], d[1]), t1 = _mm512_unpackhi_epi32(d[0], d[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(d[2], d[3]), t3 = _mm512_unpackhi_epi32(d[2], d[3]);
+    const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);  // blocks 0,4,8,12 / 1,5,9,13
+    const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);  // 2,6,10,14 / 3,7,11,15
+    const __m512i s0 = _mm512_shuffle_i32x4(u0, u1, 0x44), s1 = _mm512_shuffle_i32x4(u2, u3, 0x44);
+    const __m512i s2 = _mm512_shuffle_i32x4(u0, u1, 0xEE), s3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+    int32_t* o = pts2 + 4 * k0;
+    _mm512_storeu_si512(o, _mm512_shuffle_i32x4(s0, s1, 0x88));
+    _mm512_storeu_si512(o + 16, _mm512_shuffle_i32x4(s0, s1, 0xDD));
+    _mm512_storeu_si512(o + 32, _mm512_shuffle_i32x4(s2, s3, 0x88));
+    _mm512_storeu_si512(o + 48, _mm512_shuffle_i32x4(s2, s3, 0xDD));
+  }
+  return k0;
+}
+
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
   const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 128 * 128;
@@ -638,6 +715,13 @@ namespace kvlab::kernels::avx512 {
 float div_fwht_absmax(const float*, float, int64_t, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0.0f;
+}
+void dequant_fwht_scale(const int32_t*, int64_t, float, float, float*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+}
+int64_t d4_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint32_t, int32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
 }
 int64_t e8_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");

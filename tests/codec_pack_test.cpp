@@ -13,7 +13,9 @@
 
 #include "codec/lattice_codec.h"
 #include "common/error.h"
+#include "kernels/fp_formats.h"
 #include "kernels/lattice.h"
+#include "kernels/simd.h"
 
 namespace kvlab::codec {
 namespace {
@@ -112,6 +114,67 @@ TEST(LatticePack, OutOfRangeBlockIndexInTheBytesIsAnError) {
       FAIL() << c.spec() << ": corrupt code decoded";
     } catch (const kvlab::Error& e) {
       EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Restores the process's SIMD level when a test ends.
+struct LevelGuard {
+  kernels::SimdLevel saved = kernels::simd_level();
+  ~LevelGuard() { kernels::set_simd_level(saved); }
+};
+
+// The AVX-512 D4 unpacker (16 blocks per step, Q <= 127) against the
+// scalar reader: every level decodes the same bytes to the same floats,
+// for bit widths from 6 (Q = 1) to 31 (Q = 127), rows of 16 to 128 blocks,
+// and a batch whose last groups end at the array's end.
+TEST(LatticePack, D4DecodeIsTheSameAtEveryLevel) {
+  LevelGuard g;
+  std::mt19937 rng(11);
+  std::student_t_distribution<float> t3(3.f);
+  for (int q : {1, 2, 3, 5, 10, 38, 64, 100, 126, 127})
+    for (int64_t d : {64, 128, 512}) {
+      const int64_t n = 7;
+      LatticeCodec c(LatticeKind::kD4, q, d);
+      std::vector<float> x(size_t(n * d)), want(x.size()), got(x.size());
+      for (auto& v : x) v = t3(rng);
+      std::vector<uint8_t> code(size_t(n) * c.code_size());
+      c.encode(x.data(), n, code.data());
+      kernels::set_simd_level(kernels::SimdLevel::kScalar);
+      c.decode(code.data(), n, want.data());
+      kernels::set_simd_level(kernels::cpu_best_simd_level());
+      c.decode(code.data(), n, got.data());
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(want[i])) << "Q=" << q << " D=" << d << " at " << i;
+      // And the decode is the codec's roundtrip (encode-decode identity).
+      std::vector<float> rt(x.size());
+      c.roundtrip(x.data(), n, rt.data());
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(rt[i])) << "Q=" << q << " D=" << d << " at " << i;
+    }
+}
+
+// A corrupt index in the middle of a 16-block group (and of the batch) is
+// reported with its vector and block at every level.
+TEST(LatticePack, CorruptD4IndexInsideAGroupIsReported) {
+  LevelGuard g;
+  const int q = 10;
+  const int64_t d = 512, n = 3;
+  LatticeCodec c(LatticeKind::kD4, q, d);
+  std::vector<float> x(size_t(n * d), 0.25f), out(x.size());
+  std::vector<uint8_t> code(size_t(n) * c.code_size());
+  c.encode(x.data(), n, code.data());
+  const int bpb = c.bits_per_block();
+  uint8_t* payload = code.data() + c.code_size() + 4;  // vector 1
+  for (int64_t bit = 20 * bpb; bit < 21 * bpb; ++bit) payload[bit / 8] |= uint8_t(1u << (bit % 8));  // block 20
+  for (auto lv : {kernels::SimdLevel::kScalar, kernels::cpu_best_simd_level()}) {
+    kernels::set_simd_level(lv);
+    try {
+      c.decode(code.data(), n, out.data());
+      FAIL() << kernels::simd_level_name(lv) << ": corrupt code decoded";
+    } catch (const kvlab::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("vector 1 block 20 has an index out of range"), std::string::npos)
+          << e.what();
     }
   }
 }
