@@ -84,6 +84,10 @@ float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y);
 // and leaves those blocks to the caller's checked scalar path.
 int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
                          int32_t* pts2);
+// The same for E8 (bpb <= 53, so every index < 2^53; Q <= 48): count_int
+// integer-coset indices, then the half coset's, count in all.
+int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
+                         uint64_t count, int32_t* pts2);
 // avx2::dequant_fwht_scale on 16 lanes (D >= 16).
 void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out);
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);

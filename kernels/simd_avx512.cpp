@@ -351,50 +351,94 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
   }
 }
 
+namespace {
+
+// Unpacking packed block indices (the lattice codecs' decode), 16 blocks a
+// step. Fields: bpb <= 57 bits at bit k * bpb of an LSB-first stream; lane
+// L of the result holds block order[L]; two registers of 8 64-bit lanes.
+struct Fields {
+  __m512i lo, hi;
+};
+inline Fields gather_fields(const uint8_t* bits, int64_t k0, int bpb, __m512i lanes_lo, __m512i lanes_hi) {
+  const __m512i base = _mm512_set1_epi64(k0 * int64_t(bpb)), seven = _mm512_set1_epi64(7);
+  const __m512i field = _mm512_set1_epi64(int64_t((uint64_t(1) << bpb) - 1));
+  const __m512i plo = _mm512_add_epi64(base, lanes_lo), phi = _mm512_add_epi64(base, lanes_hi);
+  const __m512i wlo = _mm512_i64gather_epi64(_mm512_srli_epi64(plo, 3), bits, 1);
+  const __m512i whi = _mm512_i64gather_epi64(_mm512_srli_epi64(phi, 3), bits, 1);
+  return {_mm512_and_si512(_mm512_srlv_epi64(wlo, _mm512_and_si512(plo, seven)), field),
+          _mm512_and_si512(_mm512_srlv_epi64(whi, _mm512_and_si512(phi, seven)), field)};
+}
+
+// Bit positions of the 16 blocks of a step, lanes in the given block order.
+inline void field_lanes(int bpb, const int64_t (&order)[16], __m512i* lo, __m512i* hi) {
+  alignas(64) int64_t p[16];
+  for (int l = 0; l < 16; ++l) p[l] = order[l] * bpb;
+  *lo = _mm512_load_si512(p);
+  *hi = _mm512_load_si512(p + 8);
+}
+
+inline __m512i u64_to_u32x16(__m512i lo, __m512i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(lo)), _mm512_cvtepi64_epi32(hi), 1);
+}
+
+// n / d and n % d for 16 lanes of n < 2^32, d <= 2^16 (per lane; inv_lo /
+// inv_hi = RN(1 / d) for lanes 0-7 / 8-15 in double). n * RN(1/d) is within
+// 2^-20 of n / d, less than the 1/d to the next integer, so the floor is
+// exact except possibly one below at exact multiples, which r >= d fixes.
+inline __m512i divmod_u32(__m512i n, __m512i d, __m512d inv_lo, __m512d inv_hi, __m512i* rem) {
+  const __m256i q0 = _mm512_cvttpd_epu32(_mm512_roundscale_pd(
+      _mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_castsi512_si256(n)), inv_lo), _MM_FROUND_TO_NEG_INF));
+  const __m256i q1 = _mm512_cvttpd_epu32(_mm512_roundscale_pd(
+      _mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(n, 1)), inv_hi), _MM_FROUND_TO_NEG_INF));
+  __m512i qt = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+  const __m512i r = _mm512_sub_epi32(n, _mm512_mullo_epi32(qt, d));
+  const __mmask16 over = _mm512_cmpge_epu32_mask(r, d);
+  qt = _mm512_mask_add_epi32(qt, over, qt, _mm512_set1_epi32(1));
+  *rem = _mm512_mask_sub_epi32(r, over, r, d);
+  return qt;
+}
+
+// n / p and n % p for 8 lanes of n < 2^53, p < 2^32 (per lane, inv = RN(1/p)
+// in double): the double quotient is within one of the truth, corrected
+// both ways by the exact 64-bit remainder. (One too low happens at exact
+// multiples and the tests reach it; one too high needs n > 2^52, i.e.
+// Q >= 46, and no test input has reached it: the check stays so that the
+// result never depends on the direction of a rounding.)
+inline __m512i divmod_u53(__m512i n, __m512i p, __m512d inv, __m512i* rem) {
+  __m512i qt = _mm512_cvttpd_epu64(
+      _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtepu64_pd(n), inv), _MM_FROUND_TO_NEG_INF));
+  __m512i r = _mm512_sub_epi64(n, _mm512_mullo_epi64(qt, p));
+  const __mmask8 neg = _mm512_cmplt_epi64_mask(r, _mm512_setzero_si512());
+  qt = _mm512_mask_sub_epi64(qt, neg, qt, _mm512_set1_epi64(1));
+  r = _mm512_mask_add_epi64(r, neg, r, p);
+  const __mmask8 over = _mm512_cmpge_epi64_mask(r, p);
+  qt = _mm512_mask_add_epi64(qt, over, qt, _mm512_set1_epi64(1));
+  *rem = _mm512_mask_sub_epi64(r, over, r, p);
+  return qt;
+}
+
+}  // namespace
+
 int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
                          int32_t* pts2) {
-  // 16 blocks per step: their bpb-bit fields by two 8-lane gathers of
-  // 64-bit words, the radix-m digits of 2 * index by exact division in
-  // doubles (n < 2^32, so n * RN(1/m) is within 2^-20 of n / m, less than
-  // the 1/m to the next integer; only exact multiples can land one below,
-  // which r >= m corrects), then a 4 x 16 -> 16 x 4 transpose.
+  // Digits of 2 * index in radix m = 2Q + 1 (LatticeCodec::point_fast),
+  // then a 4 x 16 -> 16 x 4 transpose to block-major.
   const uint32_t m = uint32_t(2 * q + 1);
   const __m512d inv = _mm512_set1_pd(1.0 / double(m));
   const __m512i vm = _mm512_set1_epi32(int32_t(m)), vq = _mm512_set1_epi32(q);
-  const __m512i lanes_lo = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64(bpb));
-  const __m512i lanes_hi = _mm512_add_epi64(lanes_lo, _mm512_set1_epi64(8 * int64_t(bpb)));
-  const __m512i field = _mm512_set1_epi64(int64_t((uint64_t(1) << bpb) - 1));
-  const auto divmod = [&](__m512i n, __m512i* rem) {  // n / m and n % m, n < 2^32
-    const __m256i q0 = _mm512_cvttpd_epu32(
-        _mm512_roundscale_pd(_mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_castsi512_si256(n)), inv), _MM_FROUND_TO_NEG_INF));
-    const __m256i q1 = _mm512_cvttpd_epu32(_mm512_roundscale_pd(
-        _mm512_mul_pd(_mm512_cvtepu32_pd(_mm512_extracti64x4_epi64(n, 1)), inv), _MM_FROUND_TO_NEG_INF));
-    __m512i qt = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-    __m512i r = _mm512_sub_epi32(n, _mm512_mullo_epi32(qt, vm));
-    const __mmask16 over = _mm512_cmpge_epu32_mask(r, vm);
-    qt = _mm512_mask_add_epi32(qt, over, qt, _mm512_set1_epi32(1));
-    *rem = _mm512_mask_sub_epi32(r, over, r, vm);
-    return qt;
-  };
+  __m512i lanes_lo, lanes_hi;
+  field_lanes(bpb, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, &lanes_lo, &lanes_hi);
   int64_t k0 = 0;
   for (; k0 + 16 <= nblocks; k0 += 16) {
-    const int64_t last_byte = ((k0 + 15) * int64_t(bpb)) >> 3;
-    if (last_byte + 8 > nbytes) break;  // the last words would read past the code: the caller's scalar path
-    const __m512i base = _mm512_set1_epi64(k0 * int64_t(bpb));
-    const __m512i plo = _mm512_add_epi64(base, lanes_lo), phi = _mm512_add_epi64(base, lanes_hi);
-    const __m512i wlo = _mm512_i64gather_epi64(_mm512_srli_epi64(plo, 3), bits, 1);
-    const __m512i whi = _mm512_i64gather_epi64(_mm512_srli_epi64(phi, 3), bits, 1);
-    const __m512i seven = _mm512_set1_epi64(7);
-    const __m512i ilo = _mm512_and_si512(_mm512_srlv_epi64(wlo, _mm512_and_si512(plo, seven)), field);
-    const __m512i ihi = _mm512_and_si512(_mm512_srlv_epi64(whi, _mm512_and_si512(phi, seven)), field);
-    const __m512i idx =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(ilo)), _mm512_cvtepi64_epi32(ihi), 1);
+    if ((((k0 + 15) * int64_t(bpb)) >> 3) + 8 > nbytes) break;  // would read past the codes: scalar path
+    const Fields f = gather_fields(bits, k0, bpb, lanes_lo, lanes_hi);
+    const __m512i idx = u64_to_u32x16(f.lo, f.hi);
     if (_mm512_cmpge_epu32_mask(idx, _mm512_set1_epi32(int32_t(count))) != 0) break;  // corrupt: scalar reports it
     __m512i d[4];
     __m512i n = _mm512_slli_epi32(idx, 1);
-    n = divmod(n, &d[0]);
-    n = divmod(n, &d[1]);
-    d[3] = divmod(n, &d[2]);
+    n = divmod_u32(n, vm, inv, inv, &d[0]);
+    n = divmod_u32(n, vm, inv, inv, &d[1]);
+    d[3] = divmod_u32(n, vm, inv, inv, &d[2]);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) d[i] = _mm512_slli_epi32(_mm512_sub_epi32(d[i], vq), 1);
     // Transpose: lanes = blocks, registers = coordinates -> block-major.
@@ -409,6 +453,67 @@ int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
     _mm512_storeu_si512(o + 16, _mm512_shuffle_i32x4(s0, s1, 0xDD));
     _mm512_storeu_si512(o + 32, _mm512_shuffle_i32x4(s2, s3, 0x88));
     _mm512_storeu_si512(o + 48, _mm512_shuffle_i32x4(s2, s3, 0xDD));
+  }
+  return k0;
+}
+
+int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
+                         uint64_t count, int32_t* pts2) {
+  // LatticeCodec::point_fast on 16 lanes. Integer coset (index <
+  // count_int): 2 * index in radix m = 2Q + 1, split by m^4 into two 4-digit
+  // halves. Half coset: j = index - count_int in radix r = 2Q, split by r^4;
+  // its last digit is floor(h7 / 2), and h7 = 2 * that + the parity of
+  // h0..h6. Each lane takes its coset's radix. Lanes hold the blocks in
+  // to_coords' order, so from_coords turns the coordinate registers into
+  // block-major rows.
+  const uint32_t m = uint32_t(2 * q + 1), rr = uint32_t(2 * q);
+  const uint64_t pm = uint64_t(m) * m * m * m, pr = uint64_t(rr) * rr * rr * rr;
+  const __m512i vq = _mm512_set1_epi32(q);
+  __m512i lanes_lo, lanes_hi;
+  field_lanes(bpb, {0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15}, &lanes_lo, &lanes_hi);
+  const __m512i cint = _mm512_set1_epi64(int64_t(count_int)), ctot = _mm512_set1_epi64(int64_t(count));
+  const __m512d inv_pm = _mm512_set1_pd(1.0 / double(pm)), inv_pr = _mm512_set1_pd(1.0 / double(pr));
+  const __m512d inv_m = _mm512_set1_pd(1.0 / double(m)), inv_r = _mm512_set1_pd(1.0 / double(rr));
+  int64_t k0 = 0;
+  for (; k0 + 16 <= nblocks; k0 += 16) {
+    if ((((k0 + 15) * int64_t(bpb)) >> 3) + 8 > nbytes) break;  // would read past the codes: scalar path
+    const Fields f = gather_fields(bits, k0, bpb, lanes_lo, lanes_hi);
+    if ((_mm512_cmpge_epu64_mask(f.lo, ctot) | _mm512_cmpge_epu64_mask(f.hi, ctot)) != 0) break;  // corrupt
+    const __mmask8 hlo = _mm512_cmpge_epu64_mask(f.lo, cint), hhi = _mm512_cmpge_epu64_mask(f.hi, cint);
+    const __mmask16 half = __mmask16(hlo | (unsigned(hhi) << 8));
+    // n: 2 * index (integer coset) or index - count_int (half coset).
+    const __m512i nlo = _mm512_mask_sub_epi64(_mm512_slli_epi64(f.lo, 1), hlo, f.lo, cint);
+    const __m512i nhi = _mm512_mask_sub_epi64(_mm512_slli_epi64(f.hi, 1), hhi, f.hi, cint);
+    const __m512i plo = _mm512_mask_mov_epi64(_mm512_set1_epi64(int64_t(pm)), hlo, _mm512_set1_epi64(int64_t(pr)));
+    const __m512i phi = _mm512_mask_mov_epi64(_mm512_set1_epi64(int64_t(pm)), hhi, _mm512_set1_epi64(int64_t(pr)));
+    __m512i rlo, rhi;
+    const __m512i qlo = divmod_u53(nlo, plo, _mm512_mask_mov_pd(inv_pm, hlo, inv_pr), &rlo);
+    const __m512i qhi = divmod_u53(nhi, phi, _mm512_mask_mov_pd(inv_pm, hhi, inv_pr), &rhi);
+    const __m512i radix = _mm512_mask_mov_epi32(_mm512_set1_epi32(int32_t(m)), half, _mm512_set1_epi32(int32_t(rr)));
+    const __m512d ilo = _mm512_mask_mov_pd(inv_m, hlo, inv_r), ihi = _mm512_mask_mov_pd(inv_m, hhi, inv_r);
+    __m512i d[8];
+    __m512i n = u64_to_u32x16(rlo, rhi);  // the low half, < radix^4
+    n = divmod_u32(n, radix, ilo, ihi, &d[0]);
+    n = divmod_u32(n, radix, ilo, ihi, &d[1]);
+    d[3] = divmod_u32(n, radix, ilo, ihi, &d[2]);
+    n = u64_to_u32x16(qlo, qhi);  // the high half
+    n = divmod_u32(n, radix, ilo, ihi, &d[4]);
+    n = divmod_u32(n, radix, ilo, ihi, &d[5]);
+    d[7] = divmod_u32(n, radix, ilo, ihi, &d[6]);
+    const __m512i parity = _mm512_and_si512(
+        _mm512_xor_si512(_mm512_xor_si512(_mm512_xor_si512(d[0], d[1]), _mm512_xor_si512(d[2], d[3])),
+                         _mm512_xor_si512(_mm512_xor_si512(d[4], d[5]), d[6])),
+        _mm512_set1_epi32(1));
+    d[7] = _mm512_mask_add_epi32(d[7], half, _mm512_add_epi32(d[7], d[7]), parity);
+    const __m512i one = _mm512_maskz_mov_epi32(half, _mm512_set1_epi32(1));
+    __m512 c[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i)
+      c[i] = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_sub_epi32(d[i], vq), 1), one));
+    from_coords(c);
+    int32_t* o = pts2 + 8 * k0;
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) _mm512_storeu_si512(o + 16 * i, _mm512_castps_si512(c[i]));
   }
   return k0;
 }
@@ -720,6 +825,10 @@ void dequant_fwht_scale(const int32_t*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
 }
 int64_t d4_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint32_t, int32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
+}
+int64_t e8_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint64_t, uint64_t, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
 }

@@ -124,57 +124,109 @@ struct LevelGuard {
   ~LevelGuard() { kernels::set_simd_level(saved); }
 };
 
-// The AVX-512 D4 unpacker (16 blocks per step, Q <= 127) against the
-// scalar reader: every level decodes the same bytes to the same floats,
-// for bit widths from 6 (Q = 1) to 31 (Q = 127), rows of 16 to 128 blocks,
-// and a batch whose last groups end at the array's end.
-TEST(LatticePack, D4DecodeIsTheSameAtEveryLevel) {
+// The AVX-512 unpackers (16 blocks per step; D4 for Q <= 127, E8 for
+// Q <= 48) against the scalar reader: every level decodes the same bytes to
+// the same floats, for bit widths from 6 to 53, rows of 8 to 128 blocks,
+// both E8 cosets, and a batch whose last groups end at the array's end.
+TEST(LatticePack, DecodeIsTheSameAtEveryLevel) {
   LevelGuard g;
   std::mt19937 rng(11);
   std::student_t_distribution<float> t3(3.f);
-  for (int q : {1, 2, 3, 5, 10, 38, 64, 100, 126, 127})
-    for (int64_t d : {64, 128, 512}) {
-      const int64_t n = 7;
-      LatticeCodec c(LatticeKind::kD4, q, d);
-      std::vector<float> x(size_t(n * d)), want(x.size()), got(x.size());
-      for (auto& v : x) v = t3(rng);
-      std::vector<uint8_t> code(size_t(n) * c.code_size());
-      c.encode(x.data(), n, code.data());
-      kernels::set_simd_level(kernels::SimdLevel::kScalar);
-      c.decode(code.data(), n, want.data());
-      kernels::set_simd_level(kernels::cpu_best_simd_level());
-      c.decode(code.data(), n, got.data());
-      for (size_t i = 0; i < x.size(); ++i)
-        ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(want[i])) << "Q=" << q << " D=" << d << " at " << i;
-      // And the decode is the codec's roundtrip (encode-decode identity).
-      std::vector<float> rt(x.size());
-      c.roundtrip(x.data(), n, rt.data());
-      for (size_t i = 0; i < x.size(); ++i)
-        ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(rt[i])) << "Q=" << q << " D=" << d << " at " << i;
+  for (auto k : {LatticeKind::kD4, LatticeKind::kE8})
+    for (int q : {1, 2, 3, 5, 10, 38, 44, 48, 49, 64, 100, 126, 127})
+      for (int64_t d : {64, 128, 512}) {
+        const int64_t n = 7;
+        LatticeCodec c(k, q, d);
+        std::vector<float> x(size_t(n * d)), want(x.size()), got(x.size());
+        for (auto& v : x) v = t3(rng);
+        std::vector<uint8_t> code(size_t(n) * c.code_size());
+        c.encode(x.data(), n, code.data());
+        kernels::set_simd_level(kernels::SimdLevel::kScalar);
+        c.decode(code.data(), n, want.data());
+        kernels::set_simd_level(kernels::cpu_best_simd_level());
+        c.decode(code.data(), n, got.data());
+        const std::string what = c.spec() + " D=" + std::to_string(d);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(want[i])) << what << " at " << i;
+        // And the decode is the codec's roundtrip (encode-decode identity).
+        std::vector<float> rt(x.size());
+        c.roundtrip(x.data(), n, rt.data());
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(rt[i])) << what << " at " << i;
+      }
+}
+
+// Indices at and just below exact multiples of the split divisor
+// (2 * index = k m^4 in the integer coset, index - count_int = k r^4 in the
+// half one), the largest k first: where a quotient computed in doubles is
+// most likely one off, either way.
+// Written straight into the bytes; every level must decode them alike.
+TEST(LatticePack, E8IndicesAtExactMultiplesDecodeAlikeAtEveryLevel) {
+  LevelGuard g;
+  for (int q : {1, 5, 38, 41, 42, 43, 44, 45, 46, 47, 48}) {
+    const int64_t d = 512, nblocks = d / 8;
+    LatticeCodec c(LatticeKind::kE8, q, d);
+    const u128 m4 = u128(2 * q + 1) * (2 * q + 1) * (2 * q + 1) * (2 * q + 1);
+    const u128 r4 = u128(2 * q) * (2 * q) * (2 * q) * (2 * q);
+    const u128 count_int = (m4 * m4 + 1) / 2;
+    std::vector<u128> idx;
+    for (u128 k = m4 - 1; idx.size() < 2000; --k) {
+      idx.push_back((k * m4 - (k % 2)) / 2);  // 2 index = k m^4 (k even) or k m^4 - 1 (k odd)
+      if (k == 1) break;
     }
+    for (u128 k = r4 / 2 - 1; idx.size() < 4000; --k) {
+      idx.push_back(count_int + k * r4);
+      idx.push_back(count_int + k * r4 - 1);  // just below a multiple
+      if (k == 1) break;
+    }
+    const int64_t n = int64_t((idx.size() + nblocks - 1) / nblocks);
+    std::vector<uint8_t> code(size_t(n) * c.code_size(), 0);
+    for (int64_t r = 0; r < n; ++r) {
+      code[size_t(r) * c.code_size() + 1] = 0x3c;  // norm field: some ordinary value
+      code[size_t(r) * c.code_size() + 3] = 0x3c;  // qmax field: 1.0
+    }
+    const int bpb = c.bits_per_block();
+    for (size_t b = 0; b < size_t(n * nblocks); ++b) {
+      const u128 v = b < idx.size() ? idx[b] : 0;
+      ASSERT_LT(v, c.points_per_block());
+      uint8_t* payload = code.data() + (b / size_t(nblocks)) * c.code_size() + 4;
+      const int64_t bit0 = int64_t(b % size_t(nblocks)) * bpb;
+      for (int i = 0; i < bpb; ++i)
+        if ((v >> i) & 1) payload[(bit0 + i) / 8] |= uint8_t(1u << ((bit0 + i) % 8));
+    }
+    std::vector<float> want(size_t(n * d)), got(want.size());
+    kernels::set_simd_level(kernels::SimdLevel::kScalar);
+    c.decode(code.data(), n, want.data());
+    kernels::set_simd_level(kernels::cpu_best_simd_level());
+    c.decode(code.data(), n, got.data());
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_EQ(kernels::f32_bits(got[i]), kernels::f32_bits(want[i])) << "Q=" << q << " at " << i;
+  }
 }
 
 // A corrupt index in the middle of a 16-block group (and of the batch) is
 // reported with its vector and block at every level.
-TEST(LatticePack, CorruptD4IndexInsideAGroupIsReported) {
+TEST(LatticePack, CorruptIndexInsideAGroupIsReported) {
   LevelGuard g;
-  const int q = 10;
-  const int64_t d = 512, n = 3;
-  LatticeCodec c(LatticeKind::kD4, q, d);
-  std::vector<float> x(size_t(n * d), 0.25f), out(x.size());
-  std::vector<uint8_t> code(size_t(n) * c.code_size());
-  c.encode(x.data(), n, code.data());
-  const int bpb = c.bits_per_block();
-  uint8_t* payload = code.data() + c.code_size() + 4;  // vector 1
-  for (int64_t bit = 20 * bpb; bit < 21 * bpb; ++bit) payload[bit / 8] |= uint8_t(1u << (bit % 8));  // block 20
-  for (auto lv : {kernels::SimdLevel::kScalar, kernels::cpu_best_simd_level()}) {
-    kernels::set_simd_level(lv);
-    try {
-      c.decode(code.data(), n, out.data());
-      FAIL() << kernels::simd_level_name(lv) << ": corrupt code decoded";
-    } catch (const kvlab::Error& e) {
-      EXPECT_NE(std::string(e.what()).find("vector 1 block 20 has an index out of range"), std::string::npos)
-          << e.what();
+  for (auto [k, q] : {std::pair{LatticeKind::kD4, 10}, std::pair{LatticeKind::kE8, 38}}) {
+    const int64_t d = 512, n = 3;
+    LatticeCodec c(k, q, d);
+    ASSERT_LT(c.points_per_block(), u128(1) << c.bits_per_block());
+    std::vector<float> x(size_t(n * d), 0.25f), out(x.size());
+    std::vector<uint8_t> code(size_t(n) * c.code_size());
+    c.encode(x.data(), n, code.data());
+    const int bpb = c.bits_per_block();
+    uint8_t* payload = code.data() + c.code_size() + 4;  // vector 1
+    for (int64_t bit = 20 * bpb; bit < 21 * bpb; ++bit) payload[bit / 8] |= uint8_t(1u << (bit % 8));  // block 20
+    for (auto lv : {kernels::SimdLevel::kScalar, kernels::cpu_best_simd_level()}) {
+      kernels::set_simd_level(lv);
+      try {
+        c.decode(code.data(), n, out.data());
+        FAIL() << c.spec() << " " << kernels::simd_level_name(lv) << ": corrupt code decoded";
+      } catch (const kvlab::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("vector 1 block 20 has an index out of range"), std::string::npos)
+            << e.what();
+      }
     }
   }
 }

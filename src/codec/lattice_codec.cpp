@@ -328,7 +328,9 @@ void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
   std::vector<uint16_t> n16(kBatch), q16(kBatch);
   std::vector<int32_t> pts(std::size_t(kBatch * dim_));
   const int64_t nblocks = dim_ / block_;
-  const bool wide_d4 = fast_ && block_ == 4 && kernels::simd_level() >= kernels::SimdLevel::kAvx512;
+  // The AVX-512 unpackers: D4 for Q <= 127, E8 while indices stay below
+  // 2^53 (split_: Q <= 48).
+  const bool wide = fast_ && (block_ == 4 || split_) && kernels::simd_level() >= kernels::SimdLevel::kAvx512;
   for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
     const int64_t rows = std::min(kBatch, n - r0);
     for (int64_t r = 0; r < rows; ++r) {
@@ -343,11 +345,15 @@ void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
       int32_t* p = pts.data() + r * dim_;
       if (fast_) {
         int64_t k = 0;
-        if (wide_d4) {  // 16 blocks at a time; the rest (and any corrupt index) below
+        if (wide) {  // 16 blocks at a time; the rest (and any corrupt index) below
           // Readable: up to the end of the whole code array (the unpacker
           // masks each field, so bytes of the next vector do no harm).
           const int64_t readable = (n - (r0 + r)) * int64_t(code_size_) - 4;
-          k = kernels::avx512::d4_unpack_points(c + 4, readable, nblocks, bits_per_block_, q_, uint32_t(count_int_), p);
+          k = block_ == 4 ? kernels::avx512::d4_unpack_points(c + 4, readable, nblocks, bits_per_block_, q_,
+                                                              uint32_t(count_int_), p)
+                          : kernels::avx512::e8_unpack_points(c + 4, readable, nblocks, bits_per_block_, q_,
+                                                              uint64_t(count_int_),
+                                                              uint64_t(count_int_ + count_half_), p);
           rd.pos = uint64_t(k) * uint64_t(bits_per_block_);
         }
         for (; k < nblocks; ++k)
