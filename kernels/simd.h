@@ -88,6 +88,12 @@ int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
 // integer-coset indices, then the half coset's, count in all.
 int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
                          uint64_t count, int32_t* pts2);
+// The block indices of in-box points (LatticeCodec::index_fast; Q <= 127),
+// 16 blocks a step, into idx in block order; returns the blocks done (a
+// multiple of 16; the caller indexes the rest). E8 needs count_int, the
+// number of integer-coset points.
+int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* idx);
+int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx);
 // avx2::dequant_fwht_scale on 16 lanes (D >= 16).
 void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out);
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);

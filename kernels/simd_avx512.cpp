@@ -518,6 +518,77 @@ int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
   return k0;
 }
 
+int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* idx) {
+  // LatticeCodec::index_fast on 16 blocks: digits t_i = (p2_i >> 1) + Q,
+  // (t0 + m (t1 + m (t2 + m t3))) >> 1, m = 2Q + 1 (< 2^32 for Q <= 127).
+  const __m512i vm = _mm512_set1_epi32(2 * q + 1), vq = _mm512_set1_epi32(q);
+  int64_t k0 = 0;
+  for (; k0 + 16 <= nblocks; k0 += 16) {
+    // Block-major (4 coordinates per block) -> coordinate registers over
+    // the blocks 0,4,8,12, 1,5,9,13, ... (transpose4_lanes), indices back in
+    // block order by one permutation each.
+    __m512 c[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) c[i] = _mm512_castsi512_ps(_mm512_loadu_si512(pts2 + 4 * k0 + 16 * i));
+    transpose4_lanes(c);
+    __m512i t[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) t[i] = _mm512_add_epi32(_mm512_srai_epi32(_mm512_castps_si512(c[i]), 1), vq);
+    __m512i v = t[3];
+    v = _mm512_add_epi32(t[2], _mm512_mullo_epi32(vm, v));
+    v = _mm512_add_epi32(t[1], _mm512_mullo_epi32(vm, v));
+    v = _mm512_srli_epi32(_mm512_add_epi32(t[0], _mm512_mullo_epi32(vm, v)), 1);
+    // Lane l holds block 4 (l % 4) + l / 4.
+    v = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
+    _mm512_storeu_si512(idx + k0, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(v)));
+    _mm512_storeu_si512(idx + k0 + 8, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+  }
+  return k0;
+}
+
+int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx) {
+  // LatticeCodec::index_fast on 16 blocks, each lane in its own coset:
+  // digits t_i = (p2_i >> 1) + Q; integer coset (p2_0 even) radix m = 2Q + 1,
+  // (hi m^4 + lo) >> 1; half coset radix r = 2Q with t7 halved,
+  // count_int + hi r^4 + lo; lo, hi the 4-digit halves (< 2^32, Q <= 127).
+  const int32_t m = 2 * q + 1, rr = 2 * q;
+  const __m512i vq = _mm512_set1_epi32(q);
+  const __m512i pm = _mm512_set1_epi64(int64_t(m) * m * m * m), pr = _mm512_set1_epi64(int64_t(rr) * rr * rr * rr);
+  const __m512i cint = _mm512_set1_epi64(int64_t(count_int));
+  // to_coords' lane order (0,2,4,6,1,3,5,7 per 8) back to block order.
+  const __m512i order = _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t k0 = 0;
+  for (; k0 + 16 <= nblocks; k0 += 16) {
+    __m512 c[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) c[i] = _mm512_castsi512_ps(_mm512_loadu_si512(pts2 + 8 * k0 + 16 * i));
+    to_coords(c);
+    const __mmask16 half = _mm512_test_epi32_mask(_mm512_castps_si512(c[0]), _mm512_set1_epi32(1));
+    const __m512i radix = _mm512_mask_mov_epi32(_mm512_set1_epi32(m), half, _mm512_set1_epi32(rr));
+    __m512i t[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) t[i] = _mm512_add_epi32(_mm512_srai_epi32(_mm512_castps_si512(c[i]), 1), vq);
+    t[7] = _mm512_mask_srli_epi32(t[7], half, t[7], 1);
+    __m512i lo = t[3], hi = t[7];
+#pragma GCC unroll 3
+    for (int i = 2; i >= 0; --i) {
+      lo = _mm512_add_epi32(t[i], _mm512_mullo_epi32(radix, lo));
+      hi = _mm512_add_epi32(t[i + 4], _mm512_mullo_epi32(radix, hi));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      const __mmask8 hm = __mmask8(half >> (8 * h));
+      const __m256i lo8 = h == 0 ? _mm512_castsi512_si256(lo) : _mm512_extracti64x4_epi64(lo, 1);
+      const __m256i hi8 = h == 0 ? _mm512_castsi512_si256(hi) : _mm512_extracti64x4_epi64(hi, 1);
+      const __m512i v = _mm512_add_epi64(
+          _mm512_mul_epu32(_mm512_cvtepu32_epi64(hi8), _mm512_mask_mov_epi64(pm, hm, pr)), _mm512_cvtepu32_epi64(lo8));
+      const __m512i r = _mm512_mask_add_epi64(_mm512_srli_epi64(v, 1), hm, v, cint);
+      _mm512_storeu_si512(idx + k0 + 8 * h, _mm512_permutexvar_epi64(order, r));
+    }
+  }
+  return k0;
+}
+
 int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
   const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 128 * 128;
@@ -829,6 +900,14 @@ int64_t d4_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint32_t, i
   return 0;
 }
 int64_t e8_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint64_t, uint64_t, int32_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
+}
+int64_t d4_block_indices(const int32_t*, int64_t, int, uint64_t*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+  return 0;
+}
+int64_t e8_block_indices(const int32_t*, int64_t, int, uint64_t, uint64_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
 }

@@ -124,9 +124,9 @@ struct LevelGuard {
   ~LevelGuard() { kernels::set_simd_level(saved); }
 };
 
-// The AVX-512 unpackers (16 blocks per step; D4 for Q <= 127, E8 for
-// Q <= 48) against the scalar reader: every level decodes the same bytes to
-// the same floats, for bit widths from 6 to 53, rows of 8 to 128 blocks,
+// The AVX-512 indexers and unpackers (16 blocks per step; D4 for Q <= 127,
+// E8 for Q <= 48 when unpacking) against the scalar code: every level
+// encodes to the same bytes and decodes them to the same floats, for bit widths from 6 to 53, rows of 8 to 128 blocks,
 // both E8 cosets, and a batch whose last groups end at the array's end.
 TEST(LatticePack, DecodeIsTheSameAtEveryLevel) {
   LevelGuard g;
@@ -139,9 +139,11 @@ TEST(LatticePack, DecodeIsTheSameAtEveryLevel) {
         LatticeCodec c(k, q, d);
         std::vector<float> x(size_t(n * d)), want(x.size()), got(x.size());
         for (auto& v : x) v = t3(rng);
-        std::vector<uint8_t> code(size_t(n) * c.code_size());
+        std::vector<uint8_t> code(size_t(n) * c.code_size()), scalar_code(code.size());
         c.encode(x.data(), n, code.data());
         kernels::set_simd_level(kernels::SimdLevel::kScalar);
+        c.encode(x.data(), n, scalar_code.data());
+        ASSERT_EQ(code, scalar_code) << c.spec() << " D=" << d << ": the bytes differ between levels";
         c.decode(code.data(), n, want.data());
         kernels::set_simd_level(kernels::cpu_best_simd_level());
         c.decode(code.data(), n, got.data());

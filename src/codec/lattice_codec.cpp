@@ -80,6 +80,23 @@ struct BitWriter {
   }
 };
 
+// A branch-free writer for fields of <= 56 bits: after each field the 8
+// bytes at p are stored whole (bits past the field are zero), then p moves
+// past the completed bytes. The buffer needs 8 bytes of slack at its end.
+struct FastBitWriter {
+  uint8_t* p;
+  uint64_t acc = 0;
+  int n = 0;  // pending bits in acc, < 8
+  void put(uint64_t v, int bits) {
+    acc |= v << n;
+    store_le64(p, acc);
+    n += bits;
+    p += n >> 3;
+    acc >>= 8 * (n >> 3);  // n <= 63: a shift below 64
+    n &= 7;
+  }
+};
+
 struct BitReader {
   const uint8_t* p;
   const uint8_t* end;
@@ -300,6 +317,10 @@ void LatticeCodec::encode(const float* x, int64_t n, uint8_t* codes) const {
   std::vector<uint16_t> n16(kBatch), q16(kBatch);
   std::vector<int32_t> pts(std::size_t(kBatch * dim_));
   const int64_t nblocks = dim_ / block_;
+  const std::size_t payload_bytes = std::size_t((nblocks * bits_per_block_ + 7) / 8);
+  std::vector<uint64_t> idx(static_cast<std::size_t>(nblocks));
+  std::vector<uint8_t> stage(payload_bytes + 8);
+  const bool wide = fast_ && kernels::simd_level() >= kernels::SimdLevel::kAvx512;
   for (int64_t r0 = 0; r0 < n; r0 += kBatch) {
     const int64_t rows = std::min(kBatch, n - r0);
     kernels::lattice_encode_rows(kind_, q_, x + r0 * dim_, rows, dim_, n16.data(), q16.data(), pts.data());
@@ -309,8 +330,22 @@ void LatticeCodec::encode(const float* x, int64_t n, uint8_t* codes) const {
       c[1] = uint8_t(n16[r] >> 8);
       c[2] = uint8_t(q16[r]);
       c[3] = uint8_t(q16[r] >> 8);
-      BitWriter w{c + 4};
       const int32_t* p = pts.data() + r * dim_;
+      if (fast_ && bits_per_block_ <= 56) {
+        // Indices 16 blocks a step where AVX-512 is there, then packed
+        // through a staging buffer with the writer's slack.
+        int64_t k = 0;
+        if (wide)
+          k = block_ == 4 ? kernels::avx512::d4_block_indices(p, nblocks, q_, idx.data())
+                          : kernels::avx512::e8_block_indices(p, nblocks, q_, uint64_t(count_int_), idx.data());
+        for (; k < nblocks; ++k) idx[size_t(k)] = index_fast(p + k * block_);
+        FastBitWriter fw{stage.data()};
+        for (k = 0; k < nblocks; ++k) fw.put(idx[size_t(k)], bits_per_block_);
+        std::memcpy(c + 4, stage.data(), payload_bytes);
+        for (uint8_t* z = c + 4 + payload_bytes; z < c + code_size_; ++z) *z = 0;
+        continue;
+      }
+      BitWriter w{c + 4};
       if (fast_) {  // bits_per_block_ <= 64
         for (int64_t k = 0; k < nblocks; ++k) w.put(index_fast(p + k * block_), bits_per_block_);
       } else {
