@@ -28,6 +28,7 @@
 // "undefined" register and trip -Wmaybe-uninitialized (GCC bug 105593).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"  // the same, where GCC is sure of it
 
 namespace kvlab::kernels::avx512 {
 namespace {
@@ -182,39 +183,49 @@ inline void fwht_r(float* y, int64_t d, In in, Fin fin) {
 // so the key is -|d| (compared as |d| with max) and dir = sign(d).
 template <int B, bool Boxed>
 inline void dn_box(const __m512 (&c)[B], __m512 flo, __m512 fhi, __m512 (&r)[B]) {
+  // The scalar search scans the coordinates in order and keeps the first
+  // best key (Boxed: the smallest key; else the largest |d|). Here each
+  // coordinate's key and code come first, then a tree of pairwise choices in
+  // which the right one wins only when strictly better: the same first best,
+  // with a dependency chain of log2(B) steps instead of B. The sum of the
+  // rounded coordinates (integers, exact in any order) is a tree too.
   const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f);
   const __m512i isign = _mm512_castps_si512(sign);
-  __m512 sum = _mm512_setzero_ps(), bestkey = _mm512_set1_ps(Boxed ? FLT_MAX : -FLT_MAX), bestcode = one;
+  __m512 key[B], code[B], sum[B];
 #pragma GCC unroll 8
   for (int i = 0; i < B; ++i) {
     __m512 ri = _mm512_roundscale_ps(c[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     if (Boxed) ri = _mm512_min_ps(_mm512_max_ps(ri, flo), fhi);
     r[i] = ri;
-    sum = _mm512_add_ps(sum, ri);
+    sum[i] = ri;
     const __m512 d = _mm512_sub_ps(c[i], ri);
     const __m512 absd = _mm512_abs_ps(d);
     if (Boxed) {
       const __mmask16 ok = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(c[i], fhi, _CMP_LT_OQ), c[i], flo, _CMP_GE_OQ);
-      const __m512 key = _mm512_mask_xor_ps(absd, ok, absd, sign);  // ok ? -|d| : |d|
-      const __mmask16 better = _mm512_cmp_ps_mask(key, bestkey, _CMP_LT_OQ);
-      bestkey = _mm512_min_ps(key, bestkey);
+      key[i] = _mm512_mask_xor_ps(absd, ok, absd, sign);  // ok ? -|d| : |d|
       // sign(code) = sign(d) ^ !ok, |code| = i + 1: (d & sign) ^ -(i + 1), flipped where ok.
-      __m512 code = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+      code[i] = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
           _mm512_castps_si512(d), isign, _mm512_castps_si512(_mm512_set1_ps(-float(i + 1))), 0x6A));
-      code = _mm512_mask_xor_ps(code, ok, code, sign);
-      bestcode = _mm512_mask_mov_ps(bestcode, better, code);
+      code[i] = _mm512_mask_xor_ps(code[i], ok, code[i], sign);
     } else {
-      // -|d| < -best  <=>  |d| > best (bestkey holds the largest |d|).
-      const __mmask16 better = _mm512_cmp_ps_mask(absd, bestkey, _CMP_GT_OQ);
-      bestkey = _mm512_max_ps(absd, bestkey);
-      const __m512 code = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(  // (d & sign) | (i + 1)
+      key[i] = absd;
+      code[i] = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(  // (d & sign) | (i + 1)
           _mm512_castps_si512(d), isign, _mm512_castps_si512(_mm512_set1_ps(float(i + 1))), 0xEA));
-      bestcode = _mm512_mask_mov_ps(bestcode, better, code);
     }
   }
-  const __mmask16 odd = _mm512_test_epi32_mask(_mm512_cvtps_epi32(sum), _mm512_set1_epi32(1));
-  const __m512 dir = _mm512_or_ps(_mm512_and_ps(bestcode, sign), one);
-  const __m512 idx = _mm512_abs_ps(bestcode);
+#pragma GCC unroll 4
+  for (int w = 1; w < B; w *= 2)
+#pragma GCC unroll 8
+    for (int i = 0; i + w < B; i += 2 * w) {
+      // Right strictly better: Boxed key_r < key_l; else |d|_r > |d|_l.
+      const __mmask16 right = _mm512_cmp_ps_mask(key[i + w], key[i], Boxed ? _CMP_LT_OQ : _CMP_GT_OQ);
+      key[i] = _mm512_mask_mov_ps(key[i], right, key[i + w]);
+      code[i] = _mm512_mask_mov_ps(code[i], right, code[i + w]);
+      sum[i] = _mm512_add_ps(sum[i], sum[i + w]);
+    }
+  const __mmask16 odd = _mm512_test_epi32_mask(_mm512_cvtps_epi32(sum[0]), _mm512_set1_epi32(1));
+  const __m512 dir = _mm512_or_ps(_mm512_and_ps(code[0], sign), one);
+  const __m512 idx = _mm512_abs_ps(code[0]);
 #pragma GCC unroll 8
   for (int i = 0; i < B; ++i) {
     const __mmask16 m = _mm512_mask_cmp_ps_mask(odd, idx, _mm512_set1_ps(float(i + 1)), _CMP_EQ_OQ);
@@ -234,29 +245,80 @@ inline bool inside(const __m512 (&z)[B], float bound) {
 }
 
 // e8_box on a transposed tile: z in, doubled coordinates out.
-template <bool Boxed>
-inline void e8_tile(__m512 (&z)[8], int q) {
+// e8_box on T transposed tiles (z in, doubled coordinates out), step by
+// step: each step on every tile before the next, so that with T = 2 the core
+// always has independent work (one tile's search is a long dependency
+// chain). Same operations per tile.
+template <bool Boxed, int T>
+inline void e8_tiles(__m512 (&z)[T][8], int q) {
   const __m512 half = _mm512_set1_ps(0.5f);
-  __m512 a[8], g[8], w[8];
-  dn_box<8, Boxed>(z, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a);
+  __m512 a[T][8], g[T][8], w[T][8];
+#pragma GCC unroll 2
+  for (int u = 0; u < T; ++u) dn_box<8, Boxed>(z[u], _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q)), a[u]);
+#pragma GCC unroll 2
+  for (int u = 0; u < T; ++u)
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) w[i] = _mm512_sub_ps(z[i], half);
-  dn_box<8, Boxed>(w, _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g);
-  __m512 da = _mm512_setzero_ps(), db = _mm512_setzero_ps();
+    for (int i = 0; i < 8; ++i) w[u][i] = _mm512_sub_ps(z[u][i], half);
+#pragma GCC unroll 2
+  for (int u = 0; u < T; ++u) dn_box<8, Boxed>(w[u], _mm512_set1_ps(float(-q)), _mm512_set1_ps(float(q - 1)), g[u]);
+  __m512 da[T], db[T];
+#pragma GCC unroll 2
+  for (int u = 0; u < T; ++u) da[u] = db[u] = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)
+#pragma GCC unroll 2
+    for (int u = 0; u < T; ++u) {
+      const __m512 ea = _mm512_sub_ps(z[u][i], a[u][i]);
+      g[u][i] = _mm512_add_ps(g[u][i], half);
+      const __m512 eb = _mm512_sub_ps(z[u][i], g[u][i]);
+      da[u] = _mm512_add_ps(da[u], _mm512_mul_ps(ea, ea));
+      db[u] = _mm512_add_ps(db[u], _mm512_mul_ps(eb, eb));
+    }
+#pragma GCC unroll 2
+  for (int u = 0; u < T; ++u) {
+    const __mmask16 use_a = _mm512_cmp_ps_mask(da[u], db[u], _CMP_LE_OQ);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+      const __m512 p = _mm512_mask_mov_ps(g[u][i], use_a, a[u][i]);
+      z[u][i] = _mm512_add_ps(p, p);
+    }
+  }
+}
+
+// The decode half of the fused E8 roundtrip on one searched tile of
+// doubled points (coordinate registers) -> 128 values before the last
+// FWHT stages: (p * 0.5) * s; stages h = 1, 2, 4 between coordinate
+// registers; back to registers of two blocks; stage 8 between their halves;
+// stages 16, 32, 64 between registers. The + 0 turns a point's -0 (rounding
+// of a small negative) into the +0 that the integer path's float(int)
+// gives, so the outputs' zero signs agree.
+inline void e8_decode_tile(__m512 (&p)[8], __m512 vs) {
+  const __m512 vh = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+  const __m512 n8 = _mm512_castsi512_ps(
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN,
+                        INT32_MIN, INT32_MIN));
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], zero), vh), vs);
+  butterflies<8>(p);
+  from_coords(p);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[i], p[i], 0x4E), _mm512_xor_ps(p[i], n8));
+  butterflies<8>(p);
+}
+
+// load_search on two tiles at once (y and y + 128).
+inline void load_search2(const float* y, __m512 vs, int q, __m512 (&z)[2][8]) {
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {
-    const __m512 ea = _mm512_sub_ps(z[i], a[i]);
-    g[i] = _mm512_add_ps(g[i], half);
-    const __m512 eb = _mm512_sub_ps(z[i], g[i]);
-    da = _mm512_add_ps(da, _mm512_mul_ps(ea, ea));
-    db = _mm512_add_ps(db, _mm512_mul_ps(eb, eb));
+    z[0][i] = _mm512_div_ps(ld(y + 16 * i), vs);
+    z[1][i] = _mm512_div_ps(ld(y + 128 + 16 * i), vs);
   }
-  const __mmask16 use_a = _mm512_cmp_ps_mask(da, db, _CMP_LE_OQ);
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    const __m512 p = _mm512_mask_mov_ps(g[i], use_a, a[i]);
-    z[i] = _mm512_add_ps(p, p);
-  }
+  to_coords(z[0]);
+  to_coords(z[1]);
+  if (inside(z[0], float(q - 1)) && inside(z[1], float(q - 1)))
+    e8_tiles<false, 2>(z, q);
+  else
+    e8_tiles<true, 2>(z, q);  // the boxed search is exact for any tile
 }
 
 // z = y / s for one tile, transposed, searched.
@@ -264,10 +326,11 @@ inline void load_search(const float* y, __m512 vs, int q, __m512 (&z)[8]) {
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) z[i] = _mm512_div_ps(ld(y + 16 * i), vs);
   to_coords(z);
+  auto& one = reinterpret_cast<__m512(&)[1][8]>(z);
   if (inside(z, float(q - 1)))
-    e8_tile<false>(z, q);
+    e8_tiles<false, 1>(one, q);
   else
-    e8_tile<true>(z, q);
+    e8_tiles<true, 1>(one, q);
 }
 
 // D4: z = y / s for one tile of 16 blocks, transposed, searched; r gets
@@ -603,28 +666,27 @@ int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
 }
 
 void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
-  // + 0 turns a point's -0 (rounding of a small negative) into the +0 that
-  // the integer path's float(int) gives, so the outputs' zero signs agree.
-  const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();
+  const __m512 vs = _mm512_set1_ps(s);
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
-  const __m512 n8 = _mm512_castsi512_ps(
-      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN, INT32_MIN,
-                        INT32_MIN, INT32_MIN));
   const bool last = d == 128;
+  if (d >= 256) {  // two tiles at a time (see e8_tiles)
+    for (int64_t t = 0; t < d; t += 256) {
+      __m512 p[2][8];
+      load_search2(y + t, vs, q, p);
+#pragma GCC unroll 2
+      for (int u = 0; u < 2; ++u) {
+        e8_decode_tile(p[u], vs);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) st(out + t + 128 * u + 16 * i, p[u][i]);
+      }
+    }
+    tail_scaled(out, d, 128, c, vn);
+    return;
+  }
   for (int64_t t = 0; t < d; t += 128) {
     __m512 p[8];
     load_search(y + t, vs, q, p);
-    // Decode: (p * 0.5) * s; stages h = 1, 2, 4 between coordinate
-    // registers; back to registers of two blocks; stage 8 between their
-    // halves; stages 16, 32, 64 between registers.
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i) p[i] = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(p[i], zero), vh), vs);
-    butterflies<8>(p);
-    from_coords(p);
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i)
-      p[i] = _mm512_add_ps(_mm512_shuffle_f32x4(p[i], p[i], 0x4E), _mm512_xor_ps(p[i], n8));
-    butterflies<8>(p);
+    e8_decode_tile(p, vs);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
   }

@@ -644,11 +644,6 @@ int cmd_refine(const std::vector<std::string>& args) {
 
 // ---------------------------------------------------------------- list / show
 
-std::string fmt_time(double t) {
-  if (t <= 0) return "-";
-  return fmt::format("{:.0f}", t);
-}
-
 int cmd_list(const std::vector<std::string>& args) {
   Common c;
   bool runs = false;
