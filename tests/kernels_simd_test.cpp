@@ -5,6 +5,8 @@
 //  - the AVX2 closest-point tiles against the scalar in-box decoders on
 //    inputs made of exact ties (multiples of 1/4) and points just inside
 //    and outside the box, where every tie rule and the box logic matter;
+//  - the FP8 kernels on every float magnitude in [0, 448] (strided; set
+//    KVLAB_FP8_SWEEP_STRIDE=1 for all 1.1e9) and on exact E4M3 ties;
 //  - the FWHT at every level against fwht_normalized_ref;
 //  - the level switch itself (KVLAB_SIMD=scalar, no AVX2 on a CPU without).
 // On a CPU without AVX2 only the scalar level runs (and the switch test
