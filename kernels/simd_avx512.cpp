@@ -485,12 +485,13 @@ inline __m512i divmod_u53(__m512i n, __m512i p, __m512d inv, __m512i* rem) {
 int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
                          int32_t* pts2) {
   // Digits of 2 * index in radix m = 2Q + 1 (LatticeCodec::point_fast),
-  // then a 4 x 16 -> 16 x 4 transpose to block-major.
+  // lanes in transpose4_lanes' block order, then that transpose to
+  // block-major.
   const uint32_t m = uint32_t(2 * q + 1);
   const __m512d inv = _mm512_set1_pd(1.0 / double(m));
   const __m512i vm = _mm512_set1_epi32(int32_t(m)), vq = _mm512_set1_epi32(q);
   __m512i lanes_lo, lanes_hi;
-  field_lanes(bpb, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, &lanes_lo, &lanes_hi);
+  field_lanes(bpb, {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15}, &lanes_lo, &lanes_hi);
   int64_t k0 = 0;
   for (; k0 + 16 <= nblocks; k0 += 16) {
     if ((((k0 + 15) * int64_t(bpb)) >> 3) + 8 > nbytes) break;  // would read past the codes: scalar path
@@ -504,18 +505,13 @@ int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
     d[3] = divmod_u32(n, vm, inv, inv, &d[2]);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) d[i] = _mm512_slli_epi32(_mm512_sub_epi32(d[i], vq), 1);
-    // Transpose: lanes = blocks, registers = coordinates -> block-major.
-    const __m512i t0 = _mm512_unpacklo_epi32(d[0], d[1]), t1 = _mm512_unpackhi_epi32(d[0], d[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(d[2], d[3]), t3 = _mm512_unpackhi_epi32(d[2], d[3]);
-    const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);  // blocks 0,4,8,12 / 1,5,9,13
-    const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);  // 2,6,10,14 / 3,7,11,15
-    const __m512i s0 = _mm512_shuffle_i32x4(u0, u1, 0x44), s1 = _mm512_shuffle_i32x4(u2, u3, 0x44);
-    const __m512i s2 = _mm512_shuffle_i32x4(u0, u1, 0xEE), s3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
-    int32_t* o = pts2 + 4 * k0;
-    _mm512_storeu_si512(o, _mm512_shuffle_i32x4(s0, s1, 0x88));
-    _mm512_storeu_si512(o + 16, _mm512_shuffle_i32x4(s0, s1, 0xDD));
-    _mm512_storeu_si512(o + 32, _mm512_shuffle_i32x4(s2, s3, 0x88));
-    _mm512_storeu_si512(o + 48, _mm512_shuffle_i32x4(s2, s3, 0xDD));
+    // Lanes hold the blocks in transpose4_lanes' order: back to block-major.
+    __m512 c[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) c[i] = _mm512_castsi512_ps(d[i]);
+    transpose4_lanes(c);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) _mm512_storeu_si512(pts2 + 4 * k0 + 16 * i, _mm512_castps_si512(c[i]));
   }
   return k0;
 }
