@@ -455,7 +455,16 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
   coded_ = in.coded;
   tau_ = c.tau;
   const int64_t N = c.N, H = c.H, D = c.D, W = c.W, m = c.m;
-  q_ = bf16_values(in.queries);
+  // bf16 rounding in slices: no full-size temporaries (fresh pages are
+  // costly on some hosts and the query sample can be 2048 x 64 x 512).
+  q_ = at::empty({N, H, D}, at::TensorOptions().dtype(at::kFloat));
+  {
+    const at::Tensor qin = in.queries.to(at::kCPU);
+    for (int64_t i0 = 0; i0 < N; i0 += 64) {
+      const int64_t n = std::min<int64_t>(64, N - i0);
+      q_.narrow(0, i0, n).copy_(qin.narrow(0, i0, n).to(at::kBFloat16));
+    }
+  }
   at::Tensor kw = bf16_values(in.window_kv);
   at::Tensor kc = in.compressed_kv.defined() ? bf16_values(in.compressed_kv) : at::Tensor();
   k_coded_ = coded_ == CodedPart::kWindow ? kw : kc;
@@ -552,7 +561,11 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
   // zero logit change every step is exact, so an identical decoded part
   // reproduces them bit for bit).
   o_ref_ = run(k_coded_, /*score=*/false).out;
-  o_ref_sq_ = o_ref_.square().sum(-1);
+  o_ref_sq_ = at::empty({N, H}, at::TensorOptions().dtype(at::kFloat));
+  for (int64_t i0 = 0; i0 < N; i0 += 64) {
+    const int64_t n = std::min<int64_t>(64, N - i0);
+    o_ref_sq_.narrow(0, i0, n).copy_(o_ref_.narrow(0, i0, n).square().sum(-1));
+  }
 }
 
 at::Tensor AttentionProbe::check_decoded(const at::Tensor& decoded) const {
