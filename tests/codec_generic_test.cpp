@@ -207,7 +207,7 @@ TEST(CodecGeneric, UnsupportedDimensionsAreErrors) {
 TEST(CodecSpec, Parsing) {
   EXPECT_EQ(parse_codec_spec("e8:q=38").canonical, "e8:q=38");
   EXPECT_EQ(parse_codec_spec("E8:Q=38").canonical, "e8:q=38");
-  EXPECT_EQ(parse_codec_spec(" d4 : q = 10 ").q, 10);
+  EXPECT_EQ(parse_codec_spec(" d4 : q = 10 ").q(), 10);
   EXPECT_EQ(parse_codec_spec("FP8_PER64").canonical, "fp8_per64");
   EXPECT_EQ(parse_codec_spec("e8", 40).canonical, "e8:q=40");
   EXPECT_THROW(parse_codec_spec("e8"), kvlab::Error);

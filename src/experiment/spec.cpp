@@ -82,8 +82,8 @@ std::vector<KeyInfo> known_keys() {
     k.push_back({"layer_mix." + s});
     k.push_back({"forecast.vectors_per_token." + s});
   }
-  for (const auto& f : codec::codec_families())
-    if (f.has_q) k.push_back({"codecs." + f.name + ".q", true});
+  for (const auto& f : codec_family_table())
+    if (!f.rate_param.empty()) k.push_back({"codecs." + f.name + "." + f.rate_param, true});
   return k;
 }
 
@@ -437,23 +437,24 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       if (!fresh) r.fail(line, fmt::format("codec '{}' is listed twice (first at line {})", cs.canonical, it->second));
       store::PlannedCodec pc;
       pc.codec = cs.canonical;
-      const auto& fams = codec::codec_families();
-      auto f = std::find_if(fams.begin(), fams.end(), [&](const codec::CodecFamily& x) { return x.name == cs.family; });
-      if (f != fams.end() && f->has_q) pc.q = cs.q;
+      pc.q = cs.rate;
       s.codecs.push_back(pc);
     };
     for (const auto* e : r.with_prefix("codecs.")) {
       if (e->key == "codecs.codec") {
         if (e->value.empty()) r.fail(e->line, "empty codec; expected e.g. fp8_per64 or e8:q=38");
         add(e->value, e->line);
-      } else {  // codecs.<family>.q
-        const std::string fam = e->key.substr(7, e->key.size() - 7 - 2);
+      } else {  // codecs.<family>.<rate parameter>, e.g. e8.q = 10 38, int.bits = 4 8
+        const auto dot = e->key.find('.', 7);
+        const std::string fam = e->key.substr(7, dot - 7);
+        const std::string rate = e->key.substr(dot + 1);
+        const std::string what = rate == "q" ? "Q" : rate;
         const auto qs = split_ws(e->value);
-        if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no Q values", e->key));
+        if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no {} values", e->key, what));
         for (const auto& q : qs) {
           if (q.find_first_not_of("0123456789") != std::string::npos)
-            r.fail(e->line, fmt::format("Q '{}' in '{}' is not a positive integer", q, e->key));
-          add(fam + ":q=" + q, e->line);
+            r.fail(e->line, fmt::format("{} '{}' in '{}' is not a positive integer", what, q, e->key));
+          add(fam + ":" + rate + "=" + q, e->line);
         }
       }
     }
