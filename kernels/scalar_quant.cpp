@@ -566,12 +566,12 @@ void int_check_record(const IntFormat& f, const uint8_t* c, int64_t r, int64_t d
 }  // namespace
 
 void int_check_format(const IntFormat& f, int64_t d) {
-  KVLAB_CHECK(f.bits >= 2 && f.bits <= 8, "int codec: bits = {} is not supported (expected 2..8)", f.bits);
-  KVLAB_CHECK(f.block >= 8 && f.block % 8 == 0, "int codec: block = {} is not supported (expected a multiple of 8)",
-              f.block);
+  KVLAB_CHECK(f.bits >= 2 && f.bits <= 8, "{} codec: bits = {} is not supported (expected 2..8)", int_name(f), f.bits);
+  KVLAB_CHECK(f.block >= 8 && f.block % 8 == 0, "{} codec: block = {} is not supported (expected a multiple of 8)",
+              int_name(f), f.block);
   KVLAB_CHECK(d >= f.block && d % f.block == 0,
-              "int codec: dimension D = {} is not supported (expected a positive multiple of the block {})", d,
-              f.block);
+              "{} codec: dimension D = {} is not supported (expected a positive multiple of the block {})",
+              int_name(f), d, f.block);
   if (f.hadamard) check_hadamard_dim(d, "hadamard_int codec: dimension D");
 }
 
