@@ -24,6 +24,10 @@
 #include "kernels/hadamard.h"
 #include "kernels/simd.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 static_assert(std::endian::native == std::endian::little, "the K-bit packers assume a little-endian host");
 
 namespace kvlab::kernels {
@@ -70,6 +74,44 @@ constexpr float kV4Qmax = 448.0f;         // E4M3 largest finite value
 
 void check_rows(const char* what, int64_t rows) {
   KVLAB_CHECK(rows >= 0, "{}: rows = {} (expected >= 0)", what, rows);
+}
+
+// The rotated roundtrips work on an L1-resident scratch row and then store
+// it. Outputs far beyond the caches (as fp8_block's threshold) are stored
+// non-temporally, as memcpy does: no read-for-ownership of lines that are
+// only overwritten. Values are unchanged either way.
+constexpr int64_t kStreamMinValues = int64_t(16) << 20;
+
+bool stream_output(const float* out, int64_t rows, int64_t d) {
+#if SQ_HAVE_TARGETS
+  return simd_level() >= SimdLevel::kAvx2 && rows * d >= kStreamMinValues && d % 16 == 0 &&
+         (reinterpret_cast<uintptr_t>(out) & 63) == 0;
+#else
+  return false;
+#endif
+}
+
+#if SQ_HAVE_TARGETS
+SQ_TARGET_AVX2 void stream_row_avx2(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 8) _mm256_stream_ps(dst + j, _mm256_loadu_ps(src + j));
+}
+SQ_TARGET_AVX512 void stream_row_avx512(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 16) _mm512_stream_ps(dst + j, _mm512_loadu_ps(src + j));
+}
+#endif
+
+// dst = src (d floats); non-temporal when `stream` (stream_output() true).
+void store_row(float* dst, const float* src, int64_t d, bool stream) {
+#if SQ_HAVE_TARGETS
+  if (stream) return simd_level() >= SimdLevel::kAvx512 ? stream_row_avx512(dst, src, d) : stream_row_avx2(dst, src, d);
+#endif
+  std::memcpy(dst, src, std::size_t(d) * sizeof(float));
+}
+
+void stream_fence(bool stream) {
+#if SQ_HAVE_TARGETS
+  if (stream) _mm_sfence();  // order the non-temporal stores before any later store
+#endif
 }
 
 // ---------------------------------------------------------------- shared bodies
@@ -490,7 +532,27 @@ SQ_INLINE bool int_encode_row_body(const IntFormat& f, const float* __restrict y
   return true;
 }
 
-// In place on y (out may alias y): y -> dequantised y.
+// One block of the fused roundtrip: out = RNE(clamp(v / s)) * s.
+SQ_INLINE void int_rt_block(const float* __restrict v, float* __restrict o, int64_t b, float s, float qmax) {
+  for (int64_t j = 0; j < b; ++j) {
+    float t = v[j] / s;
+    t = t > qmax ? qmax : t;
+    t = t < -qmax ? -qmax : t;
+    o[j] = ((t + kRoundMagic) - kRoundMagic) * s;
+  }
+}
+// The same in place (one pointer, so the loop vectorises without an
+// aliasing check).
+SQ_INLINE void int_rt_block_inplace(float* __restrict v, int64_t b, float s, float qmax) {
+  for (int64_t j = 0; j < b; ++j) {
+    float t = v[j] / s;
+    t = t > qmax ? qmax : t;
+    t = t < -qmax ? -qmax : t;
+    v[j] = ((t + kRoundMagic) - kRoundMagic) * s;
+  }
+}
+
+// y -> dequantised y into out (out == y allowed: in place).
 SQ_INLINE bool int_roundtrip_row_body(const IntFormat& f, const float* y, int64_t r, int64_t d, float* out) {
   const float qmax = int_qmax(f);
   const int64_t b = f.block, nb = d / b;
@@ -499,14 +561,10 @@ SQ_INLINE bool int_roundtrip_row_body(const IntFormat& f, const float* y, int64_
     if (mb >= 0x7f800000u) return false;
     uint16_t field;
     const float s = int_block_scale(f, bits_f32(mb), qmax, r, k, &field);
-    const float* v = y + k * b;
-    float* o = out + k * b;
-    for (int64_t j = 0; j < b; ++j) {
-      float t = v[j] / s;
-      t = t > qmax ? qmax : t;
-      t = t < -qmax ? -qmax : t;
-      o[j] = ((t + kRoundMagic) - kRoundMagic) * s;
-    }
+    if (y == out)
+      int_rt_block_inplace(out + k * b, b, s, qmax);
+    else
+      int_rt_block(y + k * b, out + k * b, b, s, qmax);
   }
   return true;
 }
@@ -600,18 +658,25 @@ void int_encode(const IntFormat& f, const float* x, int64_t rows, int64_t d, uin
 void int_roundtrip(const IntFormat& f, const float* x, int64_t rows, int64_t d, float* out) {
   int_check_format(f, d);
   check_rows("int roundtrip", rows);
+  if (!f.hadamard) {
+    for (int64_t r = 0; r < rows; ++r)
+      if (!int_roundtrip_row_fast(f, x + r * d, r, d, out + r * d)) throw_bad_row(int_name(f), x + r * d, r, d);
+    return;
+  }
+  const bool stream = stream_output(out, rows, d);
+  std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
-    float* o = out + r * d;
-    if (f.hadamard) {
-      std::memcpy(o, row, std::size_t(d) * sizeof(float));
-      fwht_normalized(o, d);
-      if (!int_roundtrip_row_fast(f, o, r, d, o)) throw_bad_row(int_name(f), row, r, d);
-      fwht_normalized(o, d);
-    } else if (!int_roundtrip_row_fast(f, row, r, d, o)) {
+    std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+    fwht_normalized(y.data(), d);
+    if (!int_roundtrip_row_fast(f, y.data(), r, d, y.data())) {
+      stream_fence(stream);
       throw_bad_row(int_name(f), row, r, d);
     }
+    fwht_normalized(y.data(), d);
+    store_row(out + r * d, y.data(), d, stream);
   }
+  stream_fence(stream);
 }
 
 void int_decode(const IntFormat& f, const uint8_t* codes, int64_t rows, int64_t d, float* out) {
@@ -756,13 +821,20 @@ constexpr double kLloydZeroSumsq = 0x1p-46;  // ||x||^2 below (2^-23)^2: stored 
 
 // Squared norm over 8 interleaved double partial sums (element j into
 // partial j % 8, d % 8 == 0), as the lattice codec computes it.
-SQ_INLINE double sumsq8_body(const float* __restrict x, int64_t d) {
+// Also *mbits = the largest magnitude bits (non-finite: >= 0x7f800000).
+SQ_INLINE double sumsq8_body(const float* __restrict x, int64_t d, uint32_t* mbits) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t m = 0;
   for (int64_t j = 0; j < d; j += 8)
     for (int l = 0; l < 8; ++l) {
       const double v = x[j + l];
       acc[l] += v * v;
     }
+  for (int64_t j = 0; j < d; ++j) {  // a separate loop: each vectorises alone
+    const uint32_t u = f32_bits(x[j]) & 0x7fffffffu;
+    m = u > m ? u : m;
+  }
+  *mbits = m;
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -785,27 +857,69 @@ uint16_t lloyd_sigma_code(double ss, int64_t r, int64_t d) {
   return code;
 }
 
-// Indices of z = y / sig into tmp (count of thresholds below z).
-SQ_INLINE void lloyd_index_body(const LloydMaxGaussian& q, const float* __restrict y, int64_t d, float sig,
-                                int32_t* __restrict idx) {
-  const int nt = q.levels - 1;
+// The loops below take the thresholds and levels as local copies (so the
+// stores to y cannot alias them) with the count NT = 2^K - 1 a constant:
+// the inner loop unrolls into compare/select steps over vectors of z.
+#define SQ_SWITCH_NT(K, CALL) \
+  switch (K) {                \
+    case 1: CALL(1); break;   \
+    case 2: CALL(3); break;   \
+    case 3: CALL(7); break;   \
+    default: CALL(15); break; \
+  }
+
+// Indices of z = y / sig (the count of thresholds below z).
+template <int NT>
+SQ_INLINE void lloyd_index_nt(const LloydMaxGaussian& q, const float* __restrict y, int64_t d, float sig,
+                              int32_t* __restrict idx) {
+  float thr[NT];
+  for (int k = 0; k < NT; ++k) thr[k] = q.threshold_f[k];
   for (int64_t j = 0; j < d; ++j) {
     const float z = y[j] / sig;
     int32_t i = 0;
-    for (int k = 0; k < nt; ++k) i += z > q.threshold_f[k] ? 1 : 0;
+    for (int k = 0; k < NT; ++k) i += z > thr[k] ? 1 : 0;
     idx[j] = i;
   }
 }
 
-// y (rotated) -> level * sig in place, the same choice as lloyd_index_body.
-SQ_INLINE void lloyd_roundtrip_body(const LloydMaxGaussian& q, float* y, int64_t d, float sig) {
-  const int nt = q.levels - 1;
+// y (rotated) -> L_i * sig in place, the same choice as lloyd_index_nt.
+template <int NT>
+SQ_INLINE void lloyd_roundtrip_nt(const LloydMaxGaussian& q, float* __restrict y, int64_t d, float sig) {
+  float thr[NT], lev[NT + 1];
+  for (int k = 0; k < NT; ++k) thr[k] = q.threshold_f[k];
+  for (int k = 0; k <= NT; ++k) lev[k] = q.level_f[k];
   for (int64_t j = 0; j < d; ++j) {
     const float z = y[j] / sig;
-    float l = q.level_f[0];
-    for (int k = 0; k < nt; ++k) l = z > q.threshold_f[k] ? q.level_f[k + 1] : l;
+    float l = lev[0];
+    for (int k = 0; k < NT; ++k) l = z > thr[k] ? lev[k + 1] : l;
     y[j] = l * sig;
   }
+}
+
+// out = L_idx * sig by compare/select (no gather).
+template <int NT>
+SQ_INLINE void lloyd_levels_nt(const LloydMaxGaussian& q, const int32_t* __restrict idx, int64_t d, float sig,
+                               float* __restrict out) {
+  float lev[NT + 1];
+  for (int k = 0; k <= NT; ++k) lev[k] = q.level_f[k];
+  for (int64_t j = 0; j < d; ++j) {
+    const float i = float(idx[j]);  // compared as floats: the selects vectorise like lloyd_roundtrip_nt
+    float l = lev[0];
+    for (int k = 0; k < NT; ++k) l = i > float(k) ? lev[k + 1] : l;
+    out[j] = l * sig;
+  }
+}
+
+SQ_INLINE void lloyd_index_body(const LloydMaxGaussian& q, const float* y, int64_t d, float sig, int32_t* idx) {
+#define SQ_CALL(NT) lloyd_index_nt<NT>(q, y, d, sig, idx)
+  SQ_SWITCH_NT(q.bits, SQ_CALL)
+#undef SQ_CALL
+}
+
+SQ_INLINE void lloyd_roundtrip_body(const LloydMaxGaussian& q, float* y, int64_t d, float sig) {
+#define SQ_CALL(NT) lloyd_roundtrip_nt<NT>(q, y, d, sig)
+  SQ_SWITCH_NT(q.bits, SQ_CALL)
+#undef SQ_CALL
 }
 
 SQ_INLINE bool lloyd_decode_body(const LloydMaxGaussian& q, const uint8_t* __restrict c, int64_t d,
@@ -822,14 +936,13 @@ SQ_INLINE bool lloyd_decode_body(const LloydMaxGaussian& q, const uint8_t* __res
     if (any != 0) return false;
   }
   const float sig = uf16_to_f32(code);
-  const float* lv = q.level_f.data();
-  for (int64_t j = 0; j < d; ++j) out[j] = lv[idx[j]] * sig;
+#define SQ_CALL(NT) lloyd_levels_nt<NT>(q, idx, d, sig, out)
+  SQ_SWITCH_NT(K, SQ_CALL)
+#undef SQ_CALL
   return true;
 }
 
-SQ_INLINE uint32_t max_bits_body(const float* x, int64_t d) { return max_mag_bits(x, d); }
-SQ_VARIANTS(double, sumsq8, (const float* x, int64_t d), (x, d))
-SQ_VARIANTS(uint32_t, max_bits, (const float* x, int64_t d), (x, d))
+SQ_VARIANTS(double, sumsq8, (const float* x, int64_t d, uint32_t* mbits), (x, d, mbits))
 SQ_VARIANTS(void, lloyd_index, (const LloydMaxGaussian& q, const float* y, int64_t d, float sig, int32_t* idx),
             (q, y, d, sig, idx))
 SQ_VARIANTS(void, lloyd_roundtrip, (const LloydMaxGaussian& q, float* y, int64_t d, float sig), (q, y, d, sig))
@@ -838,8 +951,10 @@ SQ_VARIANTS(bool, lloyd_decode, (const LloydMaxGaussian& q, const uint8_t* c, in
 
 // Finite check + sigma16 of one input row (fast path).
 uint16_t lloyd_row_sigma_fast(const float* row, int64_t r, int64_t d) {
-  if (max_bits_fast(row, d) >= 0x7f800000u) throw_bad_row("hadamard_lloyd", row, r, d);
-  return lloyd_sigma_code(sumsq8_fast(row, d), r, d);
+  uint32_t mbits;
+  const double ss = sumsq8_fast(row, d, &mbits);
+  if (mbits >= 0x7f800000u) throw_bad_row("hadamard_lloyd", row, r, d);
+  return lloyd_sigma_code(ss, r, d);
 }
 
 void lloyd_check_record(const uint8_t* c, int64_t r, int bits, int64_t d) {
@@ -901,19 +1016,28 @@ void hadamard_lloyd_roundtrip(int bits, const float* x, int64_t rows, int64_t d,
   hadamard_lloyd_check(bits, d);
   check_rows("hadamard_lloyd roundtrip", rows);
   const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
+  const bool stream = stream_output(out, rows, d);
+  std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
-    float* o = out + r * d;
-    const uint16_t code = lloyd_row_sigma_fast(row, r, d);
-    if (code == 0) {  // a zero vector
-      std::memset(o, 0, std::size_t(d) * sizeof(float));
-      continue;
+    uint16_t code;
+    try {
+      code = lloyd_row_sigma_fast(row, r, d);
+    } catch (...) {
+      stream_fence(stream);
+      throw;
     }
-    std::memcpy(o, row, std::size_t(d) * sizeof(float));
-    fwht_normalized(o, d);
-    lloyd_roundtrip_fast(q, o, d, uf16_to_f32(code));
-    fwht_normalized(o, d);
+    if (code == 0) {  // a zero vector
+      std::fill(y.begin(), y.end(), 0.0f);
+    } else {
+      std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+      fwht_normalized(y.data(), d);
+      lloyd_roundtrip_fast(q, y.data(), d, uf16_to_f32(code));
+      fwht_normalized(y.data(), d);
+    }
+    store_row(out + r * d, y.data(), d, stream);
   }
+  stream_fence(stream);
 }
 
 void hadamard_lloyd_decode(int bits, const uint8_t* codes, int64_t rows, int64_t d, float* out) {
