@@ -133,6 +133,13 @@ template <int K>
 SQ_INLINE void pack_fields(const int32_t* __restrict c, int64_t n, uint8_t* __restrict dst) {
   if constexpr (K == 8) {
     for (int64_t j = 0; j < n; ++j) dst[j] = uint8_t(c[j]);
+  } else if constexpr (K == 4 || K == 2 || K == 1) {
+    constexpr int per = 8 / K;
+    for (int64_t b = 0; b < n / per; ++b) {
+      uint32_t v = 0;
+      for (int i = 0; i < per; ++i) v |= (uint32_t(c[per * b + i]) & ((1u << K) - 1)) << (K * i);
+      dst[b] = uint8_t(v);
+    }
   } else {
     constexpr uint64_t mask = (uint64_t(1) << K) - 1;
     for (int64_t g = 0; g < n / 8; ++g) {
@@ -143,18 +150,32 @@ SQ_INLINE void pack_fields(const int32_t* __restrict c, int64_t n, uint8_t* __re
   }
 }
 
-// Inverse of pack_fields, sign-extending when Signed. Returns true when a
-// signed field holds -2^(K-1) (never written by the int encoder).
+// Inverse of pack_fields, sign-extending when Signed. Returns non-zero when
+// a signed field holds -2^(K-1) (never written by the int encoder). The flag
+// is a uint32 OR (a bool reduction would keep the loops scalar).
 template <int K, bool Signed>
-SQ_INLINE bool unpack_fields(const uint8_t* __restrict src, int64_t n, int32_t* __restrict c) {
-  bool bad = false;
+SQ_INLINE uint32_t unpack_fields(const uint8_t* __restrict src, int64_t n, int32_t* __restrict c) {
+  uint32_t bad = 0;
   if constexpr (K == 8 && Signed) {
     for (int64_t j = 0; j < n; ++j) {
       c[j] = int8_t(src[j]);
-      bad |= src[j] == 0x80;
+      bad |= src[j] == 0x80 ? 1u : 0u;
     }
   } else if constexpr (K == 8) {
     for (int64_t j = 0; j < n; ++j) c[j] = src[j];
+  } else if constexpr (K == 4 || K == 2 || K == 1) {
+    // Whole fields per byte: byte b holds fields 8/K b .. 8/K b + 8/K - 1.
+    constexpr int per = 8 / K;
+    for (int64_t b = 0; b < n / per; ++b)
+      for (int i = 0; i < per; ++i) {
+        const uint32_t u = (uint32_t(src[b]) >> (K * i)) & ((1u << K) - 1);
+        if constexpr (Signed) {
+          c[per * b + i] = int32_t(u << (32 - K)) >> (32 - K);
+          bad |= u == (1u << (K - 1)) ? 1u : 0u;
+        } else {
+          c[per * b + i] = int32_t(u);
+        }
+      }
   } else {
     for (int64_t g = 0; g < n / 8; ++g) {
       uint64_t w = 0;
@@ -163,7 +184,7 @@ SQ_INLINE bool unpack_fields(const uint8_t* __restrict src, int64_t n, int32_t* 
         const uint32_t u = uint32_t(w >> (K * i)) & ((1u << K) - 1);
         if constexpr (Signed) {
           c[8 * g + i] = int32_t(u << (32 - K)) >> (32 - K);
-          bad |= u == (1u << (K - 1));
+          bad |= u == (1u << (K - 1)) ? 1u : 0u;
         } else {
           c[8 * g + i] = int32_t(u);
         }
@@ -575,13 +596,13 @@ SQ_INLINE bool int_decode_row_body(const IntFormat& f, const uint8_t* __restrict
   const float qmax = int_qmax(f);
   const int64_t b = f.block, nb = d / b;
   const uint8_t* sc = c + f.bits * d / 8;
-  bool bad = false;
+  uint32_t bad = 0;
 #define SQ_UNPACK(KK) bad = unpack_fields<KK, true>(c, d, tmp)
   SQ_SWITCH_BITS(f.bits, SQ_UNPACK)
 #undef SQ_UNPACK
   if (f.scale == IntScale::kUe8m0)
-    for (int64_t k = 0; k < nb; ++k) bad |= sc[k] == 0xff;
-  if (bad) return false;
+    for (int64_t k = 0; k < nb; ++k) bad |= sc[k] == 0xff ? 1u : 0u;
+  if (bad != 0) return false;
   for (int64_t k = 0; k < nb; ++k) {
     const uint16_t field = read_field(f, sc, k);
     const float s = f.scale == IntScale::kUf16 ? uf16_to_f32(field) / qmax
