@@ -523,9 +523,20 @@ SQ_INLINE uint16_t read_field(const IntFormat& f, const uint8_t* sc, int64_t k) 
   return f.scale == IntScale::kUf16 ? uint16_t(sc[2 * k] | sc[2 * k + 1] << 8) : sc[k];
 }
 
-SQ_INLINE void int_quant_block(const float* __restrict v, int64_t b, float s, float qmax, int32_t* __restrict c) {
+// t = v / s. For a power-of-two s (UE8M0) v * (1 / s) is the same float
+// (both round the exact v 2^-e once; 2^-e is representable for every
+// E8M0 scale) without a division.
+template <bool Pow2>
+SQ_INLINE float div_scale(float v, float s, float inv) {
+  if constexpr (Pow2) return v * inv;
+  return v / s;
+}
+
+template <bool Pow2>
+SQ_INLINE void int_quant_block(const float* __restrict v, int64_t b, float s, float inv, float qmax,
+                               int32_t* __restrict c) {
   for (int64_t j = 0; j < b; ++j) {
-    float t = v[j] / s;
+    float t = div_scale<Pow2>(v[j], s, inv);
     t = t > qmax ? qmax : t;
     t = t < -qmax ? -qmax : t;
     c[j] = int32_t((t + kRoundMagic) - kRoundMagic);
@@ -545,7 +556,10 @@ SQ_INLINE bool int_encode_row_body(const IntFormat& f, const float* __restrict y
     uint16_t field;
     const float s = int_block_scale(f, bits_f32(mb), qmax, r, k, &field);
     write_field(f, sc, k, field);
-    int_quant_block(y + k * b, b, s, qmax, tmp + k * b);
+    if (f.scale == IntScale::kUe8m0)
+      int_quant_block<true>(y + k * b, b, s, 1.0f / s, qmax, tmp + k * b);
+    else
+      int_quant_block<false>(y + k * b, b, s, 0.0f, qmax, tmp + k * b);
   }
 #define SQ_PACK(KK) pack_fields<KK>(tmp, d, c)
   SQ_SWITCH_BITS(f.bits, SQ_PACK)
@@ -554,9 +568,11 @@ SQ_INLINE bool int_encode_row_body(const IntFormat& f, const float* __restrict y
 }
 
 // One block of the fused roundtrip: out = RNE(clamp(v / s)) * s.
-SQ_INLINE void int_rt_block(const float* __restrict v, float* __restrict o, int64_t b, float s, float qmax) {
+template <bool Pow2>
+SQ_INLINE void int_rt_block(const float* __restrict v, float* __restrict o, int64_t b, float s, float inv,
+                            float qmax) {
   for (int64_t j = 0; j < b; ++j) {
-    float t = v[j] / s;
+    float t = div_scale<Pow2>(v[j], s, inv);
     t = t > qmax ? qmax : t;
     t = t < -qmax ? -qmax : t;
     o[j] = ((t + kRoundMagic) - kRoundMagic) * s;
@@ -564,9 +580,10 @@ SQ_INLINE void int_rt_block(const float* __restrict v, float* __restrict o, int6
 }
 // The same in place (one pointer, so the loop vectorises without an
 // aliasing check).
-SQ_INLINE void int_rt_block_inplace(float* __restrict v, int64_t b, float s, float qmax) {
+template <bool Pow2>
+SQ_INLINE void int_rt_block_inplace(float* __restrict v, int64_t b, float s, float inv, float qmax) {
   for (int64_t j = 0; j < b; ++j) {
-    float t = v[j] / s;
+    float t = div_scale<Pow2>(v[j], s, inv);
     t = t > qmax ? qmax : t;
     t = t < -qmax ? -qmax : t;
     v[j] = ((t + kRoundMagic) - kRoundMagic) * s;
@@ -582,10 +599,15 @@ SQ_INLINE bool int_roundtrip_row_body(const IntFormat& f, const float* y, int64_
     if (mb >= 0x7f800000u) return false;
     uint16_t field;
     const float s = int_block_scale(f, bits_f32(mb), qmax, r, k, &field);
-    if (y == out)
-      int_rt_block_inplace(out + k * b, b, s, qmax);
+    const bool p2 = f.scale == IntScale::kUe8m0;
+    if (y == out && p2)
+      int_rt_block_inplace<true>(out + k * b, b, s, 1.0f / s, qmax);
+    else if (y == out)
+      int_rt_block_inplace<false>(out + k * b, b, s, 0.0f, qmax);
+    else if (p2)
+      int_rt_block<true>(y + k * b, out + k * b, b, s, 1.0f / s, qmax);
     else
-      int_rt_block(y + k * b, out + k * b, b, s, qmax);
+      int_rt_block<false>(y + k * b, out + k * b, b, s, 0.0f, qmax);
   }
   return true;
 }
