@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "io/safetensors.h"
 #include "kernels/fp_formats.h"
+#include "model/checkpoint.h"
 #include "model/v4_kv.h"
 
 namespace kvlab::model {
@@ -278,6 +279,19 @@ V4Weights load_weights(const std::string& path, const V4Config& cfg, int swa_lay
   }
   w.validate(cfg);
   return device.is_cpu() ? w : w.to(device);
+}
+
+std::vector<at::Tensor> load_checkpoint_tensors(const std::string& path,
+                                                const std::vector<CheckpointTensorRequest>& requests) {
+  Checkpoint ck(path);
+  Loader ld(ck);
+  std::vector<at::Tensor> out;
+  out.reserve(requests.size());
+  for (const auto& r : requests) {
+    KVLAB_CHECK(!r.names.empty(), "weights: empty name list for {}", r.role);
+    out.push_back(ld.load(r.names, r.shape, r.role.c_str()));
+  }
+  return out;
 }
 
 }  // namespace kvlab::model

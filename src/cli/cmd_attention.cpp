@@ -1,0 +1,351 @@
+// `kvlab attention`: how much a codec moves V4's attention on one layer, and
+// `kvlab bench attention`: the cost of building an attention probe and of
+// scoring one codec with it.
+//
+//   kvlab attention --weights PATH|random[:seed] [--config config.json] --layer L
+//                   --hidden FILE [--tensor NAME] [--batch B] --codec SPEC
+//                   [--coded window|compressed] [--queries N] [--query-seed N] [--json]
+//   kvlab bench attention [--seqlen 2048] [--queries 256] [--json]
+//
+// The layer's streams come from the V4 KV write path (V4KVWriter: the
+// sliding-window KV, plus the CSA or HCA compressed KV on those layers), its
+// queries from the query path (v4_attention.h); the coded part (default: the
+// window on SWA layers, the compressed KV on CSA / HCA layers) goes through
+// the codec's round trip and AttentionProbe scores it against the uncoded
+// attention. Not here: sweeps over codecs or passages (the experiment
+// executor's job).
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "codec/codec.h"
+#include "codec/torch_adapter.h"
+#include "common/error.h"
+#include "io/safetensors.h"
+#include "model/blas.h"
+#include "model/config.h"
+#include "model/v4_attention.h"
+#include "model/v4_kv.h"
+
+namespace po = boost::program_options;
+using kvlab::Error;
+using kvlab::UsageError;
+namespace km = kvlab::model;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// "random", "random:N", "random:seed=N" -> seed; false for a path.
+bool parse_random(const std::string& s, uint64_t* seed) {
+  if (s.rfind("random", 0) != 0 || (s.size() > 6 && s[6] != ':')) return false;
+  *seed = 0;
+  if (s == "random") return true;
+  std::string v = s.substr(7);
+  if (v.rfind("seed=", 0) == 0) v = v.substr(5);
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+    throw UsageError(fmt::format("--weights '{}': expected random, random:N or random:seed=N", s));
+  *seed = std::stoull(v);
+  return true;
+}
+
+// Hidden states [S, hidden] float32 from FILE (tensor `name`, or its only
+// tensor; [S, hidden] or [B, S, hidden] with batch row `batch`).
+at::Tensor read_hidden(const std::string& path, std::string name, int64_t batch) {
+  auto f = kvlab::io::SafetensorsFile::open(path);
+  if (name.empty()) {
+    auto names = f.names();
+    KVLAB_CHECK(names.size() == 1, "{}: holds {} tensors; name one with --tensor", path, names.size());
+    name = names[0];
+  }
+  const auto& ti = f.info(name);
+  KVLAB_CHECK(ti.shape.size() == 2 || ti.shape.size() == 3,
+              "{}: tensor '{}' has shape {}; hidden states must be [S, hidden] or [B, S, hidden]", path, name,
+              kvlab::io::shape_str(ti.shape));
+  std::vector<float> v = f.to_f32(name);
+  at::Tensor t = at::empty(at::IntArrayRef(ti.shape), at::TensorOptions().dtype(at::kFloat));
+  std::memcpy(t.data_ptr<float>(), v.data(), v.size() * sizeof(float));
+  if (ti.shape.size() == 2) {
+    KVLAB_CHECK(batch == 0, "--batch {}: tensor '{}' is [S, hidden] (one passage)", batch, name);
+    return t;
+  }
+  KVLAB_CHECK(batch >= 0 && batch < ti.shape[0], "--batch {}: tensor '{}' has {} passages", batch, name, ti.shape[0]);
+  return t[batch];
+}
+
+nlohmann::json metrics_json(const km::AttentionMetrics& m) {
+  return {{"logit_rel_mse", m.logit_rel_mse}, {"logit_rel_mse_coded", m.logit_rel_mse_coded},
+          {"kl_mean", m.kl_mean},             {"kl_p99", m.kl_p99},
+          {"kl_max", m.kl_max},               {"attn_out_rel", m.attn_out_rel},
+          {"queries", m.queries},             {"heads", m.heads},
+          {"visible", m.visible},             {"visible_coded", m.visible_coded}};
+}
+
+int run_attention(const std::vector<std::string>& args) {
+  std::string weights, config, hidden, tensor, codec_spec, coded_s;
+  int layer = -1;
+  int64_t batch = 0, queries = 256;
+  uint64_t query_seed = 0;
+  po::options_description opts("kvlab attention options");
+  opts.add_options()("help,h", "show this help")(
+      "weights", po::value<std::string>(&weights),
+      "checkpoint directory or .safetensors file, or random[:seed] (write-path and query weights)")(
+      "config", po::value<std::string>(&config), "V4 config.json (default: V4-Flash)")(
+      "layer", po::value<int>(&layer), "layer id; its kind (SWA / CSA / HCA) comes from compress_ratios")(
+      "hidden", po::value<std::string>(&hidden), "hidden states FILE.safetensors ([S, hidden] or [B, S, hidden])")(
+      "tensor", po::value<std::string>(&tensor), "tensor name in --hidden (default: its only tensor)")(
+      "batch", po::value<int64_t>(&batch), "passage row of a [B, S, hidden] tensor (default 0)")(
+      "codec", po::value<std::string>(&codec_spec), "codec spec, e.g. e8:q=38, d4:q=10, fp8_per64")(
+      "coded", po::value<std::string>(&coded_s),
+      "part to code: window or compressed (default: window on SWA layers, compressed on CSA / HCA)")(
+      "queries", po::value<int64_t>(&queries), "sampled query positions (default 256; 0 = all)")(
+      "query-seed", po::value<uint64_t>(&query_seed), "seed of the query sample (default 0)")(
+      "json", "print one JSON object");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: kvlab attention --weights PATH|random[:seed] [--config config.json] --layer L\n"
+                 "                       --hidden FILE [--tensor NAME] --codec SPEC [--coded window|compressed]\n"
+                 "                       [--queries N] [--query-seed N] [--json]\n"
+                 "Codes layer L's KV with the codec and prints how far V4's attention moves: logit_rel_mse,\n"
+                 "kl_mean / kl_p99 (KL(p_ref || p_codec) with the sink), attn_out_rel.\n\n"
+              << opts;
+    return 0;
+  }
+  if (weights.empty()) throw UsageError("attention: --weights PATH (or random[:seed]) is required");
+  if (hidden.empty()) throw UsageError("attention: --hidden FILE is required");
+  if (codec_spec.empty()) throw UsageError("attention: --codec SPEC is required");
+  if (layer < 0) throw UsageError("attention: --layer L (>= 0) is required");
+  if (queries < 0) throw UsageError(fmt::format("--queries {}: expected >= 0", queries));
+
+  km::V4Config cfg = config.empty() ? km::V4Config::flash() : km::V4Config::from_json_file(config);
+  km::V4AttentionConfig acfg = config.empty() ? km::V4AttentionConfig{} : km::V4AttentionConfig::from_json_file(config);
+  const km::LayerKind kind = cfg.layer_kind(layer);
+  const km::CodedPart coded = coded_s.empty() ? (kind == km::LayerKind::SWA ? km::CodedPart::kWindow
+                                                                           : km::CodedPart::kCompressed)
+                                              : km::parse_coded_part(coded_s);
+  if (kind == km::LayerKind::SWA && coded == km::CodedPart::kCompressed)
+    throw UsageError(fmt::format("--coded compressed: layer {} is a sliding-window layer (no compressed KV)", layer));
+  auto codec = kvlab::codec::make_codec(codec_spec, cfg.head_dim);
+
+  auto t0 = std::chrono::steady_clock::now();
+  km::V4Weights kvw;
+  km::V4QueryWeights qw;
+  nlohmann::json weights_desc;
+  uint64_t seed = 0;
+  if (parse_random(weights, &seed)) {
+    kvw = km::random_weights(cfg, seed);
+    qw = km::random_query_weights(cfg, acfg, seed);
+    weights_desc = {{"kind", "random"}, {"seed", seed}};
+  } else {
+    // The loader reads one layer of each kind: this layer for its own kind.
+    auto first_of = [&](km::LayerKind k) {
+      auto ids = cfg.layers_of(k);
+      KVLAB_CHECK(!ids.empty(), "{}: the config has no {} layer", config, km::layer_kind_name(k));
+      return ids[0];
+    };
+    const int csa = kind == km::LayerKind::CSA ? layer : first_of(km::LayerKind::CSA);
+    const int hca = kind == km::LayerKind::HCA ? layer : first_of(km::LayerKind::HCA);
+    kvw = km::load_weights(weights, cfg, layer, csa, hca);
+    qw = km::load_query_weights(weights, cfg, acfg, layer);
+    weights_desc = {{"kind", "checkpoint"}, {"path", weights}, {"layer", layer}};
+  }
+  const double t_weights = seconds_since(t0);
+
+  at::Tensor x = read_hidden(hidden, tensor, batch);  // [S, hidden]
+  const int64_t S = x.size(0);
+  t0 = std::chrono::steady_clock::now();
+  km::V4KVWriter writer(cfg, kvw);
+  const char* cstream = kind == km::LayerKind::CSA ? km::kStreamCSA : km::kStreamHCA;
+  std::vector<std::string> want = {km::kStreamSWA};
+  if (kind != km::LayerKind::SWA) want.push_back(cstream);
+  auto streams = writer.forward_streams(x.unsqueeze(0), want);
+  const double t_streams = seconds_since(t0);
+
+  const int64_t ratio = kind == km::LayerKind::CSA ? cfg.csa_ratio : kind == km::LayerKind::HCA ? cfg.hca_ratio : 0;
+  t0 = std::chrono::steady_clock::now();
+  const auto positions = km::sample_query_positions(S, queries, query_seed, km::first_position_seeing(coded, ratio));
+  km::AttentionInputs in;
+  in.positions = positions;
+  in.queries = km::v4_queries(cfg, acfg, qw, kind, x, positions);
+  in.window_kv = streams.at(km::kStreamSWA).squeeze(0);
+  if (kind != km::LayerKind::SWA) {
+    in.compressed_kv = streams.at(cstream).squeeze(0);
+    in.ratio = ratio;
+  }
+  in.index_topk = kind == km::LayerKind::CSA ? acfg.index_topk : 0;
+  in.sink = qw.attn_sink;
+  in.coded = coded;
+  in.window = acfg.window;
+  const double t_queries = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  km::AttentionProbe probe(in);
+  const double t_probe = seconds_since(t0);
+  const at::Tensor& ref = coded == km::CodedPart::kWindow ? in.window_kv : in.compressed_kv;
+  t0 = std::chrono::steady_clock::now();
+  at::Tensor decoded = kvlab::codec::roundtrip(*codec, ref.to(at::kFloat));
+  const double t_codec = seconds_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  const km::AttentionMetrics m = probe.score(decoded);
+  const double t_score = seconds_since(t0);
+
+  nlohmann::json j = {{"layer", layer},
+                      {"kind", km::layer_kind_name(kind)},
+                      {"seqlen", S},
+                      {"coded", km::coded_part_name(coded)},
+                      {"coded_entries", ref.size(0)},
+                      {"codec", codec->spec()},
+                      {"bits_per_vector", codec->bits_per_vector()},
+                      {"weights", weights_desc},
+                      {"hidden", hidden},
+                      {"tensor", tensor},
+                      {"query_seed", query_seed},
+                      {"positions", positions},
+                      {"metrics", metrics_json(m)},
+                      {"seconds",
+                       {{"weights", t_weights},
+                        {"streams", t_streams},
+                        {"queries", t_queries},
+                        {"probe", t_probe},
+                        {"codec", t_codec},
+                        {"score", t_score}}}};
+  if (vm.count("json")) {
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("layer {} ({}), {} tokens, coded {} ({} vectors), codec {} ({} bits/vector)\n", layer,
+             km::layer_kind_name(kind), S, km::coded_part_name(coded), ref.size(0), codec->spec(),
+             codec->bits_per_vector());
+  fmt::print("{} queries x {} heads (seed {}, positions {}..{}), {} visible entries ({} coded)\n", m.queries, m.heads,
+             query_seed, positions.front(), positions.back(), m.visible, m.visible_coded);
+  fmt::print("  logit_rel_mse        {:.6g}\n", m.logit_rel_mse);
+  fmt::print("  logit_rel_mse_coded  {:.6g}\n", m.logit_rel_mse_coded);
+  fmt::print("  kl_mean              {:.6g}\n", m.kl_mean);
+  fmt::print("  kl_p99               {:.6g}\n", m.kl_p99);
+  fmt::print("  kl_max               {:.6g}\n", m.kl_max);
+  fmt::print("  attn_out_rel         {:.6g}\n", m.attn_out_rel);
+  fmt::print("seconds: weights {:.3f}, streams {:.3f}, queries {:.3f}, probe {:.3f}, codec {:.3f}, score {:.3f}\n",
+             t_weights, t_streams, t_queries, t_probe, t_codec, t_score);
+  return 0;
+}
+
+// Synthetic probe inputs of V4-Flash size: bf16 queries and KV with unit RMS.
+int run_bench_attention(const std::vector<std::string>& args) {
+  int64_t S = 2048, nq = 256;
+  int reps = 3;
+  po::options_description opts("kvlab bench attention options");
+  opts.add_options()("help,h", "show this help")("seqlen", po::value<int64_t>(&S), "tokens (default 2048)")(
+      "queries", po::value<int64_t>(&nq), "sampled queries (default 256; 0 = all); 'all' is always run too")(
+      "reps", po::value<int>(&reps), "timed repetitions, best taken (default 3)")("json", "print one JSON object");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: kvlab bench attention [--seqlen 2048] [--queries 256] [--reps 3] [--json]\n"
+                 "Seconds to build an AttentionProbe and to score one decoded KV for SWA (window), CSA\n"
+                 "(compressed, m = 4) and HCA (compressed, m = 128) on synthetic V4-Flash-sized data,\n"
+                 "next to the V4 KV write path (random weights) on the same number of tokens.\n\n"
+              << opts;
+    return 0;
+  }
+  if (S < 128 || S % 128 != 0) throw UsageError(fmt::format("--seqlen {}: expected a multiple of 128", S));
+  if (reps < 1) throw UsageError(fmt::format("--reps {}: expected >= 1", reps));
+  const int64_t H = 64, D = 512;
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto bf = [&](std::vector<int64_t> shape, double sd) {
+    return at::normal(0.0, sd, at::IntArrayRef(shape), g, at::TensorOptions().dtype(at::kFloat))
+        .to(at::kBFloat16)
+        .to(at::kFloat);
+  };
+  at::Tensor kw = bf({S, D}, 1.0), kc4 = bf({S / 4, D}, 1.0), kc128 = bf({S / 128, D}, 1.0);
+  at::Tensor qall = bf({S, H, D}, 1.0), sink = bf({H}, 1.0);
+  auto best = [&](auto&& f) {
+    double b = 1e30;
+    for (int i = 0; i < reps; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      f();
+      b = std::min(b, seconds_since(t0));
+    }
+    return b;
+  };
+  // The write path on the same number of tokens, for scale.
+  km::V4Config cfg = km::V4Config::flash();
+  km::V4KVWriter writer(cfg, km::random_weights(cfg, 0));
+  at::Tensor hid = bf({1, S, cfg.hidden_size}, 1.0);
+  (void)writer.forward(hid);
+  const double t_writer = best([&] { (void)writer.forward(hid); });
+
+  nlohmann::json rows = nlohmann::json::array();
+  for (int64_t n : {nq, int64_t{0}}) {
+    for (const char* kind : {"swa", "csa", "hca"}) {
+      const std::string k = kind;
+      const int64_t m = k == "csa" ? 4 : k == "hca" ? 128 : 0;
+      km::AttentionInputs in;
+      in.coded = m == 0 ? km::CodedPart::kWindow : km::CodedPart::kCompressed;
+      in.positions = km::sample_query_positions(S, n, 0, km::first_position_seeing(in.coded, m));
+      in.queries = qall.index_select(0, at::tensor(in.positions, at::kLong));
+      in.window_kv = kw;
+      if (m > 0) {
+        in.compressed_kv = m == 4 ? kc4 : kc128;
+        in.ratio = m;
+        in.index_topk = m == 4 ? 512 : 0;
+      }
+      in.sink = sink;
+      std::unique_ptr<km::AttentionProbe> probe;
+      const double t_build = best([&] { probe = std::make_unique<km::AttentionProbe>(in); });
+      const at::Tensor& ref = m == 0 ? kw : in.compressed_kv;
+      at::Tensor dec = ref + bf({ref.size(0), D}, 0.05);
+      km::AttentionMetrics met;
+      const double t_score = best([&] { met = probe->score(dec); });
+      rows.push_back({{"kind", k},
+                      {"coded", km::coded_part_name(in.coded)},
+                      {"coded_entries", ref.size(0)},
+                      {"queries", static_cast<int64_t>(in.positions.size())},
+                      {"blocks", probe->blocks()},
+                      {"build_seconds", t_build},
+                      {"score_seconds", t_score},
+                      {"kl_mean", met.kl_mean}});
+    }
+  }
+  nlohmann::json j = {{"seqlen", S},
+                      {"heads", H},
+                      {"head_dim", D},
+                      {"writer_forward_seconds", t_writer},
+                      {"rows", rows},
+                      {"torch_threads", at::get_num_threads()},
+                      {"blas", km::blas_info()}};
+  if (vm.count("json")) {
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("attention probe, {} tokens, {} heads x {} dims (best of {}; {} threads)\n", S, H, D, reps,
+             at::get_num_threads());
+  fmt::print("  V4 KV write path forward (all three streams): {:.3f} s\n", t_writer);
+  fmt::print("  {:<5} {:<11} {:>8} {:>8} {:>7} {:>10} {:>10}\n", "kind", "coded", "entries", "queries", "blocks",
+             "build s", "score s");
+  for (const auto& r : rows)
+    fmt::print("  {:<5} {:<11} {:>8} {:>8} {:>7} {:>10.4f} {:>10.4f}\n", r["kind"].get<std::string>(),
+               r["coded"].get<std::string>(), r["coded_entries"].get<int64_t>(), r["queries"].get<int64_t>(),
+               r["blocks"].get<int64_t>(), r["build_seconds"].get<double>(), r["score_seconds"].get<double>());
+  return 0;
+}
+
+kvlab::cli::CommandRegistrar reg_attention{"attention", "V4 attention fidelity of a codec on one layer's KV",
+                                           run_attention};
+kvlab::cli::CommandRegistrar reg_bench_attention{"bench attention",
+                                                 "cost of building an attention probe and scoring a codec",
+                                                 run_bench_attention};
+
+}  // namespace
