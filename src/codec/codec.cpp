@@ -9,6 +9,8 @@
 
 #include "codec/fp8_codec.h"
 #include "codec/lattice_codec.h"
+#include "codec/scalar_codec.h"
+#include "codec/v4_native_codec.h"
 #include "common/error.h"
 #include "kernels/lattice.h"
 
@@ -33,6 +35,11 @@ static_assert(kernels::kLatticeMaxQ == 32767, "common/codec_spec.cpp's lattice Q
 namespace {
 using MakeFn = std::function<std::unique_ptr<Codec>(const CodecSpec&, int64_t)>;
 
+std::unique_ptr<Codec> make_int(const CodecSpec& s, bool hadamard, int64_t dim) {
+  const ScaleKind scale = s.param("scale") == "ue8m0" ? ScaleKind::kUe8m0 : ScaleKind::kUf16;
+  return std::make_unique<IntBlockCodec>(s.q(), std::stoi(s.param("block")), scale, hadamard, dim);
+}
+
 // How each family of the table is built (the table itself: common/codec_spec.cpp).
 const std::map<std::string, MakeFn>& constructors() {
   static const std::map<std::string, MakeFn> m = {
@@ -44,6 +51,14 @@ const std::map<std::string, MakeFn>& constructors() {
        }},
       {"e8", [](const CodecSpec& s, int64_t dim) -> std::unique_ptr<Codec> {
          return std::make_unique<LatticeCodec>(kernels::LatticeKind::kE8, s.q(), dim);
+       }},
+      {"v4_native", [](const CodecSpec&, int64_t dim) -> std::unique_ptr<Codec> {
+         return std::make_unique<V4NativeCodec>(dim);
+       }},
+      {"int", [](const CodecSpec& s, int64_t dim) -> std::unique_ptr<Codec> { return make_int(s, false, dim); }},
+      {"hadamard_int", [](const CodecSpec& s, int64_t dim) -> std::unique_ptr<Codec> { return make_int(s, true, dim); }},
+      {"hadamard_lloyd", [](const CodecSpec& s, int64_t dim) -> std::unique_ptr<Codec> {
+         return std::make_unique<HadamardLloydCodec>(s.q(), dim);
        }},
   };
   return m;
