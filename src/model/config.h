@@ -3,7 +3,8 @@
 // Defaults are V4-Flash. A config can be read from a model's config.json
 // (keys hidden_size, head_dim, qk_rope_head_dim, rope_theta,
 // compress_rope_theta, rope_scaling{factor, original_max_position_embeddings,
-// beta_fast, beta_slow}, rms_norm_eps, compress_ratios, num_hidden_layers)
+// beta_fast, beta_slow}, rms_norm_eps, compress_ratios, num_hidden_layers,
+// num_nextn_predict_layers)
 // or from a JSON object with the keys of the reference files
 // (../shared/reference/dsv4_small.safetensors metadata `config/*`). The
 // layer mix (which layer is SWA / CSA / HCA) is data: `compress_ratios`,
@@ -71,7 +72,7 @@ struct V4Config {
   double rope_theta_main = 10000.0;
   double rope_theta_compress = 160000.0;
   double rope_factor = 16.0;
-  int64_t original_seq_len = 65536;  // YaRN (compressors only) when S > this; 0 disables
+  int64_t original_seq_len = 65536;  // YaRN (compressors only) when S > this (v4 mode: always); 0 disables
   double beta_fast = 32.0;
   double beta_slow = 1.0;
   double rms_norm_eps = 1e-6;
