@@ -262,7 +262,7 @@ SQ_INLINE uint32_t e4m3_code(float t) {
   const uint32_t normal = (rn >> 20) - ((127u - 7u) << 3);
   // Below 2^-6 the grid is m 2^-9: adding 2^14 (float32 ulp 2^-9 there)
   // rounds to it with the FPU's round-to-nearest-even.
-  const uint32_t sub = uint32_t(((bits_f32(a) + 16384.0f) - 16384.0f) * 512.0f);
+  const uint32_t sub = uint32_t(int32_t(((bits_f32(a) + 16384.0f) - 16384.0f) * 512.0f));  // signed: AVX2 has no unsigned conversion
   return (a < 0x3c800000u ? sub : normal) | sign;
 }
 
