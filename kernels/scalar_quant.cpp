@@ -100,6 +100,25 @@ SQ_TARGET_AVX512 void stream_row_avx512(float* dst, const float* src, int64_t d)
 }
 #endif
 
+// The input row into the scratch row. An explicit vector copy: glibc's
+// memcpy of a 2 KiB row may take the `rep movsb` path, which was slower here
+// between the compute of consecutive rows.
+#if SQ_HAVE_TARGETS
+SQ_TARGET_AVX2 void load_row_avx2(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+}
+SQ_TARGET_AVX512 void load_row_avx512(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 16) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+}
+#endif
+void load_row(float* dst, const float* src, int64_t d) {
+#if SQ_HAVE_TARGETS
+  if (d % 16 == 0 && simd_level() >= SimdLevel::kAvx512) return load_row_avx512(dst, src, d);
+  if (d % 8 == 0 && simd_level() >= SimdLevel::kAvx2) return load_row_avx2(dst, src, d);
+#endif
+  std::memcpy(dst, src, std::size_t(d) * sizeof(float));
+}
+
 // dst = src (d floats); non-temporal when `stream` (stream_output() true).
 void store_row(float* dst, const float* src, int64_t d, bool stream) {
 #if SQ_HAVE_TARGETS
@@ -689,7 +708,7 @@ void int_encode(const IntFormat& f, const float* x, int64_t rows, int64_t d, uin
     const float* row = x + r * d;
     const float* src = row;
     if (f.hadamard) {
-      std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+      load_row(y.data(), row, d);
       fwht_normalized(y.data(), d);
       src = y.data();
     }
@@ -710,7 +729,7 @@ void int_roundtrip(const IntFormat& f, const float* x, int64_t rows, int64_t d, 
   std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
-    std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+    load_row(y.data(), row, d);
     fwht_normalized(y.data(), d);
     if (!int_roundtrip_row_fast(f, y.data(), r, d, y.data())) {
       stream_fence(stream);
@@ -1048,7 +1067,7 @@ void hadamard_lloyd_encode(int bits, const float* x, int64_t rows, int64_t d, ui
       std::memset(c + 2, 0, std::size_t(cs - 2));
       continue;
     }
-    std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+    load_row(y.data(), row, d);
     fwht_normalized(y.data(), d);
     lloyd_index_fast(q, y.data(), d, uf16_to_f32(code), idx.data());
     pack_rows_dispatch(bits, idx.data(), d, c + 2);
@@ -1073,7 +1092,7 @@ void hadamard_lloyd_roundtrip(int bits, const float* x, int64_t rows, int64_t d,
     if (code == 0) {  // a zero vector
       std::fill(y.begin(), y.end(), 0.0f);
     } else {
-      std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+      load_row(y.data(), row, d);
       fwht_normalized(y.data(), d);
       lloyd_roundtrip_fast(q, y.data(), d, uf16_to_f32(code));
       fwht_normalized(y.data(), d);
