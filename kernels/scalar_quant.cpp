@@ -100,6 +100,25 @@ SQ_TARGET_AVX512 void stream_row_avx512(float* dst, const float* src, int64_t d)
 }
 #endif
 
+// The input row into the scratch row. An explicit vector copy: glibc's
+// memcpy of a 2 KiB row may take the `rep movsb` path, which was slower here
+// between the compute of consecutive rows.
+#if SQ_HAVE_TARGETS
+SQ_TARGET_AVX2 void load_row_avx2(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 8) _mm256_storeu_ps(dst + j, _mm256_loadu_ps(src + j));
+}
+SQ_TARGET_AVX512 void load_row_avx512(float* dst, const float* src, int64_t d) {
+  for (int64_t j = 0; j < d; j += 16) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+}
+#endif
+void load_row(float* dst, const float* src, int64_t d) {
+#if SQ_HAVE_TARGETS
+  if (d % 16 == 0 && simd_level() >= SimdLevel::kAvx512) return load_row_avx512(dst, src, d);
+  if (d % 8 == 0 && simd_level() >= SimdLevel::kAvx2) return load_row_avx2(dst, src, d);
+#endif
+  std::memcpy(dst, src, std::size_t(d) * sizeof(float));
+}
+
 // dst = src (d floats); non-temporal when `stream` (stream_output() true).
 void store_row(float* dst, const float* src, int64_t d, bool stream) {
 #if SQ_HAVE_TARGETS
@@ -206,7 +225,10 @@ SQ_INLINE uint32_t unpack_fields(const uint8_t* __restrict src, int64_t n, int32
     default: CALL(8); break;    \
   }
 
+// K-bit fields of n values (n % 8 == 0) at the current SIMD level.
 void pack_rows_dispatch(int bits, const int32_t* c, int64_t n, uint8_t* dst);
+// Returns non-zero when a signed field holds -2^(K-1).
+uint32_t unpack_dispatch(int bits, bool sgn, const uint8_t* src, int64_t n, int32_t* c);
 
 }  // namespace
 
@@ -259,7 +281,7 @@ SQ_INLINE uint32_t e4m3_code(float t) {
   const uint32_t normal = (rn >> 20) - ((127u - 7u) << 3);
   // Below 2^-6 the grid is m 2^-9: adding 2^14 (float32 ulp 2^-9 there)
   // rounds to it with the FPU's round-to-nearest-even.
-  const uint32_t sub = uint32_t(((bits_f32(a) + 16384.0f) - 16384.0f) * 512.0f);
+  const uint32_t sub = uint32_t(int32_t(((bits_f32(a) + 16384.0f) - 16384.0f) * 512.0f));  // signed: AVX2 has no unsigned conversion
   return (a < 0x3c800000u ? sub : normal) | sign;
 }
 
@@ -543,8 +565,9 @@ SQ_INLINE void int_quant_block(const float* __restrict v, int64_t b, float s, fl
   }
 }
 
-// y (d values, already rotated when the format says so) -> code bytes.
-// Returns false on a non-finite block maximum.
+// y (d values, already rotated when the format says so) -> the integer codes
+// in tmp and the scale fields in c. Returns false on a non-finite block
+// maximum.
 SQ_INLINE bool int_encode_row_body(const IntFormat& f, const float* __restrict y, int64_t r, int64_t d,
                                    uint8_t* __restrict c, int32_t* __restrict tmp) {
   const float qmax = int_qmax(f);
@@ -561,10 +584,7 @@ SQ_INLINE bool int_encode_row_body(const IntFormat& f, const float* __restrict y
     else
       int_quant_block<false>(y + k * b, b, s, 0.0f, qmax, tmp + k * b);
   }
-#define SQ_PACK(KK) pack_fields<KK>(tmp, d, c)
-  SQ_SWITCH_BITS(f.bits, SQ_PACK)
-#undef SQ_PACK
-  return true;
+  return true;  // the caller packs tmp into c (pack_rows_dispatch)
 }
 
 // One block of the fused roundtrip: out = RNE(clamp(v / s)) * s.
@@ -612,16 +632,14 @@ SQ_INLINE bool int_roundtrip_row_body(const IntFormat& f, const float* y, int64_
   return true;
 }
 
-// Returns false on a field no encoder writes (the caller locates it).
+// tmp: the row's codes (unpack_dispatch) -> out. Returns false on a scale
+// byte no encoder writes (the caller locates it).
 SQ_INLINE bool int_decode_row_body(const IntFormat& f, const uint8_t* __restrict c, int64_t d, float* __restrict out,
-                                   int32_t* __restrict tmp) {
+                                   const int32_t* __restrict tmp) {
   const float qmax = int_qmax(f);
   const int64_t b = f.block, nb = d / b;
   const uint8_t* sc = c + f.bits * d / 8;
   uint32_t bad = 0;
-#define SQ_UNPACK(KK) bad = unpack_fields<KK, true>(c, d, tmp)
-  SQ_SWITCH_BITS(f.bits, SQ_UNPACK)
-#undef SQ_UNPACK
   if (f.scale == IntScale::kUe8m0)
     for (int64_t k = 0; k < nb; ++k) bad |= sc[k] == 0xff ? 1u : 0u;
   if (bad != 0) return false;
@@ -642,8 +660,8 @@ SQ_VARIANTS(bool, int_encode_row,
             (f, y, r, d, c, tmp))
 SQ_VARIANTS(bool, int_roundtrip_row, (const IntFormat& f, const float* y, int64_t r, int64_t d, float* out),
             (f, y, r, d, out))
-SQ_VARIANTS(bool, int_decode_row, (const IntFormat& f, const uint8_t* c, int64_t d, float* out, int32_t* tmp),
-            (f, c, d, out, tmp))
+SQ_VARIANTS(bool, int_decode_row,
+            (const IntFormat& f, const uint8_t* c, int64_t d, float* out, const int32_t* tmp), (f, c, d, out, tmp))
 
 // Throws naming the first byte of record r that no encoder writes.
 void int_check_record(const IntFormat& f, const uint8_t* c, int64_t r, int64_t d) {
@@ -690,11 +708,12 @@ void int_encode(const IntFormat& f, const float* x, int64_t rows, int64_t d, uin
     const float* row = x + r * d;
     const float* src = row;
     if (f.hadamard) {
-      std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+      load_row(y.data(), row, d);
       fwht_normalized(y.data(), d);
       src = y.data();
     }
     if (!int_encode_row_fast(f, src, r, d, codes + r * cs, tmp.data())) throw_bad_row(int_name(f), row, r, d);
+    pack_rows_dispatch(f.bits, tmp.data(), d, codes + r * cs);
   }
 }
 
@@ -710,7 +729,7 @@ void int_roundtrip(const IntFormat& f, const float* x, int64_t rows, int64_t d, 
   std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
-    std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+    load_row(y.data(), row, d);
     fwht_normalized(y.data(), d);
     if (!int_roundtrip_row_fast(f, y.data(), r, d, y.data())) {
       stream_fence(stream);
@@ -727,7 +746,8 @@ void int_decode(const IntFormat& f, const uint8_t* codes, int64_t rows, int64_t 
   check_rows("int decode", rows);
   std::vector<int32_t> tmp(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
-    if (!int_decode_row_fast(f, codes + r * cs, d, out + r * d, tmp.data()))
+    const uint32_t bad = unpack_dispatch(f.bits, true, codes + r * cs, d, tmp.data());
+    if (bad != 0 || !int_decode_row_fast(f, codes + r * cs, d, out + r * d, tmp.data()))
       int_check_record(f, codes + r * cs, r, d);
     if (f.hadamard) fwht_normalized(out + r * d, d);
   }
@@ -965,14 +985,12 @@ SQ_INLINE void lloyd_roundtrip_body(const LloydMaxGaussian& q, float* y, int64_t
 #undef SQ_CALL
 }
 
+// idx: the row's indices (unpack_dispatch) -> out.
 SQ_INLINE bool lloyd_decode_body(const LloydMaxGaussian& q, const uint8_t* __restrict c, int64_t d,
-                                 float* __restrict out, int32_t* __restrict idx) {
+                                 float* __restrict out, const int32_t* __restrict idx) {
   const uint16_t code = uint16_t(c[0] | c[1] << 8);
   const uint8_t* b = c + 2;
   const int K = q.bits;
-#define SQ_UNPACK(KK) unpack_fields<KK, false>(b, d, idx)
-  SQ_SWITCH_BITS(K, SQ_UNPACK)
-#undef SQ_UNPACK
   if (code == 0) {
     uint32_t any = 0;
     for (int64_t j = 0; j < K * d / 8; ++j) any |= b[j];
@@ -989,7 +1007,8 @@ SQ_VARIANTS(double, sumsq8, (const float* x, int64_t d, uint32_t* mbits), (x, d,
 SQ_VARIANTS(void, lloyd_index, (const LloydMaxGaussian& q, const float* y, int64_t d, float sig, int32_t* idx),
             (q, y, d, sig, idx))
 SQ_VARIANTS(void, lloyd_roundtrip, (const LloydMaxGaussian& q, float* y, int64_t d, float sig), (q, y, d, sig))
-SQ_VARIANTS(bool, lloyd_decode, (const LloydMaxGaussian& q, const uint8_t* c, int64_t d, float* out, int32_t* idx),
+SQ_VARIANTS(bool, lloyd_decode,
+            (const LloydMaxGaussian& q, const uint8_t* c, int64_t d, float* out, const int32_t* idx),
             (q, c, d, out, idx))
 
 // Finite check + sigma16 of one input row (fast path).
@@ -1048,7 +1067,7 @@ void hadamard_lloyd_encode(int bits, const float* x, int64_t rows, int64_t d, ui
       std::memset(c + 2, 0, std::size_t(cs - 2));
       continue;
     }
-    std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+    load_row(y.data(), row, d);
     fwht_normalized(y.data(), d);
     lloyd_index_fast(q, y.data(), d, uf16_to_f32(code), idx.data());
     pack_rows_dispatch(bits, idx.data(), d, c + 2);
@@ -1073,7 +1092,7 @@ void hadamard_lloyd_roundtrip(int bits, const float* x, int64_t rows, int64_t d,
     if (code == 0) {  // a zero vector
       std::fill(y.begin(), y.end(), 0.0f);
     } else {
-      std::memcpy(y.data(), row, std::size_t(d) * sizeof(float));
+      load_row(y.data(), row, d);
       fwht_normalized(y.data(), d);
       lloyd_roundtrip_fast(q, y.data(), d, uf16_to_f32(code));
       fwht_normalized(y.data(), d);
@@ -1096,6 +1115,7 @@ void hadamard_lloyd_decode(int bits, const uint8_t* codes, int64_t rows, int64_t
       std::memset(o, 0, std::size_t(d) * sizeof(float));
       continue;
     }
+    unpack_dispatch(bits, false, c + 2, d, idx.data());
     if (!lloyd_decode_fast(q, c, d, o, idx.data())) lloyd_check_record(c, r, bits, d);
     fwht_normalized(o, d);
   }
@@ -1173,8 +1193,95 @@ SQ_INLINE void pack_rows_body(int bits, const int32_t* c, int64_t n, uint8_t* ds
   SQ_SWITCH_BITS(bits, SQ_PACK)
 #undef SQ_PACK
 }
+SQ_INLINE uint32_t unpack_rows_body(int bits, bool sgn, const uint8_t* src, int64_t n, int32_t* c) {
+  uint32_t bad = 0;
+#define SQ_UNPACK(KK) bad = sgn ? unpack_fields<KK, true>(src, n, c) : unpack_fields<KK, false>(src, n, c)
+  SQ_SWITCH_BITS(bits, SQ_UNPACK)
+#undef SQ_UNPACK
+  return bad;
+}
 SQ_VARIANTS(void, pack_rows, (int bits, const int32_t* c, int64_t n, uint8_t* dst), (bits, c, n, dst))
-void pack_rows_dispatch(int bits, const int32_t* c, int64_t n, uint8_t* dst) { pack_rows_fast(bits, c, n, dst); }
+SQ_VARIANTS(uint32_t, unpack_rows, (int bits, bool sgn, const uint8_t* src, int64_t n, int32_t* c),
+            (bits, sgn, src, n, c))
+
+// Fields that straddle bytes (K = 3, 5, 6, 7) do not vectorise as plain
+// loops; these AVX2 kernels (also used at the AVX-512 level) handle 8 fields
+// (K bytes) per step and leave the groups whose 8-byte load or store would
+// pass the end of the fields to the portable loops.
+bool odd_bits(int bits) { return bits == 3 || bits == 5 || bits == 6 || bits == 7; }
+
+#if SQ_HAVE_TARGETS
+// Number of leading groups of 8 fields whose 8-byte access stays within the
+// K n / 8 bytes of fields.
+inline int64_t safe_groups(int bits, int64_t n) {
+  const int64_t nbytes = bits * n / 8;
+  return nbytes >= 8 ? std::min<int64_t>(n / 8, (nbytes - 8) / bits + 1) : 0;
+}
+
+SQ_TARGET_AVX2 uint32_t unpack_odd_avx2(int K, bool sgn, const uint8_t* src, int64_t n, int32_t* c) {
+  // Lane i takes bytes (iK)/8 and (iK)/8 + 1 of the group (both 128-bit
+  // halves hold the same 8 bytes) and shifts right by (iK) % 8.
+  alignas(32) int8_t ctrl[32];
+  alignas(32) int32_t shift[8];
+  for (int i = 0; i < 8; ++i) {
+    const int b = (i * K) >> 3;
+    ctrl[4 * i] = int8_t(b);
+    ctrl[4 * i + 1] = int8_t(b + 1);
+    ctrl[4 * i + 2] = ctrl[4 * i + 3] = int8_t(-128);  // zero
+    shift[i] = (i * K) & 7;
+  }
+  const __m256i ctl = _mm256_load_si256(reinterpret_cast<const __m256i*>(ctrl));
+  const __m256i sh = _mm256_load_si256(reinterpret_cast<const __m256i*>(shift));
+  const __m256i mask = _mm256_set1_epi32((1 << K) - 1), minv = _mm256_set1_epi32(1 << (K - 1));
+  const __m128i ext = _mm_cvtsi32_si128(32 - K);
+  __m256i bad = _mm256_setzero_si256();
+  const int64_t ng = safe_groups(K, n);
+  for (int64_t g = 0; g < ng; ++g) {
+    const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + K * g));
+    __m256i w = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(raw), ctl);
+    w = _mm256_and_si256(_mm256_srlv_epi32(w, sh), mask);
+    if (sgn) {
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(w, minv));
+      w = _mm256_sra_epi32(_mm256_sll_epi32(w, ext), ext);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + 8 * g), w);
+  }
+  uint32_t flag = _mm256_testz_si256(bad, bad) ? 0u : 1u;
+  if (ng * 8 < n) flag |= unpack_rows_base(K, sgn, src + K * ng, n - 8 * ng, c + 8 * ng);
+  return flag;
+}
+
+SQ_TARGET_AVX2 void pack_odd_avx2(int K, const int32_t* c, int64_t n, uint8_t* dst) {
+  const __m256i mask = _mm256_set1_epi32((1 << K) - 1);
+  const __m256i sh_lo = _mm256_setr_epi64x(0, K, 2 * K, 3 * K), sh_hi = _mm256_setr_epi64x(4 * K, 5 * K, 6 * K, 7 * K);
+  const int64_t ng = safe_groups(K, n);
+  for (int64_t g = 0; g < ng; ++g) {
+    const __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 8 * g)), mask);
+    const __m256i lo = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(u)), sh_lo);
+    const __m256i hi = _mm256_sllv_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(u, 1)), sh_hi);
+    const __m256i x = _mm256_or_si256(lo, hi);
+    const __m128i y = _mm_or_si128(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    const uint64_t w = uint64_t(_mm_cvtsi128_si64(y)) | uint64_t(_mm_extract_epi64(y, 1));
+    // 8 bytes: the K of this group, then zeros the next group overwrites.
+    std::memcpy(dst + K * g, &w, 8);
+  }
+  if (ng * 8 < n) pack_rows_base(K, c + 8 * ng, n - 8 * ng, dst + K * ng);
+}
+#endif
+
+void pack_rows_dispatch(int bits, const int32_t* c, int64_t n, uint8_t* dst) {
+#if SQ_HAVE_TARGETS
+  if (odd_bits(bits) && simd_level() >= SimdLevel::kAvx2) return pack_odd_avx2(bits, c, n, dst);
+#endif
+  pack_rows_fast(bits, c, n, dst);
+}
+
+uint32_t unpack_dispatch(int bits, bool sgn, const uint8_t* src, int64_t n, int32_t* c) {
+#if SQ_HAVE_TARGETS
+  if (odd_bits(bits) && simd_level() >= SimdLevel::kAvx2) return unpack_odd_avx2(bits, sgn, src, n, c);
+#endif
+  return unpack_rows_fast(bits, sgn, src, n, c);
+}
 }  // namespace
 
 }  // namespace kvlab::kernels
