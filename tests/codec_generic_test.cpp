@@ -34,7 +34,8 @@ struct Case {
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (const auto& s : example_codec_specs())
-    for (int64_t d : {64, 128, 512}) cases.push_back({s, d});
+    for (int64_t d : {64, 128, 512})
+      if (!(s == "v4_native" && d < 128)) cases.push_back({s, d});  // v4_native: 64 RoPE dims + >= 1 FP8 block
   return cases;
 }
 
@@ -133,8 +134,13 @@ TEST(CodecGeneric, ZeroVectorAndHugeCoordinate) {
     codec->roundtrip(x.data(), 3, out.data());
     for (int64_t j = 0; j < c.d; ++j) ASSERT_EQ(out[j], 0.f);
     for (float v : out) ASSERT_TRUE(std::isfinite(v));
-    EXPECT_NEAR(out[c.d + 5], 3.0e4f, 3.0e4f * 0.01f);
-    EXPECT_NEAR(out[2 * c.d + 7], 1.0e6f, 1.0e6f * 0.01f);
+    // A 2^K-level Lloyd quantiser has no level at the spike's rotated value
+    // (K = 1 gives 0.80x); v4_native's power-of-two scale leaves the block
+    // maximum anywhere in E4M3's grid, so up to half a spacing (1/16): properties of the formats.
+    if (parse_codec_spec(c.spec).family == "hadamard_lloyd") continue;
+    const float tol = c.spec == "v4_native" ? 0.0625f : 0.01f;
+    EXPECT_NEAR(out[c.d + 5], 3.0e4f, 3.0e4f * tol);
+    EXPECT_NEAR(out[2 * c.d + 7], 1.0e6f, 1.0e6f * tol);
     EXPECT_GT(kernels::mean_cosine(x.data() + c.d, out.data() + c.d, 2, c.d), 0.99);
   }
 }
