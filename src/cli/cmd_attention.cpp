@@ -47,6 +47,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// argv for a re-exec (fix_openblas_core): the subcommand words, then its arguments.
+std::vector<std::string> with_command(std::initializer_list<const char*> words, const std::vector<std::string>& args) {
+  std::vector<std::string> v(words.begin(), words.end());
+  v.insert(v.end(), args.begin(), args.end());
+  return v;
+}
+
 // "random", "random:N", "random:seed=N" -> seed; false for a path.
 bool parse_random(const std::string& s, uint64_t* seed) {
   if (s.rfind("random", 0) != 0 || (s.size() > 6 && s[6] != ':')) return false;
@@ -93,6 +100,7 @@ nlohmann::json metrics_json(const km::AttentionMetrics& m) {
 }
 
 int run_attention(const std::vector<std::string>& args) {
+  km::fix_openblas_core(with_command({"attention"}, args));
   std::string weights, config, hidden, tensor, codec_spec, coded_s;
   int layer = -1;
   int64_t batch = 0, queries = 256;
@@ -243,6 +251,7 @@ int run_attention(const std::vector<std::string>& args) {
 
 // Synthetic probe inputs of V4-Flash size: bf16 queries and KV with unit RMS.
 int run_bench_attention(const std::vector<std::string>& args) {
+  km::fix_openblas_core(with_command({"bench", "attention"}, args));
   int64_t S = 2048, nq = 256;
   int reps = 3;
   po::options_description opts("kvlab bench attention options");

@@ -27,7 +27,9 @@ std::string shape_of(const at::Tensor& t) { return t.defined() ? c10::str(t.size
 // Flat index of the first NaN/Inf of t, or -1.
 int64_t first_nonfinite(const at::Tensor& t) {
   at::Tensor f = t.to(at::kCPU).to(at::kFloat);
-  if (std::isfinite(f.sum(at::kDouble).item<double>())) return -1;
+  // A finite float32 sum proves every element finite (no double copy); only
+  // a non-finite sum (or an overflow of it) needs the element-wise pass.
+  if (std::isfinite(f.sum().item<float>())) return -1;
   at::Tensor bad = at::logical_not(at::isfinite(f)).flatten();
   if (!bad.any().item<bool>()) return -1;
   return bad.nonzero().select(1, 0)[0].item<int64_t>();
@@ -431,10 +433,12 @@ at::Tensor log1p_minus(const at::Tensor& y) {
   return at::where(y.abs() <= 0.1, series, at::log1p(y) - y);
 }
 
-// g(x) = expm1(x) - x, accurate for small |x| (series) and elsewhere (direct).
-at::Tensor expm1_minus(const at::Tensor& x) {
-  at::Tensor series = x.square() * (0.5 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (1.0 / 720)))));
-  return at::where(x.abs() <= 0.1, series, at::expm1(x) - x);
+// g(x) = expm1(x) - x given em = expm1(x): the series x^2 (1/2 + x/6 + x^2/24)
+// for |x| < 1/32 (truncation < 2e-7 relative), em - x elsewhere (rounding
+// < 4e-6 relative).
+at::Tensor expm1_minus(const at::Tensor& x, const at::Tensor& em) {
+  at::Tensor series = x.square().mul_((x * (1.0 / 24)).add_(1.0 / 6).mul_(x).add_(0.5));
+  return at::where(x.abs() < 1.0 / 32, series, em - x);
 }
 
 }  // namespace
@@ -506,7 +510,7 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
     if (coded_ == CodedPart::kWindow) {
       b.k0 = w0;
       b.nk = nw;
-      b.mask = mw.expand({nq, 1, nw}).contiguous();
+      b.hidden = mw.logical_not().expand({nq, 1, nw}).contiguous();
       Lcod = Lw;
       visible_coded_ += vis_w;
       sum_cod += sw;
@@ -518,7 +522,7 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
     } else {
       b.k0 = 0;
       b.nk = nc;
-      b.mask = nc > 0 ? mc.expand({nq, 1, nc}).contiguous() : at::empty({nq, 1, 0}, at::kBool);
+      b.hidden = nc > 0 ? mc.logical_not().expand({nq, 1, nc}).contiguous() : at::empty({nq, 1, 0}, at::kBool);
       Lcod = nc > 0 ? Lc : at::empty({nq, H, 0}, at::TensorOptions().dtype(at::kFloat));
       visible_coded_ += vis_c;
       sum_cod += sc;
@@ -529,7 +533,7 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
     at::Tensor sinkb = sink.expand({nq, H, 1});
     at::Tensor lse_u = Lunc.defined() ? at::logsumexp(at::cat({sinkb, Lunc}, -1), -1) : sinkb.squeeze(-1).clone();
     at::Tensor Z = b.nk > 0 ? at::logaddexp(lse_u, at::logsumexp(Lcod, -1)) : lse_u;
-    b.logp = (Lcod - Z.unsqueeze(-1)).contiguous();
+    b.pr = at::exp(Lcod - Z.unsqueeze(-1)).contiguous();
     logpu_.narrow(0, i, nq).copy_(lse_u - Z);
     if (Lunc.defined()) {
       at::Tensor lse_safe = at::where(at::isfinite(lse_u), lse_u, at::zeros({}, lse_u.options()));
@@ -547,7 +551,7 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
   // The reference outputs through the same arithmetic as score() (with a
   // zero logit change every step is exact, so an identical decoded part
   // reproduces them bit for bit).
-  o_ref_ = run(k_coded_, /*want_kl=*/false).out;
+  o_ref_ = run(k_coded_, /*score=*/false).out;
   o_ref_sq_ = o_ref_.square().sum(-1);
 }
 
@@ -564,49 +568,66 @@ at::Tensor AttentionProbe::check_decoded(const at::Tensor& decoded) const {
   return kd;
 }
 
-AttentionProbe::Pass AttentionProbe::run(const at::Tensor& kd, bool want_kl) const {
+AttentionProbe::Pass AttentionProbe::run(const at::Tensor& kd, bool score) const {
   const int64_t N = num_queries(), H = H_, D = D_;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
   Pass p;
-  p.out = at::empty({N, H, D}, at::TensorOptions().dtype(at::kFloat));
-  p.kl = at::zeros({N, H}, at::TensorOptions().dtype(at::kFloat));
-  const at::Tensor E = kd - k_coded_;
+  if (score) {
+    p.kl = at::zeros({N, H}, f32);
+    p.rel = at::zeros({N, H}, f32);
+  } else {
+    p.out = at::empty({N, H, D}, f32);
+  }
+  // tau folded into the (small) difference: x = <q, tau (k_dec - k_ref)>.
+  const at::Tensor E = (kd - k_coded_).mul_(tau_);
   for (const Block& b : blocks_) {
-    at::Tensor o = o_u_.narrow(0, b.q0, b.nq);
+    const at::Tensor o_u = o_u_.narrow(0, b.q0, b.nq);
+    const at::Tensor logpu = logpu_.narrow(0, b.q0, b.nq);
     if (b.nk == 0) {  // no coded entry is visible: nothing changes
-      p.out.narrow(0, b.q0, b.nq).copy_(at::exp(logpu_.narrow(0, b.q0, b.nq)).unsqueeze(-1) * o);
+      if (!score) p.out.narrow(0, b.q0, b.nq).copy_(at::exp(logpu).unsqueeze(-1) * o_u);
       continue;
     }
     at::Tensor Qb = q_.narrow(0, b.q0, b.nq).reshape({b.nq * H, D});
-    // Logit changes x = tau <q, k_dec - k_ref> (0 where not visible).
-    at::Tensor x =
-        at::mm(Qb, E.narrow(0, b.k0, b.nk).t()).mul_(tau_).view({b.nq, H, b.nk}).masked_fill_(b.mask.logical_not(), 0.0);
-    at::Tensor pr = at::exp(b.logp);
+    // Logit changes x (0 where not visible).
+    at::Tensor x = at::mm(Qb, E.narrow(0, b.k0, b.nk).t()).view({b.nq, H, b.nk}).masked_fill_(b.hidden, 0.0);
+    const at::Tensor& pr = b.pr;
     // With y = sum_coded p_ref (e^x - 1): Z_codec - Z_ref = log1p(y) and
     // KL = log1p(y) - sum_coded p_ref x = rho + (log1p(y) - y), rho = sum p_ref (e^x - 1 - x).
+    at::Tensor em = at::expm1(x);
+    at::Tensor pem = pr * em;
     at::Tensor mu = (pr * x).sum(-1);
-    at::Tensor rho = (pr * expm1_minus(x)).sum(-1);
+    at::Tensor rho = (pr * expm1_minus(x, em)).sum(-1);
     at::Tensor y = mu + rho;
     at::Tensor dz = at::log1p(y);
     at::Tensor kl = rho + log1p_minus(y);
+    // p_codec = p_ref e^x / e^dz = (p_ref + p_ref (e^x - 1)) e^-dz
+    at::Tensor pc = (pr + pem).mul_(at::exp(-dz).unsqueeze(-1));
     at::Tensor small = at::logical_and(at::isfinite(y), y.abs() <= 0.5);
     if (!small.all().item<bool>()) {  // large changes: the log-sum-exp form
-      at::Tensor dz_big = at::logaddexp(logpu_.narrow(0, b.q0, b.nq), at::logsumexp(b.logp + x, -1));
+      at::Tensor lpx = at::log(pr) + x;
+      at::Tensor dz_big = at::logaddexp(logpu, at::logsumexp(lpx, -1));
       dz = at::where(small, dz, dz_big);
       kl = at::where(small, kl, dz_big - mu);
+      pc = at::where(small.unsqueeze(-1), pc, at::exp(lpx - dz_big.unsqueeze(-1)));
     }
-    at::Tensor pc = at::exp(b.logp + x - dz.unsqueeze(-1)).view({b.nq * H, b.nk});
-    at::Tensor ob = at::exp(logpu_.narrow(0, b.q0, b.nq) - dz).unsqueeze(-1) * o +
-                    at::mm(pc, kd.narrow(0, b.k0, b.nk)).view({b.nq, H, D});
-    p.out.narrow(0, b.q0, b.nq).copy_(ob);
-    if (want_kl) {
-      p.kl.narrow(0, b.q0, b.nq).copy_(kl.clamp_min(0.0));
-      p.sq_err += x.square().sum(at::kDouble).item<double>();
+    at::Tensor ob = at::exp(logpu - dz).unsqueeze(-1) * o_u +
+                    at::mm(pc.view({b.nq * H, b.nk}), kd.narrow(0, b.k0, b.nk)).view({b.nq, H, D});
+    if (!score) {
+      p.out.narrow(0, b.q0, b.nq).copy_(ob);
+      continue;
     }
+    const at::Tensor den = o_ref_sq_.narrow(0, b.q0, b.nq);
+    at::Tensor num = (ob - o_ref_.narrow(0, b.q0, b.nq)).square().sum(-1);
+    p.rel.narrow(0, b.q0, b.nq).copy_(at::where(den > 0, num / den, at::zeros({}, num.options())));
+    p.kl.narrow(0, b.q0, b.nq).copy_(kl.clamp_min(0.0));
+    p.sq_err += x.square().sum(at::kDouble).item<double>();
   }
   return p;
 }
 
-at::Tensor AttentionProbe::outputs(const at::Tensor& decoded) const { return run(check_decoded(decoded), false).out; }
+at::Tensor AttentionProbe::outputs(const at::Tensor& decoded) const {
+  return run(check_decoded(decoded), /*score=*/false).out;
+}
 
 namespace {
 
@@ -642,9 +663,8 @@ AttentionMetrics finish_metrics(int64_t N, int64_t H, int64_t visible, int64_t v
 }  // namespace
 
 AttentionMetrics AttentionProbe::score(const at::Tensor& decoded) const {
-  const Pass p = run(check_decoded(decoded), /*want_kl=*/true);
-  at::Tensor num = (p.out - o_ref_).square().sum(-1);
-  at::Tensor rel = at::where(o_ref_sq_ > 0, num / o_ref_sq_, at::zeros({}, num.options())).to(at::kDouble).flatten().contiguous();
+  const Pass p = run(check_decoded(decoded), /*score=*/true);
+  at::Tensor rel = p.rel.to(at::kDouble).flatten().contiguous();
   at::Tensor kl = p.kl.to(at::kDouble).flatten().contiguous();
   std::vector<double> klv(kl.data_ptr<double>(), kl.data_ptr<double>() + kl.numel());
   std::vector<double> relv(rel.data_ptr<double>(), rel.data_ptr<double>() + rel.numel());
