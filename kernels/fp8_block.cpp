@@ -73,6 +73,30 @@ KVLAB_TARGET_CLONES bool simulate_block(const float* v, float* out, int64_t b, f
   return true;
 }
 
+// UE8M0 block (v4 write path): returns false on non-finite input or a scale
+// beyond float32 (only with a tiny fp8_max). s is a power of two, so v / s is
+// v * (1 / s) exactly.
+KVLAB_TARGET_CLONES bool simulate_block_ue8m0(const float* v, float* out, int64_t b, float fp8_max) {
+  uint32_t mbits = 0;  // see simulate_block
+  for (int64_t j = 0; j < b; ++j) {
+    const uint32_t m = f32_bits(v[j]) & 0x7fffffffu;
+    mbits = m > mbits ? m : mbits;
+  }
+  if (mbits >= 0x7f800000u) return false;
+  const float amax = bits_f32(mbits);
+  const float s = ue8m0_scale(amax > kFp8AmaxFloor ? amax : kFp8AmaxFloor, fp8_max);
+  const uint32_t sb = f32_bits(s);
+  if (sb >= 0x7f000000u) return false;  // s >= 2^127: 1/s would be subnormal
+  const float inv = bits_f32((254u << 23) - sb);  // 2^-k for s = 2^k
+  for (int64_t j = 0; j < b; ++j) {
+    float t = v[j] * inv;
+    t = t > fp8_max ? fp8_max : t;
+    t = t < -fp8_max ? -fp8_max : t;
+    out[j] = e4m3_round_inline(t) * s;
+  }
+  return true;
+}
+
 KVLAB_TARGET_CLONES bool block_amax(const float* __restrict v, int64_t b, float* amax_out) {
   uint32_t mbits = 0;  // see simulate_block
   for (int64_t j = 0; j < b; ++j) {
@@ -156,6 +180,58 @@ void fp8_simulate_rows_ref(float* data, int64_t rows, int64_t row_stride, int64_
       }
       const float a = std::max(amax, kFp8AmaxFloor);
       const float s = a / fp8_max;
+      for (int64_t j = j0; j < j0 + block; ++j) {
+        const float t = std::min(std::max(row[j] / s, -fp8_max), fp8_max);
+        row[j] = e4m3_to_f32(f32_to_e4m3(t, /*saturate=*/true)) * s;
+      }
+    }
+  }
+}
+
+void fp8_simulate_rows_ue8m0(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block,
+                             float fp8_max) {
+  check_shape("fp8_simulate_rows_ue8m0", rows, ncols, block);
+  KVLAB_CHECK(fp8_max > 0.0f && fp8_max <= kE4m3Max, "fp8_simulate_rows_ue8m0: fp8_max = {} (expected in (0, 448])",
+              fp8_max);
+  KVLAB_CHECK(rows <= 1 || row_stride >= ncols, "fp8_simulate_rows_ue8m0: row_stride = {} < ncols = {}", row_stride,
+              ncols);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = data + r * row_stride;
+    for (int64_t j = 0; j < ncols; j += block)
+      if (!simulate_block_ue8m0(row + j, row + j, block, fp8_max)) {
+        for (int64_t k = j; k < j + block; ++k)
+          if (!std::isfinite(row[k])) throw_nonfinite("fp8_simulate_rows_ue8m0", row, r, ncols);
+        throw Error(fmt::format("fp8_simulate_rows_ue8m0: row {} columns {}..{}: the UE8M0 scale for fp8_max = {} "
+                                "is beyond float32",
+                                r, j, j + block - 1, fp8_max));
+      }
+  }
+}
+
+void fp8_simulate_rows_ue8m0_ref(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block,
+                                 float fp8_max) {
+  check_shape("fp8_simulate_rows_ue8m0_ref", rows, ncols, block);
+  KVLAB_CHECK(fp8_max > 0.0f && fp8_max <= kE4m3Max,
+              "fp8_simulate_rows_ue8m0_ref: fp8_max = {} (expected in (0, 448])", fp8_max);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = data + r * row_stride;
+    for (int64_t j0 = 0; j0 < ncols; j0 += block) {
+      float amax = 0.0f;
+      for (int64_t j = j0; j < j0 + block; ++j) {
+        if (!std::isfinite(row[j])) throw_nonfinite("fp8_simulate_rows_ue8m0", row, r, ncols);
+        amax = std::max(amax, std::fabs(row[j]));
+      }
+      const float a = std::max(amax, kFp8AmaxFloor);
+      // ceil(log2(y)) by frexp: y = m 2^e with m in [0.5, 1); y is a power
+      // of two exactly when m == 0.5.
+      const float y = a * (1.0f / fp8_max);
+      int e = 0;
+      const float m = std::frexp(y, &e);
+      const int k = m == 0.5f ? e - 1 : e;
+      KVLAB_CHECK(std::isfinite(y) && k < 127,
+                  "fp8_simulate_rows_ue8m0: row {} block max {} with fp8_max = {} needs a scale beyond float32", r,
+                  amax, fp8_max);
+      const float s = std::ldexp(1.0f, k);
       for (int64_t j = j0; j < j0 + block; ++j) {
         const float t = std::min(std::max(row[j] / s, -fp8_max), fp8_max);
         row[j] = e4m3_to_f32(f32_to_e4m3(t, /*saturate=*/true)) * s;

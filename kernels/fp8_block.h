@@ -3,7 +3,8 @@
 // s = a / fp8_max, q = E4M3(clamp(v / s, -fp8_max, fp8_max)), v' = q * s,
 // all in float32, E4M3 rounding bit-exact (RNE, saturating).
 //
-// fp8_simulate_rows is what the V4 write path applies to the nope dims and
+// fp8_simulate_rows is what the V4 write path applies to the nope dims
+// (published mode; fp8_simulate_rows_ue8m0 in v4 mode) and
 // what the fp8_per64 codec's float path is built on. The codec's byte
 // format (scales stored in 16 bits) is in fp8_block_encode/decode below.
 // `*_ref` versions are scalar oracles using fp_formats.h; the fast versions
@@ -29,6 +30,29 @@ void fp8_simulate_rows(float* data, int64_t rows, int64_t row_stride, int64_t nc
                        float fp8_max = 448.f);
 void fp8_simulate_rows_ref(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block = 64,
                            float fp8_max = 448.f);
+
+// UE8M0 variant (SPEC-V4-ATTENTION section 5, the V4 write path's own FP8
+// round trip): per block a = max(max|v|, 1e-4), s = 2^ceil(log2(a * (1/fp8_max)))
+// with the product in float32 and the ceiling taken exactly from its bits
+// (unbiased exponent, +1 if the mantissa is non-zero), then
+// v' = E4M3(clamp(v / s, -fp8_max, fp8_max)) * s. s is a power of two, so
+// v / s and q * s are exact. Same shape rules and errors as fp8_simulate_rows.
+void fp8_simulate_rows_ue8m0(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block = 64,
+                             float fp8_max = 448.f);
+void fp8_simulate_rows_ue8m0_ref(float* data, int64_t rows, int64_t row_stride, int64_t ncols, int64_t block = 64,
+                                 float fp8_max = 448.f);
+// The UE8M0 scale of one block from its a = max(amax, 1e-4) (finite, > 0):
+// 2^ceil(log2(a * (1/fp8_max))) from the float32 bits.
+inline float ue8m0_scale(float a, float fp8_max = 448.f) {
+  const float y = a * (1.0f / fp8_max);
+  uint32_t u;
+  std::memcpy(&u, &y, 4);
+  const uint32_t e = ((u >> 23) & 0xffu) + ((u & 0x7fffffu) != 0 ? 1u : 0u);
+  const uint32_t sb = e << 23;
+  float s;
+  std::memcpy(&s, &sb, 4);
+  return s;
+}
 
 // E4M3 value rounding of |x| <= 448 (saturating rules), as a float. Equal to
 // e4m3_to_f32(f32_to_e4m3(x)) for every finite |x| <= 448.

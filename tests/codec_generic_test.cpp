@@ -34,8 +34,18 @@ struct Case {
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
   for (const auto& s : example_codec_specs())
-    for (int64_t d : {64, 128, 512}) cases.push_back({s, d});
+    for (int64_t d : {64, 128, 512})
+      if (!(s == "v4_native" && d < 128)) cases.push_back({s, d});  // v4_native: 64 RoPE dims + >= 1 FP8 block
   return cases;
+}
+
+TEST(CodecGeneric, EveryTableRowIsBuiltAndSpecsRoundTrip) {
+  for (const auto& info : codec_family_table()) {
+    bool built = false;
+    for (const auto& f : codec_families()) built |= f.info == &info;
+    EXPECT_TRUE(built) << info.name << " has no constructor in codec.cpp";
+  }
+  for (const auto& s : example_codec_specs()) EXPECT_EQ(make_codec(s, 512)->spec(), parse_codec_spec(s).canonical);
 }
 
 TEST(CodecGeneric, RegistryCoversEveryFamily) {
@@ -124,8 +134,13 @@ TEST(CodecGeneric, ZeroVectorAndHugeCoordinate) {
     codec->roundtrip(x.data(), 3, out.data());
     for (int64_t j = 0; j < c.d; ++j) ASSERT_EQ(out[j], 0.f);
     for (float v : out) ASSERT_TRUE(std::isfinite(v));
-    EXPECT_NEAR(out[c.d + 5], 3.0e4f, 3.0e4f * 0.01f);
-    EXPECT_NEAR(out[2 * c.d + 7], 1.0e6f, 1.0e6f * 0.01f);
+    // A 2^K-level Lloyd quantiser has no level at the spike's rotated value
+    // (K = 1 gives 0.80x); v4_native's power-of-two scale leaves the block
+    // maximum anywhere in E4M3's grid, so up to half a spacing (1/16): properties of the formats.
+    if (parse_codec_spec(c.spec).family == "hadamard_lloyd") continue;
+    const float tol = c.spec == "v4_native" ? 0.0625f : 0.01f;
+    EXPECT_NEAR(out[c.d + 5], 3.0e4f, 3.0e4f * tol);
+    EXPECT_NEAR(out[2 * c.d + 7], 1.0e6f, 1.0e6f * tol);
     EXPECT_GT(kernels::mean_cosine(x.data() + c.d, out.data() + c.d, 2, c.d), 0.99);
   }
 }
@@ -144,18 +159,23 @@ TEST(CodecGeneric, BatchSizeIndependence) {
   }
 }
 
-TEST(CodecGeneric, ErrorFallsStrictlyAsQRises) {
+TEST(CodecGeneric, ErrorFallsStrictlyAsTheRateRises) {
   for (const auto& f : codec_families()) {
     if (!f.has_q) continue;
+    std::vector<int> rates;
+    if (f.info->rate_param == "q")
+      rates = {1, 2, 3, 5, 10, 19, 38, 76, 152};
+    else
+      for (int r = f.min_q; r <= f.max_q; ++r) rates.push_back(r);
     for (int64_t d : {128, 512}) {
       const int64_t n = 64;
       const auto x = gauss(n, d, 6);
       std::vector<float> out(x.size());
       double prev = INFINITY;
-      for (int q : {1, 2, 3, 5, 10, 19, 38, 76, 152}) {
-        make_codec(f.name + ":q=" + std::to_string(q), d)->roundtrip(x.data(), n, out.data());
+      for (int q : rates) {
+        make_codec(codec_spec_at_rate(f.name, q), d)->roundtrip(x.data(), n, out.data());
         const double e = kernels::rel_mse(x.data(), out.data(), n, d);
-        EXPECT_LT(e, prev) << f.name << " D=" << d << " Q=" << q;
+        EXPECT_LT(e, prev) << f.name << " D=" << d << " rate=" << q;
         prev = e;
       }
     }
@@ -207,7 +227,7 @@ TEST(CodecGeneric, UnsupportedDimensionsAreErrors) {
 TEST(CodecSpec, Parsing) {
   EXPECT_EQ(parse_codec_spec("e8:q=38").canonical, "e8:q=38");
   EXPECT_EQ(parse_codec_spec("E8:Q=38").canonical, "e8:q=38");
-  EXPECT_EQ(parse_codec_spec(" d4 : q = 10 ").q, 10);
+  EXPECT_EQ(parse_codec_spec(" d4 : q = 10 ").q(), 10);
   EXPECT_EQ(parse_codec_spec("FP8_PER64").canonical, "fp8_per64");
   EXPECT_EQ(parse_codec_spec("e8", 40).canonical, "e8:q=40");
   EXPECT_THROW(parse_codec_spec("e8"), kvlab::Error);

@@ -185,6 +185,34 @@ TEST(ExperimentSpec, SimulateFp8Switch) {
   EXPECT_EQ(load_spec(source_path("experiments/stage075_n8.ini")).params()["weights"]["simulate_fp8"], false);
 }
 
+TEST(ExperimentSpec, WritePathSwitch) {
+  const std::string g = kGood;
+  // Absent: not recorded (specs keep their identity); the executor uses
+  // published, and the layer mix is SPEC's.
+  const auto pub = parse_spec(g, "/tmp/x.ini");
+  EXPECT_FALSE(pub.params()["weights"].contains("write_path"));
+  EXPECT_EQ(pub.params()["layer_mix"]["sliding_window_kv"], 3);
+  EXPECT_EQ(pub.params()["layer_mix"]["csa_pool_kv_ratio4"], 20);
+  EXPECT_EQ(pub.params()["layer_mix"]["hca_pool_kv_ratio128"], 20);
+  const auto p2 = parse_spec(g + "[weights]\nwrite_path = published\n", "/tmp/x.ini");
+  EXPECT_EQ(p2.params()["weights"]["write_path"], "published");
+  EXPECT_EQ(p2.params()["layer_mix"], pub.params()["layer_mix"]);
+  // v4: recorded; the layer mix comes from V4-Flash's compress_ratios.
+  const auto v4 = parse_spec(g + "[weights]\nkind = random\nwrite_path = v4\n", "/tmp/x.ini");
+  EXPECT_EQ(v4.params()["weights"]["write_path"], "v4");
+  EXPECT_EQ(v4.params()["layer_mix"]["sliding_window_kv"], 2);
+  EXPECT_EQ(v4.params()["layer_mix"]["csa_pool_kv_ratio4"], 21);
+  EXPECT_EQ(v4.params()["layer_mix"]["hca_pool_kv_ratio128"], 20);
+  // An explicit [layer_mix] wins.
+  const auto mixed = parse_spec(g +
+                                    "[weights]\nwrite_path = v4\n[layer_mix]\nsliding_window_kv = 3\n"
+                                    "csa_pool_kv_ratio4 = 20\nhca_pool_kv_ratio128 = 20\n",
+                                "/tmp/x.ini");
+  EXPECT_EQ(mixed.params()["layer_mix"]["sliding_window_kv"], 3);
+  EXPECT_EQ(mixed.params()["layer_mix"]["csa_pool_kv_ratio4"], 20);
+  expect_error(g + "[weights]\nwrite_path = v5\n", {"x.ini:10:", "write_path 'v5'", "expected published or v4"});
+}
+
 }  // namespace
 }  // namespace kvlab::experiment
 

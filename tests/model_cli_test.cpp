@@ -79,6 +79,37 @@ TEST(KvCli, HostInputAndBf16Default) {
   EXPECT_EQ(nlohmann::json::parse(f.metadata().at("weights"))["seed"], 4);
 }
 
+TEST(KvCli, WritePathOption) {
+  auto dir = kvlab::testutil::make_temp_dir("model_cli");
+  const std::string cfg = small_config(dir, "S512_fp8uniform");  // simulate_fp8 = true
+  std::string log;
+  auto run = [&](const std::string& mode, const std::string& out) {
+    return run_command(kvlab_binary() + " kv --weights random:seed=4 --config " + cfg +
+                           " --host synthetic:seed=2 --seqlen 256 --dtype fp32 --out " + out + mode,
+                       &log);
+  };
+  ASSERT_EQ(run("", dir + "/p.safetensors"), 0) << log;
+  ASSERT_EQ(run(" --write-path v4", dir + "/v.safetensors"), 0) << log;
+  auto p = SafetensorsFile::open(dir + "/p.safetensors");
+  auto v = SafetensorsFile::open(dir + "/v.safetensors");
+  EXPECT_FALSE(nlohmann::json::parse(p.metadata().at("config")).contains("write_path"));
+  EXPECT_EQ(nlohmann::json::parse(v.metadata().at("config"))["write_path"], "v4");
+  // Sliding window: the rope dims (last 64 of 128) agree, the FP8 nope dims differ.
+  auto a = p.to_f32("sliding_window_kv"), b = v.to_f32("sliding_window_kv");
+  ASSERT_EQ(a.size(), b.size());
+  int rope_diff = 0, nope_diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) (i % 128 < 64 ? nope_diff : rope_diff) += a[i] != b[i];
+  EXPECT_EQ(rope_diff, 0);
+  EXPECT_GT(nope_diff, 0);
+  // HCA: entry 1 sits at position 128, where v4's YaRN changes the low-frequency pairs.
+  auto ha = p.to_f32("hca_pool_kv_ratio128"), hb = v.to_f32("hca_pool_kv_ratio128");
+  int hca_rope_diff = 0;
+  for (std::size_t i = 128; i < ha.size(); ++i) hca_rope_diff += i % 128 >= 64 && ha[i] != hb[i];
+  EXPECT_GT(hca_rope_diff, 0);
+  EXPECT_EQ(run(" --write-path v5", dir + "/x.safetensors"), 2) << log;
+  EXPECT_NE(log.find("write path 'v5'; expected published or v4"), std::string::npos) << log;
+}
+
 TEST(KvCli, BadInputExitCodes) {
   auto dir = kvlab::testutil::make_temp_dir("model_cli");
   const std::string ref = reference_path("dsv4_small.safetensors");

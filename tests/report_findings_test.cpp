@@ -76,7 +76,7 @@ ExperimentData load_published_json() {
         rr.stream = stream;
         rr.codec = codec_of(name);
         const auto spec = stats::parse_codec_spec(rr.codec);
-        rr.q = spec.q;
+        rr.q = spec.rate;
         rr.bits_per_vector = v.at("bits_per_vector").get<double>();
         rr.rel_mse = v.at("rel_mse").get<double>();
         rr.cos_sim = v.at("cos_sim").get<double>();

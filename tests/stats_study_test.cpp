@@ -46,7 +46,7 @@ struct Builder {
       r.passage_id = 100 + static_cast<std::int64_t>(i);
       r.stream = stream;
       r.codec = codec;
-      r.q = spec.q;
+      r.q = spec.rate;
       r.bits_per_vector = bits;
       r.rel_mse = rel[i];
       r.cos_sim = 1.0 - rel[i] / 10;
@@ -78,13 +78,18 @@ struct Builder {
 
 TEST(StatsStudy, CodecSpecsAndThresholds) {
   EXPECT_EQ(ks::parse_codec_spec("e8:q=38").family, "e8");
-  EXPECT_EQ(*ks::parse_codec_spec("e8:q=38").q, 38);
-  EXPECT_TRUE(ks::parse_codec_spec("fp8_per64").is_fp8());
-  EXPECT_EQ(ks::parse_codec_spec("d4:q=10").canonical(), "d4:q=10");
+  EXPECT_EQ(*ks::parse_codec_spec("e8:q=38").rate, 38);
+  EXPECT_TRUE(ks::parse_codec_spec("fp8_per64").is_baseline());
+  EXPECT_EQ(ks::parse_codec_spec("d4:q=10").canonical, "d4:q=10");
   EXPECT_THROW(ks::parse_codec_spec("e8"), kvlab::Error);
   EXPECT_THROW(ks::parse_codec_spec("e8:q=0"), kvlab::Error);
   EXPECT_THROW(ks::parse_codec_spec("e8:q=3x"), kvlab::Error);
-  EXPECT_THROW(ks::parse_codec_spec("E8:q=3"), kvlab::Error);
+  EXPECT_EQ(ks::parse_codec_spec("E8:q=3").canonical, "e8:q=3");  // one parser; runs must hold the canonical form:
+  {
+    Builder b = Builder::standard();
+    b.d.results.front().codec = "FP8_PER64";
+    EXPECT_THROW(ks::summarize(b.d), kvlab::Error);
+  }
   EXPECT_DOUBLE_EQ(ks::parse_threshold("b").factor, 1.05);
   EXPECT_DOUBLE_EQ(ks::parse_threshold("C").factor, 1.20);
   try {

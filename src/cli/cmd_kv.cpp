@@ -3,7 +3,7 @@
 //
 //   kvlab kv --weights PATH|random:seed=N [--config config.json] [--layers 0,2,3]
 //            (--hidden FILE.safetensors[:TENSOR] | --host SPEC --seqlen N [--passage-seed N] [--text FILE])
-//            --out streams.safetensors [--dtype bf16|fp32]
+//            --out streams.safetensors [--dtype bf16|fp32] [--write-path published|v4]
 //   kvlab bench kv [--config config.json] [--seqlen 2048] [--passages 3] [--dtype bf16|fp32]
 //                  [--threads N] [--matmul-n 2048] [--json]
 //
@@ -118,7 +118,8 @@ std::vector<std::string> with_command(std::initializer_list<const char*> words, 
 
 int run_kv(const std::vector<std::string>& args) {
   kvlab::model::fix_openblas_core(with_command({"kv"}, args));
-  std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16", gemm = "auto";
+  std::string weights, config, layers = "0,2,3", hidden, host, text_file, out, dtype = "bf16", gemm = "auto",
+                                                                                      write_path;
   int64_t seqlen = 0;
   uint64_t passage_seed = 0;
   po::options_description opts("kvlab kv options");
@@ -134,7 +135,10 @@ int run_kv(const std::vector<std::string>& args) {
       "text", po::value<std::string>(&text_file), "passage text file with --host")(
       "out", po::value<std::string>(&out), "output streams.safetensors (required)")(
       "dtype", po::value<std::string>(&dtype), "stream dtype: bf16 (default) or fp32")(
-      "gemm", po::value<std::string>(&gemm), "projection GEMM: auto (default), fp32 or bf16");
+      "gemm", po::value<std::string>(&gemm), "projection GEMM: auto (default), fp32 or bf16")(
+      "write-path", po::value<std::string>(&write_path),
+      "published (SPEC section 2; default) or v4 (SPEC-V4-ATTENTION: compressor YaRN always, UE8M0 FP8 "
+      "scales)");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
   po::notify(vm);
@@ -142,6 +146,7 @@ int run_kv(const std::vector<std::string>& args) {
     std::cout << "usage: kvlab kv --weights PATH [--config config.json] [--layers 0,2,3]\n"
                  "                (--hidden FILE.safetensors[:TENSOR] | --host SPEC --seqlen N)\n"
                  "                --out streams.safetensors [--dtype bf16|fp32] [--gemm auto|fp32|bf16]\n"
+                 "                [--write-path published|v4]\n"
                  "Writes sliding_window_kv, csa_pool_kv_ratio4, hca_pool_kv_ratio128 ([B, tokens, D]).\n\n"
               << opts;
     return 0;
@@ -154,6 +159,13 @@ int run_kv(const std::vector<std::string>& args) {
   const auto gemm_mode = parse_gemm(gemm);
   const std::vector<int> L = parse_layers(layers);
   kvlab::model::V4Config cfg = load_config(config);
+  if (vm.count("write-path")) {
+    try {
+      cfg.write_path = kvlab::model::parse_write_path(write_path, "--write-path");
+    } catch (const kvlab::Error& e) {
+      throw UsageError(e.what());
+    }
+  }
 
   kvlab::model::V4Weights w;
   nlohmann::json weights_desc;

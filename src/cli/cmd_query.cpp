@@ -118,11 +118,11 @@ store::LayerMix layer_mix_from(const std::string& text) {
 }
 
 std::string canonical_codec(const std::string& family, std::optional<int> q) {
-  const std::string spec = q ? fmt::format("{}:q={}", family, *q) : family;
-  const auto parsed = codec::parse_codec_spec(spec);
-  KVLAB_CHECK(q.has_value() == (parsed.q > 0), "codec '{}': {}", spec,
-              q ? "this family takes no Q" : "this family needs a Q");
-  return parsed.canonical;
+  const CodecFamilyInfo* f = find_codec_family(family);
+  KVLAB_CHECK(f || family.find(':') != std::string::npos, "unknown codec family '{}' (known codecs: {})", family,
+              known_codecs_text());
+  if (!q) return parse_codec_spec(family).canonical;
+  return codec_spec_at_rate(family, *q).canonical;
 }
 
 // Bits of a lattice (family, Q, D) in the experiment's accounting: the

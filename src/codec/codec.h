@@ -9,8 +9,8 @@
 // Codecs are stateless after construction and thread-compatible: concurrent
 // calls on one instance with disjoint buffers are safe.
 //
-// Specs: "fp8_per64", "d4:q=10", "e8:q=38" (case-insensitive; canonical
-// form lower case). parse_codec_spec() validates; make_codec() builds.
+// Specs: "fp8_per64", "v4_native", "d4:q=10", "e8:q=38", "int:bits=8,block=64,scale=fp16"
+// (common/codec_spec.h parses them); make_codec() builds.
 // Not here: LibTorch (see torch_adapter.h), files, metrics.
 #pragma once
 
@@ -20,6 +20,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "common/codec_spec.h"
 
 namespace kvlab::codec {
 
@@ -54,38 +56,37 @@ class Codec {
   virtual void roundtrip_impl(const float* x, int64_t n, float* out) const;
 };
 
-struct CodecSpec {
-  std::string family;     // "fp8_per64", "d4", "e8"
-  int q = 0;              // 0 for families without Q
-  std::string canonical;  // e.g. "e8:q=38"
-};
-
-// Accepts "e8:q=38", "E8:Q=38", " e8 : q = 38 ", "fp8_per64". A lattice
-// family without ":q=" takes default_q when default_q > 0 (e.g. a CLI with a
-// separate --q), else it is an error. Throws kvlab::Error listing the known
-// families on unknown names, and naming the value on a bad or out-of-range Q.
-CodecSpec parse_codec_spec(const std::string& spec, int default_q = 0);
+// Specs are parsed and printed by common/codec_spec.h (one parser for every
+// layer); the aliases keep codec:: call sites short.
+using kvlab::CodecSpec;
+using kvlab::known_codecs_text;
+using kvlab::parse_codec_spec;
 
 std::unique_ptr<Codec> make_codec(const CodecSpec& spec, int64_t dim);
 std::unique_ptr<Codec> make_codec(const std::string& spec, int64_t dim);
 
-// Bits per vector of the lattice codec (family, Q, D), memoised: the codec's
-// own 8 * code_size() when `published_accounting` is false (kvlab sweeps), the
-// published formula (SPEC section 3) when true (imported experiments). Used to
-// price Q values that were not swept (best_q --suggest, report tables).
-std::function<double(const std::string& family, int q, int dim)> lattice_bits_fn(bool published_accounting);
+// Bits per vector of a codec variant ("e8", "int:block=64,scale=fp16") at
+// a rate and dimension D, memoised: the codec's own 8 * code_size() when
+// `published_accounting` is false (kvlab sweeps), the published formula
+// (SPEC section 3) when true (imported experiments). Used to price rates
+// that were not swept (best --suggest, report tables).
+std::function<double(const std::string& variant, int rate, int dim)> bits_fn(bool published_accounting);
+// The same, kept for the lattice callers ("e8", Q, D).
+inline std::function<double(const std::string&, int, int)> lattice_bits_fn(bool published_accounting) {
+  return bits_fn(published_accounting);
+}
 
-// One row per codec family.
+// One registry row per codec family: the table row (common/codec_spec.h)
+// and how to build the codec. codec_families() holds a row for every row
+// of codec_family_table() (a test checks it).
 struct CodecFamily {
-  std::string name;         // "e8"
-  bool has_q;               // takes ":q=N"
-  int min_q, max_q;         // valid Q range when has_q
-  std::string description;  // one line
-  std::function<std::unique_ptr<Codec>(int q, int64_t dim)> make;
+  const CodecFamilyInfo* info;
+  std::string name;
+  bool has_q;  // has a rate parameter (Q or bits)
+  int min_q, max_q;
+  std::function<std::unique_ptr<Codec>(const CodecSpec& spec, int64_t dim)> make;
 };
 const std::vector<CodecFamily>& codec_families();
-// "fp8_per64, d4:q=N (1 <= N <= 32767), e8:q=N (...)": for messages.
-std::string known_codecs_text();
 // Representative specs spanning every family (for generic tests, benches).
 std::vector<std::string> example_codec_specs();
 

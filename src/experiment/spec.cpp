@@ -72,7 +72,7 @@ std::vector<KeyInfo> known_keys() {
   std::vector<KeyInfo> k = {
       {"experiment.name"},   {"experiment.description"}, {"experiment.seqlen"}, {"experiment.stream_dtype"},
       {"experiment.device"}, {"experiment.streams"},     {"weights.kind"},      {"weights.seed"},
-      {"weights.path"},      {"weights.simulate_fp8"}, {"weights.gemm"}, {"host.kind"},              {"host.seed"},         {"host.path"},
+      {"weights.path"},      {"weights.simulate_fp8"}, {"weights.gemm"}, {"weights.write_path"}, {"host.kind"},              {"host.seed"},         {"host.path"},
       {"passages.text", true}, {"passages.synthetic", true}, {"passages.seed_base"},
       {"codecs.codec", true}, {"report.codec"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
       {"forecast.context_tokens"},
@@ -82,8 +82,8 @@ std::vector<KeyInfo> known_keys() {
     k.push_back({"layer_mix." + s});
     k.push_back({"forecast.vectors_per_token." + s});
   }
-  for (const auto& f : codec::codec_families())
-    if (f.has_q) k.push_back({"codecs." + f.name + ".q", true});
+  for (const auto& f : codec_family_table())
+    if (!f.rate_param.empty()) k.push_back({"codecs." + f.name + "." + f.rate_param, true});
   return k;
 }
 
@@ -301,6 +301,7 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
   }
 
   // [weights]
+  model::WritePath mode = model::WritePath::kPublished;
   {
     const Entry* kind = r.get("weights.kind");
     const std::string k = kind ? kind->value : "random";
@@ -321,16 +322,27 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       if (e->value == "auto" || e->value == "fp32" || e->value == "bf16") gemm = e->value;
       else r.fail(e->line, fmt::format("gemm '{}'; expected auto, fp32 or bf16", e->value));
     }
+    // write_path: published (SPEC section 2) or v4 (SPEC-V4-ATTENTION);
+    // recorded in the params only when given, like gemm.
+    std::optional<std::string> write_path;
+    if (auto* e = r.get("weights.write_path")) {
+      if (e->value == "published" || e->value == "v4") write_path = e->value;
+      else r.fail(e->line, fmt::format("write_path '{}'; expected published or v4", e->value));
+    }
+    mode = write_path && *write_path == "v4" ? model::WritePath::kV4 : model::WritePath::kPublished;
     if (k == "random") {
       for (const auto* e : r.with_prefix("weights."))
         if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8" &&
-            e->key != "weights.gemm")
-          r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed, simulate_fp8, gemm)", e->key));
+            e->key != "weights.gemm" && e->key != "weights.write_path")
+          r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed, simulate_fp8, gemm, "
+                                      "write_path)",
+                                      e->key));
       long long seed = 0;
       if (auto* e = r.get("weights.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
       s.weights = {{"kind", "random"}, {"seed", seed}};
       if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
       if (gemm) s.weights["gemm"] = *gemm;
+      if (write_path) s.weights["write_path"] = *write_path;
     } else if (k == "checkpoint") {
       if (auto* e = r.get("weights.seed")) r.fail(e->line, "'weights.seed' does not apply to checkpoint weights");
       const Entry& p = r.require("weights.path", "checkpoint directory or .safetensors file");
@@ -344,6 +356,7 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       s.weights = {{"kind", "checkpoint"}, {"path", abs}, {"layers", layers}};
       if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
       if (gemm) s.weights["gemm"] = *gemm;
+      if (write_path) s.weights["write_path"] = *write_path;
     } else {
       r.fail(kind->line, fmt::format("weights kind '{}'; expected random or checkpoint", k));
     }
@@ -437,23 +450,24 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       if (!fresh) r.fail(line, fmt::format("codec '{}' is listed twice (first at line {})", cs.canonical, it->second));
       store::PlannedCodec pc;
       pc.codec = cs.canonical;
-      const auto& fams = codec::codec_families();
-      auto f = std::find_if(fams.begin(), fams.end(), [&](const codec::CodecFamily& x) { return x.name == cs.family; });
-      if (f != fams.end() && f->has_q) pc.q = cs.q;
+      pc.q = cs.rate;
       s.codecs.push_back(pc);
     };
     for (const auto* e : r.with_prefix("codecs.")) {
       if (e->key == "codecs.codec") {
         if (e->value.empty()) r.fail(e->line, "empty codec; expected e.g. fp8_per64 or e8:q=38");
         add(e->value, e->line);
-      } else {  // codecs.<family>.q
-        const std::string fam = e->key.substr(7, e->key.size() - 7 - 2);
+      } else {  // codecs.<family>.<rate parameter>, e.g. e8.q = 10 38, int.bits = 4 8
+        const auto dot = e->key.find('.', 7);
+        const std::string fam = e->key.substr(7, dot - 7);
+        const std::string rate = e->key.substr(dot + 1);
+        const std::string what = rate == "q" ? "Q" : rate;
         const auto qs = split_ws(e->value);
-        if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no Q values", e->key));
+        if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no {} values", e->key, what));
         for (const auto& q : qs) {
           if (q.find_first_not_of("0123456789") != std::string::npos)
-            r.fail(e->line, fmt::format("Q '{}' in '{}' is not a positive integer", q, e->key));
-          add(fam + ":q=" + q, e->line);
+            r.fail(e->line, fmt::format("{} '{}' in '{}' is not a positive integer", what, q, e->key));
+          add(fam + ":" + rate + "=" + q, e->line);
         }
       }
     }
@@ -471,11 +485,10 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
     for (const auto& st : s.streams)
       if (!s.layer_mix.count(st)) r.fail(0, fmt::format("[layer_mix] lists no layer count for stream '{}'", st));
   } else {
-    const auto cfg = model::V4Config::flash();
-    const std::map<std::string, model::LayerKind> kinds{{"sliding_window_kv", model::LayerKind::SWA},
-                                                        {"csa_pool_kv_ratio4", model::LayerKind::CSA},
-                                                        {"hca_pool_kv_ratio128", model::LayerKind::HCA}};
-    for (const auto& st : s.streams) s.layer_mix[st] = cfg.count(kinds.at(st));
+    // The write path's own mix: published = SPEC's 3 / 20 / 20, v4 = V4-Flash's
+    // compress_ratios (2 / 21 / 20).
+    const auto mix = model::V4Config::flash().layer_mix(mode);
+    for (const auto& st : s.streams) s.layer_mix[st] = mix.at(st);
   }
 
   // [report]

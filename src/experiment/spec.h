@@ -19,6 +19,8 @@
 //   layer.sliding_window_kv = 0   # checkpoint: layer id per stream
 //   simulate_fp8 = true           # write-path FP8 of the nope dims (SPEC 2); false: pre-storage KV
 //   gemm = auto                   # auto | fp32 | bf16: projection GEMM path (model/gemm.h)
+//   write_path = published        # published (SPEC 2) | v4 (SPEC-V4-ATTENTION: compressor YaRN
+//                                 # at every length, UE8M0 FP8 scales, V4-Flash's real layer mix)
 //   [host]
 //   kind = synthetic              # synthetic | kv-file | hf
 //   seed = 1234                   # synthetic
@@ -30,8 +32,9 @@
 //   [codecs]
 //   codec = fp8_per64             # repeatable; any codec::parse_codec_spec spec
 //   e8.q = 1 2 3 10 38            # a Q grid for a lattice family (d4.q, e8.q)
-//   [layer_mix]                   # layers per stream; default: V4-Flash's mix
-//   sliding_window_kv = 3
+//   [layer_mix]                   # layers per stream; default: the write path's V4-Flash mix
+//   sliding_window_kv = 3         # (published: SPEC's 3/20/20; v4: compress_ratios, 2/21/20);
+//                                 # an explicit [layer_mix] wins in both modes
 //   [report]
 //   codec = e8:q=38               # the codec the findings are about
 //   compare = d4:q=38             # optional second codec

@@ -106,7 +106,7 @@ class StubSession : public PassageSession {
     RunMeasurement m;
     m.bits_per_vector = c->bits_per_vector();
     m.code_bytes = static_cast<std::int64_t>(c->code_size());
-    m.rel_mse = spec.q > 0 ? (1.0 + 0.2 * u) / (double(spec.q) * spec.q) : 0.002 * (1.0 + 0.2 * u);
+    m.rel_mse = spec.q() > 0 ? (1.0 + 0.2 * u) / (double(spec.q()) * spec.q()) : 0.002 * (1.0 + 0.2 * u);
     m.cos_sim = 1.0 - 0.5 * m.rel_mse;
     m.n_vectors = vectors_of(stream, seqlen_);
     m.dim = 512;

@@ -275,6 +275,7 @@ class TorchExecutor : public Executor {
     if (it != writers_.end()) return *it->second;
     auto cfg = model::V4Config::flash();
     cfg.simulate_fp8 = w.value("simulate_fp8", true);
+    cfg.write_path = model::parse_write_path(w.value("write_path", std::string("published")), "[weights] write_path");
     const std::string kind = w.value("kind", "");
     model::V4Weights weights;
     if (kind == "random") {

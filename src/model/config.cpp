@@ -48,6 +48,66 @@ std::vector<int64_t> flash_compress_ratios() {
   return r;
 }
 
+std::vector<int64_t> v4_flash_config_compress_ratios() {
+  std::vector<int64_t> r = {0, 0};
+  for (int i = 0; i < 20; ++i) {
+    r.push_back(4);
+    r.push_back(128);
+  }
+  r.push_back(4);
+  r.push_back(0);  // the MTP slot
+  return r;
+}
+
+std::vector<int64_t> v4_flash_layer_ratios() {
+  std::vector<int64_t> r = v4_flash_config_compress_ratios();
+  r.pop_back();
+  return r;
+}
+
+const char* layer_kind_stream(LayerKind k) {
+  switch (k) {
+    case LayerKind::SWA: return kStreamSWA;
+    case LayerKind::CSA: return kStreamCSA;
+    case LayerKind::HCA: return kStreamHCA;
+  }
+  return "?";
+}
+
+const char* write_path_name(WritePath m) { return m == WritePath::kV4 ? "v4" : "published"; }
+
+WritePath parse_write_path(const std::string& s, const std::string& where) {
+  if (s == "published") return WritePath::kPublished;
+  if (s == "v4") return WritePath::kV4;
+  throw Error(fmt::format("{}: write path '{}'; expected published or v4", where, s));
+}
+
+std::vector<int64_t> parse_compress_ratios(const json& cr, int64_t num_hidden_layers, int64_t mtp_layers,
+                                           int64_t csa_ratio, int64_t hca_ratio, const std::string& where) {
+  KVLAB_CHECK(cr.is_array(), "{}: 'compress_ratios' must be an array of integers, got {}", where, brief(cr));
+  std::vector<int64_t> out;
+  for (std::size_t i = 0; i < cr.size(); ++i) {
+    const int64_t v = get_int(cr[i], where, fmt::format("compress_ratios[{}]", i));
+    KVLAB_CHECK(v == 0 || v == csa_ratio || v == hca_ratio,
+                "{}: compress_ratios[{}] = {}: expected 0 (SWA), {} (CSA) or {} (HCA)", where, i, v, csa_ratio,
+                hca_ratio);
+    out.push_back(v);
+  }
+  if (num_hidden_layers >= 0) {
+    const auto n = static_cast<int64_t>(out.size());
+    if (mtp_layers >= 0)
+      KVLAB_CHECK(n == num_hidden_layers + mtp_layers,
+                  "{}: compress_ratios has {} entries; expected num_hidden_layers + num_nextn_predict_layers = {} + {} "
+                  "= {}",
+                  where, n, num_hidden_layers, mtp_layers, num_hidden_layers + mtp_layers);
+    // DeepSeek configs list extra entries (MTP layers) after the main stack.
+    KVLAB_CHECK(num_hidden_layers > 0 && num_hidden_layers <= n,
+                "{}: num_hidden_layers = {} but compress_ratios has {} entries", where, num_hidden_layers, n);
+    out.resize(static_cast<std::size_t>(num_hidden_layers));
+  }
+  return out;
+}
+
 const char* layer_kind_name(LayerKind k) {
   switch (k) {
     case LayerKind::SWA: return "swa";
@@ -75,7 +135,7 @@ V4Config V4Config::from_json(const json& j, const std::string& where) {
       "hidden_size",   "head_dim",  "qk_rope_head_dim", "rope_theta_main",     "rope_theta_compress",
       "rope_factor",   "original_seq_len", "beta_fast", "beta_slow",          "rms_norm_eps",
       "fp8_block_size_nope", "fp8_max", "simulate_fp8", "compress_ratio", "window_size",
-      "compress_ratios", "csa_ratio", "hca_ratio"};
+      "compress_ratios", "csa_ratio", "hca_ratio", "v4_compress_ratios", "write_path"};
   if (!hf)
     for (auto it = j.begin(); it != j.end(); ++it)
       KVLAB_CHECK(ref_keys.count(it.key()), "{}: unknown config key '{}'", where, it.key());
@@ -114,18 +174,24 @@ V4Config V4Config::from_json(const json& j, const std::string& where) {
     if (rs.contains("beta_slow")) c.beta_slow = get_num(rs["beta_slow"], w, "beta_slow");
   }
   if (j.contains("compress_ratios")) {
-    const json& cr = j["compress_ratios"];
-    KVLAB_CHECK(cr.is_array(), "{}: 'compress_ratios' must be an array of integers, got {}", where, brief(cr));
-    c.compress_ratios.clear();
-    for (const json& v : cr) c.compress_ratios.push_back(get_int(v, where, "compress_ratios[]"));
-    if (j.contains("num_hidden_layers")) {
-      // DeepSeek configs may list extra entries (MTP layers) after the main stack.
-      int64_t n = get_int(j["num_hidden_layers"], where, "num_hidden_layers");
-      KVLAB_CHECK(n > 0 && n <= static_cast<int64_t>(c.compress_ratios.size()),
-                  "{}: num_hidden_layers = {} but compress_ratios has {} entries", where, n,
-                  c.compress_ratios.size());
-      c.compress_ratios.resize(static_cast<std::size_t>(n));
-    }
+    // One model, one layer list: both modes use the file's.
+    const int64_t n = j.contains("num_hidden_layers") ? get_int(j["num_hidden_layers"], where, "num_hidden_layers") : -1;
+    KVLAB_CHECK(!j.contains("num_hidden_layers") || n > 0, "{}: num_hidden_layers = {} (expected > 0)", where, n);
+    const int64_t mtp = j.contains("num_nextn_predict_layers") && n > 0
+                            ? get_int(j["num_nextn_predict_layers"], where, "num_nextn_predict_layers")
+                            : -1;
+    KVLAB_CHECK(!j.contains("num_nextn_predict_layers") || n < 0 || mtp >= 0,
+                "{}: num_nextn_predict_layers = {} (expected >= 0)", where, mtp);
+    c.compress_ratios = parse_compress_ratios(j["compress_ratios"], n, mtp, c.csa_ratio, c.hca_ratio, where);
+    c.v4_compress_ratios = c.compress_ratios;
+  }
+  if (j.contains("v4_compress_ratios"))
+    c.v4_compress_ratios = parse_compress_ratios(j["v4_compress_ratios"], -1, -1, c.csa_ratio, c.hca_ratio,
+                                                 where + ": v4_compress_ratios");
+  if (j.contains("write_path")) {
+    KVLAB_CHECK(j["write_path"].is_string(), "{}: 'write_path' must be \"published\" or \"v4\", got {}", where,
+                brief(j["write_path"]));
+    c.write_path = parse_write_path(j["write_path"].get<std::string>(), where);
   }
   try {
     c.validate();
@@ -148,7 +214,7 @@ V4Config V4Config::from_json_file(const std::string& path) {
 }
 
 json V4Config::to_json() const {
-  return json{{"hidden_size", hidden_size},
+  json j{{"hidden_size", hidden_size},
               {"head_dim", head_dim},
               {"qk_rope_head_dim", qk_rope_head_dim},
               {"rope_theta_main", rope_theta_main},
@@ -164,6 +230,9 @@ json V4Config::to_json() const {
               {"csa_ratio", csa_ratio},
               {"hca_ratio", hca_ratio},
               {"compress_ratios", compress_ratios}};
+  if (v4_compress_ratios != compress_ratios) j["v4_compress_ratios"] = v4_compress_ratios;
+  if (write_path != WritePath::kPublished) j["write_path"] = write_path_name(write_path);
+  return j;
 }
 
 void V4Config::validate() const {
@@ -193,12 +262,18 @@ void V4Config::validate() const {
     KVLAB_CHECK(compress_ratios[i] == 0 || compress_ratios[i] == csa_ratio || compress_ratios[i] == hca_ratio,
                 "compress_ratios[{}] = {}: expected 0 (SWA), {} (CSA) or {} (HCA)", i, compress_ratios[i], csa_ratio,
                 hca_ratio);
+  for (std::size_t i = 0; i < v4_compress_ratios.size(); ++i)
+    KVLAB_CHECK(v4_compress_ratios[i] == 0 || v4_compress_ratios[i] == csa_ratio || v4_compress_ratios[i] == hca_ratio,
+                "v4_compress_ratios[{}] = {}: expected 0 (SWA), {} (CSA) or {} (HCA)", i, v4_compress_ratios[i],
+                csa_ratio, hca_ratio);
+  KVLAB_CHECK(write_path == WritePath::kPublished || write_path == WritePath::kV4, "write_path has an invalid value {}",
+              static_cast<int>(write_path));
 }
 
 LayerKind V4Config::layer_kind(int layer) const {
   KVLAB_CHECK(layer >= 0 && layer < num_layers(), "layer {} out of range: the config has {} layers (0..{})", layer,
               num_layers(), num_layers() - 1);
-  int64_t r = compress_ratios[static_cast<std::size_t>(layer)];
+  int64_t r = layer_ratios()[static_cast<std::size_t>(layer)];
   return r == 0 ? LayerKind::SWA : r == csa_ratio ? LayerKind::CSA : LayerKind::HCA;
 }
 
@@ -207,6 +282,17 @@ std::vector<int> V4Config::layers_of(LayerKind k) const {
   for (int i = 0; i < num_layers(); ++i)
     if (layer_kind(i) == k) out.push_back(i);
   return out;
+}
+
+}  // namespace kvlab::model
+
+namespace kvlab::model {
+
+std::map<std::string, int> V4Config::layer_mix(WritePath m) const {
+  const auto& ratios = m == WritePath::kV4 ? v4_compress_ratios : compress_ratios;
+  std::map<std::string, int> mix{{kStreamSWA, 0}, {kStreamCSA, 0}, {kStreamHCA, 0}};
+  for (int64_t r : ratios) ++mix[r == 0 ? kStreamSWA : r == csa_ratio ? kStreamCSA : kStreamHCA];
+  return mix;
 }
 
 }  // namespace kvlab::model

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "kernels/fp8_block.h"
 
 namespace kvlab::model {
 
@@ -51,10 +52,50 @@ at::Tensor e4m3_round(const at::Tensor& t) {
   return at::where(x.abs() < 0.015625, sub, normal);
 }
 
-at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max) {
+namespace {
+
+void check_fp8_args(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max) {
+  KVLAB_CHECK(x.dim() >= 1, "fp8_simulate: expected a tensor [..., D], got a scalar");
   KVLAB_CHECK(block > 0 && ncols >= 0 && ncols % block == 0 && ncols <= x.size(-1),
               "fp8_simulate: ncols = {} must be a multiple of block = {} and <= D = {}", ncols, block, x.size(-1));
   KVLAB_CHECK(fp8_max > 0 && fp8_max <= 448.0, "fp8_simulate: fp8_max = {} (expected in (0, 448])", fp8_max);
+}
+
+}  // namespace
+
+at::Tensor fp8_simulate_ue8m0_aten(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max) {
+  check_fp8_args(x, ncols, block, fp8_max);
+  at::Tensor xf = x.to(at::kFloat);
+  if (ncols == 0) return xf.clone();
+  const int64_t D = xf.size(-1);
+  std::vector<int64_t> bshape(xf.sizes().begin(), xf.sizes().end());
+  bshape.back() = ncols / block;
+  bshape.push_back(block);
+  at::Tensor v = xf.narrow(-1, 0, ncols).reshape(bshape);
+  const float fmax = static_cast<float>(fp8_max);
+  at::Tensor a = v.abs().amax(-1, /*keepdim=*/true).clamp_min(1e-4f);
+  // y = a * fl32(1 / fp8_max); s = 2^(exponent of y, +1 when its mantissa is non-zero).
+  at::Tensor y = (a * at::full({}, 1.0f / fmax, a.options())).contiguous();
+  at::Tensor u = y.view(at::kInt);
+  at::Tensor e = at::bitwise_and(at::bitwise_right_shift(u, 23), 0xff) + at::bitwise_and(u, 0x7fffff).ne(0).to(at::kInt);
+  at::Tensor s = at::bitwise_left_shift(e, 23).view(at::kFloat);
+  at::Tensor q = e4m3_round((v / s).clamp(-fmax, fmax));
+  at::Tensor out = (q * s).flatten(-2);
+  if (ncols == D) return out;
+  return at::cat({out, xf.narrow(-1, ncols, D - ncols)}, -1);
+}
+
+at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max, Fp8Scale scale) {
+  check_fp8_args(x, ncols, block, fp8_max);
+  if (scale == Fp8Scale::kUe8m0) {
+    if (!x.device().is_cpu()) return fp8_simulate_ue8m0_aten(x, ncols, block, fp8_max);
+    at::Tensor out = x.to(at::kFloat).contiguous().clone();
+    if (ncols == 0 || out.numel() == 0) return out;
+    const int64_t D = out.size(-1);
+    kernels::fp8_simulate_rows_ue8m0(out.data_ptr<float>(), out.numel() / D, D, ncols, block,
+                                     static_cast<float>(fp8_max));
+    return out;
+  }
   at::Tensor xf = x.to(at::kFloat);
   if (ncols == 0) return xf.clone();
   const int64_t D = xf.size(-1);

@@ -29,7 +29,17 @@ at::Tensor e4m3_round(const at::Tensor& t);
 // s = a / fp8_max, v' = E4M3(clamp(v / s, +-fp8_max)) * s. Returns a new
 // tensor; coordinates >= ncols are copied unchanged. Bit-identical to
 // kernels::fp8_simulate_rows on finite input.
-at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max);
+//
+// Fp8Scale::kUe8m0 (v4 write path, SPEC-V4-ATTENTION section 5): s =
+// 2^ceil(log2(a * (1/fp8_max))) exactly from the float32 bits, instead of
+// a / fp8_max. A CPU tensor runs kernels::fp8_simulate_rows_ue8m0 (which
+// rejects non-finite values with kvlab::Error); other devices run
+// fp8_simulate_ue8m0_aten, bit-identical on finite input.
+enum class Fp8Scale { kAmax, kUe8m0 };
+at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max,
+                        Fp8Scale scale = Fp8Scale::kAmax);
+// The UE8M0 simulation in ATen ops (any device); exposed for the parity test.
+at::Tensor fp8_simulate_ue8m0_aten(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max);
 
 // The CSA overlap layout. x [B, n, r, 2d] -> [B, n, 2r, d]: slots r..2r-1 of
 // window k hold the second d-half of window k, slots 0..r-1 hold the first

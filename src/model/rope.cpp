@@ -20,7 +20,7 @@ YarnRange yarn_correction_range(const RopeParams& p) {
 }
 
 bool yarn_active(const RopeParams& p, int64_t seqlen) {
-  return p.original_seq_len > 0 && seqlen > p.original_seq_len;
+  return p.original_seq_len > 0 && (p.yarn_always || seqlen > p.original_seq_len);
 }
 
 std::vector<float> rope_inv_freqs(const RopeParams& p, int64_t seqlen) {

@@ -8,7 +8,9 @@
 //
 // YaRN (Peng et al. 2023, "YaRN: Efficient Context Window Extension of Large
 // Language Models") applies when original_seq_len > 0 and seqlen >
-// original_seq_len; there is no attention (mscale) factor here.
+// original_seq_len (the published harness), or at every seqlen when
+// yarn_always (V4 itself, SPEC-V4-ATTENTION section 1: the compressors'
+// RoPE in v4 write-path mode); there is no attention (mscale) factor here.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@ struct RopeParams {
   double factor = 16.0;
   double beta_fast = 32.0;
   double beta_slow = 1.0;
+  bool yarn_always = false;    // YaRN at every seqlen (when original_seq_len > 0)
 };
 
 // YaRN correction range [low, high] (high already nudged by 0.001 when

@@ -248,14 +248,18 @@ std::map<std::string, at::Tensor> V4KVWriter::forward_streams(const PreparedHidd
 
   const RopeParams main_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_main, 0, cfg_.rope_factor, cfg_.beta_fast,
                              cfg_.beta_slow};
+  // v4 mode: the compressors' YaRN applies at every seqlen, FP8 scales are UE8M0.
+  const bool v4 = cfg_.write_path == WritePath::kV4;
   const RopeParams comp_rope{cfg_.qk_rope_head_dim, cfg_.rope_theta_compress, cfg_.original_seq_len,
-                             cfg_.rope_factor, cfg_.beta_fast, cfg_.beta_slow};
+                             cfg_.rope_factor,      cfg_.beta_fast,           cfg_.beta_slow,
+                             /*yarn_always=*/v4};
+  const Fp8Scale fp8_scale = v4 ? Fp8Scale::kUe8m0 : Fp8Scale::kAmax;
   // RMSNorm -> (bf16 storage) -> RoPE on the last rope dims -> FP8 on the nope dims.
   auto finish = [&](const at::Tensor& v, const at::Tensor& norm, const RopeParams& rp, int64_t stride) {
     at::Tensor t = rms_norm(v, norm, cfg_.rms_norm_eps);
     if (stream_dtype == at::kBFloat16) t = t.to(at::kBFloat16).to(at::kFloat);
     t = apply_rope(t, rp, S, stride);
-    if (cfg_.simulate_fp8) t = fp8_simulate(t, cfg_.nope_dim(), cfg_.fp8_block_size_nope, cfg_.fp8_max);
+    if (cfg_.simulate_fp8) t = fp8_simulate(t, cfg_.nope_dim(), cfg_.fp8_block_size_nope, cfg_.fp8_max, fp8_scale);
     return t.to(stream_dtype).contiguous();
   };
 

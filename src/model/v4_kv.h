@@ -18,6 +18,12 @@
 // call; a bf16 tensor is bf16-exact) are exactly bf16; else at::mm in
 // float32. forward() reports which ran.
 //
+// Write-path mode (cfg.write_path, config.h): published = SPEC section 2;
+// v4 = the compressed streams' RoPE (theta 160000) with YaRN at every seqlen
+// and UE8M0 power-of-two FP8 scales on every stream (SPEC-V4-ATTENTION
+// sections 1, 3, 5). The sliding-window stream's RoPE (theta 10000, no YaRN)
+// is the same in both modes.
+//
 // Precision: the GEMM, RMSNorm, softmax, RoPE and FP8 simulation run in
 // float32. With stream dtype bf16 each stream is rounded to bf16 after
 // RMSNorm (as the published GPU run stored it), RoPE / FP8 are applied in
@@ -39,9 +45,7 @@
 
 namespace kvlab::model {
 
-inline constexpr const char* kStreamSWA = "sliding_window_kv";
-inline constexpr const char* kStreamCSA = "csa_pool_kv_ratio4";
-inline constexpr const char* kStreamHCA = "hca_pool_kv_ratio128";
+// Stream names kStreamSWA / kStreamCSA / kStreamHCA: config.h.
 
 struct CompressorWeights {
   at::Tensor wkv;    // [c*d, hidden] (c = 2 for CSA, 1 for HCA)

@@ -285,7 +285,7 @@ void family_vs_family_section(Document& d, const Ctx& c) {
   if (c.compare.empty()) return;
   const auto a = stats::parse_codec_spec(c.codec);
   const auto b = stats::parse_codec_spec(c.compare);
-  if (a.is_fp8() || b.is_fp8() || a.family == b.family) return;
+  if (a.is_baseline() || b.is_baseline() || a.family == b.family) return;
   std::string fa = a.family, fb = b.family;
   for (char& ch : fa) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   for (char& ch : fb) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -518,9 +518,9 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
         "pass --codec, e.g. --codec e8:q=38",
         s.experiment.name));
   }
-  codec = stats::parse_codec_spec(codec).canonical();
-  if (!compare.empty()) compare = stats::parse_codec_spec(compare).canonical();
-  KVLAB_CHECK(codec != stats::kFp8Codec, "the findings compare a codec with FP8; codec '{}' is FP8 itself",
+  codec = stats::parse_codec_spec(codec).canonical;
+  if (!compare.empty()) compare = stats::parse_codec_spec(compare).canonical;
+  KVLAB_CHECK(codec != s.baseline, "the findings compare a codec with the baseline; codec '{}' is the baseline itself",
               codec);
   bool any = false, any_ratio = false;
   for (const auto& cell : s.cells) {

@@ -28,12 +28,18 @@ std::string stream_cell(const std::string& stream) {
 }
 
 std::string codec_label(const std::string& codec) {
-  if (codec == stats::kFp8Codec) return "FP8 per-64";
+  if (codec == "fp8_per64") return "FP8 per-64";
+  if (codec == "v4_native") return "V4 native";
   try {
     const auto spec = stats::parse_codec_spec(codec);
     std::string fam = spec.family;
     for (char& c : fam) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return spec.q ? fmt::format("{} Q={}", fam, *spec.q) : fam;
+    if (spec.family == "d4" || spec.family == "e8") return fmt::format("{} Q={}", fam, spec.q());
+    if (spec.family == "int" || spec.family == "hadamard_int")
+      return fmt::format("{}{}/{} {}", spec.family == "int" ? "INT" : "H-INT", spec.q(), spec.param("block"),
+                         spec.param("scale"));
+    if (spec.family == "hadamard_lloyd") return fmt::format("H-Lloyd {}b", spec.q());
+    return spec.canonical;
   } catch (const Error&) {
     return codec;
   }

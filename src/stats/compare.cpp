@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "common/streams.h"
 #include "stats/study.h"
 
 namespace kvlab::stats {
@@ -100,11 +101,7 @@ ExperimentDiff diff_experiments(const ExperimentData& a, const ExperimentData& b
   for (const auto& [key, y] : cb)
     if (!ca.count(key)) d.only_b.push_back(key.first + " " + key.second);
   // Canonical order: stream, then FP8 first, family, Q.
-  const auto rank = [](const std::string& s) {
-    for (int i = 0; i < 3; ++i)
-      if (s == kStreamOrder[i]) return i;
-    return 3;
-  };
+  const auto rank = [](const std::string& s) { return kvlab::stream_rank(s); };
   std::stable_sort(d.cells.begin(), d.cells.end(), [&](const DiffCell& x, const DiffCell& y) {
     if (x.stream != y.stream) return rank(x.stream) != rank(y.stream) ? rank(x.stream) < rank(y.stream) : x.stream < y.stream;
     const bool fx = !x.q, fy = !y.q;

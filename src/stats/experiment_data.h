@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,8 +20,6 @@ namespace kvlab::stats {
 // Canonical codec spec of the FP8 baseline (runs.codec, q NULL).
 inline constexpr const char* kFp8Codec = "fp8_per64";
 
-// The three V4 KV stream types in their canonical display order.
-inline constexpr const char* kStreamOrder[] = {"sliding_window_kv", "csa_pool_kv_ratio4", "hca_pool_kv_ratio128"};
 
 struct PassageInfo {
   std::int64_t id = 0;        // passages.id
@@ -43,6 +42,8 @@ struct RunResult {
   double cos_sim = 0.0;
   std::optional<std::int64_t> n_vectors;
   std::optional<int> dim;         // vector dimension D; unknown for some imports
+  // Metrics stored in run_metrics (common/metric_table.h), by name.
+  std::map<std::string, double> metrics;
 };
 
 // One audit row (per passage and stream, SPEC section 4).
@@ -82,6 +83,8 @@ struct ExperimentInfo {
   std::string report_compare;
   std::string stream_dtype;  // params_json "stream_dtype" ('' when absent)
   std::string device;        // params_json "device" ('' when absent)
+  std::string baseline;      // params_json "baseline" ('' when absent: fp8_per64 if recorded)
+  std::string write_path;    // params_json "write_path" ('' when absent: published)
   RunCounts counts;          // runs of this experiment by status
 };
 

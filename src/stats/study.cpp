@@ -8,37 +8,18 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/metric_table.h"
+#include "common/streams.h"
 
 namespace kvlab::stats {
 
 // ---------------------------------------------------------------- small parsers
-
-std::string CodecSpec::canonical() const {
-  if (!q) return family;
-  return fmt::format("{}:q={}", family, *q);
-}
-
-CodecSpec parse_codec_spec(const std::string& spec) {
-  if (spec == kFp8Codec) return CodecSpec{spec, std::nullopt};
-  const auto colon = spec.find(':');
-  KVLAB_CHECK(colon != std::string::npos && colon > 0 && spec.compare(colon + 1, 2, "q=") == 0,
-              "codec spec '{}' is not canonical; expected 'fp8_per64' or '<family>:q=<Q>' such as 'e8:q=38'", spec);
-  const std::string family = spec.substr(0, colon);
-  for (char c : family)
-    KVLAB_CHECK(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_',
-                "codec spec '{}': family '{}' must be lower-case letters, digits or '_'", spec, family);
-  const std::string qs = spec.substr(colon + 3);
-  int q = 0;
-  const auto [ptr, ec] = std::from_chars(qs.data(), qs.data() + qs.size(), q);
-  KVLAB_CHECK(ec == std::errc() && ptr == qs.data() + qs.size() && !qs.empty() && q >= 1,
-              "codec spec '{}': Q '{}' must be an integer >= 1", spec, qs);
-  return CodecSpec{family, q};
-}
 
 const std::vector<Threshold>& published_thresholds() {
   static const std::vector<Threshold> t = {{"A", 1.00}, {"B", 1.05}, {"C", 1.20}};
@@ -74,6 +55,15 @@ const std::vector<std::pair<std::string, double>>& audit_gates() {
 
 // ---------------------------------------------------------------- lookups
 
+const Summary* CellStats::metric(const std::string& name) const {
+  const auto it = metrics.find(name);
+  return it == metrics.end() ? nullptr : &it->second;
+}
+const Summary* CellStats::metric_ratio(const std::string& name) const {
+  const auto it = metric_ratios.find(name);
+  return it == metric_ratios.end() ? nullptr : &it->second;
+}
+
 const CellStats* StudySummary::find_cell(const std::string& stream, const std::string& codec) const {
   for (const auto& c : cells)
     if (c.stream == stream && c.codec == codec) return &c;
@@ -101,21 +91,15 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-int stream_rank(const std::string& s) {
-  for (int i = 0; i < 3; ++i)
-    if (s == kStreamOrder[i]) return i;
-  return 3;
-}
-bool stream_less(const std::string& a, const std::string& b) {
-  const int ra = stream_rank(a), rb = stream_rank(b);
-  return ra != rb ? ra < rb : a < b;
-}
-
 // Per-passage value of one (stream, codec) cell: replicates averaged.
 struct PassageValue {
-  double rel_mse = 0.0;
-  double cos_sim = 0.0;
-  int count = 0;
+  std::map<std::string, double> sum;  // metric -> sum over replicates, then mean
+  std::map<std::string, int> count;
+  double get(const std::string& m) const {
+    const auto it = sum.find(m);
+    return it == sum.end() ? kNaN : it->second;
+  }
+  bool has(const std::string& m) const { return sum.count(m) != 0; }
 };
 
 struct CellData {
@@ -128,36 +112,41 @@ struct CellData {
   std::map<std::int64_t, PassageValue> by_passage;  // passage id -> averaged values
 };
 
-bool codec_less(const CodecSpec& a, const CodecSpec& b) {
-  if (a.is_fp8() != b.is_fp8()) return a.is_fp8();
-  if (a.family != b.family) return a.family < b.family;
-  return a.q.value_or(0) < b.q.value_or(0);
+// Baseline first, then by variant, then rate.
+bool codec_less(const CodecSpec& a, const CodecSpec& b, const std::string& baseline) {
+  const bool ba = a.canonical == baseline, bb = b.canonical == baseline;
+  if (ba != bb) return ba;
+  if (a.is_baseline() != b.is_baseline()) return a.is_baseline();
+  if (a.variant() != b.variant()) return a.variant() < b.variant();
+  return a.rate.value_or(0) < b.rate.value_or(0);
 }
 
-bool matches_codec_filter(const CodecSpec& spec, const std::vector<std::string>& filter) {
-  if (filter.empty() || spec.is_fp8()) return true;  // the baseline is always kept
-  const std::string canon = spec.canonical();
+bool matches_codec_filter(const CodecSpec& spec, const std::vector<std::string>& filter, const std::string& baseline) {
+  if (filter.empty() || spec.canonical == baseline) return true;  // the baseline is always kept
   for (const auto& f : filter)
-    if (f == spec.family || f == canon) return true;
+    if (f == spec.family || f == spec.variant() || f == spec.canonical) return true;
   return false;
 }
 
-double used_for_view(const CellStats& c, QView v, bool* has_interval) {
+// The value a view compares with its budget, for the summary's metric.
+double used_for_view(const CellStats& c, const std::string& metric, QView v, bool* has_interval) {
   *has_interval = true;
+  const Summary* m = c.metric(metric);
+  const Summary* r = c.metric_ratio(metric);
   switch (v) {
-    case QView::kPoint: return c.rel_mse.mean;
+    case QView::kPoint: return m ? m->mean : kNaN;
     case QView::kCiSafe:
-      if (!c.rel_mse.ci95_hw) {
+      if (!m || !m->ci95_hw) {
         *has_interval = false;
-        return c.rel_mse.mean;
+        return m ? m->mean : kNaN;
       }
-      return c.rel_mse.mean + *c.rel_mse.ci95_hw;
+      return m->mean + *m->ci95_hw;
     case QView::kPairedCiSafe:
-      if (!c.ratio_vs_fp8 || !c.ratio_vs_fp8->ci95_hw) {
+      if (!r || !r->ci95_hw) {
         *has_interval = false;
-        return c.ratio_vs_fp8 ? c.ratio_vs_fp8->mean : kNaN;
+        return r ? r->mean : kNaN;
       }
-      return c.ratio_vs_fp8->mean + *c.ratio_vs_fp8->ci95_hw;
+      return r->mean + *r->ci95_hw;
   }
   return kNaN;
 }
@@ -177,32 +166,40 @@ std::vector<T> thin_out(const std::vector<T>& v, int cap) {
 
 }  // namespace
 
-StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
-  StudySummary out;
-  out.experiment = data.info;
+namespace {
 
-  std::unordered_map<std::int64_t, std::string> passage_name;
-  for (const auto& p : data.passages) passage_name[p.id] = p.name;
-
-  const auto stream_selected = [&](const std::string& s) {
-    return opt.streams.empty() || std::find(opt.streams.begin(), opt.streams.end(), s) != opt.streams.end();
-  };
-
-  // ---- group rows into cells (one per stream x codec)
+// Everything the stages share: the input, the options and the cells' raw data.
+struct Ctx {
+  const ExperimentData& data;
+  const SummaryOptions& opt;
+  StudySummary& out;
   std::map<std::pair<std::string, std::string>, CellData> cell_map;
+  std::map<std::pair<std::string, std::string>, const CellStats*> cell_index;  // (stream, codec)
+  std::map<std::string, const CellData*> base_of_stream;
+  // Swept rates per (stream, variant), ascending.
+  std::map<std::pair<std::string, std::string>, std::vector<const CellStats*>> swept;
+  bool stream_selected(const std::string& s) const {
+    return opt.streams.empty() || std::find(opt.streams.begin(), opt.streams.end(), s) != opt.streams.end();
+  }
+};
+
+// Stage 1: group finished runs into (stream, codec) cells, replicates averaged.
+void group_rows(Ctx& x) {
   std::unordered_map<std::string, CodecSpec> spec_cache;
   std::set<std::int64_t> passages_seen;
-  for (const auto& r : data.results) {
-    if (!stream_selected(r.stream)) continue;
+  for (const auto& r : x.data.results) {
+    if (!x.stream_selected(r.stream)) continue;
     auto it = spec_cache.find(r.codec);
     if (it == spec_cache.end()) it = spec_cache.emplace(r.codec, parse_codec_spec(r.codec)).first;
     const CodecSpec& spec = it->second;
-    KVLAB_CHECK(spec.q == r.q, "run {}: codec '{}' does not match its q column ({})", r.run_id, r.codec,
+    KVLAB_CHECK(spec.canonical == r.codec, "run {}: codec '{}' is not canonical (expected '{}')", r.run_id, r.codec,
+                spec.canonical);
+    KVLAB_CHECK(spec.rate == r.q, "run {}: codec '{}' does not match its q column ({})", r.run_id, r.codec,
                 r.q ? std::to_string(*r.q) : std::string("NULL"));
-    if (!matches_codec_filter(spec, opt.codecs)) continue;
+    if (!matches_codec_filter(spec, x.opt.codecs, x.out.baseline)) continue;
     KVLAB_CHECK(r.bits_per_vector > 0 && std::isfinite(r.bits_per_vector),
                 "run {} ({} {}): bits_per_vector {} must be positive", r.run_id, r.stream, r.codec, r.bits_per_vector);
-    auto [cit, inserted] = cell_map.try_emplace({r.stream, r.codec});
+    auto [cit, inserted] = x.cell_map.try_emplace({r.stream, r.codec});
     CellData& c = cit->second;
     if (inserted) {
       c.stream = r.stream;
@@ -215,49 +212,68 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
       if (!c.dim && r.dim) c.dim = r.dim;
     }
     PassageValue& pv = c.by_passage[r.passage_id];
-    pv.rel_mse += r.rel_mse;
-    pv.cos_sim += r.cos_sim;
-    pv.count += 1;
+    const auto add = [&](const std::string& m, double v) {
+      pv.sum[m] += v;
+      pv.count[m] += 1;
+    };
+    add("rel_mse", r.rel_mse);
+    add("cos_sim", r.cos_sim);
+    for (const auto& [m, v] : r.metrics) add(m, v);
     passages_seen.insert(r.passage_id);
   }
-  for (auto& [key, c] : cell_map)
-    for (auto& [pid, pv] : c.by_passage) {
-      pv.rel_mse /= pv.count;
-      pv.cos_sim /= pv.count;
-    }
-  out.n_passages = static_cast<int>(passages_seen.size());
+  for (auto& [key, c] : x.cell_map)
+    for (auto& [pid, pv] : c.by_passage)
+      for (auto& [m, v] : pv.sum) v /= pv.count[m];
+  x.out.n_passages = static_cast<int>(passages_seen.size());
+}
 
-  // ---- streams and families
+// The baseline: the option, else the experiment's, else fp8_per64 when
+// recorded, else the first baseline-family codec recorded.
+std::string choose_baseline(const ExperimentData& data, const SummaryOptions& opt) {
+  if (!opt.baseline.empty()) return parse_codec_spec(opt.baseline).canonical;
+  if (!data.info.baseline.empty()) return parse_codec_spec(data.info.baseline).canonical;
+  std::set<std::string> seen;
+  for (const auto& r : data.results) seen.insert(r.codec);
+  if (seen.count("fp8_per64")) return "fp8_per64";
+  for (const auto& f : codec_family_table())
+    if (f.is_baseline && seen.count(f.name)) return f.name;
+  return "fp8_per64";
+}
+
+// Stage 2: per-cell statistics of every metric and the paired ratios to the baseline.
+void build_cells(Ctx& x) {
+  StudySummary& out = x.out;
+  std::unordered_map<std::int64_t, std::string> passage_name;
+  for (const auto& p : x.data.passages) passage_name[p.id] = p.name;
   std::set<std::string> stream_set, family_set;
-  for (const auto& [key, c] : cell_map) {
+  for (const auto& [key, c] : x.cell_map) {
     stream_set.insert(c.stream);
-    if (!c.spec.is_fp8()) family_set.insert(c.spec.family);
+    if (c.spec.rate) family_set.insert(c.spec.variant());
   }
   out.streams.assign(stream_set.begin(), stream_set.end());
   std::sort(out.streams.begin(), out.streams.end(), stream_less);
   out.families.assign(family_set.begin(), family_set.end());
 
-  // ---- cells
-  std::map<std::string, const CellData*> fp8_of_stream;
-  for (const auto& [key, c] : cell_map)
-    if (c.spec.is_fp8()) fp8_of_stream[c.stream] = &c;
+  for (const auto& [key, c] : x.cell_map)
+    if (c.codec == out.baseline) x.base_of_stream[c.stream] = &c;
   for (const auto& s : out.streams)
-    if (!fp8_of_stream.count(s))
+    if (!x.base_of_stream.count(s))
       out.warnings.push_back(fmt::format(
-          "stream {} has no FP8 baseline (codec fp8_per64): no ratios, best Q or strategies for it", s));
+          "stream {} has no {} baseline (codec {}): no ratios, best Q or strategies for it", s,
+          out.baseline == "fp8_per64" ? "FP8" : out.baseline, out.baseline));
 
   std::vector<const CellData*> ordered;
-  for (const auto& [key, c] : cell_map) ordered.push_back(&c);
-  std::sort(ordered.begin(), ordered.end(), [](const CellData* a, const CellData* b) {
+  for (const auto& [key, c] : x.cell_map) ordered.push_back(&c);
+  std::sort(ordered.begin(), ordered.end(), [&](const CellData* a, const CellData* b) {
     if (a->stream != b->stream) return stream_less(a->stream, b->stream);
-    return codec_less(a->spec, b->spec);
+    return codec_less(a->spec, b->spec, out.baseline);
   });
   for (const CellData* cd : ordered) {
     CellStats cs;
     cs.stream = cd->stream;
     cs.codec = cd->codec;
-    cs.family = cd->spec.family;
-    cs.q = cd->spec.q;
+    cs.family = cd->spec.rate ? cd->spec.variant() : cd->spec.family;
+    cs.q = cd->spec.rate;
     cs.n_passages = static_cast<int>(cd->by_passage.size());
     cs.bits_per_vector = cd->bits;
     cs.bits_consistent = cd->bits_consistent;
@@ -267,50 +283,60 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
     cs.dim_recorded = cd->dim.has_value();
     cs.dim = cd->dim.value_or(512);
     cs.cr_vs_bf16 = 16.0 * cs.dim / cs.bits_per_vector;
-    std::vector<double> rel, cos;
-    rel.reserve(cd->by_passage.size());
-    cos.reserve(cd->by_passage.size());
-    for (const auto& [pid, pv] : cd->by_passage) {
-      rel.push_back(pv.rel_mse);
-      cos.push_back(pv.cos_sim);
-    }
-    cs.rel_mse = describe(rel);
-    cs.cos_sim = describe(cos);
-    const auto fit = fp8_of_stream.find(cd->stream);
-    if (fit != fp8_of_stream.end()) {
-      const CellData* fp8 = fit->second;
-      cs.fp8_bits = fp8->bits;
-      cs.cr_vs_fp8 = fp8->bits / cs.bits_per_vector;
-      cs.bit_saving = 1.0 - cs.bits_per_vector / fp8->bits;
-      if (!cd->spec.is_fp8()) {
-        std::vector<double> ratios;
+    cs.bits_per_dim = cs.bits_per_vector / cs.dim;
+    std::map<std::string, std::vector<double>> vals;
+    for (const auto& [pid, pv] : cd->by_passage)
+      for (const auto& [m, v] : pv.sum) vals[m].push_back(v);
+    for (const auto& [m, v] : vals) cs.metrics[m] = describe(v);
+    cs.rel_mse = cs.metrics["rel_mse"];
+    cs.cos_sim = cs.metrics["cos_sim"];
+    const auto fit = x.base_of_stream.find(cd->stream);
+    if (fit != x.base_of_stream.end()) {
+      const CellData* base = fit->second;
+      cs.fp8_bits = base->bits;
+      cs.cr_vs_fp8 = base->bits / cs.bits_per_vector;
+      cs.bit_saving = 1.0 - cs.bits_per_vector / base->bits;
+      if (cd != base) {
+        std::map<std::string, std::vector<double>> ratios;
         for (const auto& [pid, pv] : cd->by_passage) {
-          const auto bit = fp8->by_passage.find(pid);
-          if (bit == fp8->by_passage.end()) continue;
+          const auto bit = base->by_passage.find(pid);
+          if (bit == base->by_passage.end()) continue;
+          for (const auto& [m, v] : pv.sum) {
+            const MetricInfo* mi = find_metric(m);
+            if (!mi || mi->kind != MetricKind::kDistortion || !bit->second.has(m)) continue;
+            ratios[m].push_back(v / bit->second.get(m));
+          }
           PassageRatio pr;
           pr.passage_id = pid;
           const auto nit = passage_name.find(pid);
           pr.passage = nit != passage_name.end() ? nit->second : std::to_string(pid);
-          pr.rel_mse = pv.rel_mse;
-          pr.fp8_rel_mse = bit->second.rel_mse;
-          pr.ratio = pv.rel_mse / bit->second.rel_mse;
-          ratios.push_back(pr.ratio);
+          pr.rel_mse = pv.get("rel_mse");
+          pr.fp8_rel_mse = bit->second.get("rel_mse");
+          pr.ratio = pr.rel_mse / pr.fp8_rel_mse;
           cs.passages.push_back(std::move(pr));
         }
-        cs.ratio_vs_fp8 = describe(ratios);
+        for (const auto& [m, v] : ratios) cs.metric_ratios[m] = describe(v);
+        std::vector<double> rel;
+        for (const auto& pr : cs.passages) rel.push_back(pr.ratio);
+        cs.ratio_vs_fp8 = describe(rel);
       }
     }
     out.cells.push_back(std::move(cs));
   }
-  // Index: (stream, codec) -> cell.
-  std::map<std::pair<std::string, std::string>, const CellStats*> cell_index;
-  for (const auto& c : out.cells) cell_index[{c.stream, c.codec}] = &c;
+  for (const auto& c : out.cells) x.cell_index[{c.stream, c.codec}] = &c;
+  for (const auto& c : out.cells)
+    if (c.q) x.swept[{c.stream, c.family}].push_back(&c);
+  for (auto& [k, v] : x.swept)
+    std::sort(v.begin(), v.end(), [](const CellStats* a, const CellStats* b) { return *a->q < *b->q; });
+}
 
+// Stage 3: the four audit values per stream, against their gates.
+void summarize_audits(Ctx& x) {
   // ---- audits
   {
     std::map<std::string, std::map<std::int64_t, std::vector<const AuditResult*>>> by_stream;
-    for (const auto& a : data.audits)
-      if (stream_selected(a.stream)) by_stream[a.stream][a.passage_id].push_back(&a);
+    for (const auto& a : x.data.audits)
+      if (x.stream_selected(a.stream)) by_stream[a.stream][a.passage_id].push_back(&a);
     std::vector<std::string> astreams;
     for (const auto& [s, m] : by_stream) astreams.push_back(s);
     std::sort(astreams.begin(), astreams.end(), stream_less);
@@ -344,49 +370,57 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
         ms.fires = ms.value.mean > ms.gate;
         st.metrics.push_back(std::move(ms));
       }
-      out.audits.push_back(std::move(st));
+      x.out.audits.push_back(std::move(st));
     }
   }
 
+}
+
+// Stage 4: weights w_s = layers_s / sum layers from the layer mix.
+void layer_weights(Ctx& x) {
   // ---- layer weights
   {
     double total = 0.0;
-    for (const auto& [s, layers] : data.info.layer_mix) {
+    for (const auto& [s, layers] : x.data.info.layer_mix) {
       KVLAB_CHECK(layers >= 0 && std::isfinite(layers), "experiment '{}': layer mix gives stream {} {} layers",
-                  data.info.name, s, layers);
-      if (stream_selected(s)) total += layers;
+                  x.data.info.name, s, layers);
+      if (x.stream_selected(s)) total += layers;
     }
-    if (data.info.layer_mix.empty()) {
-      out.warnings.push_back("the experiment defines no layer mix: no layer-weighted results or strategies");
+    if (x.data.info.layer_mix.empty()) {
+      x.out.warnings.push_back("the experiment defines no layer mix: no layer-weighted results or strategies");
     } else {
-      KVLAB_CHECK(total > 0, "experiment '{}': the layer mix has no layers", data.info.name);
-      for (const auto& [s, layers] : data.info.layer_mix)
-        if (stream_selected(s) && layers > 0) out.weights.push_back({s, layers, layers / total});
-      for (const auto& s : out.streams) {
+      KVLAB_CHECK(total > 0, "experiment '{}': the layer mix has no layers", x.data.info.name);
+      for (const auto& [s, layers] : x.data.info.layer_mix)
+        if (x.stream_selected(s) && layers > 0) x.out.weights.push_back({s, layers, layers / total});
+      for (const auto& s : x.out.streams) {
         bool weighted = false;
-        for (const auto& w : out.weights) weighted |= (w.stream == s);
-        if (!weighted) out.warnings.push_back(fmt::format("stream {} is not in the layer mix: it gets no weight", s));
+        for (const auto& w : x.out.weights) weighted |= (w.stream == s);
+        if (!weighted) x.out.warnings.push_back(fmt::format("stream {} is not in the layer mix: it gets no weight", s));
       }
     }
   }
 
+}
+
+// Stage 5: layer-weighted ratio of every non-baseline codec (published RSS and paired intervals).
+void layer_weighted_ratios(Ctx& x) {
   // ---- layer-weighted ratio per lattice codec
-  if (!out.weights.empty()) {
-    std::set<std::pair<std::string, int>> lattice_codecs;
-    for (const auto& c : out.cells)
-      if (c.q) lattice_codecs.insert({c.family, *c.q});
-    for (const auto& [family, q] : lattice_codecs) {
+  if (!x.out.weights.empty()) {
+    std::set<std::tuple<std::string, int, std::string>> codecs;  // (variant, rate, spec), fixed-rate codecs at rate 0
+    for (const auto& c : x.out.cells)
+      if (c.codec != x.out.baseline) codecs.insert({c.family, c.q.value_or(0), c.codec});
+    for (const auto& [family, q, spec] : codecs) {
       LayerWeightedRatio lw;
       lw.family = family;
-      lw.q = q;
-      lw.codec = CodecSpec{family, q}.canonical();
+      if (q > 0) lw.q = q;
+      lw.codec = spec;
       double rss = 0.0;
       bool all_hw = true;
       double bf16_bits = 0.0;
       std::vector<const CellStats*> cells;
-      for (const auto& w : out.weights) {
-        const auto it = cell_index.find({w.stream, lw.codec});
-        if (it == cell_index.end() || !it->second->ratio_vs_fp8 || it->second->ratio_vs_fp8->n == 0) {
+      for (const auto& w : x.out.weights) {
+        const auto it = x.cell_index.find({w.stream, lw.codec});
+        if (it == x.cell_index.end() || !it->second->ratio_vs_fp8 || it->second->ratio_vs_fp8->n == 0) {
           lw.missing_streams.push_back(w.stream);
           continue;
         }
@@ -404,7 +438,7 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
       lw.complete = lw.missing_streams.empty();
       if (!lw.complete) {
         lw.mean = kNaN;
-        out.layer_weighted.push_back(std::move(lw));
+        x.out.layer_weighted.push_back(std::move(lw));
         continue;
       }
       if (all_hw) lw.rss_hw = std::sqrt(rss);
@@ -416,29 +450,26 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
       for (std::size_t i = 0; i < cells.size(); ++i)
         for (const auto& pr : cells[i]->passages) {
           auto& a = acc[pr.passage_id];
-          a.first += out.weights[i].weight * pr.ratio;
+          a.first += x.out.weights[i].weight * pr.ratio;
           a.second += 1;
         }
       std::vector<double> paired;
       for (const auto& [pid, a] : acc)
         if (a.second == static_cast<int>(cells.size())) paired.push_back(a.first);
       lw.paired = describe(paired);
-      out.layer_weighted.push_back(std::move(lw));
+      x.out.layer_weighted.push_back(std::move(lw));
     }
   }
 
-  // ---- swept Q per (stream, family), ascending
-  std::map<std::pair<std::string, std::string>, std::vector<const CellStats*>> swept;
-  for (const auto& c : out.cells)
-    if (c.q) swept[{c.stream, c.family}].push_back(&c);
-  for (auto& [k, v] : swept)
-    std::sort(v.begin(), v.end(), [](const CellStats* a, const CellStats* b) { return *a->q < *b->q; });
+}
 
+// Stage 6: error rising with the rate between neighbouring swept rates.
+void monotonicity(Ctx& x) {
   // ---- monotonicity
-  for (const auto& s : out.streams)
-    for (const auto& f : out.families) {
-      const auto it = swept.find({s, f});
-      if (it == swept.end()) continue;
+  for (const auto& s : x.out.streams)
+    for (const auto& f : x.out.families) {
+      const auto it = x.swept.find({s, f});
+      if (it == x.swept.end()) continue;
       const auto& v = it->second;
       for (std::size_t i = 0; i + 1 < v.size(); ++i) {
         const CellStats* lo = v[i];
@@ -452,14 +483,14 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
         w.mean_lo = lo->rel_mse.mean;
         w.mean_hi = hi->rel_mse.mean;
         w.same_bits = lo->bits_per_vector == hi->bits_per_vector;
-        const CellData& dlo = cell_map.at({s, lo->codec});
-        const CellData& dhi = cell_map.at({s, hi->codec});
+        const CellData& dlo = x.cell_map.at({s, lo->codec});
+        const CellData& dhi = x.cell_map.at({s, hi->codec});
         std::vector<double> a, b;
         for (const auto& [pid, pv] : dhi.by_passage) {
           const auto jt = dlo.by_passage.find(pid);
           if (jt == dlo.by_passage.end()) continue;
-          a.push_back(pv.rel_mse);
-          b.push_back(jt->second.rel_mse);
+          a.push_back(pv.get("rel_mse"));
+          b.push_back(jt->second.get("rel_mse"));
         }
         if (!a.empty()) w.paired = paired_difference(a, b);
         const bool sig = w.paired && w.paired->significant();
@@ -468,21 +499,24 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             "with Q ({})",
             s, f, w.q_lo, w.mean_lo, w.q_hi, w.mean_hi, w.same_bits ? " at the same bits" : "",
             sig ? "paired difference significant at 95 %" : "within noise (paired 95 % interval includes 0)");
-        out.monotonicity.push_back(std::move(w));
+        x.out.monotonicity.push_back(std::move(w));
       }
     }
 
+}
+
+// Stage 7: smallest admissible swept rate per stream, variant, threshold and view.
+void best_points(Ctx& x) {
   // ---- best Q
-  for (const auto& s : out.streams) {
-    const auto fit = fp8_of_stream.find(s);
-    if (fit == fp8_of_stream.end()) continue;
-    const CellStats* fp8 = cell_index.at({s, kFp8Codec});
-    for (const auto& f : out.families) {
-      const auto it = swept.find({s, f});
-      if (it == swept.end()) continue;
+  for (const auto& s : x.out.streams) {
+    if (!x.base_of_stream.count(s)) continue;
+    const CellStats* fp8 = x.cell_index.at({s, x.out.baseline});
+    for (const auto& f : x.out.families) {
+      const auto it = x.swept.find({s, f});
+      if (it == x.swept.end()) continue;
       const auto& v = it->second;
-      for (const auto& th : opt.thresholds)
-        for (QView view : opt.views) {
+      for (const auto& th : x.opt.thresholds)
+        for (QView view : x.opt.views) {
           BestQ b;
           b.stream = s;
           b.family = f;
@@ -494,8 +528,9 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             QCheck qc;
             qc.q = *c->q;
             qc.bits = c->bits_per_vector;
-            qc.budget = view == QView::kPairedCiSafe ? th.factor : th.factor * fp8->rel_mse.mean;
-            qc.used = used_for_view(*c, view, &qc.has_interval);
+            const Summary* base = fp8->metric(x.out.metric);
+            qc.budget = view == QView::kPairedCiSafe ? th.factor : th.factor * (base ? base->mean : kNaN);
+            qc.used = used_for_view(*c, x.out.metric, view, &qc.has_interval);
             qc.fits = qc.has_interval && std::isfinite(qc.used) && qc.used <= qc.budget;
             qc.margin = (qc.budget - qc.used) / qc.budget;
             b.checks.push_back(qc);
@@ -507,7 +542,7 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
               break;
             }
           if (first) {
-            const CellStats* c = cell_index.at({s, CodecSpec{f, first->q}.canonical()});
+            const CellStats* c = x.cell_index.at({s, codec_spec_at_rate(f, first->q).canonical});
             b.admissible = true;
             b.q_min = first->q;
             b.q_recommended = first->q;
@@ -529,16 +564,20 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             b.note = any_interval ? fmt::format("not admissible (need Q > {})", b.max_swept_q)
                                   : std::string("not admissible (no interval: fewer than 2 passages)");
           }
-          out.best_q.push_back(std::move(b));
+          x.out.best_q.push_back(std::move(b));
         }
     }
   }
 
+}
+
+// Stage 8: deployments: one rate for all streams, or each stream its own.
+void strategies(Ctx& x) {
   // ---- deployment strategies
-  if (!out.weights.empty()) {
-    for (const auto& f : out.families)
-      for (const auto& th : opt.thresholds)
-        for (QView view : opt.views) {
+  if (!x.out.weights.empty()) {
+    for (const auto& f : x.out.families)
+      for (const auto& th : x.opt.thresholds)
+        for (QView view : x.opt.views) {
           // per_stream
           Strategy ps;
           ps.name = "per_stream";
@@ -547,11 +586,11 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
           ps.view = view;
           ps.admissible = true;
           double bf16 = 0.0;
-          for (const auto& w : out.weights) {
+          for (const auto& w : x.out.weights) {
             StrategyStream ss;
             ss.stream = w.stream;
             ss.weight = w.weight;
-            const BestQ* b = out.find_best_q(w.stream, f, th.name, view);
+            const BestQ* b = x.out.find_best_q(w.stream, f, th.name, view);
             if (!b || !b->admissible) {
               ps.admissible = false;
               ps.note += fmt::format("{}{}: {}", ps.note.empty() ? "" : "; ", w.stream,
@@ -582,8 +621,8 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
           std::set<int> common;
           bool first_stream = true;
           bool all_have = true;
-          for (const auto& w : out.weights) {
-            const BestQ* b = out.find_best_q(w.stream, f, th.name, view);
+          for (const auto& w : x.out.weights) {
+            const BestQ* b = x.out.find_best_q(w.stream, f, th.name, view);
             if (!b) {
               all_have = false;
               break;
@@ -607,7 +646,7 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             double best_bits = 0.0;
             for (int q : common) {
               double wb = 0.0;
-              for (const auto& w : out.weights) wb += w.weight * cell_index.at({w.stream, CodecSpec{f, q}.canonical()})->bits_per_vector;
+              for (const auto& w : x.out.weights) wb += w.weight * x.cell_index.at({w.stream, codec_spec_at_rate(f, q).canonical})->bits_per_vector;
               if (!best || wb < best_bits || (wb == best_bits && q > *best)) {
                 best = q;
                 best_bits = wb;
@@ -616,8 +655,8 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
             un.admissible = true;
             un.uniform_q = best;
             double bf = 0.0;
-            for (const auto& w : out.weights) {
-              const CellStats* c = cell_index.at({w.stream, CodecSpec{f, *best}.canonical()});
+            for (const auto& w : x.out.weights) {
+              const CellStats* c = x.cell_index.at({w.stream, codec_spec_at_rate(f, *best).canonical});
               StrategyStream ss{w.stream, w.weight, best, c->bits_per_vector, *c->fp8_bits, c->dim};
               un.weighted_bits += w.weight * ss.bits;
               un.weighted_fp8_bits += w.weight * ss.fp8_bits;
@@ -630,22 +669,26 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
           } else {
             un.admissible = false;
             un.note = all_have ? "no swept Q fits on every stream" : "the family was not swept on every weighted stream";
-            for (const auto& w : out.weights) un.streams.push_back(StrategyStream{w.stream, w.weight, std::nullopt, 0, 0, 512});
+            for (const auto& w : x.out.weights) un.streams.push_back(StrategyStream{w.stream, w.weight, std::nullopt, 0, 0, 512});
           }
-          out.strategies.push_back(std::move(ps));
-          out.strategies.push_back(std::move(un));
+          x.out.strategies.push_back(std::move(ps));
+          x.out.strategies.push_back(std::move(un));
         }
   }
 
+}
+
+// Stage 9: rates worth running to pin down the best operating points.
+void suggestions(Ctx& x) {
   // ---- suggestions
   // Without a bit formula no suggestions are computed (study.h: BitsFn).
-  if (opt.bits_of) {
+  if (x.opt.bits_of) {
     std::set<std::pair<std::string, std::string>> seen;  // (stream, codec)
-    for (const auto& b : out.best_q) {
+    for (const auto& b : x.out.best_q) {
       if (b.checks.empty()) continue;
       std::set<int> swept_q;
       for (const auto& qc : b.checks) swept_q.insert(qc.q);
-      const auto bits = [&](int q) { return opt.bits_of(b.family, q, b.dim); };
+      const auto bits = [&](int q) { return x.opt.bits_of(b.family, q, b.dim); };
       // Largest Q of the bit class of q (scan upward while bits stay equal).
       const auto class_top = [&](int q) {
         const double bq = bits(q);
@@ -707,7 +750,7 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
                            fmt::format("not admissible up to Q={} ({} {}): probe above the swept grid", qmax,
                                        b.threshold.name, to_string(b.view))});
       }
-      cands = thin_out(cands, opt.max_suggestions_per_stream);
+      cands = thin_out(cands, x.opt.max_suggestions_per_stream);
       for (const auto& c : cands) {
         Suggestion sg;
         sg.stream = b.stream;
@@ -717,20 +760,24 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
         sg.threshold = b.threshold.name;
         sg.view = b.view;
         sg.reason = c.reason;
-        if (seen.insert({sg.stream, sg.codec()}).second) out.suggestions.push_back(std::move(sg));
+        if (seen.insert({sg.stream, sg.codec()}).second) x.out.suggestions.push_back(std::move(sg));
       }
     }
-    std::sort(out.suggestions.begin(), out.suggestions.end(), [](const Suggestion& a, const Suggestion& b) {
+    std::sort(x.out.suggestions.begin(), x.out.suggestions.end(), [](const Suggestion& a, const Suggestion& b) {
       if (a.stream != b.stream) return stream_less(a.stream, b.stream);
       if (a.family != b.family) return a.family < b.family;
       return a.q < b.q;
     });
   }
 
+}
+
+// Stage 10: every swept point on the rate-distortion plane, frontier flagged.
+void pareto(Ctx& x) {
   // ---- Pareto rows (every swept point, frontier flagged per stream)
-  for (const auto& s : out.streams) {
+  for (const auto& s : x.out.streams) {
     std::vector<const CellStats*> rows;
-    for (const auto& c : out.cells)
+    for (const auto& c : x.out.cells)
       if (c.stream == s) rows.push_back(&c);
     std::sort(rows.begin(), rows.end(), [](const CellStats* a, const CellStats* b) {
       return a->bits_per_vector != b->bits_per_vector ? a->bits_per_vector < b->bits_per_vector
@@ -757,9 +804,29 @@ StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
         }
       }
       p.on_frontier = !dominated && std::isfinite(c->rel_mse.mean);
-      out.pareto.push_back(std::move(p));
+      x.out.pareto.push_back(std::move(p));
     }
   }
+}
+
+}  // namespace
+
+StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
+  StudySummary out;
+  out.experiment = data.info;
+  out.baseline = choose_baseline(data, opt);
+  out.metric = metric_or_throw(opt.metric, true).name;
+  Ctx x{data, opt, out, {}, {}, {}, {}};
+  group_rows(x);
+  build_cells(x);
+  summarize_audits(x);
+  layer_weights(x);
+  layer_weighted_ratios(x);
+  monotonicity(x);
+  best_points(x);
+  strategies(x);
+  suggestions(x);
+  pareto(x);
   return out;
 }
 

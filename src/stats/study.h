@@ -27,10 +27,12 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/codec_spec.h"
 #include "stats/descriptive.h"
 #include "stats/experiment_data.h"
 
@@ -38,16 +40,12 @@ namespace kvlab::stats {
 
 // ---------------------------------------------------------------- codec specs
 
-// A parsed canonical codec spec: "fp8_per64" -> {"fp8_per64", none};
-// "e8:q=38" -> {"e8", 38}.
-struct CodecSpec {
-  std::string family;
-  std::optional<int> q;
-  std::string canonical() const;  // "e8:q=38" / "fp8_per64"
-  bool is_fp8() const { return family == kFp8Codec; }
-};
-// Accepts "fp8_per64", "<family>:q=<Q>" (Q >= 1). Throws kvlab::Error otherwise.
-CodecSpec parse_codec_spec(const std::string& spec);
+// Codec specs are common/codec_spec.h's (one parser for every layer). A
+// cell's "family" in this file is the spec's variant ("e8", "d4",
+// "int:block=64,scale=fp16"): the rate-distortion curve its rate moves along;
+// its "q" is the rate parameter (Q of a lattice, bits of a scalar codec).
+using kvlab::CodecSpec;
+using kvlab::parse_codec_spec;
 
 // ---------------------------------------------------------------- thresholds
 
@@ -100,8 +98,16 @@ struct CellStats {
   std::optional<double> bit_saving;   // 1 - bits / fp8_bits (0.22 = 22 % fewer bits)
   Summary rel_mse;
   Summary cos_sim;
-  std::optional<Summary> ratio_vs_fp8;  // paired per-passage; none for FP8 itself or without baseline
+  std::optional<Summary> ratio_vs_fp8;  // paired per-passage rel-MSE ratio; none for the baseline itself or without one
   std::vector<PassageRatio> passages;   // per passage (empty without baseline)
+  double bits_per_dim = 0.0;            // bits_per_vector / D
+  // Every recorded metric (common/metric_table.h), rel_mse and cos_sim included.
+  std::map<std::string, Summary> metrics;
+  // Paired per-passage ratio metric(codec) / metric(baseline) of every
+  // distortion metric both recorded (rel_mse's equals ratio_vs_fp8).
+  std::map<std::string, Summary> metric_ratios;
+  const Summary* metric(const std::string& name) const;
+  const Summary* metric_ratio(const std::string& name) const;
 };
 
 struct AuditMetricStats {
@@ -248,10 +254,19 @@ struct SummaryOptions {
   std::vector<std::string> codecs;  // 'e8' (family) or 'e8:q=38' (spec)
   BitsFn bits_of;                   // for suggestions; may be empty
   int max_suggestions_per_stream = 8;
+  // The codec every ratio is taken against ("fp8_per64", "v4_native"); empty:
+  // the experiment's own (ExperimentInfo::baseline), else fp8_per64 when
+  // recorded, else the first baseline-family codec recorded.
+  std::string baseline;
+  // The metric thresholds and best operating points use (a metric_table()
+  // row with thresholds_apply).
+  std::string metric = "rel_mse";
 };
 
 struct StudySummary {
   ExperimentInfo experiment;
+  std::string baseline;                 // the codec ratios are against ('' when none recorded)
+  std::string metric = "rel_mse";       // the metric of best_q / strategies / suggestions
   int n_passages = 0;
   std::vector<std::string> streams;     // present in the data, canonical order
   std::vector<std::string> families;    // lattice families present ('d4', 'e8')

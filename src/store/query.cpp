@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/streams.h"
 #include "store/db.h"
 #include "store/runs.h"
 
@@ -40,6 +41,11 @@ constexpr const char* kDoneResults = R"sql(
 SELECT r.id, r.passage_id, r.stream, r.codec, r.q, r.replicate,
        s.bits_per_vector, s.rel_mse, s.cos_sim, s.n_vectors, s.dim
 FROM runs r JOIN results s ON s.run_id = r.id
+WHERE r.experiment_id = ? AND r.status = 'done')sql";
+
+constexpr const char* kRunMetrics = R"sql(
+SELECT m.run_id, m.metric, m.value
+FROM run_metrics m JOIN runs r ON r.id = m.run_id
 WHERE r.experiment_id = ? AND r.status = 'done')sql";
 
 constexpr const char* kAudits = R"sql(
@@ -94,11 +100,7 @@ std::string known_list(const std::vector<ExperimentRow>& rows) {
   return s;
 }
 
-int stream_rank(const std::string& s) {
-  for (int i = 0; i < 3; ++i)
-    if (s == stats::kStreamOrder[i]) return i;
-  return 3;
-}
+using kvlab::stream_rank;
 
 }  // namespace
 
@@ -174,6 +176,8 @@ void parse_experiment_params(const std::string& params_json, stats::ExperimentIn
   if (j.contains("stream_dtype") && j["stream_dtype"].is_string())
     info.stream_dtype = j["stream_dtype"].get<std::string>();
   if (j.contains("device") && j["device"].is_string()) info.device = j["device"].get<std::string>();
+  if (j.contains("baseline") && j["baseline"].is_string()) info.baseline = j["baseline"].get<std::string>();
+  if (j.contains("write_path") && j["write_path"].is_string()) info.write_path = j["write_path"].get<std::string>();
 }
 
 stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& name_or_id) {
@@ -223,6 +227,17 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
       r.n_vectors = opt_i64(st.getColumn(9));
       r.dim = opt_int(st.getColumn(10));
       d.results.push_back(std::move(r));
+    }
+  }
+  {
+    std::map<std::int64_t, std::size_t> at;
+    for (std::size_t i = 0; i < d.results.size(); ++i) at[d.results[i].run_id] = i;
+    SQLite::Statement st(db, kRunMetrics);
+    st.bind(1, row.id);
+    while (st.executeStep()) {
+      const auto it = at.find(st.getColumn(0).getInt64());
+      if (it == at.end()) continue;
+      d.results[it->second].metrics[st.getColumn(1).getString()] = st.getColumn(2).getDouble();
     }
   }
   {

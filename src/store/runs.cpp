@@ -2,6 +2,10 @@
 // writes runs inside with_write_transaction (BEGIN IMMEDIATE).
 #include "store/runs.h"
 
+#include <cmath>
+
+#include "common/metric_table.h"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -287,6 +291,21 @@ bool finish_run(SQLite::Database& db, const std::string& token, std::int64_t run
 
 }  // namespace
 
+void insert_run_metrics(SQLite::Database& db, std::int64_t run_id, const std::map<std::string, double>& metrics) {
+  if (metrics.empty()) return;
+  SQLite::Statement st(db, "INSERT OR REPLACE INTO run_metrics (run_id, metric, value) VALUES (?, ?, ?)");
+  for (const auto& [name, value] : metrics) {
+    const MetricInfo* m = find_metric(name);
+    KVLAB_ASSERT(m && !m->results_column, "metric '{}' is not a run_metrics row of common/metric_table.h", name);
+    KVLAB_CHECK(std::isfinite(value), "run {}: metric {} = {} is not finite", run_id, name, value);
+    st.reset();
+    st.bind(1, run_id);
+    st.bind(2, name);
+    st.bind(3, value);
+    st.exec();
+  }
+}
+
 CommitOutcome commit_result(SQLite::Database& db, const Claim& claim, const ClaimedRun& run, const RunResult& r,
                             std::int64_t provenance_id, const AuditRow* audit, CommitHook before_commit) {
   CommitOutcome outcome = CommitOutcome::kRejected;
@@ -306,6 +325,7 @@ CommitOutcome commit_result(SQLite::Database& db, const Claim& claim, const Clai
     bind_opt(ins, 8, r.wall_s);
     ins.bind(9, static_cast<std::int64_t>(provenance_id));
     ins.exec();
+    insert_run_metrics(db, run.run_id, r.metrics);
     if (audit) {
       SQLite::Statement a(db,
                           "INSERT INTO audits (experiment_id, passage_id, stream, replicate, excess_kurtosis_abs, "

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -131,7 +132,14 @@ struct RunResult {
   std::optional<std::int64_t> n_vectors;
   std::optional<std::int64_t> dim;
   std::optional<double> wall_s;
+  // Metrics beyond rel_mse / cos_sim, by common/metric_table.h name (run_metrics rows).
+  std::map<std::string, double> metrics;
 };
+
+// Writes one run's extra metrics (run_metrics rows) inside the caller's
+// transaction. Names must be run_metrics rows of the metric table (asserted);
+// non-finite values throw kvlab::Error.
+void insert_run_metrics(SQLite::Database& db, std::int64_t run_id, const std::map<std::string, double>& metrics);
 
 struct AuditRow {
   std::string stream;

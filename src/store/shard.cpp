@@ -349,7 +349,7 @@ void drop_temps(SQLite::Database& db) {
 
 void merge_attached(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, const ShardMeta& meta,
                     IngestOutcome& out) {
-  for (const char* t : {"experiments", "passages", "runs", "results", "audits", "provenance"}) {
+  for (const char* t : {"experiments", "passages", "runs", "results", "run_metrics", "audits", "provenance"}) {
     if (table_columns(db, "main", t) != table_columns(db, "s", t))
       refuse(fmt::format("table {} of shard '{}' has other columns than in '{}'", t, shard_path, db_path));
   }
@@ -464,6 +464,11 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       "SELECT m.mid, pv.mid, {1} FROM temp.kvlab_rmap m JOIN s.results sres ON sres.run_id = m.sid "
       "LEFT JOIN temp.kvlab_provmap pv ON pv.sid = sres.provenance_id WHERE NOT m.already",
       join(res_copy, ", "), join(res_copy, ", ", "sres.")));
+  db.exec("DELETE FROM main.run_metrics WHERE run_id IN (SELECT mid FROM temp.kvlab_rmap WHERE NOT already)");
+  db.exec(
+      "INSERT INTO main.run_metrics (run_id, metric, value) "
+      "SELECT m.mid, sm.metric, sm.value FROM temp.kvlab_rmap m JOIN s.run_metrics sm ON sm.run_id = m.sid "
+      "WHERE NOT m.already");
 
   // Audits of the shard's (passage, stream, replicate) not yet in main.
   const auto aud_cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});

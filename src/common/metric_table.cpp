@@ -1,0 +1,51 @@
+// The metric table; see metric_table.h.
+#include "common/metric_table.h"
+
+#include "common/error.h"
+
+namespace kvlab {
+
+const std::vector<MetricInfo>& metric_table() {
+  static const std::vector<MetricInfo> t = {
+      {"rel_mse", "rel-MSE", "", MetricKind::kDistortion, true, true, true,
+       "sum ||x - x'||^2 / sum ||x - mean||^2 over the stream's vectors (SPEC 4)"},
+      {"cos_sim", "cosine", "", MetricKind::kSimilarity, false, false, true,
+       "mean over vectors of <x, x'> / (||x|| ||x'||) (SPEC 4)"},
+      {"logit_rel_mse", "logit err", "", MetricKind::kDistortion, true, true, false,
+       "V4 attention: mean squared logit error / variance of the reference logits, over sampled queries, heads and "
+       "visible entries"},
+      {"kl_mean", "KL mean", "nats", MetricKind::kDistortion, true, true, false,
+       "V4 attention: mean over sampled queries and heads of KL(p_ref || p_codec), sink included"},
+      {"kl_p99", "KL p99", "nats", MetricKind::kDistortion, true, true, false,
+       "V4 attention: 99th percentile over sampled queries and heads of KL(p_ref || p_codec)"},
+      {"attn_out_rel", "attn-out err", "", MetricKind::kDistortion, true, true, false,
+       "V4 attention: mean over sampled queries and heads of ||o_codec - o_ref||^2 / ||o_ref||^2 (before wo)"},
+      {"entropy_bits_per_dim", "entropy rate", "bits/dim", MetricKind::kRate, true, false, false,
+       "ideal entropy-coded rate: empirical entropy of the stored symbols (per symbol position class) plus the side "
+       "information as stored, per dimension"},
+      {"gauss_bound_rel_mse", "Gaussian bound", "", MetricKind::kBound, true, false, false,
+       "distortion-rate bound sigma^2 2^(-2R) of an i.i.d. Gaussian at the codec's rate R (bits/dim), as rel-MSE"},
+      {"rwf_bound_rel_mse", "water-filling bound", "", MetricKind::kBound, true, false, false,
+       "reverse water-filling D(R) of a Gaussian with the stream's own covariance eigenvalues at the codec's rate, as "
+       "rel-MSE (only when the stream has at least D vectors)"},
+  };
+  return t;
+}
+
+const MetricInfo* find_metric(const std::string& name) {
+  for (const auto& m : metric_table())
+    if (name == m.name) return &m;
+  return nullptr;
+}
+
+const MetricInfo& metric_or_throw(const std::string& name, bool thresholds_only) {
+  const MetricInfo* m = find_metric(name);
+  if (m && (!thresholds_only || m->thresholds_apply)) return *m;
+  std::string known;
+  for (const auto& x : metric_table())
+    if (!thresholds_only || x.thresholds_apply) known += (known.empty() ? "" : ", ") + std::string(x.name);
+  throw Error(fmt::format("unknown {}metric '{}' (expected one of {})", thresholds_only ? "thresholdable " : "", name,
+                          known));
+}
+
+}  // namespace kvlab
