@@ -73,6 +73,22 @@ TEST(AttentionCli, JsonPerLayerKind) {
   auto ja = nlohmann::json::parse(a.substr(a.find('{'))), jb = nlohmann::json::parse(b.substr(b.find('{')));
   EXPECT_EQ(ja["metrics"], jb["metrics"]);
   EXPECT_EQ(ja["coded"], "window");
+  EXPECT_EQ(ja["write_path"], "published");
+  // v4 write path: other compressed keys and query RoPE (YaRN at every length).
+  std::string c;
+  ASSERT_EQ(run_command(kvlab_binary() + " attention --weights random:4 --config " + f.config +
+                            " --layer 2 --write-path v4 --hidden " + f.hidden + " --codec fp8_per64 --json",
+                        &c),
+            0)
+      << c;
+  auto jc = nlohmann::json::parse(c.substr(c.find('{')));
+  EXPECT_EQ(jc["write_path"], "v4");
+  EXPECT_EQ(jc["kind"], "hca");
+  EXPECT_EQ(run_command(kvlab_binary() + " attention --weights random --config " + f.config +
+                            " --layer 0 --write-path v5 --hidden " + f.hidden + " --codec fp8_per64",
+                        &c),
+            2)
+      << c;
 }
 
 TEST(AttentionCli, BadInput) {

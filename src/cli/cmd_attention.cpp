@@ -4,7 +4,8 @@
 //
 //   kvlab attention --weights PATH|random[:seed] [--config config.json] --layer L
 //                   --hidden FILE [--tensor NAME] [--batch B] --codec SPEC
-//                   [--coded window|compressed] [--queries N] [--query-seed N] [--json]
+//                   [--coded window|compressed] [--queries N] [--query-seed N]
+//                   [--write-path published|v4] [--json]
 //   kvlab bench attention [--seqlen 2048] [--queries 256] [--json]
 //
 // The layer's streams come from the V4 KV write path (V4KVWriter: the
@@ -12,7 +13,9 @@
 // queries from the query path (v4_attention.h); the coded part (default: the
 // window on SWA layers, the compressed KV on CSA / HCA layers) goes through
 // the codec's round trip and AttentionProbe scores it against the uncoded
-// attention. Not here: sweeps over codecs or passages (the experiment
+// attention. The queries' CSA / HCA RoPE follows the write path's
+// compressed keys (YaRN always in v4 mode, beyond original_seq_len in
+// published mode). Not here: sweeps over codecs or passages (the experiment
 // executor's job).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -101,7 +104,7 @@ nlohmann::json metrics_json(const km::AttentionMetrics& m) {
 
 int run_attention(const std::vector<std::string>& args) {
   km::fix_openblas_core(with_command({"attention"}, args));
-  std::string weights, config, hidden, tensor, codec_spec, coded_s;
+  std::string weights, config, hidden, tensor, codec_spec, coded_s, write_path;
   int layer = -1;
   int64_t batch = 0, queries = 256;
   uint64_t query_seed = 0;
@@ -119,6 +122,9 @@ int run_attention(const std::vector<std::string>& args) {
       "part to code: window or compressed (default: window on SWA layers, compressed on CSA / HCA)")(
       "queries", po::value<int64_t>(&queries), "sampled query positions (default 256; 0 = all)")(
       "query-seed", po::value<uint64_t>(&query_seed), "seed of the query sample (default 0)")(
+      "write-path", po::value<std::string>(&write_path),
+      "published or v4 (default: the config's, else published); the queries' CSA / HCA RoPE uses YaRN "
+      "as the write path's compressed keys do (v4: always; published: beyond original_seq_len)")(
       "json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
@@ -126,7 +132,7 @@ int run_attention(const std::vector<std::string>& args) {
   if (vm.count("help")) {
     std::cout << "usage: kvlab attention --weights PATH|random[:seed] [--config config.json] --layer L\n"
                  "                       --hidden FILE [--tensor NAME] --codec SPEC [--coded window|compressed]\n"
-                 "                       [--queries N] [--query-seed N] [--json]\n"
+                 "                       [--queries N] [--query-seed N] [--write-path published|v4] [--json]\n"
                  "Codes layer L's KV with the codec and prints how far V4's attention moves: logit_rel_mse,\n"
                  "kl_mean / kl_p99 (KL(p_ref || p_codec) with the sink), attn_out_rel.\n\n"
               << opts;
@@ -140,6 +146,15 @@ int run_attention(const std::vector<std::string>& args) {
 
   km::V4Config cfg = config.empty() ? km::V4Config::flash() : km::V4Config::from_json_file(config);
   km::V4AttentionConfig acfg = config.empty() ? km::V4AttentionConfig{} : km::V4AttentionConfig::from_json_file(config);
+  if (vm.count("write-path")) {
+    try {
+      cfg.write_path = km::parse_write_path(write_path, "--write-path");
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+  }
+  // Queries and compressed keys with the same RoPE (relative positions).
+  acfg.yarn_always = cfg.write_path == km::WritePath::kV4;
   const km::LayerKind kind = cfg.layer_kind(layer);
   const km::CodedPart coded = coded_s.empty() ? (kind == km::LayerKind::SWA ? km::CodedPart::kWindow
                                                                            : km::CodedPart::kCompressed)
@@ -212,6 +227,7 @@ int run_attention(const std::vector<std::string>& args) {
   nlohmann::json j = {{"layer", layer},
                       {"kind", km::layer_kind_name(kind)},
                       {"seqlen", S},
+                      {"write_path", km::write_path_name(cfg.write_path)},
                       {"coded", km::coded_part_name(coded)},
                       {"coded_entries", ref.size(0)},
                       {"codec", codec->spec()},
@@ -233,9 +249,9 @@ int run_attention(const std::vector<std::string>& args) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("layer {} ({}), {} tokens, coded {} ({} vectors), codec {} ({} bits/vector)\n", layer,
-             km::layer_kind_name(kind), S, km::coded_part_name(coded), ref.size(0), codec->spec(),
-             codec->bits_per_vector());
+  fmt::print("layer {} ({}, {} write path), {} tokens, coded {} ({} vectors), codec {} ({} bits/vector)\n", layer,
+             km::layer_kind_name(kind), km::write_path_name(cfg.write_path), S, km::coded_part_name(coded),
+             ref.size(0), codec->spec(), codec->bits_per_vector());
   fmt::print("{} queries x {} heads (seed {}, positions {}..{}), {} visible entries ({} coded)\n", m.queries, m.heads,
              query_seed, positions.front(), positions.back(), m.visible, m.visible_coded);
   fmt::print("  logit_rel_mse        {:.6g}\n", m.logit_rel_mse);
