@@ -216,3 +216,21 @@ TEST(ExperimentSpec, WritePathSwitch) {
 }  // namespace
 }  // namespace kvlab::experiment
 
+
+namespace kvlab::experiment {
+namespace {
+TEST(ExperimentSpec, BaselineAndScalarRates) {
+  const std::string g = std::string(kGood) + "codec = v4_native\nint.bits = 4 8\n";
+  const auto s = parse_spec(g, "/tmp/x.ini");
+  EXPECT_FALSE(s.params().contains("baseline"));  // default: fp8_per64, chosen by the statistics
+  bool int4 = false;
+  for (const auto& c : s.codecs) int4 |= c.codec == "int:bits=4,block=64,scale=fp16" && c.q == 4;
+  EXPECT_TRUE(int4);
+  const auto b = parse_spec(g + "[report]\nbaseline = V4_NATIVE\n", "/tmp/x.ini");
+  EXPECT_EQ(b.params()["baseline"], "v4_native");
+  expect_error(g + "[report]\nbaseline = e8:q=10\n", {"x.ini:12:", "'e8:q=10' is not a baseline format", "fp8_per64, v4_native"});
+  expect_error(std::string(kGood) + "[report]\nbaseline = v4_native\n", {"'v4_native' is not one of this experiment's codecs"});
+  expect_error(g + "int.bits = 9\n", {"bits = 9", "2 <= bits <= 8"});
+}
+}  // namespace
+}  // namespace kvlab::experiment

@@ -279,11 +279,13 @@ std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
   std::string o;
   o += fmt::format("experiment {} (id {}, origin {}): {} passages, {} finished runs\n", s.experiment.name,
                    s.experiment.id, s.experiment.origin, s.n_passages, s.experiment.counts.done);
-  o += "mean ± CI95 half-width over passages (Student t, n-1 df); ratio = per-passage rel-MSE / FP8 rel-MSE\n";
+  const std::string base = s.baseline == "fp8_per64" || s.baseline.empty() ? std::string("FP8") : s.baseline;
+  o += fmt::format("mean ± CI95 half-width over passages (Student t, n-1 df); ratio = per-passage rel-MSE / {} rel-MSE\n",
+                   base);
   for (const auto& st : s.streams) {
     o += fmt::format("\n{} ({})\n", st, short_stream(st));
-    o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", "codec", "n", "bits", "CR/FP8",
-                     "rel-MSE", "cosine", "ratio vs FP8");
+    o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", "codec", "n", "bits", "CR/" + base,
+                     "rel-MSE", "cosine", "ratio vs " + base);
     for (const auto& c : s.cells) {
       if (c.stream != st) continue;
       o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", c.codec, c.n_passages,

@@ -74,7 +74,7 @@ std::vector<KeyInfo> known_keys() {
       {"experiment.device"}, {"experiment.streams"},     {"weights.kind"},      {"weights.seed"},
       {"weights.path"},      {"weights.simulate_fp8"}, {"weights.gemm"}, {"weights.write_path"}, {"host.kind"},              {"host.seed"},         {"host.path"},
       {"passages.text", true}, {"passages.synthetic", true}, {"passages.seed_base"},
-      {"codecs.codec", true}, {"report.codec"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
+      {"codecs.codec", true}, {"report.codec"}, {"report.baseline"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
       {"forecast.context_tokens"},
   };
   for (const auto& s : known_streams()) {
@@ -510,6 +510,16 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       if (rep["codec"].is_null()) r.fail(e->line, "'report.compare' needs 'report.codec'");
       rep["compare"] = canonical_in_spec(*e);
     }
+    if (auto* e = r.get("report.baseline")) {
+      const std::string b = canonical_in_spec(*e);
+      if (!parse_codec_spec(b).is_baseline()) {
+        std::string allowed;
+        for (const auto& f : codec_family_table())
+          if (f.is_baseline) allowed += (allowed.empty() ? "" : ", ") + f.name;
+        r.fail(e->line, fmt::format("'report.baseline' = '{}' is not a baseline format (expected one of {})", b, allowed));
+      }
+      rep["baseline"] = b;
+    }
     if (rep["codec"].is_null()) {
       // Default: the E8 codec with the largest Q (else D4), compared with D4 at that Q.
       for (const char* fam : {"e8", "d4"}) {
@@ -561,6 +571,7 @@ nlohmann::json SweepSpec::params() const {
       {"report", report},   {"forecast", forecast},
   };
   if (!description.empty()) j["description"] = description;
+  if (report.contains("baseline") && report["baseline"].is_string()) j["baseline"] = report["baseline"];
   return j;
 }
 

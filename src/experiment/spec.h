@@ -38,6 +38,8 @@
 //   [report]
 //   codec = e8:q=38               # the codec the findings are about
 //   compare = d4:q=38             # optional second codec
+//   baseline = v4_native          # optional: the codec every ratio is against (a baseline
+//                                 # format of this experiment; default fp8_per64)
 //   [forecast]                    # optional deployment forecast inputs
 //   kv_memory_gib_per_node = 640
 //   context_tokens = 1048576

@@ -177,7 +177,9 @@ void parse_experiment_params(const std::string& params_json, stats::ExperimentIn
     info.stream_dtype = j["stream_dtype"].get<std::string>();
   if (j.contains("device") && j["device"].is_string()) info.device = j["device"].get<std::string>();
   if (j.contains("baseline") && j["baseline"].is_string()) info.baseline = j["baseline"].get<std::string>();
-  if (j.contains("write_path") && j["write_path"].is_string()) info.write_path = j["write_path"].get<std::string>();
+  if (j.contains("weights") && j["weights"].is_object() && j["weights"].contains("write_path") &&
+      j["weights"]["write_path"].is_string())
+    info.write_path = j["weights"]["write_path"].get<std::string>();
 }
 
 stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& name_or_id) {
