@@ -201,17 +201,17 @@ V4Config V4Config::from_json(const json& j, const std::string& where) {
   return c;
 }
 
-V4Config V4Config::from_json_file(const std::string& path) {
+json read_json_file(const std::string& path) {
   std::ifstream in(path);
   KVLAB_CHECK(in.good(), "{}: cannot open config file", path);
-  json j;
   try {
-    j = json::parse(in);
+    return json::parse(in);
   } catch (const json::exception& e) {
     throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
-  return from_json(j, path);
 }
+
+V4Config V4Config::from_json_file(const std::string& path) { return from_json(read_json_file(path), path); }
 
 json V4Config::to_json() const {
   json j{{"hidden_size", hidden_size},

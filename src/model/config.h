@@ -123,4 +123,8 @@ struct V4Config {
   bool operator==(const V4Config&) const = default;
 };
 
+// Parses a JSON file; kvlab::Error naming the path when it cannot be
+// opened or is not valid JSON. Shared by the config readers.
+nlohmann::json read_json_file(const std::string& path);
+
 }  // namespace kvlab::model

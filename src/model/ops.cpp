@@ -63,8 +63,11 @@ void check_fp8_args(const at::Tensor& x, int64_t ncols, int64_t block, double fp
 
 }  // namespace
 
-at::Tensor fp8_simulate_ue8m0_aten(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max) {
-  check_fp8_args(x, ncols, block, fp8_max);
+namespace {
+// The ATen FP8 simulation of the first ncols dims in blocks; the block scale
+// is a / fp8_max (SPEC) or, with ue8m0, the power of two 2^ceil(log2(a * fl32(1 / fp8_max)))
+// taken from the float bits, as kernels::fp8_simulate_rows_ue8m0.
+at::Tensor fp8_blocks_aten(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max, bool ue8m0) {
   at::Tensor xf = x.to(at::kFloat);
   if (ncols == 0) return xf.clone();
   const int64_t D = xf.size(-1);
@@ -74,21 +77,33 @@ at::Tensor fp8_simulate_ue8m0_aten(const at::Tensor& x, int64_t ncols, int64_t b
   at::Tensor v = xf.narrow(-1, 0, ncols).reshape(bshape);
   const float fmax = static_cast<float>(fp8_max);
   at::Tensor a = v.abs().amax(-1, /*keepdim=*/true).clamp_min(1e-4f);
-  // y = a * fl32(1 / fp8_max); s = 2^(exponent of y, +1 when its mantissa is non-zero).
-  at::Tensor y = (a * at::full({}, 1.0f / fmax, a.options())).contiguous();
-  at::Tensor u = y.view(at::kInt);
-  at::Tensor e = at::bitwise_and(at::bitwise_right_shift(u, 23), 0xff) + at::bitwise_and(u, 0x7fffff).ne(0).to(at::kInt);
-  at::Tensor s = at::bitwise_left_shift(e, 23).view(at::kFloat);
+  at::Tensor s;
+  if (ue8m0) {
+    // y = a * fl32(1 / fp8_max); s = 2^(exponent of y, +1 when its mantissa is non-zero).
+    at::Tensor y = (a * at::full({}, 1.0f / fmax, a.options())).contiguous();
+    at::Tensor u = y.view(at::kInt);
+    at::Tensor e =
+        at::bitwise_and(at::bitwise_right_shift(u, 23), 0xff) + at::bitwise_and(u, 0x7fffff).ne(0).to(at::kInt);
+    s = at::bitwise_left_shift(e, 23).view(at::kFloat);
+  } else {
+    s = a / fmax;
+  }
   at::Tensor q = e4m3_round((v / s).clamp(-fmax, fmax));
   at::Tensor out = (q * s).flatten(-2);
   if (ncols == D) return out;
   return at::cat({out, xf.narrow(-1, ncols, D - ncols)}, -1);
 }
+}  // namespace
+
+at::Tensor fp8_simulate_ue8m0_aten(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max) {
+  check_fp8_args(x, ncols, block, fp8_max);
+  return fp8_blocks_aten(x, ncols, block, fp8_max, /*ue8m0=*/true);
+}
 
 at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, double fp8_max, Fp8Scale scale) {
   check_fp8_args(x, ncols, block, fp8_max);
   if (scale == Fp8Scale::kUe8m0) {
-    if (!x.device().is_cpu()) return fp8_simulate_ue8m0_aten(x, ncols, block, fp8_max);
+    if (!x.device().is_cpu()) return fp8_blocks_aten(x, ncols, block, fp8_max, /*ue8m0=*/true);
     at::Tensor out = x.to(at::kFloat).contiguous().clone();
     if (ncols == 0 || out.numel() == 0) return out;
     const int64_t D = out.size(-1);
@@ -96,20 +111,7 @@ at::Tensor fp8_simulate(const at::Tensor& x, int64_t ncols, int64_t block, doubl
                                      static_cast<float>(fp8_max));
     return out;
   }
-  at::Tensor xf = x.to(at::kFloat);
-  if (ncols == 0) return xf.clone();
-  const int64_t D = xf.size(-1);
-  std::vector<int64_t> bshape(xf.sizes().begin(), xf.sizes().end());
-  bshape.back() = ncols / block;
-  bshape.push_back(block);
-  at::Tensor v = xf.narrow(-1, 0, ncols).reshape(bshape);
-  const float fmax = static_cast<float>(fp8_max);
-  at::Tensor a = v.abs().amax(-1, /*keepdim=*/true).clamp_min(1e-4f);
-  at::Tensor s = a / fmax;
-  at::Tensor q = e4m3_round((v / s).clamp(-fmax, fmax));
-  at::Tensor out = (q * s).flatten(-2);
-  if (ncols == D) return out;
-  return at::cat({out, xf.narrow(-1, ncols, D - ncols)}, -1);
+  return fp8_blocks_aten(x, ncols, block, fp8_max, /*ue8m0=*/false);
 }
 
 at::Tensor overlap_windows(const at::Tensor& x, double fill) {

@@ -105,15 +105,7 @@ V4AttentionConfig V4AttentionConfig::from_json(const json& j, const std::string&
 }
 
 V4AttentionConfig V4AttentionConfig::from_json_file(const std::string& path) {
-  std::ifstream in(path);
-  KVLAB_CHECK(in.good(), "{}: cannot open config file", path);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
-  return from_json(j, path);
+  return from_json(read_json_file(path), path);
 }
 
 void V4AttentionConfig::validate() const {
