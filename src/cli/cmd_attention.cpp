@@ -24,6 +24,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -102,27 +103,32 @@ nlohmann::json metrics_json(const km::AttentionMetrics& m) {
           {"visible", m.visible},             {"visible_coded", m.visible_coded}};
 }
 
-int run_attention(const std::vector<std::string>& args) {
-  km::fix_openblas_core(with_command({"attention"}, args));
+struct AttentionArgs {
   std::string weights, config, hidden, tensor, codec_spec, coded_s, write_path;
   int layer = -1;
   int64_t batch = 0, queries = 256;
   uint64_t query_seed = 0;
+  bool has_write_path = false, json = false;
+};
+
+// Parses and checks the options; nullopt after printing --help.
+std::optional<AttentionArgs> parse_attention_args(const std::vector<std::string>& args) {
+  AttentionArgs a;
   po::options_description opts("kvlab attention options");
   opts.add_options()("help,h", "show this help")(
-      "weights", po::value<std::string>(&weights),
+      "weights", po::value<std::string>(&a.weights),
       "checkpoint directory or .safetensors file, or random[:seed] (write-path and query weights)")(
-      "config", po::value<std::string>(&config), "V4 config.json (default: V4-Flash)")(
-      "layer", po::value<int>(&layer), "layer id; its kind (SWA / CSA / HCA) comes from compress_ratios")(
-      "hidden", po::value<std::string>(&hidden), "hidden states FILE.safetensors ([S, hidden] or [B, S, hidden])")(
-      "tensor", po::value<std::string>(&tensor), "tensor name in --hidden (default: its only tensor)")(
-      "batch", po::value<int64_t>(&batch), "passage row of a [B, S, hidden] tensor (default 0)")(
-      "codec", po::value<std::string>(&codec_spec), "codec spec, e.g. e8:q=38, d4:q=10, fp8_per64")(
-      "coded", po::value<std::string>(&coded_s),
+      "config", po::value<std::string>(&a.config), "V4 config.json (default: V4-Flash)")(
+      "layer", po::value<int>(&a.layer), "layer id; its kind (SWA / CSA / HCA) comes from compress_ratios")(
+      "hidden", po::value<std::string>(&a.hidden), "hidden states FILE.safetensors ([S, hidden] or [B, S, hidden])")(
+      "tensor", po::value<std::string>(&a.tensor), "tensor name in --hidden (default: its only tensor)")(
+      "batch", po::value<int64_t>(&a.batch), "passage row of a [B, S, hidden] tensor (default 0)")(
+      "codec", po::value<std::string>(&a.codec_spec), "codec spec, e.g. e8:q=38, d4:q=10, fp8_per64")(
+      "coded", po::value<std::string>(&a.coded_s),
       "part to code: window or compressed (default: window on SWA layers, compressed on CSA / HCA)")(
-      "queries", po::value<int64_t>(&queries), "sampled query positions (default 256; 0 = all)")(
-      "query-seed", po::value<uint64_t>(&query_seed), "seed of the query sample (default 0)")(
-      "write-path", po::value<std::string>(&write_path),
+      "queries", po::value<int64_t>(&a.queries), "sampled query positions (default 256; 0 = all)")(
+      "query-seed", po::value<uint64_t>(&a.query_seed), "seed of the query sample (default 0)")(
+      "write-path", po::value<std::string>(&a.write_path),
       "published or v4 (default: the config's, else published); the queries' CSA / HCA RoPE uses YaRN "
       "as the write path's compressed keys do (v4: always; published: beyond original_seq_len)")(
       "json", "print one JSON object");
@@ -136,61 +142,105 @@ int run_attention(const std::vector<std::string>& args) {
                  "Codes layer L's KV with the codec and prints how far V4's attention moves: logit_rel_mse,\n"
                  "kl_mean / kl_p99 (KL(p_ref || p_codec) with the sink), attn_out_rel.\n\n"
               << opts;
-    return 0;
+    return std::nullopt;
   }
-  if (weights.empty()) throw UsageError("attention: --weights PATH (or random[:seed]) is required");
-  if (hidden.empty()) throw UsageError("attention: --hidden FILE is required");
-  if (codec_spec.empty()) throw UsageError("attention: --codec SPEC is required");
-  if (layer < 0) throw UsageError("attention: --layer L (>= 0) is required");
-  if (queries < 0) throw UsageError(fmt::format("--queries {}: expected >= 0", queries));
+  if (a.weights.empty()) throw UsageError("attention: --weights PATH (or random[:seed]) is required");
+  if (a.hidden.empty()) throw UsageError("attention: --hidden FILE is required");
+  if (a.codec_spec.empty()) throw UsageError("attention: --codec SPEC is required");
+  if (a.layer < 0) throw UsageError("attention: --layer L (>= 0) is required");
+  if (a.queries < 0) throw UsageError(fmt::format("--queries {}: expected >= 0", a.queries));
+  a.has_write_path = vm.count("write-path") > 0;
+  a.json = vm.count("json") > 0;
+  return a;
+}
 
-  km::V4Config cfg = config.empty() ? km::V4Config::flash() : km::V4Config::from_json_file(config);
-  km::V4AttentionConfig acfg = config.empty() ? km::V4AttentionConfig{} : km::V4AttentionConfig::from_json_file(config);
-  if (vm.count("write-path")) {
+// The write-path and query weights of one layer (random or a checkpoint),
+// and their description for the JSON output.
+struct LayerWeights {
+  km::V4Weights kv;
+  km::V4QueryWeights q;
+  nlohmann::json desc;
+};
+
+LayerWeights load_layer_weights(const AttentionArgs& a, const km::V4Config& cfg, const km::V4AttentionConfig& acfg,
+                                km::LayerKind kind) {
+  LayerWeights w;
+  uint64_t seed = 0;
+  if (parse_random(a.weights, &seed)) {
+    w.kv = km::random_weights(cfg, seed);
+    w.q = km::random_query_weights(cfg, acfg, seed);
+    w.desc = {{"kind", "random"}, {"seed", seed}};
+    return w;
+  }
+  // The loader reads one layer of each kind: this layer for its own kind.
+  auto first_of = [&](km::LayerKind k) {
+    auto ids = cfg.layers_of(k);
+    KVLAB_CHECK(!ids.empty(), "{}: the config has no {} layer", a.config, km::layer_kind_name(k));
+    return ids[0];
+  };
+  const int csa = kind == km::LayerKind::CSA ? a.layer : first_of(km::LayerKind::CSA);
+  const int hca = kind == km::LayerKind::HCA ? a.layer : first_of(km::LayerKind::HCA);
+  w.kv = km::load_weights(a.weights, cfg, a.layer, csa, hca);
+  w.q = km::load_query_weights(a.weights, cfg, acfg, a.layer);
+  w.desc = {{"kind", "checkpoint"}, {"path", a.weights}, {"layer", a.layer}};
+  return w;
+}
+
+void print_attention_text(const nlohmann::json& j, const km::AttentionMetrics& m,
+                          const std::vector<int64_t>& positions) {
+  fmt::print("layer {} ({}, {} write path), {} tokens, coded {} ({} vectors), codec {} ({} bits/vector)\n",
+             j["layer"].get<int>(), j["kind"].get<std::string>(), j["write_path"].get<std::string>(),
+             j["seqlen"].get<int64_t>(), j["coded"].get<std::string>(), j["coded_entries"].get<int64_t>(),
+             j["codec"].get<std::string>(), j["bits_per_vector"].get<double>());
+  fmt::print("{} queries x {} heads (seed {}, positions {}..{}), {} visible entries ({} coded)\n", m.queries, m.heads,
+             j["query_seed"].get<uint64_t>(), positions.front(), positions.back(), m.visible, m.visible_coded);
+  fmt::print("  logit_rel_mse        {:.6g}\n", m.logit_rel_mse);
+  fmt::print("  logit_rel_mse_coded  {:.6g}\n", m.logit_rel_mse_coded);
+  fmt::print("  kl_mean              {:.6g}\n", m.kl_mean);
+  fmt::print("  kl_p99               {:.6g}\n", m.kl_p99);
+  fmt::print("  kl_max               {:.6g}\n", m.kl_max);
+  fmt::print("  attn_out_rel         {:.6g}\n", m.attn_out_rel);
+  const auto& t = j["seconds"];
+  fmt::print("seconds: weights {:.3f}, streams {:.3f}, queries {:.3f}, probe {:.3f}, codec {:.3f}, score {:.3f}\n",
+             t["weights"].get<double>(), t["streams"].get<double>(), t["queries"].get<double>(),
+             t["probe"].get<double>(), t["codec"].get<double>(), t["score"].get<double>());
+}
+
+int run_attention(const std::vector<std::string>& args) {
+  km::fix_openblas_core(with_command({"attention"}, args));
+  const auto parsed = parse_attention_args(args);
+  if (!parsed) return 0;
+  const AttentionArgs& a = *parsed;
+
+  km::V4Config cfg = a.config.empty() ? km::V4Config::flash() : km::V4Config::from_json_file(a.config);
+  km::V4AttentionConfig acfg =
+      a.config.empty() ? km::V4AttentionConfig{} : km::V4AttentionConfig::from_json_file(a.config);
+  if (a.has_write_path) {
     try {
-      cfg.write_path = km::parse_write_path(write_path, "--write-path");
+      cfg.write_path = km::parse_write_path(a.write_path, "--write-path");
     } catch (const Error& e) {
       throw UsageError(e.what());
     }
   }
   // Queries and compressed keys with the same RoPE (relative positions).
   acfg.yarn_always = cfg.write_path == km::WritePath::kV4;
-  const km::LayerKind kind = cfg.layer_kind(layer);
-  const km::CodedPart coded = coded_s.empty() ? (kind == km::LayerKind::SWA ? km::CodedPart::kWindow
-                                                                           : km::CodedPart::kCompressed)
-                                              : km::parse_coded_part(coded_s);
+  const km::LayerKind kind = cfg.layer_kind(a.layer);
+  const km::CodedPart coded = a.coded_s.empty() ? (kind == km::LayerKind::SWA ? km::CodedPart::kWindow
+                                                                               : km::CodedPart::kCompressed)
+                                                : km::parse_coded_part(a.coded_s);
   if (kind == km::LayerKind::SWA && coded == km::CodedPart::kCompressed)
-    throw UsageError(fmt::format("--coded compressed: layer {} is a sliding-window layer (no compressed KV)", layer));
-  auto codec = kvlab::codec::make_codec(codec_spec, cfg.head_dim);
+    throw UsageError(
+        fmt::format("--coded compressed: layer {} is a sliding-window layer (no compressed KV)", a.layer));
+  auto codec = kvlab::codec::make_codec(a.codec_spec, cfg.head_dim);
 
   auto t0 = std::chrono::steady_clock::now();
-  km::V4Weights kvw;
-  km::V4QueryWeights qw;
-  nlohmann::json weights_desc;
-  uint64_t seed = 0;
-  if (parse_random(weights, &seed)) {
-    kvw = km::random_weights(cfg, seed);
-    qw = km::random_query_weights(cfg, acfg, seed);
-    weights_desc = {{"kind", "random"}, {"seed", seed}};
-  } else {
-    // The loader reads one layer of each kind: this layer for its own kind.
-    auto first_of = [&](km::LayerKind k) {
-      auto ids = cfg.layers_of(k);
-      KVLAB_CHECK(!ids.empty(), "{}: the config has no {} layer", config, km::layer_kind_name(k));
-      return ids[0];
-    };
-    const int csa = kind == km::LayerKind::CSA ? layer : first_of(km::LayerKind::CSA);
-    const int hca = kind == km::LayerKind::HCA ? layer : first_of(km::LayerKind::HCA);
-    kvw = km::load_weights(weights, cfg, layer, csa, hca);
-    qw = km::load_query_weights(weights, cfg, acfg, layer);
-    weights_desc = {{"kind", "checkpoint"}, {"path", weights}, {"layer", layer}};
-  }
+  const LayerWeights w = load_layer_weights(a, cfg, acfg, kind);
   const double t_weights = seconds_since(t0);
 
-  at::Tensor x = read_hidden(hidden, tensor, batch);  // [S, hidden]
+  at::Tensor x = read_hidden(a.hidden, a.tensor, a.batch);  // [S, hidden]
   const int64_t S = x.size(0);
   t0 = std::chrono::steady_clock::now();
-  km::V4KVWriter writer(cfg, kvw);
+  km::V4KVWriter writer(cfg, w.kv);
   const char* cstream = kind == km::LayerKind::CSA ? km::kStreamCSA : km::kStreamHCA;
   std::vector<std::string> want = {km::kStreamSWA};
   if (kind != km::LayerKind::SWA) want.push_back(cstream);
@@ -199,17 +249,18 @@ int run_attention(const std::vector<std::string>& args) {
 
   const int64_t ratio = kind == km::LayerKind::CSA ? cfg.csa_ratio : kind == km::LayerKind::HCA ? cfg.hca_ratio : 0;
   t0 = std::chrono::steady_clock::now();
-  const auto positions = km::sample_query_positions(S, queries, query_seed, km::first_position_seeing(coded, ratio));
+  const auto positions =
+      km::sample_query_positions(S, a.queries, a.query_seed, km::first_position_seeing(coded, ratio));
   km::AttentionInputs in;
   in.positions = positions;
-  in.queries = km::v4_queries(cfg, acfg, qw, kind, x, positions);
+  in.queries = km::v4_queries(cfg, acfg, w.q, kind, x, positions);
   in.window_kv = streams.at(km::kStreamSWA).squeeze(0);
   if (kind != km::LayerKind::SWA) {
     in.compressed_kv = streams.at(cstream).squeeze(0);
     in.ratio = ratio;
   }
   in.index_topk = kind == km::LayerKind::CSA ? acfg.index_topk : 0;
-  in.sink = qw.attn_sink;
+  in.sink = w.q.attn_sink;
   in.coded = coded;
   in.window = acfg.window;
   const double t_queries = seconds_since(t0);
@@ -224,7 +275,7 @@ int run_attention(const std::vector<std::string>& args) {
   const km::AttentionMetrics m = probe.score(decoded);
   const double t_score = seconds_since(t0);
 
-  nlohmann::json j = {{"layer", layer},
+  nlohmann::json j = {{"layer", a.layer},
                       {"kind", km::layer_kind_name(kind)},
                       {"seqlen", S},
                       {"write_path", km::write_path_name(cfg.write_path)},
@@ -232,10 +283,10 @@ int run_attention(const std::vector<std::string>& args) {
                       {"coded_entries", ref.size(0)},
                       {"codec", codec->spec()},
                       {"bits_per_vector", codec->bits_per_vector()},
-                      {"weights", weights_desc},
-                      {"hidden", hidden},
-                      {"tensor", tensor},
-                      {"query_seed", query_seed},
+                      {"weights", w.desc},
+                      {"hidden", a.hidden},
+                      {"tensor", a.tensor},
+                      {"query_seed", a.query_seed},
                       {"positions", positions},
                       {"metrics", metrics_json(m)},
                       {"seconds",
@@ -245,23 +296,11 @@ int run_attention(const std::vector<std::string>& args) {
                         {"probe", t_probe},
                         {"codec", t_codec},
                         {"score", t_score}}}};
-  if (vm.count("json")) {
+  if (a.json) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("layer {} ({}, {} write path), {} tokens, coded {} ({} vectors), codec {} ({} bits/vector)\n", layer,
-             km::layer_kind_name(kind), km::write_path_name(cfg.write_path), S, km::coded_part_name(coded),
-             ref.size(0), codec->spec(), codec->bits_per_vector());
-  fmt::print("{} queries x {} heads (seed {}, positions {}..{}), {} visible entries ({} coded)\n", m.queries, m.heads,
-             query_seed, positions.front(), positions.back(), m.visible, m.visible_coded);
-  fmt::print("  logit_rel_mse        {:.6g}\n", m.logit_rel_mse);
-  fmt::print("  logit_rel_mse_coded  {:.6g}\n", m.logit_rel_mse_coded);
-  fmt::print("  kl_mean              {:.6g}\n", m.kl_mean);
-  fmt::print("  kl_p99               {:.6g}\n", m.kl_p99);
-  fmt::print("  kl_max               {:.6g}\n", m.kl_max);
-  fmt::print("  attn_out_rel         {:.6g}\n", m.attn_out_rel);
-  fmt::print("seconds: weights {:.3f}, streams {:.3f}, queries {:.3f}, probe {:.3f}, codec {:.3f}, score {:.3f}\n",
-             t_weights, t_streams, t_queries, t_probe, t_codec, t_score);
+  print_attention_text(j, m, positions);
   return 0;
 }
 
