@@ -240,3 +240,76 @@ TEST(QueryCli, ShowAndBenchmarkGenerator) {
   const json bq = json::parse(c.out);
   EXPECT_EQ(bq["streams"].size(), 6u);  // 3 streams x {d4, e8}
 }
+
+TEST(QueryCli, BestLowestBitPointPerStreamAndLayerWeighted) {
+  Cli c;
+  c.import_published();
+  // Published n = 8: E8 Q=38 clears A on SWA (0.790) and CSA (0.900), not on HCA (1.043); layer weighted 0.959.
+  ASSERT_EQ(c.run_stdout(fmt::format("best --db {} --family e8 --threshold A --json", c.db)), 3) << c.out;
+  const json j = json::parse(c.out);
+  EXPECT_EQ(j["baseline"], "fp8_per64");
+  EXPECT_EQ(j["metric"], "rel_mse");
+  ASSERT_EQ(j["streams"].size(), 3u);
+  EXPECT_EQ(j["streams"][0]["best"]["codec"], "e8:q=38");
+  EXPECT_DOUBLE_EQ(j["streams"][0]["best"]["bits_per_vector"].get<double>(), 3296);
+  EXPECT_DOUBLE_EQ(j["streams"][0]["best"]["bits_per_dim"].get<double>(), 3296.0 / 512);
+  EXPECT_NEAR(j["streams"][0]["best"]["ratio"]["mean"].get<double>(), 0.790, 0.0005);
+  EXPECT_FALSE(j["streams"][2]["admissible"].get<bool>());
+  EXPECT_EQ(j["layer_weighted"]["best"]["codec"], "e8:q=38");
+  EXPECT_NEAR(j["layer_weighted"]["best"]["ratio"]["mean"].get<double>(), 0.959, 0.0005);
+  EXPECT_NEAR(j["layer_weighted"]["best"]["ratio"]["ci95_hw"].get<double>(), 0.022, 0.0005);
+  // Threshold C, point view: HCA clears at E8 Q=38 too; text names bits/vector and bits/dim.
+  ASSERT_EQ(c.run(fmt::format("best --db {} --family e8 --threshold C", c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "bits/vec") && has(c.out, "bits/d") && has(c.out, "6.438")) << c.out;
+  // Bad input: unknown family, metric, baseline; a metric not recorded.
+  EXPECT_EQ(c.run(fmt::format("best --db {} --family e9", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "unknown codec family 'e9'") && has(c.out, "hadamard_int")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best --db {} --family e8 --metric foo", c.db)), 2);
+  EXPECT_TRUE(has(c.out, "unknown --metric 'foo'") && has(c.out, "attn_out")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best --db {} --family e8 --against v4_native", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "--against 'v4_native'") && has(c.out, "fp8_per64")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best --db {} --family e8 --metric kl", c.db)), 1);
+  EXPECT_TRUE(has(c.out, "kl_mean") && has(c.out, "rel_mse")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("best --db {}", c.db)), 2);
+  EXPECT_TRUE(has(c.out, "missing --family")) << c.out;
+  // --against another codec of the experiment: D4 Q=38 as baseline.
+  ASSERT_EQ(c.run_stdout(fmt::format("best --db {} --family e8 --threshold A --against d4:q=38 --json", c.db)), 0)
+      << c.out;
+  EXPECT_EQ(json::parse(c.out)["baseline"], "d4:q=38");
+}
+
+TEST(QueryCli, StatsShowsEveryRecordedMetricWithItsRatio) {
+  Cli c;
+  {
+    auto h = kvlab::store::open_database(c.db, kvlab::store::OpenMode::kCreate);
+    kvlab::store::ImportOptions o;
+    o.layer_mix = {{"sliding_window_kv", 1}};
+    const std::string csv = c.write("m.csv",
+                                    "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
+                                    "a,sliding_window_kv,fp8_per64,,4224,0.001,0.9997\n"
+                                    "b,sliding_window_kv,fp8_per64,,4224,0.002,0.9997\n"
+                                    "a,sliding_window_kv,e8,38,3296,0.0008,0.9998\n"
+                                    "b,sliding_window_kv,e8,38,3296,0.0012,0.9998\n");
+    kvlab::store::import_csv(*h, csv, o);
+    // attn_out_rel rows for every run (as the attention metrics store them): fp8 1, 2; e8 3, 4 -> ratios 3, 2.
+    h->exec(
+        "INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'attn_out_rel', CASE "
+        "WHEN r.codec = 'fp8_per64' AND p.name = 'a' THEN 1 WHEN r.codec = 'fp8_per64' THEN 2 "
+        "WHEN p.name = 'a' THEN 3 ELSE 4 END FROM runs r JOIN passages p ON p.id = r.passage_id");
+  }
+  ASSERT_EQ(c.run_stdout(fmt::format("stats --db {} --json", c.db)), 0) << c.out;
+  const json j = json::parse(c.out);
+  const json* e8 = nullptr;
+  for (const auto& r : j)
+    if (r["codec"] == "e8:q=38") e8 = &r;
+  ASSERT_NE(e8, nullptr);
+  EXPECT_DOUBLE_EQ((*e8)["metrics"]["attn_out_rel"]["mean"].get<double>(), 3.5);
+  EXPECT_DOUBLE_EQ((*e8)["metric_ratios"]["attn_out_rel"]["mean"].get<double>(), 2.5);
+  EXPECT_FALSE((*e8)["metric_ratios"]["attn_out_rel"]["ci95_hw"].is_null());
+  EXPECT_NEAR((*e8)["metric_ratios"]["rel_mse"]["mean"].get<double>(), (0.8 + 0.6) / 2, 1e-12);
+  ASSERT_EQ(c.run(fmt::format("stats --db {}", c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "attn_out_rel") && has(c.out, "2.500 ±")) << c.out;
+  // best on the attention metric: e8 ratio 2.5 does not clear C.
+  EXPECT_EQ(c.run(fmt::format("best --db {} --family e8 --metric attn_out --threshold C", c.db)), 3) << c.out;
+  EXPECT_TRUE(has(c.out, "attn_out_rel")) << c.out;
+}

@@ -1,13 +1,15 @@
-// The read side of the `kvlab` CLI: stats, best_q (also best-q), list, show,
-// export, diff, import published, import csv, refine, bench query.
+// The read side of the `kvlab` CLI: stats, best_q (also best-q), best,
+// list, show, export, diff, import published, import csv, refine, bench query.
 //
 // Every number printed here comes from kvlab::stats structs computed from
 // the database rows (store::load_experiment -> stats::summarize); this file
-// only parses options and formats. With --json, machine-readable output goes
-// to stdout and messages to stderr.
+// parses options and calls the renderers of src/report/ (console.h for
+// text, stats_json.h for JSON) for stats, best_q and best; list, show,
+// export and diff still format their rows here. With --json,
+// machine-readable output goes to stdout and messages to stderr.
 //
 // Not here: statistics (src/stats/), SQL (src/store/), markdown reports
-// (src/report/).
+// (src/report/), the shared options (cli/options.h).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -28,16 +30,19 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "model/config.h"
+#include "report/console.h"
+#include "report/stats_json.h"
+#include "stats/best.h"
 #include "stats/compare.h"
 #include "stats/study.h"
 #include "store/db.h"
 #include "store/import.h"
 #include "store/query.h"
 
-namespace po = boost::program_options;
 using nlohmann::json;
 
 namespace kvlab::cli {
@@ -45,45 +50,7 @@ namespace {
 
 // ---------------------------------------------------------------- options
 
-std::string default_db() {
-  const char* env = std::getenv("KVLAB_DB");
-  return env && *env ? env : "results/kvlab.db";
-}
-
-struct Common {
-  std::string db;
-  std::string experiment;
-  bool json = false;
-};
-
-void add_db(po::options_description& d, Common& c) {
-  d.add_options()("db", po::value(&c.db)->default_value(default_db()),
-                  "database file (default $KVLAB_DB or results/kvlab.db)");
-}
-void add_experiment(po::options_description& d, Common& c) {
-  d.add_options()("experiment,e", po::value(&c.experiment),
-                  "experiment name or id (default: the only experiment in the database)");
-}
-void add_json(po::options_description& d, Common& c) {
-  d.add_options()("json", po::bool_switch(&c.json), "machine-readable JSON on stdout");
-}
-
-// Parses; returns false (after printing help) when --help was given.
-bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
-           const po::positional_options_description* pos = nullptr) {
-  desc.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  auto parser = po::command_line_parser(args).options(desc);
-  if (pos) parser.positional(*pos);
-  po::store(parser.run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage << "\n\n" << desc << "\n"
-              << "exit codes: 0 ok, 1 error, 2 usage, 3 no admissible Q, 4 database busy, 5 schema too new\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
+using Common = CommonOptions;
 
 std::unique_ptr<SQLite::Database> open_ro(const std::string& path) {
   return store::open_database(path, store::OpenMode::kReadOnly);
@@ -164,25 +131,9 @@ std::string ci_fixed(const stats::Summary& s, int decimals = 3) {
   if (!s.ci95_hw) return fmt::format("{:.{}f} (n={}, no CI)", s.mean, decimals, s.n);
   return fmt::format("{:.{}f} ± {:.{}f}", s.mean, decimals, *s.ci95_hw, decimals);
 }
-json jsum(const stats::Summary& s) {
-  json j;
-  j["n"] = s.n;
-  j["mean"] = std::isfinite(s.mean) ? json(s.mean) : json(nullptr);
-  j["sd"] = s.sd ? json(*s.sd) : json(nullptr);
-  j["ci95_hw"] = s.ci95_hw ? json(*s.ci95_hw) : json(nullptr);
-  return j;
-}
+json jsum(const stats::Summary& s) { return report::summary_json(s); }
 json jopt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 json jopt(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
-
-std::string pct(double saving) { return fmt::format("{:+.1f} %", -100.0 * saving); }
-
-std::string short_stream(const std::string& s) {
-  if (s == "sliding_window_kv") return "SWA";
-  if (s == "csa_pool_kv_ratio4") return "CSA";
-  if (s == "hca_pool_kv_ratio128") return "HCA";
-  return s;
-}
 
 void emit(const std::string& text, const std::string& out_path) {
   if (out_path.empty() || out_path == "-") {
@@ -206,129 +157,7 @@ struct StatsArgs {
 };
 
 std::string render_stats(const stats::StudySummary& s, const StatsArgs& a) {
-  if (a.c.json) {
-    json rows = json::array();
-    const bool cells = a.json_rows == "cells", lw = a.json_rows == "layer_weighted", audit = a.json_rows == "audit";
-    for (const auto& c : s.cells) {
-      if (!cells) break;
-      json r;
-      r["kind"] = "cell";
-      r["stream"] = c.stream;
-      r["codec"] = c.codec;
-      r["family"] = c.family;
-      r["q"] = jopt(c.q);
-      r["n"] = c.n_passages;
-      r["bits_per_vector"] = c.bits_per_vector;
-      r["dim"] = c.dim;
-      r["cr_vs_fp8"] = jopt(c.cr_vs_fp8);
-      r["cr_vs_bf16"] = c.cr_vs_bf16;
-      r["bit_saving"] = jopt(c.bit_saving);
-      r["rel_mse"] = jsum(c.rel_mse);
-      r["cos_sim"] = jsum(c.cos_sim);
-      r["ratio_vs_fp8"] = c.ratio_vs_fp8 ? jsum(*c.ratio_vs_fp8) : json(nullptr);
-      if (a.per_passage) {
-        json pp = json::array();
-        for (const auto& p : c.passages)
-          pp.push_back({{"passage", p.passage}, {"rel_mse", p.rel_mse}, {"fp8_rel_mse", p.fp8_rel_mse},
-                        {"ratio", p.ratio}});
-        r["per_passage"] = pp;
-      }
-      rows.push_back(r);
-    }
-    for (const auto& l : s.layer_weighted) {
-      if (!lw) break;
-      json r;
-      r["kind"] = "layer_weighted";
-      r["stream"] = "layer_weighted";
-      r["codec"] = l.codec;
-      r["family"] = l.family;
-      r["q"] = jopt(l.q);
-      r["complete"] = l.complete;
-      r["missing_streams"] = l.missing_streams;
-      r["n"] = l.paired.n;
-      r["bits_per_vector"] = l.weighted_bits;
-      r["cr_vs_fp8"] = l.cr_vs_fp8;
-      r["cr_vs_bf16"] = l.cr_vs_bf16;
-      r["bit_saving"] = l.bit_saving;
-      // ci95_hw: the published root-sum-square; paired: per-passage interval.
-      r["ratio_vs_fp8"] = {{"mean", l.complete ? json(l.mean) : json(nullptr)},
-                           {"ci95_hw", jopt(l.rss_hw)},
-                           {"ci95_hw_method", "root-sum-square of w_s * hw_s (published)"}};
-      r["ratio_vs_fp8_paired"] = jsum(l.paired);
-      json w = json::object();
-      for (const auto& sw : s.weights) w[sw.stream] = sw.weight;
-      r["weights"] = w;
-      rows.push_back(r);
-    }
-    for (const auto& au : s.audits)
-      for (const auto& m : au.metrics) {
-        if (!audit) break;
-        json r;
-        r["kind"] = "audit";
-        r["stream"] = au.stream;
-        r["metric"] = m.metric;
-        r["gate"] = m.gate;
-        r["value"] = jsum(m.value);
-        r["fires"] = m.fires;
-        r["passages_firing"] = m.passages_firing;
-        r["n"] = m.value.n;
-        rows.push_back(r);
-      }
-    return rows.dump(2) + "\n";
-  }
-  std::string o;
-  o += fmt::format("experiment {} (id {}, origin {}): {} passages, {} finished runs\n", s.experiment.name,
-                   s.experiment.id, s.experiment.origin, s.n_passages, s.experiment.counts.done);
-  const std::string base = s.baseline == "fp8_per64" || s.baseline.empty() ? std::string("FP8") : s.baseline;
-  o += fmt::format("mean ± CI95 half-width over passages (Student t, n-1 df); ratio = per-passage rel-MSE / {} rel-MSE\n",
-                   base);
-  for (const auto& st : s.streams) {
-    o += fmt::format("\n{} ({})\n", st, short_stream(st));
-    o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", "codec", "n", "bits", "CR/" + base,
-                     "rel-MSE", "cosine", "ratio vs " + base);
-    for (const auto& c : s.cells) {
-      if (c.stream != st) continue;
-      o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", c.codec, c.n_passages,
-                       num(c.bits_per_vector, 6), c.cr_vs_fp8 ? fmt::format("{:.3f}", *c.cr_vs_fp8) : "-",
-                       ci(c.rel_mse), ci(c.cos_sim, 6), c.ratio_vs_fp8 ? ci_fixed(*c.ratio_vs_fp8) : "-");
-      if (a.per_passage)
-        for (const auto& p : c.passages)
-          o += fmt::format("      {:<10} rel-MSE {}  FP8 {}  ratio {:.4f}\n", p.passage, num(p.rel_mse),
-                           num(p.fp8_rel_mse), p.ratio);
-    }
-  }
-  if (!s.layer_weighted.empty()) {
-    std::string w;
-    for (const auto& sw : s.weights)
-      w += fmt::format("{}{} {:g}/{:g}", w.empty() ? "" : ", ", short_stream(sw.stream), sw.layers,
-                       sw.layers / sw.weight);
-    o += fmt::format("\nlayer-weighted ratio vs FP8 (weights {})\n", w);
-    o += "  published CI = sqrt(sum (w_s hw_s)^2); paired CI = t interval of per-passage sum w_s ratio_s\n";
-    o += fmt::format("  {:<12} {:>9} {:>16} {:>22} {:>10} {:>8} {:>9}\n", "codec", "ratio", "published CI",
-                     "paired", "bits", "CR/FP8", "saving");
-    for (const auto& l : s.layer_weighted) {
-      if (!l.complete) {
-        o += fmt::format("  {:<12} incomplete: no data on {}\n", l.codec, fmt::join(l.missing_streams, ", "));
-        continue;
-      }
-      o += fmt::format("  {:<12} {:>9.3f} {:>16} {:>22} {:>10.1f} {:>8.3f} {:>9}\n", l.codec, l.mean,
-                       l.rss_hw ? fmt::format("± {:.3f}", *l.rss_hw) : "no CI", ci_fixed(l.paired), l.weighted_bits,
-                       l.cr_vs_fp8, pct(l.bit_saving));
-    }
-  }
-  if (!s.audits.empty()) {
-    o += "\naudit (mean ± CI95 over passages; '!' = mean exceeds the published gate)\n";
-    for (const auto& au : s.audits) {
-      o += fmt::format("  {} ({} vectors x {})\n", au.stream, au.n_vectors, au.dim);
-      for (const auto& m : au.metrics)
-        o += fmt::format("    {:<37} {:>26}  gate {:<5g} {} ({} of {} passages above)\n", m.metric, ci(m.value),
-                         m.gate, m.fires ? "!" : " ", m.passages_firing, m.value.n);
-    }
-    o += "  (rms_wasserstein2_over_sigma_per_dim is a tail-quantile ratio; name kept for comparability)\n";
-  }
-  for (const auto& m : s.monotonicity) o += "warning: " + m.message + "\n";
-  for (const auto& w : s.warnings) o += "note: " + w + "\n";
-  return o;
+  return a.c.json ? report::stats_json(s, a.json_rows, a.per_passage) : report::stats_text(s, a.per_passage);
 }
 
 int cmd_stats(const std::vector<std::string>& args) {
@@ -373,24 +202,13 @@ stats::QView view_of(const BestQArgs& a) {
   return a.ci_safe ? stats::QView::kCiSafe : stats::QView::kPoint;
 }
 
-const char* view_text(stats::QView v) {
-  switch (v) {
-    case stats::QView::kPoint: return "point (mean rel-MSE <= budget)";
-    case stats::QView::kCiSafe: return "CI-safe, published (mean + CI95 half-width of rel-MSE <= budget)";
-    case stats::QView::kPairedCiSafe: return "CI-safe, paired (upper end of the per-passage ratio CI95 <= threshold)";
-  }
-  return "";
-}
-
-// Families to show: --codec, else every lattice family in the data.
-std::vector<std::string> families_of(const stats::StudySummary& s, const std::vector<std::string>& codecs) {
-  if (codecs.empty()) return s.families;
-  std::vector<std::string> f;
-  for (const auto& c : codecs) {
-    const std::string fam = c.substr(0, c.find(':'));
-    if (fam != stats::kFp8Codec && std::find(f.begin(), f.end(), fam) == f.end()) f.push_back(fam);
-  }
-  return f;
+report::BestQSelection selection_of(const stats::StudySummary& s, const BestQArgs& a) {
+  report::BestQSelection sel;
+  sel.threshold = stats::parse_threshold(a.threshold);
+  sel.view = view_of(a);
+  sel.families = report::best_q_families(s, a.codecs);
+  sel.suggest = a.suggest;
+  return sel;
 }
 
 struct BestQResult {
@@ -399,143 +217,9 @@ struct BestQResult {
 };
 
 BestQResult render_best_q(const stats::StudySummary& s, const BestQArgs& a) {
-  BestQResult res;
-  const auto th = stats::parse_threshold(a.threshold);
-  const auto view = view_of(a);
-  const auto fams = families_of(s, a.codecs);
-  // Exit code 3: some selected stream has no admissible Q in any selected family.
-  for (const auto& st : s.streams) {
-    bool any = false, seen = false;
-    for (const auto& f : fams)
-      if (const auto* b = s.find_best_q(st, f, th.name, view)) {
-        seen = true;
-        any |= b->admissible;
-      }
-    if (seen && !any) res.any_inadmissible = true;
-  }
-  if (a.c.json) {
-    json j;
-    j["experiment"] = s.experiment.name;
-    j["threshold"] = th.name;
-    j["factor"] = th.factor;
-    j["view"] = stats::to_string(view);
-    json streams = json::array();
-    for (const auto& st : s.streams)
-      for (const auto& f : fams) {
-        const auto* b = s.find_best_q(st, f, th.name, view);
-        if (!b) continue;
-        json r;
-        r["stream"] = st;
-        r["family"] = f;
-        r["admissible"] = b->admissible;
-        r["q_min"] = jopt(b->q_min);
-        r["q_recommended"] = jopt(b->q_recommended);
-        r["codec"] = b->q_min ? json(fmt::format("{}:q={}", f, *b->q_min)) : json(nullptr);
-        r["bits_per_vector"] = b->admissible ? json(b->bits) : json(nullptr);
-        r["fp8_bits_per_vector"] = jopt(b->fp8_bits);
-        r["cr_vs_fp8"] = b->admissible ? jopt(b->cr_vs_fp8) : json(nullptr);
-        r["cr_vs_bf16"] = b->admissible ? json(b->cr_vs_bf16) : json(nullptr);
-        r["bit_saving"] = b->admissible ? jopt(b->bit_saving) : json(nullptr);
-        r["margin"] = b->admissible ? json(b->margin) : json(nullptr);
-        r["budget"] = b->admissible ? json(b->budget) : json(nullptr);
-        r["used"] = b->admissible ? json(b->used) : json(nullptr);
-        r["max_swept_q"] = b->max_swept_q;
-        r["note"] = b->note;
-        json checks = json::array();
-        for (const auto& c : b->checks)
-          checks.push_back({{"q", c.q}, {"bits", c.bits}, {"used", c.used}, {"budget", c.budget}, {"fits", c.fits},
-                            {"margin", c.margin}});
-        r["checks"] = checks;
-        streams.push_back(r);
-      }
-    j["streams"] = streams;
-    json strategies = json::array();
-    for (const auto& f : fams)
-      for (const char* name : {"uniform", "per_stream"}) {
-        const auto* st = s.find_strategy(name, f, th.name, view);
-        if (!st) continue;
-        json r;
-        r["name"] = st->name;
-        r["family"] = f;
-        r["admissible"] = st->admissible;
-        r["uniform_q"] = jopt(st->uniform_q);
-        json ss = json::array();
-        for (const auto& x : st->streams)
-          ss.push_back({{"stream", x.stream}, {"weight", x.weight}, {"q", jopt(x.q)},
-                        {"bits_per_vector", st->admissible ? json(x.bits) : json(nullptr)}});
-        r["streams"] = ss;
-        r["weighted_bits"] = st->admissible ? json(st->weighted_bits) : json(nullptr);
-        r["cr_vs_fp8"] = st->admissible ? json(st->cr_vs_fp8) : json(nullptr);
-        r["cr_vs_bf16"] = st->admissible ? json(st->cr_vs_bf16) : json(nullptr);
-        r["bit_saving"] = st->admissible ? json(st->bit_saving) : json(nullptr);
-        r["note"] = st->note;
-        strategies.push_back(r);
-      }
-    j["strategies"] = strategies;
-    json mono = json::array();
-    for (const auto& m : s.monotonicity) mono.push_back({{"stream", m.stream}, {"family", m.family}, {"q_lo", m.q_lo},
-                                                         {"q_hi", m.q_hi}, {"message", m.message}});
-    j["monotonicity_warnings"] = mono;
-    if (a.suggest) {
-      json sg = json::array();
-      for (const auto& x : s.suggestions)
-        if (std::find(fams.begin(), fams.end(), x.family) != fams.end())
-          sg.push_back({{"stream", x.stream}, {"codec", x.codec()}, {"family", x.family}, {"q", x.q},
-                        {"bits_per_vector", x.bits}, {"reason", x.reason}});
-      j["suggestions"] = sg;
-    }
-    j["warnings"] = s.warnings;
-    res.text = j.dump(2) + "\n";
-    return res;
-  }
-  std::string o;
-  o += fmt::format("experiment {}: threshold {} (rel-MSE <= {:.2f} x FP8), {}\n", s.experiment.name, th.name,
-                   th.factor, view_text(view));
-  for (const auto& f : fams) {
-    o += fmt::format("\n{}: max usable Q per stream (smallest swept Q that fits)\n", f);
-    o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7} {:>8} {:>9} {:>8}\n", "stream", "Q_min", "use Q", "bits",
-                     "CR/FP8", "CR/bf16", "saving", "margin");
-    for (const auto& st : s.streams) {
-      const auto* b = s.find_best_q(st, f, th.name, view);
-      if (!b) continue;
-      if (!b->admissible) {
-        o += fmt::format("  {:<22} {}\n", st, b->note);
-        continue;
-      }
-      o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7.3f} {:>8.3f} {:>9} {:>7.1f}%\n", st, *b->q_min,
-                       *b->q_recommended, num(b->bits, 6), *b->cr_vs_fp8, b->cr_vs_bf16, pct(*b->bit_saving),
-                       100.0 * b->margin);
-      if (!b->note.empty()) o += fmt::format("  {:<22} ({})\n", "", b->note);
-    }
-    for (const char* name : {"uniform", "per_stream"}) {
-      const auto* st = s.find_strategy(name, f, th.name, view);
-      if (!st) continue;
-      if (!st->admissible) {
-        o += fmt::format("  strategy {:<11}: not admissible ({})\n", name, st->note);
-        continue;
-      }
-      std::string qs;
-      for (const auto& x : st->streams)
-        qs += fmt::format("{}{}={}", qs.empty() ? "" : " ", short_stream(x.stream), x.q ? std::to_string(*x.q) : "-");
-      o += fmt::format("  strategy {:<11}: {}; layer-weighted bits {:.1f}, CR/FP8 {:.3f}, CR/bf16 {:.3f}, saving {}\n",
-                       name, std::string(name) == "uniform" ? fmt::format("Q={} on all streams", *st->uniform_q) : qs,
-                       st->weighted_bits, st->cr_vs_fp8, st->cr_vs_bf16, pct(st->bit_saving));
-    }
-  }
-  if (a.suggest) {
-    o += "\nQ values worth running (largest Q of each bit class between the last failing and first passing swept Q):\n";
-    int n = 0;
-    for (const auto& x : s.suggestions)
-      if (std::find(fams.begin(), fams.end(), x.family) != fams.end()) {
-        o += fmt::format("  {:<22} {:<10} {:>6} bits  {}\n", x.stream, x.codec(), num(x.bits, 6), x.reason);
-        ++n;
-      }
-    if (n == 0) o += "  none\n";
-  }
-  for (const auto& m : s.monotonicity) o += "warning: " + m.message + "\n";
-  for (const auto& w : s.warnings) o += "note: " + w + "\n";
-  res.text = o;
-  return res;
+  const auto sel = selection_of(s, a);
+  return {a.c.json ? report::best_q_json(s, sel) : report::best_q_text(s, sel),
+          report::best_q_any_inadmissible(s, sel)};
 }
 
 stats::StudySummary summarize_for_best_q(const stats::ExperimentData& data, const BestQArgs& a) {
@@ -589,6 +273,63 @@ int cmd_best_q(const std::vector<std::string>& args) {
   return r.any_inadmissible ? static_cast<int>(ExitCode::kNoAdmissibleQ) : 0;
 }
 
+// ---------------------------------------------------------------- best
+
+struct BestArgs {
+  Common c;
+  std::string family, threshold = "A", metric = "rel_mse", against;
+  bool ci_safe = false;
+  std::vector<std::string> streams;
+};
+
+// --against must name a codec the experiment ran; lists them otherwise.
+std::string check_against(const stats::ExperimentData& data, const std::string& against) {
+  const std::string canon = parse_codec_spec(against).canonical;
+  std::set<std::string> ran;
+  for (const auto& r : data.results) ran.insert(r.codec);
+  KVLAB_CHECK(ran.count(canon), "--against '{}': experiment '{}' ran no such codec; allowed: {}", against,
+              data.info.name, ran.empty() ? std::string("none (no finished runs)") : fmt::format("{}", fmt::join(ran, ", ")));
+  return canon;
+}
+
+int cmd_best(const std::vector<std::string>& args) {
+  BestArgs a;
+  po::options_description d(
+      "kvlab best: the lowest-bit point of a codec family whose metric ratio to the baseline clears a threshold, "
+      "per stream and layer weighted");
+  add_db(d, a.c);
+  add_experiment(d, a.c);
+  add_json(d, a.c);
+  d.add_options()("family,f", po::value(&a.family), "codec family with a rate parameter (e8, d4, int, hadamard_int, "
+                  "hadamard_lloyd, ...) or one variant (int:block=64,scale=ue8m0)")(
+      "threshold,t", po::value(&a.threshold)->default_value("A"), "A (ratio <= 1.00), B (1.05) or C (1.20)")(
+      "metric,m", po::value(&a.metric)->default_value("rel_mse"),
+      "metric whose paired ratio to the baseline is thresholded: rel_mse, attn_out, kl, logit (or a full name)")(
+      "ci-safe", po::bool_switch(&a.ci_safe), "the upper end of the ratio's CI95 must clear (default: the mean)")(
+      "against", po::value(&a.against), "baseline codec (default: the experiment's; any codec it ran)")(
+      "stream", po::value(&a.streams)->composing(), "only this stream (repeatable)");
+  if (!parse(args, d, "kvlab best --family F --threshold A|B|C [--metric M] [--ci-safe] [--against BASE] "
+                      "[--experiment E] [--db FILE] [--json]"))
+    return 0;
+  if (a.family.empty())
+    throw UsageError(fmt::format("missing --family; expected one of: {}", fmt::join(stats::rate_families(), ", ")));
+  const auto th = stats::parse_threshold(a.threshold);
+  const std::string metric = stats::resolve_threshold_metric(a.metric);
+  auto db = open_ro(a.c.db);
+  const auto data = store::load_experiment(*db, a.c.experiment);
+  check_filters(data, a.streams, {});
+  stats::SummaryOptions opt;
+  opt.thresholds = {th};
+  opt.views = {stats::QView::kPairedCiSafe};
+  opt.streams = a.streams;
+  opt.metric = metric;
+  if (!a.against.empty()) opt.baseline = check_against(data, a.against);
+  const auto s = stats::summarize(data, opt);
+  const auto b = stats::best_operating_point(s, {a.family, th, a.ci_safe});
+  std::cout << (a.c.json ? report::best_json(b) : report::best_text(b));
+  return b.any_inadmissible() ? static_cast<int>(ExitCode::kNoAdmissibleQ) : 0;
+}
+
 // ---------------------------------------------------------------- refine
 
 int cmd_refine(const std::vector<std::string>& args) {
@@ -610,7 +351,7 @@ int cmd_refine(const std::vector<std::string>& args) {
   check_filters(data, a.streams, a.codecs);
   const auto s = summarize_for_best_q(data, a);
   require_baselines(s);
-  const auto fams = families_of(s, a.codecs);
+  const auto fams = report::best_q_families(s, a.codecs);
   std::set<std::pair<std::string, int>> todo;
   for (const auto& x : s.suggestions)
     if (std::find(fams.begin(), fams.end(), x.family) != fams.end()) todo.insert({canonical_codec(x.family, x.q), x.q});
@@ -1049,6 +790,8 @@ CommandRegistrar reg_stats{"stats", "per stream x codec x Q: rel-MSE, cosine, ra
 CommandRegistrar reg_best_q{"best_q", "max usable Q per stream (--threshold A|B|C, --ci-safe, --paired, --suggest)",
                             cmd_best_q};
 CommandRegistrar reg_best_q2{"best-q", "same as best_q", cmd_best_q};
+CommandRegistrar reg_best{"best", "lowest-bit point of any rate family that clears a threshold on a metric's ratio "
+                          "(--family F --threshold A|B|C [--metric M] [--ci-safe] [--against BASE])", cmd_best};
 CommandRegistrar reg_list{"list", "experiments (or runs with --runs)", cmd_list};
 CommandRegistrar reg_show{"show", "one experiment or one run (--run ID)", cmd_show};
 CommandRegistrar reg_export{"export", "finished runs as CSV or JSON lines", cmd_export};

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "experiment/executor.h"
 #include "experiment/golden.h"
@@ -27,28 +28,14 @@
 #include "experiment/worker.h"
 #include "kvlab_version.h"
 #include "model/blas.h"
+#include "report/console.h"
+#include "report/stats_json.h"
 #include "store/db.h"
 #include "store/runs.h"
 
-namespace po = boost::program_options;
 
 namespace kvlab::cli {
 namespace {
-
-// Parses args; prints help and returns false on --help.
-bool parse(const std::vector<std::string>& args, const std::string& usage, po::options_description& desc,
-           po::variables_map& vm, const po::positional_options_description* pos = nullptr) {
-  desc.add_options()("help,h", "show this help");
-  auto parser = po::command_line_parser(args).options(desc);
-  if (pos) parser.positional(*pos);
-  po::store(parser.run(), vm);
-  if (vm.count("help")) {
-    std::cout << usage << "\n\n" << desc << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 // ------------------------------------------------------------------- queue
 
@@ -62,7 +49,7 @@ int cmd_queue(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
-  if (!parse(args, "usage: kvlab queue SPEC --db FILE [--replicate] [--dry-run]", desc, vm, &pos)) return 0;
+  if (!parse(args, desc, "kvlab queue SPEC --db FILE [--replicate] [--dry-run]", &pos, &vm)) return 0;
   const auto spec = experiment::load_spec(spec_path);
   const auto plan = spec.plan();
   fmt::print("{}: experiment '{}': {} passages x {} streams x {} codecs = {} runs\n", spec_path, spec.name,
@@ -113,7 +100,7 @@ int cmd_run(const std::vector<std::string>& args) {
       "inject-faults", po::value(&faults),
       "testing only: SIGKILL this process at random points, e.g. claim=0.01,run=0.01,commit=0.01,seed=7");
   po::variables_map vm;
-  if (!parse(args, "usage: kvlab run --db FILE [--workers N] [options]", desc, vm)) return 0;
+  if (!parse(args, desc, "kvlab run --db FILE [--workers N] [options]", nullptr, &vm)) return 0;
   if (!experiment_name.empty()) opt.experiment = experiment_name;
   if (progress == "auto") opt.progress = experiment::WorkerOptions::Progress::kAuto;
   else if (progress == "tty") opt.progress = experiment::WorkerOptions::Progress::kTty;
@@ -165,46 +152,18 @@ int cmd_status(const std::vector<std::string>& args) {
   desc.add_options()("db", po::value(&db_path)->required(), "result database")("json", po::bool_switch(),
                                                                                 "print a JSON array");
   po::variables_map vm;
-  if (!parse(args, "usage: kvlab status --db FILE [--json]", desc, vm)) return 0;
+  if (!parse(args, desc, "kvlab status --db FILE [--json]", nullptr, &vm)) return 0;
   auto db = store::open_database(db_path, store::OpenMode::kReadOnly);
   const auto rows = store::status_counts(*db);
   if (vm["json"].as<bool>()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : rows)
-      j.push_back({{"experiment", r.experiment}, {"queued", r.queued}, {"running", r.running}, {"done", r.done},
-                   {"failed", r.failed}});
-    std::cout << j.dump(2) << "\n";
+    std::cout << report::status_json(rows);
     return 0;
   }
   // Rate over the last minute of finished runs, and the ETA it implies.
   constexpr double kWindow = 60;
   std::map<std::int64_t, std::int64_t> recent;
   for (const auto& [id, n] : store::recently_finished(*db, kWindow)) recent[id] = n;
-  fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "experiment", "queued", "running", "done", "failed", "total",
-             "progress");
-  store::StatusRow sum;
-  for (const auto& r : rows) {
-    std::string progress = fmt::format("{:.1f} %", r.total() ? 100.0 * double(r.done + r.failed) / double(r.total()) : 100.0);
-    const double rate = double(recent[r.experiment_id]) / kWindow;
-    if (r.queued + r.running > 0) {
-      if (rate > 0) {
-        const double eta = double(r.queued + r.running) / rate;
-        progress += fmt::format(", {:.2f} runs/s, ETA {:.0f} s", rate, eta);
-      } else {
-        progress += ", no run finished in the last minute";
-      }
-    }
-    fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", r.experiment, r.queued, r.running, r.done, r.failed,
-               r.total(), progress);
-    sum.queued += r.queued;
-    sum.running += r.running;
-    sum.done += r.done;
-    sum.failed += r.failed;
-  }
-  if (rows.size() > 1)
-    fmt::print("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "(all)", sum.queued, sum.running, sum.done, sum.failed,
-               sum.total());
-  if (rows.empty()) fmt::print("(no experiments; queue one with `kvlab queue SPEC --db {}`)\n", db_path);
+  std::cout << report::status_text(rows, recent, kWindow, db_path);
   return 0;
 }
 
@@ -219,9 +178,10 @@ int cmd_golden_update(const std::vector<std::string>& args) {
       "out", po::value(&out)->default_value(out), "golden file to write")(
       "executor", po::value(&executor)->default_value(executor), "executor (torch)");
   po::variables_map vm;
-  if (!parse(args, "usage: kvlab golden update [--spec FILE] [--out FILE]\n"
-                   "Reruns the spec into a temporary database and rewrites the golden file on purpose.",
-             desc, vm))
+  if (!parse(args, desc,
+             "kvlab golden update [--spec FILE] [--out FILE]\n"
+             "Reruns the spec into a temporary database and rewrites the golden file on purpose.",
+             nullptr, &vm))
     return 0;
   const auto golden = experiment::compute_golden(spec, executor);
   experiment::write_golden(golden, out);
@@ -239,9 +199,10 @@ int cmd_bench_store(const std::vector<std::string>& args) {
       "runs-per-passage", po::value(&o.runs_per_passage)->default_value(10), "runs per claim")(
       "dir", po::value(&o.dir), "folder for the database (default: a temporary folder)");
   po::variables_map vm;
-  if (!parse(args, "usage: kvlab bench store [--workers N] [--runs N]\n"
-                   "Store overhead per run (queue + claim + commit) with N worker processes and the stub executor.",
-             desc, vm))
+  if (!parse(args, desc,
+             "kvlab bench store [--workers N] [--runs N]\n"
+             "Store overhead per run (queue + claim + commit) with N worker processes and the stub executor.",
+             nullptr, &vm))
     return 0;
   o.kvlab_binary = "/proc/self/exe";
   const auto r = experiment::bench_store(o);

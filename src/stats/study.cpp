@@ -1,6 +1,8 @@
 // The study summary: see study.h for what is computed and why.
 #include "stats/study.h"
 
+#include "stats/stages.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -91,27 +93,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Per-passage value of one (stream, codec) cell: replicates averaged.
-struct PassageValue {
-  std::map<std::string, double> sum;  // metric -> sum over replicates, then mean
-  std::map<std::string, int> count;
-  double get(const std::string& m) const {
-    const auto it = sum.find(m);
-    return it == sum.end() ? kNaN : it->second;
-  }
-  bool has(const std::string& m) const { return sum.count(m) != 0; }
-};
-
-struct CellData {
-  std::string stream;
-  CodecSpec spec;
-  std::string codec;
-  double bits = 0.0;
-  bool bits_consistent = true;
-  std::optional<int> dim;
-  std::map<std::int64_t, PassageValue> by_passage;  // passage id -> averaged values
-};
-
 // Baseline first, then by variant, then rate.
 bool codec_less(const CodecSpec& a, const CodecSpec& b, const std::string& baseline) {
   const bool ba = a.canonical == baseline, bb = b.canonical == baseline;
@@ -166,22 +147,7 @@ std::vector<T> thin_out(const std::vector<T>& v, int cap) {
 
 }  // namespace
 
-namespace {
-
-// Everything the stages share: the input, the options and the cells' raw data.
-struct Ctx {
-  const ExperimentData& data;
-  const SummaryOptions& opt;
-  StudySummary& out;
-  std::map<std::pair<std::string, std::string>, CellData> cell_map;
-  std::map<std::pair<std::string, std::string>, const CellStats*> cell_index;  // (stream, codec)
-  std::map<std::string, const CellData*> base_of_stream;
-  // Swept rates per (stream, variant), ascending.
-  std::map<std::pair<std::string, std::string>, std::vector<const CellStats*>> swept;
-  bool stream_selected(const std::string& s) const {
-    return opt.streams.empty() || std::find(opt.streams.begin(), opt.streams.end(), s) != opt.streams.end();
-  }
-};
+namespace stages {
 
 // Stage 1: group finished runs into (stream, codec) cells, replicates averaged.
 void group_rows(Ctx& x) {
@@ -305,6 +271,7 @@ void build_cells(Ctx& x) {
             const MetricInfo* mi = find_metric(m);
             if (!mi || mi->kind != MetricKind::kDistortion || !bit->second.has(m)) continue;
             ratios[m].push_back(v / bit->second.get(m));
+            cs.passage_metric_ratios[m][pid] = ratios[m].back();
           }
           PassageRatio pr;
           pr.passage_id = pid;
@@ -323,8 +290,14 @@ void build_cells(Ctx& x) {
     }
     out.cells.push_back(std::move(cs));
   }
-  for (const auto& c : out.cells) x.cell_index[{c.stream, c.codec}] = &c;
-  for (const auto& c : out.cells)
+  index_cells(x);
+}
+
+void index_cells(Ctx& x) {
+  x.cell_index.clear();
+  x.swept.clear();
+  for (const auto& c : x.out.cells) x.cell_index[{c.stream, c.codec}] = &c;
+  for (const auto& c : x.out.cells)
     if (c.q) x.swept[{c.stream, c.family}].push_back(&c);
   for (auto& [k, v] : x.swept)
     std::sort(v.begin(), v.end(), [](const CellStats* a, const CellStats* b) { return *a->q < *b->q; });
@@ -509,8 +482,9 @@ void monotonicity(Ctx& x) {
 void best_points(Ctx& x) {
   // ---- best Q
   for (const auto& s : x.out.streams) {
-    if (!x.base_of_stream.count(s)) continue;
-    const CellStats* fp8 = x.cell_index.at({s, x.out.baseline});
+    const auto bit = x.cell_index.find({s, x.out.baseline});
+    if (bit == x.cell_index.end()) continue;
+    const CellStats* fp8 = bit->second;
     for (const auto& f : x.out.families) {
       const auto it = x.swept.find({s, f});
       if (it == x.swept.end()) continue;
@@ -809,13 +783,14 @@ void pareto(Ctx& x) {
   }
 }
 
-}  // namespace
+}  // namespace stages
 
 StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
   StudySummary out;
   out.experiment = data.info;
-  out.baseline = choose_baseline(data, opt);
+  out.baseline = stages::choose_baseline(data, opt);
   out.metric = metric_or_throw(opt.metric, true).name;
+  using namespace stages;
   Ctx x{data, opt, out, {}, {}, {}, {}};
   group_rows(x);
   build_cells(x);

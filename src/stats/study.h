@@ -106,6 +106,8 @@ struct CellStats {
   // Paired per-passage ratio metric(codec) / metric(baseline) of every
   // distortion metric both recorded (rel_mse's equals ratio_vs_fp8).
   std::map<std::string, Summary> metric_ratios;
+  // The same ratios per passage: metric -> passage id -> ratio.
+  std::map<std::string, std::map<std::int64_t, double>> passage_metric_ratios;
   const Summary* metric(const std::string& name) const;
   const Summary* metric_ratio(const std::string& name) const;
 };
