@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "experiment/executor.h"
 #include "experiment/golden.h"
+#include "experiment/sequential.h"
 #include "experiment/spec.h"
 #include "experiment/store_bench.h"
 #include "experiment/worker.h"
@@ -30,6 +31,7 @@
 #include "model/blas.h"
 #include "report/console.h"
 #include "report/stats_json.h"
+#include "stats/best.h"
 #include "store/db.h"
 #include "store/runs.h"
 
@@ -45,15 +47,19 @@ int cmd_queue(const std::vector<std::string>& args) {
   desc.add_options()("spec", po::value(&spec_path)->required(), "sweep spec file (experiments/*.ini)")(
       "db", po::value(&db_path)->required(), "result database (created when missing)")(
       "replicate", po::bool_switch(), "queue every run again as a new replicate")(
-      "dry-run", po::bool_switch(), "validate and print the plan, queue nothing");
+      "dry-run", po::bool_switch(), "validate and print the plan, queue nothing")(
+      "passages", po::value<int>(), "queue only the first N passages of the spec (`kvlab run --until-resolved` "
+      "adds the others one at a time)");
   po::positional_options_description pos;
   pos.add("spec", 1);
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab queue SPEC --db FILE [--replicate] [--dry-run]", &pos, &vm)) return 0;
+  if (!parse(args, desc, "kvlab queue SPEC --db FILE [--replicate] [--dry-run] [--passages N]", &pos, &vm)) return 0;
   const auto spec = experiment::load_spec(spec_path);
-  const auto plan = spec.plan();
-  fmt::print("{}: experiment '{}': {} passages x {} streams x {} codecs = {} runs\n", spec_path, spec.name,
-             spec.passages.size(), spec.streams.size(), spec.codecs.size(), spec.run_count());
+  const auto plan = vm.count("passages") ? experiment::plan_first_passages(spec, vm["passages"].as<int>()) : spec.plan();
+  fmt::print("{}: experiment '{}': {} passages{} x {} streams x {} codecs = {} runs\n", spec_path, spec.name,
+             plan.passages.size(),
+             plan.passages.size() < spec.passages.size() ? fmt::format(" (of {})", spec.passages.size()) : "",
+             spec.streams.size(), spec.codecs.size(), plan.passages.size() * spec.streams.size() * spec.codecs.size());
   if (vm["dry-run"].as<bool>()) return 0;
   auto db = store::open_database(db_path, store::OpenMode::kCreate);
   const auto out = store::queue_experiment(*db, plan, vm["replicate"].as<bool>());
@@ -71,6 +77,47 @@ extern "C" void on_signal(int) {
   if (g_stop.exchange(true)) _exit(130);  // second Ctrl-C: leave now
   const char msg[] = "\nkvlab run: stopping after the current run (Ctrl-C again to abort)\n";
   [[maybe_unused]] auto n = write(STDERR_FILENO, msg, sizeof msg - 1);
+}
+
+// `kvlab run --until-resolved`: the sequential sweep (experiment/sequential.h).
+struct SequentialArgs {
+  bool until_resolved = false;
+  std::string spec;
+  int max_passages = 0;
+  double alpha = 0.05;
+  std::string metric = "rel_mse";
+};
+
+void add_sequential_options(po::options_description& d, SequentialArgs& a) {
+  d.add_options()("until-resolved", po::bool_switch(&a.until_resolved),
+                  "sequential sweep: after the queued runs, add the spec's next passage while any threshold decision "
+                  "(codec x stream x A/B/C, Holm-corrected) is unresolved")(
+      "spec", po::value(&a.spec), "with --until-resolved: the spec the experiment was queued from")(
+      "max-passages", po::value(&a.max_passages)->default_value(0),
+      "with --until-resolved: stop at N passages (0: every passage of the spec)")(
+      "alpha", po::value(&a.alpha)->default_value(0.05), "with --until-resolved: family-wise level per stream and threshold")(
+      "metric", po::value(&a.metric)->default_value("rel_mse"),
+      "with --until-resolved: the metric whose ratio to the baseline is decided (rel_mse, attn_out, kl, logit)");
+}
+
+int run_sequential(const experiment::WorkerOptions& opt, const SequentialArgs& a) {
+  experiment::SequentialOptions so;
+  so.worker = opt;
+  so.spec_path = a.spec;
+  so.max_passages = a.max_passages;
+  so.alpha = a.alpha;
+  so.metric = stats::resolve_threshold_metric(a.metric);
+  so.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  const auto out = experiment::run_until_resolved(so, &g_stop);
+  if (out.interrupted) {
+    fmt::print(stderr, "kvlab run: interrupted; in-flight runs were requeued. Run the same command to resume.\n");
+    return 130;
+  }
+  std::cout << report::decisions_text(out.decisions);
+  fmt::print(stderr, "kvlab run --until-resolved: {} after {} passages ({} evaluations, {} runs done, {} failed)\n",
+             out.all_resolved ? "every decision resolved" : "cap reached with unresolved decisions", out.passages,
+             out.evaluations, out.runs_done, out.runs_failed);
+  return out.runs_failed > 0 ? 1 : 0;
 }
 
 int cmd_run(const std::vector<std::string>& args) {
@@ -99,8 +146,16 @@ int cmd_run(const std::vector<std::string>& args) {
       "progress", po::value(&progress)->default_value("auto"), "auto | tty | log | none")(
       "inject-faults", po::value(&faults),
       "testing only: SIGKILL this process at random points, e.g. claim=0.01,run=0.01,commit=0.01,seed=7");
+  SequentialArgs seq;
+  add_sequential_options(desc, seq);
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab run --db FILE [--workers N] [options]", nullptr, &vm)) return 0;
+  if (!parse(args, desc, "kvlab run --db FILE [--workers N] [--until-resolved --spec SPEC [--max-passages N]] [options]",
+             nullptr, &vm))
+    return 0;
+  if (seq.until_resolved && seq.spec.empty())
+    throw UsageError("--until-resolved needs --spec SPEC: the spec whose passage list it extends");
+  if (!seq.until_resolved && (!seq.spec.empty() || vm.count("max-passages")))
+    throw UsageError("--spec and --max-passages apply only with --until-resolved");
   if (!experiment_name.empty()) opt.experiment = experiment_name;
   if (progress == "auto") opt.progress = experiment::WorkerOptions::Progress::kAuto;
   else if (progress == "tty") opt.progress = experiment::WorkerOptions::Progress::kTty;
@@ -121,6 +176,7 @@ int cmd_run(const std::vector<std::string>& args) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  if (seq.until_resolved) return run_sequential(opt, seq);
   const auto st = experiment::run_workers(opt, &g_stop);
   fmt::print(stderr,
              "kvlab run: {} claims, {} stream generations, {} runs done, {} failed, {} late results rejected, "

@@ -213,6 +213,21 @@ std::string best_text(const stats::BestResult& b) {
   return o;
 }
 
+std::string decisions_text(const std::vector<store::DecisionRow>& rows) {
+  std::string o = fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:<10} {}\n", "stream", "codec", "threshold",
+                              "ratio ± CI95", "p (Holm)", "verdict", "passages needed");
+  for (const auto& r : rows) {
+    const std::string ratio = !r.ratio_mean      ? std::string("-")
+                              : r.ratio_ci95_hw ? fmt::format("{:.4f} ± {:.4f}", *r.ratio_mean, *r.ratio_ci95_hw)
+                                                : fmt::format("{:.4f} (no CI)", *r.ratio_mean);
+    o += fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:<10} {}\n", r.stream, r.codec,
+                     fmt::format("{} {:.2f}", r.threshold, r.factor), ratio,
+                     r.p_holm ? fmt::format("{:.3g}", *r.p_holm) : "-", r.verdict,
+                     r.n_needed ? std::to_string(*r.n_needed) : fmt::format("> {}", r.n_evaluated));
+  }
+  return o;
+}
+
 std::string status_text(const std::vector<store::StatusRow>& rows, const std::map<std::int64_t, std::int64_t>& recent,
                         double window_s, const std::string& db_path) {
   std::string o = fmt::format("{:<28} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n", "experiment", "queued", "running", "done",

@@ -14,6 +14,7 @@
 
 #include "stats/best.h"
 #include "stats/study.h"
+#include "store/decisions.h"
 #include "store/runs.h"
 
 namespace kvlab::report {
@@ -44,6 +45,9 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage);
 std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel);
 // `kvlab best`: the lowest-bit operating point per stream and layer weighted.
 std::string best_text(const stats::BestResult& b);
+// `kvlab run --until-resolved`: one line per threshold decision (stream,
+// codec, threshold, ratio ± CI95, Holm-adjusted p, verdict, passages needed).
+std::string decisions_text(const std::vector<store::DecisionRow>& rows);
 // `kvlab status`: counts per experiment and state, the rate over the last
 // `window_s` seconds (recent: experiment id -> runs finished in it) and the ETA.
 std::string status_text(const std::vector<store::StatusRow>& rows, const std::map<std::int64_t, std::int64_t>& recent,

@@ -20,6 +20,8 @@ double two_sided_p(double t, double df) {
 }
 }  // namespace
 
+double t_two_sided_p(double t, double df) { return two_sided_p(t, df); }
+
 double student_t_quantile(double p, double df) {
   KVLAB_CHECK(df > 0 && std::isfinite(df), "Student-t degrees of freedom must be positive and finite, got {}", df);
   KVLAB_CHECK(p > 0 && p < 1, "Student-t quantile probability must be in (0, 1), got {}", p);

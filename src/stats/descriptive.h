@@ -22,6 +22,10 @@ namespace kvlab::stats {
 // Throws kvlab::Error for df <= 0 or p outside (0, 1).
 double student_t_quantile(double p, double df);
 
+// Two-sided p-value of a t statistic with df degrees of freedom: 2 P(T > |t|)
+// (0 for an infinite t, NaN for a NaN t).
+double t_two_sided_p(double t, double df);
+
 // Two-sided 95 % critical value t(0.975, df).
 double t975(double df);
 
