@@ -154,7 +154,7 @@ int cmd_run(const std::vector<std::string>& args) {
     return 0;
   if (seq.until_resolved && seq.spec.empty())
     throw UsageError("--until-resolved needs --spec SPEC: the spec whose passage list it extends");
-  if (!seq.until_resolved && (!seq.spec.empty() || vm.count("max-passages")))
+  if (!seq.until_resolved && (!seq.spec.empty() || !vm["max-passages"].defaulted()))
     throw UsageError("--spec and --max-passages apply only with --until-resolved");
   if (!experiment_name.empty()) opt.experiment = experiment_name;
   if (progress == "auto") opt.progress = experiment::WorkerOptions::Progress::kAuto;
