@@ -313,3 +313,34 @@ TEST(QueryCli, StatsShowsEveryRecordedMetricWithItsRatio) {
   EXPECT_EQ(c.run(fmt::format("best --db {} --family e8 --metric attn_out --threshold C", c.db)), 3) << c.out;
   EXPECT_TRUE(has(c.out, "attn_out_rel")) << c.out;
 }
+
+TEST(QueryCli, UntilResolvedSweepAndItsDecisions) {
+  Cli c;
+  const std::string spec = c.write("seq.ini",
+                                   "[experiment]\nname = seq\nseqlen = 256\nstreams = sliding_window_kv\n"
+                                   "[passages]\nsynthetic = 0-5\n[codecs]\ncodec = fp8_per64\ne8.q = 10 38\n");
+  ASSERT_EQ(c.run(fmt::format("queue {} --db {} --passages 2", spec, c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "2 passages (of 6)")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("queue {} --db {} --passages 7", spec, c.db)), 1);
+  EXPECT_TRUE(has(c.out, "--passages 7") && has(c.out, "6 passages")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("run --db {} --executor stub --until-resolved", c.db)), 2);
+  EXPECT_TRUE(has(c.out, "--until-resolved needs --spec")) << c.out;
+  EXPECT_EQ(c.run(fmt::format("run --db {} --executor stub --max-passages 3", c.db)), 2);
+  ASSERT_EQ(c.run(fmt::format("run --db {} --executor stub --progress none --until-resolved --spec {} --max-passages 4",
+                              c.db, spec)),
+            0)
+      << c.out;
+  EXPECT_TRUE(has(c.out, "passages needed") && has(c.out, "e8:q=38")) << c.out;
+  ASSERT_EQ(c.run_stdout(fmt::format("stats --db {} --json --rows decisions", c.db)), 0) << c.out;
+  const json j = json::parse(c.out);
+  ASSERT_EQ(j.size(), 6u);  // 2 codecs x 3 thresholds on one stream
+  for (const auto& r : j) {
+    EXPECT_EQ(r["metric"], "rel_mse");
+    EXPECT_LE(r["n_evaluated"].get<int>(), 4);
+    if (r["codec"] == "e8:q=38") EXPECT_EQ(r["verdict"], "below") << r.dump();
+    if (r["codec"] == "e8:q=10") EXPECT_EQ(r["verdict"], "above") << r.dump();
+    if (r["verdict"] != "unresolved") EXPECT_LE(r["n_needed"].get<int>(), r["n_evaluated"].get<int>());
+  }
+  ASSERT_EQ(c.run(fmt::format("stats --db {}", c.db)), 0) << c.out;
+  EXPECT_TRUE(has(c.out, "threshold decisions of `kvlab run --until-resolved`")) << c.out;
+}

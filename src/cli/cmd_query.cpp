@@ -40,6 +40,7 @@
 #include "stats/compare.h"
 #include "stats/study.h"
 #include "store/db.h"
+#include "store/decisions.h"
 #include "store/import.h"
 #include "store/query.h"
 
@@ -171,18 +172,30 @@ int cmd_stats(const std::vector<std::string>& args) {
       "per-passage", po::bool_switch(&a.per_passage), "also list the per-passage ratios")(
       "rows", po::value(&a.json_rows)->default_value("cells"),
       "with --json: cells (stream x codec), layer_weighted (ratio vs FP8 over the layer mix: published "
-      "root-sum-square CI and paired CI) or audit (metrics with gates)");
+      "root-sum-square CI and paired CI), audit (metrics with gates) or decisions (the threshold decisions of "
+      "`kvlab run --until-resolved` with the passages each needed)");
   if (!parse(args, d, "kvlab stats [--db FILE] [--experiment NAME|ID] [--stream S] [--codec C] [--json]")) return 0;
-  if (a.json_rows != "cells" && a.json_rows != "layer_weighted" && a.json_rows != "audit")
-    throw UsageError(fmt::format("unknown --rows '{}'; expected cells, layer_weighted or audit", a.json_rows));
+  if (a.json_rows != "cells" && a.json_rows != "layer_weighted" && a.json_rows != "audit" &&
+      a.json_rows != "decisions")
+    throw UsageError(
+        fmt::format("unknown --rows '{}'; expected cells, layer_weighted, audit or decisions", a.json_rows));
   auto db = open_ro(a.c.db);
   const auto data = store::load_experiment(*db, a.c.experiment);
+  const auto decisions = store::load_decisions(*db, data.info.id);
+  if (a.c.json && a.json_rows == "decisions") {
+    std::cout << report::decisions_json(decisions);
+    return 0;
+  }
   check_filters(data, a.streams, a.codecs);
   stats::SummaryOptions opt;
   opt.streams = a.streams;
   opt.codecs = a.codecs;
   const auto s = stats::summarize(data, opt);
   std::cout << render_stats(s, a);
+  if (!a.c.json && !decisions.empty())
+    std::cout << "\nthreshold decisions of `kvlab run --until-resolved` (Holm across the codecs per stream and "
+                 "threshold)\n"
+              << report::decisions_text(decisions);
   return 0;
 }
 

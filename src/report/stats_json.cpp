@@ -239,6 +239,16 @@ std::string best_json(const stats::BestResult& b) {
   return j.dump(2) + "\n";
 }
 
+std::string decisions_json(const std::vector<store::DecisionRow>& rows) {
+  json j = json::array();
+  for (const auto& r : rows)
+    j.push_back({{"stream", r.stream}, {"codec", r.codec}, {"metric", r.metric}, {"threshold", r.threshold},
+                 {"factor", r.factor}, {"alpha", r.alpha}, {"n_evaluated", r.n_evaluated},
+                 {"ratio_mean", jopt(r.ratio_mean)}, {"ratio_ci95_hw", jopt(r.ratio_ci95_hw)},
+                 {"p_holm", jopt(r.p_holm)}, {"verdict", r.verdict}, {"n_needed", jopt(r.n_needed)}});
+  return j.dump(2) + "\n";
+}
+
 std::string status_json(const std::vector<store::StatusRow>& rows) {
   json j = json::array();
   for (const auto& r : rows)

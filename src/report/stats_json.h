@@ -14,6 +14,7 @@
 #include "report/console.h"
 #include "stats/best.h"
 #include "stats/study.h"
+#include "store/decisions.h"
 #include "store/runs.h"
 
 namespace kvlab::report {
@@ -26,6 +27,8 @@ nlohmann::json summary_json(const stats::Summary& s);
 std::string stats_json(const stats::StudySummary& s, const std::string& rows_kind, bool per_passage);
 std::string best_q_json(const stats::StudySummary& s, const BestQSelection& sel);
 std::string best_json(const stats::BestResult& b);
+// `kvlab stats --json --rows decisions`: the sequential_decisions rows.
+std::string decisions_json(const std::vector<store::DecisionRow>& rows);
 std::string status_json(const std::vector<store::StatusRow>& rows);
 
 }  // namespace kvlab::report
