@@ -82,7 +82,7 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
       for (const auto& [m, v] : c.metrics) {
         if (m == "rel_mse" || m == "cos_sim") continue;
         const stats::Summary* r = c.metric_ratio(m);
-        o += fmt::format("  {:<12}     {:<24} {:>26} {:>22}\n", "", m, ci(v), r ? ci_fixed(*r) : "-");
+        o += fmt::format("    {:<30} {:>24} {:>26} {:>22}\n", m, ci(v), "", r ? ci_fixed(*r) : "-");
       }
       if (per_passage)
         for (const auto& p : c.passages)
