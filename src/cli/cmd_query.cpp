@@ -3,9 +3,10 @@
 //
 // Every number printed here comes from kvlab::stats structs computed from
 // the database rows (store::load_experiment -> stats::summarize); this file
-// parses options and calls the renderers of src/report/ (console.h for
-// text, stats_json.h for JSON) for stats, best_q and best; list, show,
-// export and diff still format their rows here. With --json,
+// parses options and calls the renderers of src/report/ (console.h and
+// stats_json.h for stats, best_q and best; console_runs.h and
+// stats_json_runs.h for list, show, export and diff); only the short
+// summaries of import and refine are formatted here. With --json,
 // machine-readable output goes to stdout and messages to stderr.
 //
 // Not here: statistics (src/stats/), SQL (src/store/), markdown reports
@@ -35,7 +36,9 @@
 #include "common/error.h"
 #include "model/config.h"
 #include "report/console.h"
+#include "report/console_runs.h"
 #include "report/stats_json.h"
+#include "report/stats_json_runs.h"
 #include "stats/best.h"
 #include "stats/compare.h"
 #include "stats/study.h"
@@ -116,25 +119,7 @@ void check_filters(const stats::ExperimentData& d, const std::vector<std::string
                               kc.empty() ? std::string("none (no finished runs)") : fmt::format("{}", fmt::join(kc, ", "))));
 }
 
-// ---------------------------------------------------------------- formatting
-
-std::string num(double v, int sig = 4) {
-  if (std::isnan(v)) return "nan";
-  return fmt::format("{:.{}g}", v, sig);
-}
-std::string ci(const stats::Summary& s, int sig = 4) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{} (n={}, no CI)", num(s.mean, sig), s.n);
-  return fmt::format("{} ± {}", num(s.mean, sig), num(*s.ci95_hw, 2));
-}
-std::string ci_fixed(const stats::Summary& s, int decimals = 3) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{:.{}f} (n={}, no CI)", s.mean, decimals, s.n);
-  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, decimals, *s.ci95_hw, decimals);
-}
-json jsum(const stats::Summary& s) { return report::summary_json(s); }
-json jopt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-json jopt(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
+// ---------------------------------------------------------------- output
 
 void emit(const std::string& text, const std::string& out_path) {
   if (out_path.empty() || out_path == "-") {
@@ -418,21 +403,7 @@ int cmd_list(const std::vector<std::string>& args) {
   auto db = open_ro(c.db);
   if (!runs) {
     const auto rows = store::list_experiments(*db);
-    if (c.json) {
-      json j = json::array();
-      for (const auto& r : rows)
-        j.push_back({{"id", r.id}, {"name", r.name}, {"origin", r.origin}, {"runs", r.counts.total()},
-                     {"passages", r.passages}, {"queued", r.counts.queued}, {"running", r.counts.running},
-                     {"done", r.counts.done}, {"failed", r.counts.failed}, {"created_at", r.created_at}});
-      std::cout << j.dump(2) << "\n";
-    } else {
-      std::cout << fmt::format("{:>4} {:<28} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7}  {}\n", "id", "name", "origin",
-                               "passages", "runs", "done", "queued", "failed", "created");
-      for (const auto& r : rows)
-        std::cout << fmt::format("{:>4} {:<28} {:<10} {:>8} {:>7} {:>7} {:>7} {:>7}  {}\n", r.id, r.name, r.origin,
-                                 r.passages, r.counts.total(), r.counts.done, r.counts.queued, r.counts.failed,
-                                 r.created_at);
-    }
+    std::cout << (c.json ? report::experiments_json(rows) : report::experiments_text(rows));
     return 0;
   }
   if (!c.experiment.empty() || store::list_experiments(*db).size() == 1)
@@ -443,24 +414,7 @@ int cmd_list(const std::vector<std::string>& args) {
   if (!passage.empty()) f.passage = passage;
   if (limit > 0) f.limit = limit;
   const auto rows = store::list_runs(*db, f);
-  if (c.json) {
-    json j = json::array();
-    for (const auto& r : rows)
-      j.push_back({{"id", r.run_id}, {"experiment", r.experiment}, {"passage", r.passage}, {"stream", r.stream},
-                   {"codec", r.codec}, {"q", jopt(r.q)}, {"replicate", r.replicate}, {"status", r.status},
-                   {"attempts", r.attempts}, {"bits_per_vector", jopt(r.bits_per_vector)},
-                   {"rel_mse", jopt(r.rel_mse)}, {"cos_sim", jopt(r.cos_sim)},
-                   {"error", r.error ? json(*r.error) : json(nullptr)}});
-    std::cout << j.dump(2) << "\n";
-  } else {
-    std::cout << fmt::format("{:>7} {:<16} {:<10} {:<22} {:<12} {:>3} {:<8} {:>8} {:>12}\n", "run", "experiment",
-                             "passage", "stream", "codec", "rep", "status", "bits", "rel-MSE");
-    for (const auto& r : rows)
-      std::cout << fmt::format("{:>7} {:<16} {:<10} {:<22} {:<12} {:>3} {:<8} {:>8} {:>12}{}\n", r.run_id,
-                               r.experiment, r.passage, r.stream, r.codec, r.replicate, r.status,
-                               r.bits_per_vector ? num(*r.bits_per_vector, 6) : "-",
-                               r.rel_mse ? num(*r.rel_mse, 6) : "-", r.error ? "  error: " + *r.error : "");
-  }
+  std::cout << (c.json ? report::runs_json(rows) : report::runs_text(rows));
   return 0;
 }
 
@@ -484,76 +438,17 @@ int cmd_show(const std::vector<std::string>& args) {
     const auto& r = rows.front();
     const auto prov = r.provenance_id ? store::provenance_row(*db, *r.provenance_id)
                                       : std::vector<std::pair<std::string, std::string>>{};
-    if (c.json) {
-      json j = {{"id", r.run_id}, {"experiment", r.experiment}, {"passage", r.passage}, {"passage_hash", r.passage_hash},
-                {"stream", r.stream}, {"codec", r.codec}, {"q", jopt(r.q)}, {"replicate", r.replicate},
-                {"status", r.status}, {"attempts", r.attempts}, {"bits_per_vector", jopt(r.bits_per_vector)},
-                {"rel_mse", jopt(r.rel_mse)}, {"cos_sim", jopt(r.cos_sim)}, {"wall_s", jopt(r.wall_s)},
-                {"error", r.error ? json(*r.error) : json(nullptr)}};
-      json p = json::object();
-      for (const auto& [k, v] : prov) p[k] = v;
-      j["provenance"] = p;
-      std::cout << j.dump(2) << "\n";
-    } else {
-      std::cout << fmt::format("run {}: experiment {}, passage {} ({}), stream {}, codec {}, replicate {}\n", r.run_id,
-                               r.experiment, r.passage, r.passage_hash.substr(0, 16), r.stream, r.codec, r.replicate);
-      std::cout << fmt::format("  status {}, attempts {}{}\n", r.status, r.attempts,
-                               r.error ? ", last error: " + *r.error : "");
-      if (r.rel_mse)
-        std::cout << fmt::format("  bits_per_vector {}, rel_mse {}, cos_sim {}, n_vectors {}, dim {}\n",
-                                 num(*r.bits_per_vector, 8), num(*r.rel_mse, 8), num(*r.cos_sim, 8),
-                                 r.n_vectors ? std::to_string(*r.n_vectors) : "-", r.dim ? std::to_string(*r.dim) : "-");
-      for (const auto& [k, v] : prov) std::cout << fmt::format("  provenance.{} = {}\n", k, v);
-    }
+    std::cout << (c.json ? report::run_json(r, prov) : report::run_text(r, prov));
     return 0;
   }
   const auto data = store::load_experiment(*db, c.experiment);
   const auto streams = store::experiment_streams(*db, data.info.id);
   const auto codecs = store::experiment_codecs(*db, data.info.id);
-  if (c.json) {
-    json j;
-    j["id"] = data.info.id;
-    j["name"] = data.info.name;
-    j["origin"] = data.info.origin;
-    j["spec_hash"] = data.info.spec_hash;
-    j["created_at"] = data.info.created_at;
-    j["params"] = json::parse(data.info.params_json);
-    j["runs"] = {{"queued", data.info.counts.queued}, {"running", data.info.counts.running},
-                 {"done", data.info.counts.done}, {"failed", data.info.counts.failed}};
-    json ps = json::array();
-    for (const auto& p : data.passages)
-      ps.push_back({{"id", p.id}, {"idx", p.idx}, {"name", p.name}, {"content_hash", p.content_hash},
-                    {"source", p.source}});
-    j["passages"] = ps;
-    j["streams"] = streams;
-    j["codecs"] = codecs;
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
-  const auto& i = data.info;
-  std::cout << fmt::format("experiment {} (id {})\n  origin {}, created {}\n  spec hash {}\n", i.name, i.id, i.origin,
-                           i.created_at, i.spec_hash);
-  std::cout << fmt::format("  runs: {} done, {} queued, {} running, {} failed\n", i.counts.done, i.counts.queued,
-                           i.counts.running, i.counts.failed);
-  std::cout << fmt::format("  streams: {}\n  codecs: {}\n", fmt::join(streams, ", "), fmt::join(codecs, ", "));
-  std::string lm;
-  for (const auto& [s, n] : i.layer_mix) lm += fmt::format("{}{}={:g}", lm.empty() ? "" : ", ", s, n);
-  std::cout << fmt::format("  layer mix: {}\n", lm.empty() ? "none" : lm);
-  std::cout << fmt::format("  parameters: {}\n", i.params_json);
-  std::cout << fmt::format("  passages ({}):\n", data.passages.size());
-  for (const auto& p : data.passages)
-    std::cout << fmt::format("    {:>3} {:<14} {}  {}\n", p.idx, p.name, p.content_hash.substr(0, 16), p.source);
+  std::cout << (c.json ? report::experiment_json(data, streams, codecs) : report::experiment_text(data, streams, codecs));
   return 0;
 }
 
 // ---------------------------------------------------------------- export
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char ch : s) o += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return o + "\"";
-}
 
 int cmd_export(const std::vector<std::string>& args) {
   Common c;
@@ -573,29 +468,7 @@ int cmd_export(const std::vector<std::string>& args) {
   f.status = "done";
   if (!all) f.experiment_id = store::resolve_experiment(*db, c.experiment).id;
   const auto rows = store::list_runs(*db, f);
-  std::string o;
-  if (format == "csv") {
-    // The first seven columns are the `kvlab import csv` format.
-    o += "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim,n_vectors,dim,passage_hash,replicate,experiment,"
-         "run_id\n";
-    for (const auto& r : rows)
-      o += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.passage), r.stream, r.codec,
-                       r.q ? std::to_string(*r.q) : "", fmt::format("{:.17g}", r.bits_per_vector.value_or(0)),
-                       fmt::format("{:.17g}", r.rel_mse.value_or(0)), fmt::format("{:.17g}", r.cos_sim.value_or(0)),
-                       r.n_vectors ? std::to_string(*r.n_vectors) : "", r.dim ? std::to_string(*r.dim) : "",
-                       r.passage_hash, r.replicate, csv_field(r.experiment), r.run_id);
-  } else {
-    for (const auto& r : rows) {
-      json j = {{"experiment", r.experiment}, {"run_id", r.run_id}, {"passage", r.passage},
-                {"passage_hash", r.passage_hash}, {"stream", r.stream}, {"codec", r.codec}, {"q", jopt(r.q)},
-                {"replicate", r.replicate}, {"bits_per_vector", jopt(r.bits_per_vector)},
-                {"code_bytes", r.code_bytes ? json(*r.code_bytes) : json(nullptr)}, {"rel_mse", jopt(r.rel_mse)},
-                {"cos_sim", jopt(r.cos_sim)}, {"n_vectors", r.n_vectors ? json(*r.n_vectors) : json(nullptr)},
-                {"dim", jopt(r.dim)}, {"wall_s", jopt(r.wall_s)},
-                {"provenance_id", r.provenance_id ? json(*r.provenance_id) : json(nullptr)}};
-      o += j.dump() + "\n";
-    }
-  }
+  const std::string o = format == "csv" ? report::runs_csv(rows) : report::runs_jsonl(rows);
   emit(o, out_path);
   if (!out_path.empty() && out_path != "-")
     std::cerr << fmt::format("kvlab export: {} runs written to {}\n", rows.size(), out_path);
@@ -637,45 +510,7 @@ int cmd_diff(const std::vector<std::string>& args) {
   keep(a);
   keep(b);
   const auto dd = stats::diff_experiments(a, b);
-  if (c.json) {
-    json j;
-    j["a"] = dd.name_a;
-    j["b"] = dd.name_b;
-    j["paired"] = dd.paired;
-    j["method"] = dd.paired ? "paired by passage" : "Welch";
-    j["shared_passages"] = dd.shared_passages;
-    json cells = json::array();
-    for (const auto& x : dd.cells) {
-      json r = {{"stream", x.stream}, {"codec", x.codec}, {"q", jopt(x.q)}, {"rel_mse_a", jsum(x.a)},
-                {"rel_mse_b", jsum(x.b)}, {"ratio", x.ratio}, {"bits_a", x.bits_a}, {"bits_b", x.bits_b}};
-      r["paired_ratio"] = x.paired_ratio ? jsum(*x.paired_ratio) : json(nullptr);
-      r["difference"] = {{"method", x.difference.method == stats::Comparison::Method::kPaired ? "paired" : "welch"},
-                         {"diff", x.difference.diff}, {"ci95_hw", jopt(x.difference.ci95_hw)},
-                         {"df", jopt(x.difference.df)}, {"p_value", jopt(x.difference.p_value)},
-                         {"significant", x.difference.significant()}};
-      r["ratio_vs_fp8_a"] = x.ratio_vs_fp8_a ? jsum(*x.ratio_vs_fp8_a) : json(nullptr);
-      r["ratio_vs_fp8_b"] = x.ratio_vs_fp8_b ? jsum(*x.ratio_vs_fp8_b) : json(nullptr);
-      cells.push_back(r);
-    }
-    j["cells"] = cells;
-    j["only_a"] = dd.only_a;
-    j["only_b"] = dd.only_b;
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
-  std::cout << fmt::format("A = {}, B = {}: {} ({} shared passages)\n", dd.name_a, dd.name_b,
-                           dd.paired ? "same passages: paired by passage" : "different passages: Welch's t",
-                           dd.shared_passages);
-  std::cout << fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}\n", "stream", "codec", "rel-MSE A",
-                           "rel-MSE B", dd.paired ? "A/B (paired)" : "A/B (means)", "p");
-  for (const auto& x : dd.cells)
-    std::cout << fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}{}\n", x.stream, x.codec, ci(x.a), ci(x.b),
-                             x.paired_ratio ? ci_fixed(*x.paired_ratio, 4) : fmt::format("{:.4f}", x.ratio),
-                             x.difference.p_value ? fmt::format("{:.3g}", *x.difference.p_value) : "-",
-                             x.difference.significant() ? " *" : "");
-  std::cout << "  (* : the 95 % interval of the difference A - B excludes 0)\n";
-  if (!dd.only_a.empty()) std::cout << fmt::format("only in A: {}\n", fmt::join(dd.only_a, "; "));
-  if (!dd.only_b.empty()) std::cout << fmt::format("only in B: {}\n", fmt::join(dd.only_b, "; "));
+  std::cout << (c.json ? report::diff_json(dd) : report::diff_text(dd));
   return 0;
 }
 
