@@ -8,24 +8,11 @@
 #include <fmt/ranges.h>
 
 #include "common/streams.h"
+#include "report/console_format.h"
 
 namespace kvlab::report {
 namespace {
 
-std::string num(double v, int sig = 4) {
-  if (std::isnan(v)) return "nan";
-  return fmt::format("{:.{}g}", v, sig);
-}
-std::string ci(const stats::Summary& s, int sig = 4) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{} (n={}, no CI)", num(s.mean, sig), s.n);
-  return fmt::format("{} ± {}", num(s.mean, sig), num(*s.ci95_hw, 2));
-}
-std::string ci_fixed(const stats::Summary& s, int decimals = 3) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{:.{}f} (n={}, no CI)", s.mean, decimals, s.n);
-  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, decimals, *s.ci95_hw, decimals);
-}
 std::string pct(double saving) { return fmt::format("{:+.1f} %", -100.0 * saving); }
 std::string short_stream(const std::string& s) { return stream_label(s); }
 
@@ -77,17 +64,17 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
     for (const auto& c : s.cells) {
       if (c.stream != st) continue;
       o += fmt::format("  {:<12} {:>3} {:>7} {:>7} {:>24} {:>26} {:>22}\n", c.codec, c.n_passages,
-                       num(c.bits_per_vector, 6), c.cr_vs_fp8 ? fmt::format("{:.3f}", *c.cr_vs_fp8) : "-",
-                       ci(c.rel_mse), ci(c.cos_sim, 6), c.ratio_vs_fp8 ? ci_fixed(*c.ratio_vs_fp8) : "-");
+                       console_num(c.bits_per_vector, 6), c.cr_vs_fp8 ? fmt::format("{:.3f}", *c.cr_vs_fp8) : "-",
+                       console_ci(c.rel_mse), console_ci(c.cos_sim, 6), c.ratio_vs_fp8 ? console_ci_fixed(*c.ratio_vs_fp8) : "-");
       for (const auto& [m, v] : c.metrics) {
         if (m == "rel_mse" || m == "cos_sim") continue;
         const stats::Summary* r = c.metric_ratio(m);
-        o += fmt::format("    {:<30} {:>24} {:>26} {:>22}\n", m, ci(v), "", r ? ci_fixed(*r) : "-");
+        o += fmt::format("    {:<30} {:>24} {:>26} {:>22}\n", m, console_ci(v), "", r ? console_ci_fixed(*r) : "-");
       }
       if (per_passage)
         for (const auto& p : c.passages)
-          o += fmt::format("      {:<10} rel-MSE {}  FP8 {}  ratio {:.4f}\n", p.passage, num(p.rel_mse),
-                           num(p.fp8_rel_mse), p.ratio);
+          o += fmt::format("      {:<10} rel-MSE {}  FP8 {}  ratio {:.4f}\n", p.passage, console_num(p.rel_mse),
+                           console_num(p.fp8_rel_mse), p.ratio);
     }
   }
   if (!s.layer_weighted.empty()) {
@@ -105,7 +92,7 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
         continue;
       }
       o += fmt::format("  {:<12} {:>9.3f} {:>16} {:>22} {:>10.1f} {:>8.3f} {:>9}\n", l.codec, l.mean,
-                       l.rss_hw ? fmt::format("± {:.3f}", *l.rss_hw) : "no CI", ci_fixed(l.paired), l.weighted_bits,
+                       l.rss_hw ? fmt::format("± {:.3f}", *l.rss_hw) : "no CI", console_ci_fixed(l.paired), l.weighted_bits,
                        l.cr_vs_fp8, pct(l.bit_saving));
     }
   }
@@ -114,7 +101,7 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
     for (const auto& au : s.audits) {
       o += fmt::format("  {} ({} vectors x {})\n", au.stream, au.n_vectors, au.dim);
       for (const auto& m : au.metrics)
-        o += fmt::format("    {:<37} {:>26}  gate {:<5g} {} ({} of {} passages above)\n", m.metric, ci(m.value),
+        o += fmt::format("    {:<37} {:>26}  gate {:<5g} {} ({} of {} passages above)\n", m.metric, console_ci(m.value),
                          m.gate, m.fires ? "!" : " ", m.passages_firing, m.value.n);
     }
     o += "  (rms_wasserstein2_over_sigma_per_dim is a tail-quantile ratio; name kept for comparability)\n";
@@ -142,7 +129,7 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
         continue;
       }
       o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7.3f} {:>8.3f} {:>9} {:>7.1f}%\n", st, *b->q_min,
-                       *b->q_recommended, num(b->bits, 6), *b->cr_vs_fp8, b->cr_vs_bf16, pct(*b->bit_saving),
+                       *b->q_recommended, console_num(b->bits, 6), *b->cr_vs_fp8, b->cr_vs_bf16, pct(*b->bit_saving),
                        100.0 * b->margin);
       if (!b->note.empty()) o += fmt::format("  {:<22} ({})\n", "", b->note);
     }
@@ -166,7 +153,7 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
     int n = 0;
     for (const auto& x : s.suggestions)
       if (std::find(fams.begin(), fams.end(), x.family) != fams.end()) {
-        o += fmt::format("  {:<22} {:<10} {:>6} bits  {}\n", x.stream, x.codec(), num(x.bits, 6), x.reason);
+        o += fmt::format("  {:<22} {:<10} {:>6} bits  {}\n", x.stream, x.codec(), console_num(x.bits, 6), x.reason);
         ++n;
       }
     if (n == 0) o += "  none\n";
@@ -179,8 +166,8 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
 namespace {
 
 std::string candidate_line(const std::string& label, const stats::BestCandidate& k) {
-  return fmt::format("  {:<22} {:<30} {:>8} {:>7.3f} {:>22} {:>9}\n", label, k.codec, num(k.bits_per_vector, 6),
-                     k.bits_per_dim, ci_fixed(k.ratio, 4), std::isfinite(k.used) ? fmt::format("{:.4f}", k.used) : "-");
+  return fmt::format("  {:<22} {:<30} {:>8} {:>7.3f} {:>22} {:>9}\n", label, k.codec, console_num(k.bits_per_vector, 6),
+                     k.bits_per_dim, console_ci_fixed(k.ratio, 4), std::isfinite(k.used) ? fmt::format("{:.4f}", k.used) : "-");
 }
 
 }  // namespace

@@ -6,23 +6,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "report/console_format.h"
+
 namespace kvlab::report {
 namespace {
 
-std::string num(double v, int sig = 4) {
-  if (std::isnan(v)) return "nan";
-  return fmt::format("{:.{}g}", v, sig);
-}
-std::string ci(const stats::Summary& s, int sig = 4) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{} (n={}, no CI)", num(s.mean, sig), s.n);
-  return fmt::format("{} ± {}", num(s.mean, sig), num(*s.ci95_hw, 2));
-}
-std::string ci_fixed(const stats::Summary& s, int decimals) {
-  if (s.n == 0) return "-";
-  if (!s.ci95_hw) return fmt::format("{:.{}f} (n={}, no CI)", s.mean, decimals, s.n);
-  return fmt::format("{:.{}f} ± {:.{}f}", s.mean, decimals, *s.ci95_hw, decimals);
-}
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string o = "\"";
@@ -47,7 +35,7 @@ std::string runs_text(const std::vector<store::RunRow>& rows) {
   for (const auto& r : rows)
     o += fmt::format("{:>7} {:<16} {:<10} {:<22} {:<12} {:>3} {:<8} {:>8} {:>12}{}\n", r.run_id, r.experiment,
                      r.passage, r.stream, r.codec, r.replicate, r.status,
-                     r.bits_per_vector ? num(*r.bits_per_vector, 6) : "-", r.rel_mse ? num(*r.rel_mse, 6) : "-",
+                     r.bits_per_vector ? console_num(*r.bits_per_vector, 6) : "-", r.rel_mse ? console_num(*r.rel_mse, 6) : "-",
                      r.error ? "  error: " + *r.error : "");
   return o;
 }
@@ -58,7 +46,7 @@ std::string run_text(const store::RunRow& r, const ProvenanceFields& provenance)
   o += fmt::format("  status {}, attempts {}{}\n", r.status, r.attempts, r.error ? ", last error: " + *r.error : "");
   if (r.rel_mse)
     o += fmt::format("  bits_per_vector {}, rel_mse {}, cos_sim {}, n_vectors {}, dim {}\n",
-                     num(*r.bits_per_vector, 8), num(*r.rel_mse, 8), num(*r.cos_sim, 8),
+                     console_num(*r.bits_per_vector, 8), console_num(*r.rel_mse, 8), console_num(*r.cos_sim, 8),
                      r.n_vectors ? std::to_string(*r.n_vectors) : "-", r.dim ? std::to_string(*r.dim) : "-");
   for (const auto& [k, v] : provenance) o += fmt::format("  provenance.{} = {}\n", k, v);
   return o;
@@ -89,8 +77,8 @@ std::string diff_text(const stats::ExperimentDiff& dd) {
   o += fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}\n", "stream", "codec", "rel-MSE A", "rel-MSE B",
                    dd.paired ? "A/B (paired)" : "A/B (means)", "p");
   for (const auto& x : dd.cells)
-    o += fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}{}\n", x.stream, x.codec, ci(x.a), ci(x.b),
-                     x.paired_ratio ? ci_fixed(*x.paired_ratio, 4) : fmt::format("{:.4f}", x.ratio),
+    o += fmt::format("  {:<22} {:<12} {:>24} {:>24} {:>22} {:>10}{}\n", x.stream, x.codec, console_ci(x.a), console_ci(x.b),
+                     x.paired_ratio ? console_ci_fixed(*x.paired_ratio, 4) : fmt::format("{:.4f}", x.ratio),
                      x.difference.p_value ? fmt::format("{:.3g}", *x.difference.p_value) : "-",
                      x.difference.significant() ? " *" : "");
   o += "  (* : the 95 % interval of the difference A - B excludes 0)\n";

@@ -21,8 +21,8 @@ namespace {
 using nlohmann::json;
 
 json jsum(const stats::Summary& s) { return summary_json(s); }
-json jopt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-json jopt(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
+template <class T>
+json jopt(const std::optional<T>& v) { return optional_json(v); }
 
 }  // namespace
 

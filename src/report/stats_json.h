@@ -19,6 +19,12 @@
 
 namespace kvlab::report {
 
+// The value, or null.
+template <class T>
+nlohmann::json optional_json(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
 // {"n", "mean", "sd", "ci95_hw"}; a non-finite mean and absent values are null.
 nlohmann::json summary_json(const stats::Summary& s);
 

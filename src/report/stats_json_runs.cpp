@@ -12,9 +12,7 @@ using nlohmann::json;
 
 json jsum(const stats::Summary& s) { return summary_json(s); }
 template <class T>
-json jopt(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
-}
+json jopt(const std::optional<T>& v) { return optional_json(v); }
 
 }  // namespace
 
