@@ -166,7 +166,7 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
 namespace {
 
 std::string candidate_line(const std::string& label, const stats::BestCandidate& k) {
-  return fmt::format("  {:<22} {:<30} {:>8} {:>7.3f} {:>22} {:>9}\n", label, k.codec, console_num(k.bits_per_vector, 6),
+  return fmt::format("  {:<22} {:<40} {:>8} {:>7.3f} {:>22} {:>9}\n", label, k.codec, console_num(k.bits_per_vector, 6),
                      k.bits_per_dim, console_ci_fixed(k.ratio, 4), std::isfinite(k.used) ? fmt::format("{:.4f}", k.used) : "-");
 }
 
@@ -177,7 +177,7 @@ std::string best_text(const stats::BestResult& b) {
   o += fmt::format("experiment {}: lowest-bit {} point whose {} ratio to {} is <= {:.2f} (threshold {}), {}\n",
                    b.experiment, b.family, b.metric, b.baseline, b.threshold.factor, b.threshold.name,
                    b.ci_safe ? "CI-safe (upper end of the paired ratio's CI95)" : "point (mean paired ratio)");
-  o += fmt::format("  {:<22} {:<30} {:>8} {:>7} {:>22} {:>9}\n", "stream", "codec", "bits/vec", "bits/d",
+  o += fmt::format("  {:<22} {:<40} {:>8} {:>7} {:>22} {:>9}\n", "stream", "codec", "bits/vec", "bits/d",
                    "ratio ± CI95", "used");
   for (const auto& s : b.streams) {
     if (s.best) o += candidate_line(s.stream, *s.best);
@@ -193,7 +193,7 @@ std::string best_text(const stats::BestResult& b) {
   if (lw.best) o += candidate_line("one codec", *lw.best);
   else o += fmt::format("  {:<22} {}\n", "one codec", lw.note);
   if (lw.per_stream_admissible)
-    o += fmt::format("  {:<22} {:<30} {:>8.1f} {:>7.3f}\n", "per-stream points", "(each stream its best)",
+    o += fmt::format("  {:<22} {:<40} {:>8.1f} {:>7.3f}\n", "per-stream points", "(each stream its best)",
                      lw.per_stream_bits, lw.per_stream_bits_per_dim);
   else
     o += fmt::format("  {:<22} not admissible (a weighted stream has no point that clears)\n", "per-stream points");
