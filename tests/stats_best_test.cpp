@@ -193,3 +193,18 @@ TEST(StatsBest, NoLayerMixNoWeightedAnswer) {
   EXPECT_FALSE(r.layer_weighted.best.has_value());
   EXPECT_EQ(r.streams.size(), 2u);
 }
+
+TEST(StatsBest, AStreamWithoutItsBaselineIsLeftOutWithANote) {
+  Builder b = Builder::standard();
+  std::vector<ks::RunResult> kept;
+  for (const auto& r : b.d.results)
+    if (!(r.stream == kH && r.codec == "fp8_per64")) kept.push_back(r);
+  b.d.results = kept;
+  const auto r = best(b.d, "int", "A", false);
+  ASSERT_EQ(r.streams.size(), 1u);
+  EXPECT_EQ(r.streams[0].stream, kS);
+  ASSERT_FALSE(r.warnings.empty());
+  EXPECT_NE(r.warnings[0].find(kH), std::string::npos) << r.warnings[0];
+  EXPECT_TRUE(r.layer_weighted.candidates.empty());  // HCA has no ratio: no codec on every weighted stream
+  EXPECT_FALSE(r.layer_weighted.best.has_value());
+}

@@ -184,6 +184,7 @@ std::string best_text(const stats::BestResult& b) {
     else o += fmt::format("  {:<22} {}\n", s.stream, s.note);
   }
   const auto& lw = b.layer_weighted;
+  for (const auto& w : b.warnings) o += "note: " + w + "\n";
   if (!lw.available) return o + fmt::format("layer weighted: {}\n", lw.note);
   std::string w;
   for (const auto& sw : b.weights)

@@ -236,6 +236,7 @@ std::string best_json(const stats::BestResult& b) {
                          {"candidates", cands},
                          {"note", lw.note},
                          {"per_stream", per_stream}};
+  j["warnings"] = b.warnings;
   return j.dump(2) + "\n";
 }
 

@@ -222,6 +222,7 @@ BestResult best_operating_point(const StudySummary& s, const BestOptions& o) {
   out.threshold = o.threshold;
   out.ci_safe = o.ci_safe;
   out.weights = s.weights;
+  out.warnings = s.warnings;
   per_stream(s, o, out);
   bool recorded = false;
   for (const auto& bs : out.streams)

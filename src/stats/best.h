@@ -92,6 +92,7 @@ struct BestResult {
   std::vector<StreamWeight> weights;
   std::vector<BestStream> streams;  // canonical stream order, streams with a baseline and candidates
   BestLayerWeighted layer_weighted;
+  std::vector<std::string> warnings;  // the summary's (e.g. a stream without its baseline)
   bool any_inadmissible() const;    // some stream has no cleared candidate
 };
 
