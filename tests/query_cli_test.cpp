@@ -344,3 +344,28 @@ TEST(QueryCli, UntilResolvedSweepAndItsDecisions) {
   ASSERT_EQ(c.run(fmt::format("stats --db {}", c.db)), 0) << c.out;
   EXPECT_TRUE(has(c.out, "threshold decisions of `kvlab run --until-resolved`")) << c.out;
 }
+
+TEST(QueryCli, ListRunsByFamilyOfAnyRateParameter) {
+  Cli c;
+  const std::string csv = c.write("int.csv",
+                                  "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
+                                  "a,sliding_window_kv,fp8_per64,,4224,0.001,0.9997\n"
+                                  "a,sliding_window_kv,\"int:bits=6,block=64,scale=fp16\",6,3200,0.0009,0.9998\n"
+                                  "a,sliding_window_kv,e8,38,3296,0.0008,0.9998\n");
+  ASSERT_EQ(c.run(fmt::format("import csv {} --db {}", csv, c.db)), 0) << c.out;
+  ASSERT_EQ(c.run_stdout(fmt::format("list --runs --db {} --codec int --json", c.db)), 0) << c.out;
+  const json j = json::parse(c.out);
+  ASSERT_EQ(j.size(), 1u) << c.out;
+  EXPECT_EQ(j[0]["codec"], "int:bits=6,block=64,scale=fp16");
+  ASSERT_EQ(c.run_stdout(fmt::format("list --runs --db {} --codec e8 --json", c.db)), 0) << c.out;
+  EXPECT_EQ(json::parse(c.out).size(), 1u);
+}
+
+TEST(QueryCli, CsvFullSpecMustAgreeWithItsQColumn) {
+  Cli c;
+  const std::string csv = c.write("bad.csv",
+                                  "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
+                                  "a,sliding_window_kv,\"int:bits=6,block=64,scale=fp16\",8,3200,0.0009,0.9998\n");
+  EXPECT_EQ(c.run(fmt::format("import csv {} --db {}", csv, c.db)), 1);
+  EXPECT_TRUE(has(c.out, "has rate 6 but its q column says 8")) << c.out;
+}

@@ -93,7 +93,11 @@ std::string canonical_codec(const std::string& family, std::optional<int> q) {
   KVLAB_CHECK(f || family.find(':') != std::string::npos, "unknown codec family '{}' (known codecs: {})", family,
               known_codecs_text());
   if (!q) return parse_codec_spec(family).canonical;
-  return codec_spec_at_rate(family, *q).canonical;
+  // A family ("e8") takes q as its rate; a full spec ("int:bits=6,...") must agree with it.
+  const CodecSpec s = parse_codec_spec(family, *q);
+  KVLAB_CHECK(s.rate == q, "codec '{}' has rate {} but its q column says {}", family,
+              s.rate ? std::to_string(*s.rate) : std::string("none"), *q);
+  return s.canonical;
 }
 
 // Bits of a lattice (family, Q, D) in the experiment's accounting: the

@@ -282,7 +282,7 @@ std::vector<RunRow> list_runs(SQLite::Database& db, const RunFilter& f) {
   if (f.stream) st.bind(":stream", *f.stream);
   if (f.codec) {
     st.bind(":codec", *f.codec);
-    st.bind(":codec_family", *f.codec + ":q=%");
+    st.bind(":codec_family", *f.codec + ":%");  // every spec of the family: e8:q=..., int:bits=...
   }
   if (f.status) st.bind(":status", *f.status);
   if (f.passage) st.bind(":passage", *f.passage);
