@@ -234,13 +234,15 @@ stats::StudySummary summarize_for_best_q(const stats::ExperimentData& data, cons
   return stats::summarize(data, opt);
 }
 
-// best_q and refine need the FP8 baseline of every stream they look at.
+// best_q and refine need the baseline of every stream they look at.
 void require_baselines(const stats::StudySummary& s) {
   for (const auto& st : s.streams)
-    KVLAB_CHECK(s.find_cell(st, stats::kFp8Codec) != nullptr,
-                "stream {} of experiment '{}' has no FP8 baseline (no finished fp8_per64 runs): the budget of "
-                "best_q is a multiple of the FP8 rel-MSE; run or import fp8_per64 for it, or leave it out with --stream",
-                st, s.experiment.name);
+    KVLAB_CHECK(s.find_cell(st, s.baseline) != nullptr,
+                "stream {} of experiment '{}' has no {} baseline (no finished {} runs): the budget of "
+                "best_q is a multiple of the baseline's rel-MSE; run or import {} for it, or leave it out with "
+                "--stream",
+                st, s.experiment.name, s.baseline == stats::kFp8Codec ? std::string("FP8") : s.baseline, s.baseline,
+                s.baseline);
 }
 
 void add_best_q_options(po::options_description& d, BestQArgs& a) {
@@ -504,7 +506,7 @@ int cmd_diff(const std::vector<std::string>& args) {
       if (!codecs.empty()) {
         const std::string fam = r.codec.substr(0, r.codec.find(':'));
         if (std::find(codecs.begin(), codecs.end(), r.codec) == codecs.end() &&
-            std::find(codecs.begin(), codecs.end(), fam) == codecs.end() && r.codec != stats::kFp8Codec)
+            std::find(codecs.begin(), codecs.end(), fam) == codecs.end() && !parse_codec_spec(r.codec).is_baseline())
           continue;
       }
       kept.push_back(std::move(r));
