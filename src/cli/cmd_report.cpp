@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/hash.h"
@@ -37,11 +38,6 @@ namespace {
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
 
-std::string default_db() {
-  const char* env = std::getenv("KVLAB_DB");
-  return env && *env ? env : "results/kvlab.db";
-}
-
 struct ReportArgs {
   std::string db;
   std::string experiment;
@@ -49,20 +45,6 @@ struct ReportArgs {
   std::string codec;
   std::string compare;
 };
-
-// Returns false after printing help.
-bool parse_args(const std::vector<std::string>& args, po::options_description& d, const std::string& usage) {
-  d.add_options()("help,h", "show this help");
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage << "\n\n" << d << "\n"
-              << "exit codes: 0 ok, 1 error, 2 usage, 4 database busy, 5 schema too new\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 void add_common(po::options_description& d, ReportArgs& a, const std::string& default_out) {
   d.add_options()("db", po::value(&a.db)->default_value(default_db()),
@@ -239,7 +221,7 @@ int cmd_findings(const std::vector<std::string>& args) {
   d.add_options()("codec", po::value(&a.codec),
                   "codec the findings are about (default: the experiment's [report] codec, e.g. e8:q=38)")(
       "compare", po::value(&a.compare), "second codec compared at matched Q (default: the experiment's [report] compare)");
-  if (!parse_args(args, d, "kvlab report findings --db FILE --experiment NAME --out reports/FINDINGS_N8.md")) return 0;
+  if (!parse(args, d, "kvlab report findings --db FILE --experiment NAME --out reports/FINDINGS_N8.md")) return 0;
   const std::string stem = stem_of(a.out);
   auto l = load(a);
   const auto s = stats::summarize(l.data);
@@ -257,7 +239,7 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   po::options_description d(
       "kvlab report max-usable-cr: max usable compression ratio of a Q sweep, regenerated from the database");
   add_common(d, a, "reports/MAX_USABLE_CR.md");
-  if (!parse_args(args, d, "kvlab report max-usable-cr --db FILE --experiment NAME --out reports/MAX_USABLE_CR.md")) {
+  if (!parse(args, d, "kvlab report max-usable-cr --db FILE --experiment NAME --out reports/MAX_USABLE_CR.md")) {
     return 0;
   }
   const std::string stem = stem_of(a.out);

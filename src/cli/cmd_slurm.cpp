@@ -37,6 +37,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/options.h"
 #include "common/error.h"
 #include "experiment/spec.h"
 #include "store/db.h"
@@ -51,21 +52,6 @@ namespace kvlab::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Parses; returns false (after printing help) when --help was given.
-bool parse(const std::vector<std::string>& args, po::options_description& desc, const std::string& usage,
-           po::variables_map& vm, const po::positional_options_description* pos = nullptr) {
-  desc.add_options()("help,h", "show this help");
-  auto parser = po::command_line_parser(args).options(desc);
-  if (pos) parser.positional(*pos);
-  po::store(parser.run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: " << usage << "\n\n" << desc << "\n";
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
@@ -323,7 +309,7 @@ int cmd_submit(const std::vector<std::string>& args) {
   if (!parse(args, desc,
              "kvlab slurm submit SPEC --db FILE --shards N [--partition P] [--gpus-per-task G] [--time T] "
              "[--throttle K] [--dry-run]",
-             vm, &pos))
+             &pos, &vm))
     return 0;
   if (throttle != 0) o.throttle = throttle;
   if (throttle < 0) throw UsageError(fmt::format("--throttle {}: expected at least 1 (or 0 for no limit)", throttle));
@@ -409,7 +395,7 @@ int cmd_status(const std::vector<std::string>& args) {
   po::options_description desc("kvlab slurm status options");
   desc.add_options()("db", po::value(&db)->required(), "main result database given to `kvlab slurm submit`");
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab slurm status --db FILE", vm)) return 0;
+  if (!parse(args, desc, "kvlab slurm status --db FILE", nullptr, &vm)) return 0;
   store::SlurmManifest m;
   const auto shards = shard_progress(db, &m);
   if (!m.experiment.empty()) {
@@ -453,7 +439,7 @@ int cmd_resubmit(const std::vector<std::string>& args) {
       "do not ask squeue which tasks are still pending or running (only where squeue cannot run; two tasks on "
       "one shard would share one SQLite file between machines)");
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab slurm resubmit --db FILE [--throttle K] [--dry-run]", vm)) return 0;
+  if (!parse(args, desc, "kvlab slurm resubmit --db FILE [--throttle K] [--dry-run]", nullptr, &vm)) return 0;
   const std::string mp = store::manifest_path(db);
   auto m = store::read_manifest(mp);
   std::optional<int> thr = m.throttle;
@@ -515,7 +501,7 @@ int cmd_reclaim(const std::vector<std::string>& args) {
   desc.add_options()("db", po::value(&db)->required(), "shard database of this array task")(
       "max-attempts", po::value(&max_attempts)->default_value(3), "a run that used this many attempts fails");
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab slurm reclaim --db SHARD", vm)) return 0;
+  if (!parse(args, desc, "kvlab slurm reclaim --db SHARD", nullptr, &vm)) return 0;
   if (max_attempts < 1) throw UsageError(fmt::format("--max-attempts {}: expected >= 1", max_attempts));
   auto conn = store::open_database(db, store::OpenMode::kReadWrite);
   const auto meta = store::read_shard_meta(*conn);
@@ -538,7 +524,7 @@ int cmd_ingest(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("shard", -1);
   po::variables_map vm;
-  if (!parse(args, desc, "kvlab ingest --db FILE [SHARD.db...]", vm, &pos)) return 0;
+  if (!parse(args, desc, "kvlab ingest --db FILE [SHARD.db...]", &pos, &vm)) return 0;
   auto conn = store::open_database(db, store::OpenMode::kReadWrite);
   if (shards.empty()) {
     const std::string mp = store::manifest_path(db);
