@@ -2,6 +2,7 @@
 #include "store/decisions.h"
 
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/VariadicBind.h>
 
 #include "store/db.h"
 #include "store/runs.h"
@@ -34,14 +35,8 @@ void record_decisions(SQLite::Database& db, std::int64_t experiment_id, const st
     const std::string now = iso8601_now();
     for (const auto& r : rows) {
       ins.reset();
-      ins.bind(1, static_cast<std::int64_t>(experiment_id));
-      ins.bind(2, r.stream);
-      ins.bind(3, r.codec);
-      ins.bind(4, r.metric);
-      ins.bind(5, r.threshold);
-      ins.bind(6, r.factor);
-      ins.bind(7, r.alpha);
-      ins.bind(8, r.n_evaluated);
+      SQLite::bind(ins, static_cast<std::int64_t>(experiment_id), r.stream, r.codec, r.metric, r.threshold, r.factor,
+                   r.alpha, r.n_evaluated);
       bind_opt(ins, 9, r.ratio_mean);
       bind_opt(ins, 10, r.ratio_ci95_hw);
       bind_opt(ins, 11, r.p_holm);

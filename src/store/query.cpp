@@ -9,6 +9,7 @@
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
+#include <SQLiteCpp/VariadicBind.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -381,12 +382,7 @@ RefineOutcome queue_codec_runs(SQLite::Database& db, std::int64_t experiment_id,
         for (const auto& s : streams) {
           ins.reset();
           ins.clearBindings();
-          ins.bind(1, experiment_id);
-          ins.bind(2, pid);
-          ins.bind(3, s);
-          ins.bind(4, codec);
-          ins.bind(5, q);
-          ins.bind(6, now);
+          SQLite::bind(ins, experiment_id, pid, s, codec, q, now);
           if (ins.exec() == 1)
             ++out.added;
           else
