@@ -144,3 +144,57 @@ TEST(QueryImport, RefineQueuesEveryPassageAndStream) {
   f.codec = "e8";  // a family matches every Q
   EXPECT_EQ(st::list_runs(*db, f).size(), 8u * 3 * 3);
 }
+
+// All four published files land in one database, each as its own experiment:
+// the per-passage study, the single-passage trained run (passage p0) and the
+// two aggregate-only Q sweeps (no runs; checked summaries in params_json).
+TEST(QueryImport, AllFourPublishedShapesInOneDatabase) {
+  const std::string dir = kvlab::testutil::make_temp_dir("kvlab-query-imp4");
+  auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
+  for (const char* f : {"stage075_n8", "stage075_qsweep_n8", "stage075_qsweep_fine_n8", "stage075_trained"}) {
+    auto o = options();
+    o.experiment = std::string("published_") + (f + 9);
+    const auto out = st::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
+    EXPECT_TRUE(out.experiment_created) << f;
+    // Importing again adds nothing.
+    const auto again = st::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
+    EXPECT_FALSE(again.experiment_created) << f;
+    EXPECT_EQ(again.runs_added, 0) << f;
+  }
+  const auto trained = st::load_experiment(*db, "published_trained");
+  ASSERT_EQ(trained.passages.size(), 1u);
+  EXPECT_EQ(trained.passages[0].name, "p0");
+  EXPECT_EQ(trained.results.size(), 15u);  // 3 streams x 5 codecs
+  EXPECT_EQ(trained.audits.size(), 3u);
+  const auto tp = json::parse(trained.info.params_json);
+  EXPECT_EQ(tp["weights"]["kind"], "trained");
+  bool found = false;
+  for (const auto& r : trained.results) {
+    if (r.stream == "sliding_window_kv" && r.codec == "e8:q=38") {
+      found = true;
+      EXPECT_DOUBLE_EQ(r.rel_mse, 0.0008033817284740508);  // the file's value
+      EXPECT_EQ(r.bits_per_vector, 3296);
+    }
+  }
+  EXPECT_TRUE(found);
+  const auto sweep = st::load_experiment(*db, "published_qsweep_n8");
+  EXPECT_TRUE(sweep.results.empty());
+  const auto agg = json::parse(sweep.info.params_json)["published_aggregate"];
+  EXPECT_DOUBLE_EQ(agg["sliding_window_kv"]["fp8_per64"]["rel_mse"]["mean"].get<double>(), 0.0010509271669434384);
+  EXPECT_DOUBLE_EQ(agg["sliding_window_kv"]["e8:q=38"]["rel_mse"]["mean"].get<double>(), 0.0008303203285322525);
+  EXPECT_EQ(agg["sliding_window_kv"]["e8:q=38"]["bits"].get<double>(), 3296);
+  EXPECT_EQ(agg["sliding_window_kv"]["fp8_per64"]["bits"].get<double>(), 4224);
+  EXPECT_EQ(agg["hca_pool_kv_ratio128"].size(), 14u);  // fp8 + 12 Q + audit
+  const auto fine = json::parse(st::load_experiment(*db, "published_qsweep_fine_n8").info.params_json);
+  EXPECT_EQ(fine["published_aggregate"]["csa_pool_kv_ratio4"].size(), 9u);  // fp8 + 7 Q + audit
+}
+
+TEST(QueryImport, UnknownPublishedShapeNamesTheShapes) {
+  const std::string dir = kvlab::testutil::make_temp_dir("kvlab-query-imp5");
+  const std::string path = dir + "/odd.json";
+  std::ofstream(path) << R"({"config": {}, "something_else": []})";
+  auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
+  const std::string m = message_of([&] { st::import_published(*db, path, options()); });
+  EXPECT_NE(m.find("per_passage"), std::string::npos) << m;
+  EXPECT_NE(m.find("aggregate_by_stream"), std::string::npos) << m;
+}

@@ -310,6 +310,165 @@ std::string published_codec_spec(const std::string& name) {
   return fmt::format("{}:q={}", m[1].str(), std::stoi(m[2].str()));
 }
 
+namespace {
+
+// Mutable state shared by the per-passage readers of one published file.
+struct PublishedReader {
+  Bundle& b;
+  const ImportOptions& opt;
+  std::set<std::string> streams_seen, codecs_seen;
+  std::string dtype;
+};
+
+// One stream result of one passage ({stream, shape, dtype, audit, codecs}):
+// its audit row and one run per codec.
+void read_stream_result(PublishedReader& rd, const std::string& passage, const nlohmann::json& r,
+                        const std::string& rw) {
+  const auto& sj = field(r, "stream", rw);
+  KVLAB_CHECK(sj.is_string(), "{}.stream: expected a string", rw);
+  const std::string stream = sj.get<std::string>();
+  check_stream(rw, stream);
+  rd.streams_seen.insert(stream);
+  std::optional<std::int64_t> n_vectors, dim;
+  if (r.contains("shape") && r["shape"].is_array() && r["shape"].size() == 3) {
+    n_vectors = r["shape"][1].get<std::int64_t>();
+    dim = r["shape"][2].get<std::int64_t>();
+  }
+  if (r.contains("dtype") && r["dtype"].is_string()) rd.dtype = r["dtype"].get<std::string>();
+  const auto& audit = field(r, "audit", rw);
+  BAudit a;
+  a.passage = passage;
+  a.stream = stream;
+  const char* metrics[4] = {"excess_kurtosis_abs", "isotropy_variance_ratio", "hadamard_post_variance_ratio",
+                            "rms_wasserstein2_over_sigma_per_dim"};
+  for (int m = 0; m < 4; ++m) a.m[m] = number(audit, metrics[m], rw + ".audit");
+  a.n_vectors = static_cast<std::int64_t>(number(audit, "num_vectors", rw + ".audit"));
+  a.dim = static_cast<std::int64_t>(number(audit, "D", rw + ".audit"));
+  if (!n_vectors) n_vectors = a.n_vectors;
+  if (!dim) dim = a.dim;
+  rd.b.audits.push_back(a);
+  const auto& codecs = field(r, "codecs", rw);
+  KVLAB_CHECK(codecs.is_object(), "{}.codecs: expected an object", rw);
+  for (const auto& [cname, cv] : codecs.items()) {
+    const std::string cw = rw + ".codecs." + cname;
+    BRun run;
+    run.passage = passage;
+    run.stream = stream;
+    run.codec = published_codec_spec(cname);
+    const auto colon = run.codec.find(":q=");
+    if (colon != std::string::npos) run.q = std::stoi(run.codec.substr(colon + 3));
+    if (rd.opt.canonicalize)
+      run.codec = rd.opt.canonicalize(colon == std::string::npos ? run.codec : run.codec.substr(0, colon), run.q);
+    run.bits = number(cv, "bits_per_vector", cw);
+    run.rel_mse = number(cv, "rel_mse", cw);
+    run.cos_sim = number(cv, "cos_sim", cw);
+    KVLAB_CHECK(run.bits > 0, "{}.bits_per_vector: expected > 0, got {}", cw, run.bits);
+    KVLAB_CHECK(run.rel_mse >= 0, "{}.rel_mse: expected >= 0, got {}", cw, run.rel_mse);
+    run.n_vectors = n_vectors;
+    run.dim = dim;
+    rd.codecs_seen.insert(run.codec);
+    rd.b.runs.push_back(std::move(run));
+  }
+}
+
+// {mean, std, ci95_hw, n} of an aggregate file, checked.
+nlohmann::json aggregate_summary(const nlohmann::json& j, const std::string& where) {
+  nlohmann::json out = nlohmann::json::object();
+  out["mean"] = number(j, "mean", where);
+  out["n"] = number(j, "n", where);
+  for (const char* k : {"std", "ci95_hw"})
+    if (j.contains(k) && j[k].is_number()) out[k] = j[k].get<double>();
+  return out;
+}
+
+// The aggregate-only shape (stage075_qsweep*_n8.json): per stream the FP8
+// rel-MSE and the E8 rel-MSE per Q as {mean, std, ci95_hw, n}, no
+// per-passage values. Stored verbatim (checked) in params_json
+// "published_aggregate": {stream: {"fp8_per64": {rel_mse, bits}, "e8:q=Q":
+// {rel_mse, bits}, "audit": {metric: summary}}}; no runs are written.
+nlohmann::json read_aggregate(PublishedReader& rd, const nlohmann::json& j, const nlohmann::json& config,
+                              const std::string& root) {
+  const auto& agg = field(j, "aggregate_by_stream", root);
+  KVLAB_CHECK(agg.is_object() && !agg.empty(), "{}.aggregate_by_stream: expected a non-empty object", root);
+  const auto& bits_by_q = field(j, "bits_per_vec_by_q", root);
+  const double fp8_bits = number(config, "bits_fp8_per64_baseline", root + ".config");
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [stream, sv] : agg.items()) {
+    const std::string sw = root + ".aggregate_by_stream." + stream;
+    check_stream(sw, stream);
+    rd.streams_seen.insert(stream);
+    nlohmann::json s = nlohmann::json::object();
+    s["fp8_per64"] = {{"rel_mse", aggregate_summary(field(sv, "fp8_rel_mse", sw), sw + ".fp8_rel_mse")},
+                      {"bits", fp8_bits}};
+    rd.codecs_seen.insert("fp8_per64");
+    const auto& by_q = field(sv, "e8_rel_mse_by_q", sw);
+    KVLAB_CHECK(by_q.is_object(), "{}.e8_rel_mse_by_q: expected an object", sw);
+    for (const auto& [qs, qv] : by_q.items()) {
+      const std::string qw = sw + ".e8_rel_mse_by_q." + qs;
+      int q = 0;
+      const auto [ptr, ec] = std::from_chars(qs.data(), qs.data() + qs.size(), q);
+      KVLAB_CHECK(ec == std::errc() && ptr == qs.data() + qs.size() && q >= 1, "{}: Q '{}' is not an integer >= 1",
+                  qw, qs);
+      std::string codec = fmt::format("e8:q={}", q);
+      if (rd.opt.canonicalize) codec = rd.opt.canonicalize("e8", q);
+      s[codec] = {{"rel_mse", aggregate_summary(qv, qw)}, {"bits", number(bits_by_q, qs, root + ".bits_per_vec_by_q")}};
+      rd.codecs_seen.insert(codec);
+    }
+    if (sv.contains("audit") && sv["audit"].is_object()) {
+      nlohmann::json a = nlohmann::json::object();
+      for (const auto& [m, mv] : sv["audit"].items())
+        a[m] = mv.is_object() ? aggregate_summary(mv, sw + ".audit." + m) : mv;
+      s["audit"] = a;
+    }
+    out[stream] = s;
+  }
+  return out;
+}
+
+// params_json and provenance common to every published shape.
+void fill_published_metadata(PublishedReader& rd, const nlohmann::json& j, const nlohmann::json& config,
+                             const std::string& file, const std::string& format, std::size_t n_passages) {
+  Bundle& b = rd.b;
+  const std::string device = config.contains("device") && config["device"].is_string() ? config["device"].get<std::string>() : "";
+  const std::string host = config.contains("host_model") && config["host_model"].is_string() ? config["host_model"].get<std::string>() : "";
+  const std::string stream_dtype =
+      rd.dtype == "torch.bfloat16" ? "bf16" : rd.dtype == "torch.float32" ? "fp32" : rd.dtype;
+  nlohmann::json weights = nlohmann::json::object();
+  if (config.contains("dsv4_config")) {
+    const auto& dc = config["dsv4_config"];
+    weights["kind"] = dc.value("trained_weights", false) ? "trained" : "random";
+    if (dc.contains("weight_source")) weights["spec"] = dc["weight_source"];
+    if (dc.contains("v4_layers_used")) weights["layers"] = dc["v4_layers_used"];
+  } else if (config.contains("dsv4_layers_used")) {
+    weights["layers"] = config["dsv4_layers_used"];  // the sweeps name the layers but not the weights
+  }
+  if (config.contains("simulate_fp8") && config["simulate_fp8"].is_boolean())
+    weights["simulate_fp8"] = config["simulate_fp8"];
+  b.params = nlohmann::json::object();
+  if (config.contains("seqlen")) b.params["seqlen"] = config["seqlen"];
+  b.params["stream_dtype"] = stream_dtype;
+  b.params["device"] = device;
+  b.params["weights"] = weights;
+  b.params["host"] = {{"kind", "published"}, {"spec", host}};
+  b.params["streams"] = std::vector<std::string>(rd.streams_seen.begin(), rd.streams_seen.end());
+  b.params["codecs"] = std::vector<std::string>(rd.codecs_seen.begin(), rd.codecs_seen.end());
+  b.params["layer_mix"] = layer_mix_json(rd.opt.layer_mix);
+  b.params["import"] = {{"file", file}, {"sha256", b.sha}, {"format", format}};
+  if (j.contains("generated_at")) b.params["import"]["generated_at"] = j["generated_at"];
+  b.spec_text = fmt::format("imported from the {} {} (sha256 {}); {} passages; config: {}", format, file, b.sha,
+                            n_passages, config.dump());
+  b.prov.kvlab_version = fmt::format("published harness (imported by kvlab {})", current_provenance().kvlab_version);
+  b.prov.git_commit = "unknown";
+  b.prov.git_dirty = -1;
+  if (!device.empty()) b.prov.device = device;
+  b.prov.host_kind = "published";
+  b.prov.host_json = nlohmann::json({{"model", host}, {"file", file}, {"sha256", b.sha}}).dump();
+  b.prov.weights_json = weights.dump();
+  if (!stream_dtype.empty()) b.prov.stream_dtype = stream_dtype;
+}
+
+}  // namespace
+
 ImportOutcome import_published(SQLite::Database& db, const std::string& path, const ImportOptions& opt) {
   check_layer_mix(opt.layer_mix);
   const std::string text = read_file(path);
@@ -326,110 +485,57 @@ ImportOutcome import_published(SQLite::Database& db, const std::string& path, co
   b.sha = sha256_hex(text);
   const std::string root = file;
   const auto& config = field(j, "config", root);
-  const auto& per_passage = field(j, "per_passage", root);
-  KVLAB_CHECK(per_passage.is_array() && !per_passage.empty(), "{}.per_passage: expected a non-empty array", root);
-  std::vector<std::string> prefixes;
-  if (config.contains("passages_sha_first64") && config["passages_sha_first64"].is_array())
-    for (const auto& p : config["passages_sha_first64"]) prefixes.push_back(p.is_string() ? p.get<std::string>() : "");
-
-  std::set<std::string> streams_seen, codecs_seen;
-  std::string dtype;
-  for (std::size_t i = 0; i < per_passage.size(); ++i) {
-    const std::string pw = fmt::format("{}.per_passage[{}]", root, i);
-    const auto& pp = per_passage[i];
-    const int pidx = static_cast<int>(number(pp, "passage_id", pw));
-    BPassage p;
-    p.idx = pidx;
-    p.name = fmt::format("p{}", pidx);
-    // Only the first 64 characters of each passage are published: hash those.
-    const std::string prefix = pidx >= 0 && static_cast<std::size_t>(pidx) < prefixes.size() ? prefixes[pidx] : "";
-    p.content_hash = sha256_hex(prefix.empty() ? fmt::format("published:{}#{}", b.sha, pidx) : prefix);
-    p.source = fmt::format("published:{}#{}", file, pidx);
-    b.passages.push_back(p);
-    const auto& results = field(pp, "results", pw);
-    KVLAB_CHECK(results.is_array(), "{}.results: expected an array", pw);
-    for (std::size_t k = 0; k < results.size(); ++k) {
-      const std::string rw = fmt::format("{}.results[{}]", pw, k);
-      const auto& r = results[k];
-      const auto& sj = field(r, "stream", rw);
-      KVLAB_CHECK(sj.is_string(), "{}.stream: expected a string", rw);
-      const std::string stream = sj.get<std::string>();
-      check_stream(rw, stream);
-      streams_seen.insert(stream);
-      std::optional<std::int64_t> n_vectors, dim;
-      if (r.contains("shape") && r["shape"].is_array() && r["shape"].size() == 3) {
-        n_vectors = r["shape"][1].get<std::int64_t>();
-        dim = r["shape"][2].get<std::int64_t>();
-      }
-      if (r.contains("dtype") && r["dtype"].is_string()) dtype = r["dtype"].get<std::string>();
-      const auto& audit = field(r, "audit", rw);
-      BAudit a;
-      a.passage = p.name;
-      a.stream = stream;
-      const char* metrics[4] = {"excess_kurtosis_abs", "isotropy_variance_ratio", "hadamard_post_variance_ratio",
-                                "rms_wasserstein2_over_sigma_per_dim"};
-      for (int m = 0; m < 4; ++m) a.m[m] = number(audit, metrics[m], rw + ".audit");
-      a.n_vectors = static_cast<std::int64_t>(number(audit, "num_vectors", rw + ".audit"));
-      a.dim = static_cast<std::int64_t>(number(audit, "D", rw + ".audit"));
-      if (!n_vectors) n_vectors = a.n_vectors;
-      if (!dim) dim = a.dim;
-      b.audits.push_back(a);
-      const auto& codecs = field(r, "codecs", rw);
-      KVLAB_CHECK(codecs.is_object(), "{}.codecs: expected an object", rw);
-      for (const auto& [cname, cv] : codecs.items()) {
-        const std::string cw = rw + ".codecs." + cname;
-        BRun run;
-        run.passage = p.name;
-        run.stream = stream;
-        run.codec = published_codec_spec(cname);
-        const auto colon = run.codec.find(":q=");
-        if (colon != std::string::npos) run.q = std::stoi(run.codec.substr(colon + 3));
-        if (opt.canonicalize)
-          run.codec = opt.canonicalize(colon == std::string::npos ? run.codec : run.codec.substr(0, colon), run.q);
-        run.bits = number(cv, "bits_per_vector", cw);
-        run.rel_mse = number(cv, "rel_mse", cw);
-        run.cos_sim = number(cv, "cos_sim", cw);
-        KVLAB_CHECK(run.bits > 0, "{}.bits_per_vector: expected > 0, got {}", cw, run.bits);
-        KVLAB_CHECK(run.rel_mse >= 0, "{}.rel_mse: expected >= 0, got {}", cw, run.rel_mse);
-        run.n_vectors = n_vectors;
-        run.dim = dim;
-        codecs_seen.insert(run.codec);
-        b.runs.push_back(std::move(run));
-      }
+  PublishedReader rd{b, opt, {}, {}, {}};
+  if (j.contains("per_passage")) {
+    const auto& per_passage = j["per_passage"];
+    KVLAB_CHECK(per_passage.is_array() && !per_passage.empty(), "{}.per_passage: expected a non-empty array", root);
+    std::vector<std::string> prefixes;
+    if (config.contains("passages_sha_first64") && config["passages_sha_first64"].is_array())
+      for (const auto& p : config["passages_sha_first64"]) prefixes.push_back(p.is_string() ? p.get<std::string>() : "");
+    for (std::size_t i = 0; i < per_passage.size(); ++i) {
+      const std::string pw = fmt::format("{}.per_passage[{}]", root, i);
+      const auto& pp = per_passage[i];
+      const int pidx = static_cast<int>(number(pp, "passage_id", pw));
+      BPassage p;
+      p.idx = pidx;
+      p.name = fmt::format("p{}", pidx);
+      // Only the first 64 characters of each passage are published: hash those.
+      const std::string prefix = pidx >= 0 && static_cast<std::size_t>(pidx) < prefixes.size() ? prefixes[pidx] : "";
+      p.content_hash = sha256_hex(prefix.empty() ? fmt::format("published:{}#{}", b.sha, pidx) : prefix);
+      p.source = fmt::format("published:{}#{}", file, pidx);
+      b.passages.push_back(p);
+      const auto& results = field(pp, "results", pw);
+      KVLAB_CHECK(results.is_array(), "{}.results: expected an array", pw);
+      for (std::size_t k = 0; k < results.size(); ++k)
+        read_stream_result(rd, p.name, results[k], fmt::format("{}.results[{}]", pw, k));
     }
+    fill_published_metadata(rd, j, config, file, "published per-passage JSON", per_passage.size());
+  } else if (j.contains("results_by_stream")) {
+    // One passage (stage075_trained.json): the results of passage 0.
+    const auto& results = j["results_by_stream"];
+    KVLAB_CHECK(results.is_array() && !results.empty(), "{}.results_by_stream: expected a non-empty array", root);
+    BPassage p;
+    p.idx = 0;
+    p.name = "p0";
+    p.content_hash = sha256_hex(fmt::format("published:{}#0", b.sha));
+    p.source = fmt::format("published:{}#0", file);
+    b.passages.push_back(p);
+    for (std::size_t k = 0; k < results.size(); ++k)
+      read_stream_result(rd, p.name, results[k], fmt::format("{}.results_by_stream[{}]", root, k));
+    fill_published_metadata(rd, j, config, file, "published single-passage JSON", 1);
+  } else if (j.contains("aggregate_by_stream")) {
+    const nlohmann::json agg = read_aggregate(rd, j, config, root);
+    const std::size_t n = config.contains("n_passages") && config["n_passages"].is_number()
+                              ? config["n_passages"].get<std::size_t>()
+                              : 0;
+    fill_published_metadata(rd, j, config, file, "published aggregate JSON (no per-passage values)", n);
+    b.params["published_aggregate"] = agg;
+  } else {
+    throw Error(fmt::format(
+        "{}: unknown published shape; expected a field 'per_passage' (per-passage results), 'results_by_stream' "
+        "(one passage) or 'aggregate_by_stream' (per-stream summaries)",
+        root));
   }
-  const std::string device = config.contains("device") && config["device"].is_string() ? config["device"].get<std::string>() : "";
-  const std::string host = config.contains("host_model") && config["host_model"].is_string() ? config["host_model"].get<std::string>() : "";
-  const std::string stream_dtype = dtype == "torch.bfloat16" ? "bf16" : dtype == "torch.float32" ? "fp32" : dtype;
-  nlohmann::json weights = nlohmann::json::object();
-  if (config.contains("dsv4_config")) {
-    const auto& dc = config["dsv4_config"];
-    weights["kind"] = dc.value("trained_weights", false) ? "trained" : "random";
-    if (dc.contains("weight_source")) weights["spec"] = dc["weight_source"];
-    if (dc.contains("v4_layers_used")) weights["layers"] = dc["v4_layers_used"];
-  }
-  b.params = nlohmann::json::object();
-  if (config.contains("seqlen")) b.params["seqlen"] = config["seqlen"];
-  b.params["stream_dtype"] = stream_dtype;
-  b.params["device"] = device;
-  b.params["weights"] = weights;
-  b.params["host"] = {{"kind", "published"}, {"spec", host}};
-  b.params["streams"] = std::vector<std::string>(streams_seen.begin(), streams_seen.end());
-  b.params["codecs"] = std::vector<std::string>(codecs_seen.begin(), codecs_seen.end());
-  b.params["layer_mix"] = layer_mix_json(opt.layer_mix);
-  b.params["import"] = {{"file", file}, {"sha256", b.sha}, {"format", "published per-passage JSON"}};
-  if (j.contains("generated_at")) b.params["import"]["generated_at"] = j["generated_at"];
-  b.spec_text = fmt::format(
-      "imported from the published per-passage JSON {} (sha256 {}); {} passages; config: {}", file, b.sha,
-      per_passage.size(), config.dump());
-  b.prov.kvlab_version = fmt::format("published harness (imported by kvlab {})", current_provenance().kvlab_version);
-  b.prov.git_commit = "unknown";
-  b.prov.git_dirty = -1;
-  if (!device.empty()) b.prov.device = device;
-  b.prov.host_kind = "published";
-  b.prov.host_json = nlohmann::json({{"model", host}, {"file", file}, {"sha256", b.sha}}).dump();
-  b.prov.weights_json = weights.dump();
-  if (!stream_dtype.empty()) b.prov.stream_dtype = stream_dtype;
   return write_bundle(db, b);
 }
 

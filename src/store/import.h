@@ -1,8 +1,15 @@
 // Importing results made elsewhere into the result database:
-//  - the published per-passage JSON (../shared/reference/stage075_n8.json:
-//    per passage and stream, the audit and per-codec rel_mse / cos_sim /
-//    bits_per_vector; codec names v14_d4_Q<q>, v15_e8_Q<q>,
-//    fp8_per64_baseline), as an experiment of origin 'published';
+//  - the published JSON, as an experiment of origin 'published', in each of
+//    its three shapes:
+//      per-passage (stage075_n8.json: per passage and stream, the audit and
+//      per-codec rel_mse / cos_sim / bits_per_vector; codec names
+//      v14_d4_Q<q>, v15_e8_Q<q>, fp8_per64_baseline),
+//      single-passage (stage075_trained.json: results_by_stream, imported
+//      as passage p0),
+//      aggregate-only (stage075_qsweep*_n8.json: per stream {mean, std,
+//      ci95_hw, n} of FP8 and of E8 per Q; no per-passage values exist, so
+//      no runs are written: the checked summaries are stored in params_json
+//      "published_aggregate");
 //  - a CSV of run results (columns passage, stream, codec, q,
 //    bits_per_vector, rel_mse, cos_sim; optional n_vectors, dim,
 //    passage_hash, replicate; the experiment and run_id columns that
