@@ -167,6 +167,44 @@ TEST_F(ReportCli, MaxUsableOnThePublishedGrid) {
   EXPECT_TRUE(found) << md;
 }
 
+// "Published vs this run": set beside a published per-passage import (paired
+// intervals, overlap) and an aggregate-only import (ratio of means, no
+// interval); without the options the section says none was given; the two
+// options go together; the same databases give the same bytes.
+TEST_F(ReportCli, PublishedVsRunSection) {
+  std::string out;
+  const std::string pub = dir_ + "/pub.db";
+  for (const char* f : {"stage075_n8", "stage075_qsweep_fine_n8"}) {
+    ASSERT_EQ(run_command(kvlab_binary() + " import published " + testutil::reference_path(std::string(f) + ".json") +
+                              " --db " + pub + " --experiment pub_" + f,
+                          &out),
+              0)
+        << out;
+  }
+  const std::string with = " --published-db " + pub + " --published-experiment pub_stage075_n8";
+  ASSERT_EQ(report("findings", dir_ + "/a/F.md", &out, with), 0) << out;
+  const std::string md = slurp(dir_ + "/a/F.md");
+  const auto swa = find_row(md, "Published vs this run", "`sliding_window_kv`");
+  ASSERT_EQ(swa.size(), 5u) << md;
+  EXPECT_EQ(swa[1], "0.790 [0.785, 0.795]");  // this run is the published import itself
+  EXPECT_EQ(swa[2], "0.790 [0.785, 0.795]");
+  EXPECT_EQ(swa[4], "yes");
+  EXPECT_NE(md.find("Known causes of a difference"), std::string::npos);
+  ASSERT_EQ(report("findings", dir_ + "/b/F.md", &out, with), 0) << out;
+  EXPECT_EQ(slurp(dir_ + "/a/F.md"), slurp(dir_ + "/b/F.md"));
+  ASSERT_EQ(report("max-usable-cr", dir_ + "/c/M.md", &out,
+                   " --published-db " + pub + " --published-experiment pub_stage075_qsweep_fine_n8"),
+            0)
+      << out;
+  const auto agg = find_row(slurp(dir_ + "/c/M.md"), "Published vs this run", "`hca_pool_kv_ratio128`");
+  ASSERT_EQ(agg.size(), 5u);
+  EXPECT_EQ(agg[2], "1.044 (no interval)");  // 0.0145.../0.0139... ratio of the published means
+  EXPECT_EQ(agg[4], "n/a");
+  ASSERT_EQ(report("findings", dir_ + "/d/F.md", &out), 0) << out;
+  EXPECT_NE(slurp(dir_ + "/d/F.md").find("No published experiment was given"), std::string::npos);
+  EXPECT_EQ(report("findings", dir_ + "/e/F.md", &out, " --published-db " + pub), 2) << out;
+}
+
 TEST_F(ReportCli, ErrorsAndExitCodes) {
   std::string out;
   EXPECT_EQ(run_command(kvlab_binary() + " report findings --db " + db_ + " --experiment nope --out " + dir_ +

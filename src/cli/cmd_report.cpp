@@ -44,7 +44,38 @@ struct ReportArgs {
   std::string out;
   std::string codec;
   std::string compare;
+  std::string published_db;
+  std::string published_experiment;
 };
+
+// The published experiment named by --published-db / --published-experiment
+// (both or neither); nullopt when neither is given.
+std::optional<report::PublishedInput> load_published(const ReportArgs& a) {
+  if (a.published_db.empty() && a.published_experiment.empty()) return std::nullopt;
+  if (a.published_db.empty() || a.published_experiment.empty()) {
+    throw UsageError("--published-db and --published-experiment go together (e.g. --published-db results/kvlab.db "
+                     "--published-experiment published_n8)");
+  }
+  KVLAB_CHECK(fs::exists(a.published_db), "published database '{}' does not exist; import the published files with "
+              "`kvlab import published FILE --db {}` first", a.published_db, a.published_db);
+  auto db = store::open_database(a.published_db, store::OpenMode::kReadOnly);
+  const auto data = store::load_experiment(*db, a.published_experiment);
+  report::PublishedInput p;
+  p.experiment = data.info.name;
+  p.database_file = fs::path(a.published_db).filename().string();
+  p.params_json = data.info.params_json;
+  if (!data.results.empty()) p.summary = stats::summarize(data);
+  KVLAB_CHECK(p.summary || p.params_json.find("\"published_aggregate\"") != std::string::npos,
+              "published experiment '{}' has neither finished runs nor published aggregates", p.experiment);
+  return p;
+}
+
+void add_published(po::options_description& d, ReportArgs& a) {
+  d.add_options()("published-db", po::value(&a.published_db),
+                  "database holding an imported published experiment (`kvlab import published`)")(
+      "published-experiment", po::value(&a.published_experiment),
+      "the published experiment set beside this run in the 'Published vs this run' section");
+}
 
 void add_common(po::options_description& d, ReportArgs& a, const std::string& default_out) {
   d.add_options()("db", po::value(&a.db)->default_value(default_db()),
@@ -218,6 +249,7 @@ int cmd_findings(const std::vector<std::string>& args) {
   ReportArgs a;
   po::options_description d("kvlab report findings: the findings of one experiment, regenerated from the database");
   add_common(d, a, "reports/FINDINGS.md");
+  add_published(d, a);
   d.add_options()("codec", po::value(&a.codec),
                   "codec the findings are about (default: the experiment's [report] codec, e.g. e8:q=38)")(
       "compare", po::value(&a.compare), "second codec compared at matched Q (default: the experiment's [report] compare)");
@@ -230,6 +262,7 @@ int cmd_findings(const std::vector<std::string>& args) {
   o.codec = a.codec;
   o.compare = a.compare;
   o.file_stem = stem;
+  o.published = load_published(a);
   print_written(write_report(report::render_findings(s, prov, o), a.out));
   return 0;
 }
@@ -239,6 +272,7 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   po::options_description d(
       "kvlab report max-usable-cr: max usable compression ratio of a Q sweep, regenerated from the database");
   add_common(d, a, "reports/MAX_USABLE_CR.md");
+  add_published(d, a);
   if (!parse(args, d, "kvlab report max-usable-cr --db FILE --experiment NAME --out reports/MAX_USABLE_CR.md")) {
     return 0;
   }
@@ -250,6 +284,7 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
   report::MaxUsableOptions o;
   o.file_stem = stem;
+  o.published = load_published(a);
   print_written(write_report(report::render_max_usable_cr(s, prov, o), a.out));
   return 0;
 }

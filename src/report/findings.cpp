@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "report/derived.h"
 #include "report/markdown.h"
+#include "report/published.h"
 #include "report/reports.h"
 #include "report/sections.h"
 #include "report/svg.h"
@@ -545,6 +546,7 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
   d.paragraph(generated_note("kvlab report findings"));
   provenance_section(d, s, prov);
   per_stream_section(d, c);
+  published_vs_run_section(d, s, opt.published, codec);
   per_passage_section(d, c);
   audit_section(d, c);
   layer_weighted_section(d, c);

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "report/published.h"
 #include "report/markdown.h"
 #include "report/reports.h"
 #include "report/sections.h"
@@ -315,6 +316,7 @@ RenderedReport render_max_usable_cr(const stats::StudySummary& s, const ReportPr
   provenance_section(d, s, prov);
   method_section(d, s);
   overview_section(d, s);
+  published_vs_run_section(d, s, opt.published, opt.codec);
   best_q_section(d, s);
   strategies_section(d, s);
   pareto_section(d, s, opt.file_stem);

@@ -16,6 +16,7 @@
 // gives the same report.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +55,17 @@ struct RenderedReport {
   std::vector<RenderedFile> files;
 };
 
+// A published experiment set beside the run (`--published-db`,
+// `--published-experiment`): its summary when it has per-passage runs, and
+// its params_json (aggregate-only imports keep their summaries there under
+// "published_aggregate").
+struct PublishedInput {
+  std::string experiment;
+  std::string database_file;
+  std::string params_json;
+  std::optional<stats::StudySummary> summary;  // absent for aggregate-only imports
+};
+
 struct FindingsOptions {
   // Codec the findings are about and the one it is compared with; empty =
   // the experiment's params_json "report" {"codec", "compare"}.
@@ -61,6 +73,7 @@ struct FindingsOptions {
   std::string compare;
   // Stem of the plot file names: "<stem>_pareto.svg", "<stem>_passages.svg".
   std::string file_stem = "FINDINGS";
+  std::optional<PublishedInput> published;
 };
 
 // Throws kvlab::Error when the codec is missing from the summary or has no
@@ -71,6 +84,8 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
 
 struct MaxUsableOptions {
   std::string file_stem = "MAX_USABLE_CR";
+  std::optional<PublishedInput> published;
+  std::string codec = "e8:q=38";  // the codec of the published-vs-run table
 };
 
 // Throws kvlab::Error when the summary has no lattice codec with an FP8
