@@ -69,7 +69,8 @@ void method_section(Document& d, const stats::StudySummary& s) {
       "ratio interval to be <= m. Q_min is the smallest admissible swept Q; several Q share one bit "
       "count, so the recommended Q is the largest swept Q with Q_min's bits that also fits. "
       "Margin = (budget - used) / budget. CR = compression ratio (FP8 bits or 16 D bits of bf16, "
-      "over the codec's bits).",
+      "over the codec's bits). Bit change vs FP8 = bits / FP8 bits - 1 (negative: fewer bits than FP8), "
+      "the same convention as the findings report.",
       th));
 }
 
@@ -129,7 +130,7 @@ void best_q_section(Document& d, const stats::StudySummary& s) {
   for (const auto& fam : s.families) {
     d.heading(3, upper(fam));
     Table t({"stream", "threshold", "view", "Q_min", "recommended Q", "bits", "CR vs FP8", "CR vs bf16",
-             "bit saving", "margin", "note"},
+             "bit change vs FP8", "margin", "note"},
             {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
              Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
     bool any = false;
@@ -148,7 +149,7 @@ void best_q_section(Document& d, const stats::StudySummary& s) {
           t.add_row({stream_cell(stream), thl, view_label(v), fmt_int(*b->q_min),
                      b->q_recommended ? fmt_int(*b->q_recommended) : kNotAvailable, fmt_bits(b->bits),
                      fmt_cr(b->cr_vs_fp8), fmt_cr(b->cr_vs_bf16),
-                     b->bit_saving ? fmt_percent(*b->bit_saving) : kNotAvailable, fmt_percent(b->margin),
+                     b->bit_saving ? fmt_percent(-*b->bit_saving) : kNotAvailable, fmt_percent(b->margin),
                      b->note});
         }
       }
@@ -172,7 +173,7 @@ void strategies_section(Document& d, const stats::StudySummary& s) {
       "*per_stream*: each stream its own Q_min. Bits are layer-weighted, sum w_s bits_s, with the "
       "weights of the layer mix.");
   Table t({"family", "threshold", "view", "strategy", "Q", "layer-weighted bits", "CR vs FP8", "CR vs bf16",
-           "bit saving", "note"},
+           "bit change vs FP8", "note"},
           {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight,
            Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
   for (const auto& st : s.strategies) {
@@ -192,7 +193,7 @@ void strategies_section(Document& d, const stats::StudySummary& s) {
       }
     }
     t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, fmt_bits(st.weighted_bits),
-               fmt_cr(st.cr_vs_fp8), fmt_cr(st.cr_vs_bf16), fmt_percent(st.bit_saving), st.note});
+               fmt_cr(st.cr_vs_fp8), fmt_cr(st.cr_vs_bf16), fmt_percent(-st.bit_saving), st.note});
   }
   d.table(t);
 }
