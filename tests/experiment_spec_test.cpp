@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "codec/codec.h"
 #include "common/hash.h"
 #include "experiment/spec.h"
 #include "testutil/testutil.h"
@@ -213,6 +214,44 @@ TEST(ExperimentSpec, WritePathSwitch) {
   expect_error(g + "[weights]\nwrite_path = v5\n", {"x.ini:10:", "write_path 'v5'", "expected published or v4"});
 }
 
+
+TEST(ExperimentSpec, MetricsSection) {
+  const std::string g = kGood;
+  // No [metrics]: attention off, params unchanged (no "metrics" key).
+  EXPECT_FALSE(parse_spec(g, "/tmp/x.ini").params().contains("metrics"));
+  const auto on = parse_spec(g + "[weights]\nseed = 7\n[metrics]\nattention = on\n", "/tmp/x.ini");
+  const auto m = on.params()["metrics"];
+  EXPECT_EQ(m["attention"], true);
+  EXPECT_EQ(m["attention_queries"], 256);
+  EXPECT_EQ(m["attention_seed"], 7);  // default: the weights' seed
+  const auto off = parse_spec(g + "[metrics]\nattention = off\nattention_queries = 12\nattention_seed = 3\n", "/tmp/x.ini");
+  EXPECT_EQ(off.params()["metrics"]["attention"], false);
+  EXPECT_EQ(off.params()["metrics"]["attention_queries"], 12);
+  EXPECT_EQ(off.params()["metrics"]["attention_seed"], 3);
+  expect_error(g + "[metrics]\nattention = yes\n", {"x.ini:10:", "attention 'yes'", "expected on or off"});
+  expect_error(g + "[metrics]\nattention_queries = 0\n", {"x.ini:10:", "= 0 is out of range", "1 .. 1048576"});
+  expect_error(g + "[metrics]\nattention_queries = many\n", {"x.ini:10:", "'many' is not an integer"});
+  expect_error(g + "[metrics]\nattention_seed = -1\n", {"x.ini:10:", "out of range", "a seed >= 0"});
+  expect_error(g + "[metrics]\nentropy = on\n", {"x.ini:10:", "unknown key 'entropy' in [metrics]", "attention"});
+}
+
+// The baselines/frontier issue's bad-input list: each names the value and what is allowed.
+TEST(ExperimentSpec, BadCodecInputNamesValueAndAllowed) {
+  const std::string g = kGood;
+  expect_error(g + "codec = zstd:q=3\n", {"x.ini:9:", "zstd", "e8", "hadamard_lloyd", "v4_native"});
+  expect_error(g + "e8.q = 40000\n", {"x.ini:9:", "40000", "1 <= Q <= 32767"});
+  expect_error(g + "hadamard_lloyd.bits = 5\n", {"x.ini:9:", "bits = 5", "1 <= bits <= 4"});
+  expect_error(g + "[weights]\nwrite_path = deployed\n", {"x.ini:10:", "'deployed'", "published or v4"});
+  // D not divisible by the block: the codec refuses, naming D and the block.
+  try {
+    codec::make_codec("int:bits=4,block=64,scale=fp16", 100);
+    ADD_FAILURE() << "D = 100 with block 64 accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("100"), std::string::npos) << m;
+    EXPECT_NE(m.find("64"), std::string::npos) << m;
+  }
+}
 }  // namespace
 }  // namespace kvlab::experiment
 
@@ -232,5 +271,6 @@ TEST(ExperimentSpec, BaselineAndScalarRates) {
   expect_error(std::string(kGood) + "[report]\nbaseline = v4_native\n", {"'v4_native' is not one of this experiment's codecs"});
   expect_error(g + "int.bits = 9\n", {"bits = 9", "2 <= bits <= 8"});
 }
+
 }  // namespace
 }  // namespace kvlab::experiment

@@ -75,7 +75,7 @@ std::vector<KeyInfo> known_keys() {
       {"weights.path"},      {"weights.simulate_fp8"}, {"weights.gemm"}, {"weights.write_path"}, {"host.kind"},              {"host.seed"},         {"host.path"},
       {"passages.text", true}, {"passages.synthetic", true}, {"passages.seed_base"},
       {"codecs.codec", true}, {"report.codec"}, {"report.baseline"},          {"report.compare"},    {"forecast.kv_memory_gib_per_node"},
-      {"forecast.context_tokens"},
+      {"forecast.context_tokens"}, {"metrics.attention"}, {"metrics.attention_queries"}, {"metrics.attention_seed"},
   };
   for (const auto& s : known_streams()) {
     k.push_back({"weights.layer." + s});
@@ -226,44 +226,13 @@ class Reader {
 
 const std::regex kNameRe("[A-Za-z0-9_.-]+");
 
-}  // namespace
-
-std::vector<int> parse_id_ranges(const std::string& s) {
-  std::vector<int> ids;
-  std::set<int> seen;
-  static const std::regex item("([0-9]+)(?:-([0-9]+))?");
-  for (const auto& w : split_ws(s)) {
-    std::smatch m;
-    KVLAB_CHECK(std::regex_match(w, m, item), "'{}' is not an id or a range a-b of non-negative integers", w);
-    KVLAB_CHECK(m[1].length() < 7 && (!m[2].matched || m[2].length() < 7), "id '{}' is too large (max 999999)", w);
-    const int a = std::stoi(m[1]);
-    const int b = m[2].matched ? std::stoi(m[2]) : a;
-    KVLAB_CHECK(b >= a, "range '{}' runs backwards; expected a-b with a <= b", w);
-    for (int i = a; i <= b; ++i) {
-      KVLAB_CHECK(seen.insert(i).second, "id {} is listed twice (in '{}')", i, s);
-      ids.push_back(i);
-    }
-  }
-  KVLAB_CHECK(!ids.empty(), "no ids in '{}'", s);
-  return ids;
+// A path as written in the spec, resolved against the spec file's folder.
+std::string resolve(const fs::path& base, const std::string& p) {
+  return fs::weakly_canonical(fs::absolute(base / p)).string();
 }
 
-SweepSpec load_spec(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  KVLAB_CHECK(in.good(), "cannot read spec file '{}'", path);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  return parse_spec(text, path);
-}
-
-SweepSpec parse_spec(const std::string& text, const std::string& path) {
-  Reader r(text, path);
-  SweepSpec s;
-  s.path = path;
-  s.spec_text = text;
-  const fs::path base = fs::path(path).parent_path();
-  auto resolve = [&](const std::string& p) { return fs::weakly_canonical(fs::absolute(base / p)).string(); };
-
-  // [experiment]
+// [experiment]: name, description, seqlen, stream_dtype, device, streams.
+void parse_experiment_section(const Reader& r, SweepSpec& s) {
   const Entry& name = r.require("experiment.name", "the experiment's name");
   if (!std::regex_match(name.value, kNameRe))
     r.fail(name.line, fmt::format("experiment name '{}' has characters outside [A-Za-z0-9_.-]", name.value));
@@ -299,182 +268,188 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
       if (s.streams.empty()) r.fail(e->line, "no streams listed");
     }
   }
+}
 
-  // [weights]
+// [weights]: kind (random | checkpoint), seed, path, per-stream layers,
+// simulate_fp8, gemm, write_path. Returns the write-path mode.
+model::WritePath parse_weights_section(const Reader& r, SweepSpec& s, const fs::path& base) {
   model::WritePath mode = model::WritePath::kPublished;
-  {
-    const Entry* kind = r.get("weights.kind");
-    const std::string k = kind ? kind->value : "random";
-    // simulate_fp8: the write path's own FP8 simulation of the nope dims
-    // (SPEC section 2; default true). false gives the pre-storage KV, so that
-    // fp8_per64 and the lattice codecs all quantise the same unquantised
-    // vectors instead of fp8_per64 re-quantising values already on its grid.
-    std::optional<bool> simulate_fp8;
-    if (auto* e = r.get("weights.simulate_fp8")) {
-      if (e->value == "true") simulate_fp8 = true;
-      else if (e->value == "false") simulate_fp8 = false;
-      else r.fail(e->line, fmt::format("simulate_fp8 '{}'; expected true or false", e->value));
-    }
-    // gemm: the projection GEMM's path (model/gemm.h); recorded in the
-    // params only when given, so specs without it keep their identity.
-    std::optional<std::string> gemm;
-    if (auto* e = r.get("weights.gemm")) {
-      if (e->value == "auto" || e->value == "fp32" || e->value == "bf16") gemm = e->value;
-      else r.fail(e->line, fmt::format("gemm '{}'; expected auto, fp32 or bf16", e->value));
-    }
-    // write_path: published (SPEC section 2) or v4 (SPEC-V4-ATTENTION);
-    // recorded in the params only when given, like gemm.
-    std::optional<std::string> write_path;
-    if (auto* e = r.get("weights.write_path")) {
-      if (e->value == "published" || e->value == "v4") write_path = e->value;
-      else r.fail(e->line, fmt::format("write_path '{}'; expected published or v4", e->value));
-    }
-    mode = write_path && *write_path == "v4" ? model::WritePath::kV4 : model::WritePath::kPublished;
-    if (k == "random") {
-      for (const auto* e : r.with_prefix("weights."))
-        if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8" &&
-            e->key != "weights.gemm" && e->key != "weights.write_path")
-          r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed, simulate_fp8, gemm, "
-                                      "write_path)",
-                                      e->key));
-      long long seed = 0;
-      if (auto* e = r.get("weights.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
-      s.weights = {{"kind", "random"}, {"seed", seed}};
-      if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
-      if (gemm) s.weights["gemm"] = *gemm;
-      if (write_path) s.weights["write_path"] = *write_path;
-    } else if (k == "checkpoint") {
-      if (auto* e = r.get("weights.seed")) r.fail(e->line, "'weights.seed' does not apply to checkpoint weights");
-      const Entry& p = r.require("weights.path", "checkpoint directory or .safetensors file");
-      const std::string abs = resolve(p.value);
-      if (!fs::exists(abs)) r.fail(p.line, fmt::format("checkpoint '{}' (resolved to {}) does not exist", p.value, abs));
-      nlohmann::json layers = nlohmann::json::object();
-      for (const auto& st : s.streams) {
-        const Entry& e = r.require("weights.layer." + st, "the checkpoint layer id that supplies stream " + st);
-        layers[st] = r.to_int(e, 0, 1000, "a layer id >= 0");
-      }
-      s.weights = {{"kind", "checkpoint"}, {"path", abs}, {"layers", layers}};
-      if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
-      if (gemm) s.weights["gemm"] = *gemm;
-      if (write_path) s.weights["write_path"] = *write_path;
-    } else {
-      r.fail(kind->line, fmt::format("weights kind '{}'; expected random or checkpoint", k));
-    }
+  const Entry* kind = r.get("weights.kind");
+  const std::string k = kind ? kind->value : "random";
+  // simulate_fp8: the write path's own FP8 simulation of the nope dims
+  // (SPEC section 2; default true). false gives the pre-storage KV, so that
+  // fp8_per64 and the lattice codecs all quantise the same unquantised
+  // vectors instead of fp8_per64 re-quantising values already on its grid.
+  std::optional<bool> simulate_fp8;
+  if (auto* e = r.get("weights.simulate_fp8")) {
+    if (e->value == "true") simulate_fp8 = true;
+    else if (e->value == "false") simulate_fp8 = false;
+    else r.fail(e->line, fmt::format("simulate_fp8 '{}'; expected true or false", e->value));
   }
+  // gemm: the projection GEMM's path (model/gemm.h); recorded in the
+  // params only when given, so specs without it keep their identity.
+  std::optional<std::string> gemm;
+  if (auto* e = r.get("weights.gemm")) {
+    if (e->value == "auto" || e->value == "fp32" || e->value == "bf16") gemm = e->value;
+    else r.fail(e->line, fmt::format("gemm '{}'; expected auto, fp32 or bf16", e->value));
+  }
+  // write_path: published (SPEC section 2) or v4 (SPEC-V4-ATTENTION);
+  // recorded in the params only when given, like gemm.
+  std::optional<std::string> write_path;
+  if (auto* e = r.get("weights.write_path")) {
+    if (e->value == "published" || e->value == "v4") write_path = e->value;
+    else r.fail(e->line, fmt::format("write_path '{}'; expected published or v4", e->value));
+  }
+  mode = write_path && *write_path == "v4" ? model::WritePath::kV4 : model::WritePath::kPublished;
+  if (k == "random") {
+    for (const auto* e : r.with_prefix("weights."))
+      if (e->key != "weights.kind" && e->key != "weights.seed" && e->key != "weights.simulate_fp8" &&
+          e->key != "weights.gemm" && e->key != "weights.write_path")
+        r.fail(e->line, fmt::format("'{}' does not apply to random weights (only seed, simulate_fp8, gemm, "
+                                    "write_path)",
+                                    e->key));
+    long long seed = 0;
+    if (auto* e = r.get("weights.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
+    s.weights = {{"kind", "random"}, {"seed", seed}};
+    if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
+    if (gemm) s.weights["gemm"] = *gemm;
+    if (write_path) s.weights["write_path"] = *write_path;
+  } else if (k == "checkpoint") {
+    if (auto* e = r.get("weights.seed")) r.fail(e->line, "'weights.seed' does not apply to checkpoint weights");
+    const Entry& p = r.require("weights.path", "checkpoint directory or .safetensors file");
+    const std::string abs = resolve(base, p.value);
+    if (!fs::exists(abs)) r.fail(p.line, fmt::format("checkpoint '{}' (resolved to {}) does not exist", p.value, abs));
+    nlohmann::json layers = nlohmann::json::object();
+    for (const auto& st : s.streams) {
+      const Entry& e = r.require("weights.layer." + st, "the checkpoint layer id that supplies stream " + st);
+      layers[st] = r.to_int(e, 0, 1000, "a layer id >= 0");
+    }
+    s.weights = {{"kind", "checkpoint"}, {"path", abs}, {"layers", layers}};
+    if (simulate_fp8) s.weights["simulate_fp8"] = *simulate_fp8;
+    if (gemm) s.weights["gemm"] = *gemm;
+    if (write_path) s.weights["write_path"] = *write_path;
+  } else {
+    r.fail(kind->line, fmt::format("weights kind '{}'; expected random or checkpoint", k));
+  }
+  return mode;
+}
 
-  // [host]
+// [host]: kind (synthetic | kv-file | hf), seed, path. Returns the host seed
+// (the text passages' seed).
+std::uint64_t parse_host_section(const Reader& r, SweepSpec& s, const fs::path& base) {
   std::uint64_t host_seed = 0;
-  {
-    const Entry* kind = r.get("host.kind");
-    const std::string k = kind ? kind->value : "synthetic";
-    if (k == "synthetic") {
-      if (auto* e = r.get("host.path")) r.fail(e->line, "'host.path' does not apply to the synthetic host");
-      long long seed = 0;
-      if (auto* e = r.get("host.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
+  const Entry* kind = r.get("host.kind");
+  const std::string k = kind ? kind->value : "synthetic";
+  if (k == "synthetic") {
+    if (auto* e = r.get("host.path")) r.fail(e->line, "'host.path' does not apply to the synthetic host");
+    long long seed = 0;
+    if (auto* e = r.get("host.seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
+    host_seed = static_cast<std::uint64_t>(seed);
+    s.host = {{"kind", "synthetic"}, {"seed", seed}, {"spec", fmt::format("synthetic:seed={}", seed)}};
+  } else if (k == "kv-file" || k == "hf") {
+    const Entry& p = r.require("host.path", k == "hf" ? "the Hugging Face snapshot folder" : "the captured KV file");
+    const std::string abs = resolve(base, p.value);
+    if (!fs::exists(abs)) r.fail(p.line, fmt::format("host path '{}' (resolved to {}) does not exist", p.value, abs));
+    if (abs.find(',') != std::string::npos)
+      r.fail(p.line, fmt::format("host path '{}' contains ',', which host specs use as a separator", abs));
+    s.host = {{"kind", k}, {"path", abs}, {"spec", fmt::format("{}:{}", k, abs)}};
+    if (auto* e = r.get("host.seed")) {
+      if (k != "hf") r.fail(e->line, "'host.seed' does not apply to a kv-file host");
+      // The hf host's seeded projection to the model's hidden size.
+      const long long seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
       host_seed = static_cast<std::uint64_t>(seed);
-      s.host = {{"kind", "synthetic"}, {"seed", seed}, {"spec", fmt::format("synthetic:seed={}", seed)}};
-    } else if (k == "kv-file" || k == "hf") {
-      const Entry& p = r.require("host.path", k == "hf" ? "the Hugging Face snapshot folder" : "the captured KV file");
-      const std::string abs = resolve(p.value);
-      if (!fs::exists(abs)) r.fail(p.line, fmt::format("host path '{}' (resolved to {}) does not exist", p.value, abs));
-      if (abs.find(',') != std::string::npos)
-        r.fail(p.line, fmt::format("host path '{}' contains ',', which host specs use as a separator", abs));
-      s.host = {{"kind", k}, {"path", abs}, {"spec", fmt::format("{}:{}", k, abs)}};
-      if (auto* e = r.get("host.seed")) {
-        if (k != "hf") r.fail(e->line, "'host.seed' does not apply to a kv-file host");
-        // The hf host's seeded projection to the model's hidden size.
-        const long long seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
-        host_seed = static_cast<std::uint64_t>(seed);
-        s.host["seed"] = seed;
-        s.host["spec"] = fmt::format("hf:{},proj_seed={}", abs, seed);
-      }
-    } else {
-      r.fail(kind->line, fmt::format("host kind '{}'; expected synthetic, kv-file or hf", k));
+      s.host["seed"] = seed;
+      s.host["spec"] = fmt::format("hf:{},proj_seed={}", abs, seed);
     }
+  } else {
+    r.fail(kind->line, fmt::format("host kind '{}'; expected synthetic, kv-file or hf", k));
   }
+  return host_seed;
+}
 
-  // [passages]
-  {
-    std::set<std::string> names;
-    for (const Entry* e : r.all("passages.text")) {
-      const std::string abs = resolve(e->value);
-      std::ifstream in(abs, std::ios::binary);
-      if (!in.good()) r.fail(e->line, fmt::format("cannot read passage file '{}' (resolved to {})", e->value, abs));
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      if (trim(text).empty()) r.fail(e->line, fmt::format("passage file '{}' is empty", e->value));
+// [passages]: text files (repeatable), synthetic ids, seed_base.
+void parse_passages_section(const Reader& r, SweepSpec& s, const fs::path& base, std::uint64_t host_seed) {
+  std::set<std::string> names;
+  for (const Entry* e : r.all("passages.text")) {
+    const std::string abs = resolve(base, e->value);
+    std::ifstream in(abs, std::ios::binary);
+    if (!in.good()) r.fail(e->line, fmt::format("cannot read passage file '{}' (resolved to {})", e->value, abs));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (trim(text).empty()) r.fail(e->line, fmt::format("passage file '{}' is empty", e->value));
+    PassageSpec p;
+    p.name = fs::path(e->value).stem().string();
+    if (!std::regex_match(p.name, kNameRe))
+      r.fail(e->line, fmt::format("passage name '{}' (the file stem) has characters outside [A-Za-z0-9_.-]", p.name));
+    if (!names.insert(p.name).second) r.fail(e->line, fmt::format("passage '{}' is listed twice", p.name));
+    p.source = "text:" + e->value;
+    p.text = std::move(text);
+    p.seed = host_seed;
+    s.passages.push_back(std::move(p));
+  }
+  long long seed_base = 0;
+  const Entry* sb = r.get("passages.seed_base");
+  if (sb) seed_base = r.to_int(*sb, 0, (1LL << 62), "a seed >= 0");
+  const auto synth = r.all("passages.synthetic");
+  if (sb && synth.empty()) r.fail(sb->line, "'seed_base' given without 'synthetic' passage ids");
+  for (const Entry* e : synth) {
+    std::vector<int> ids;
+    try {
+      ids = parse_id_ranges(e->value);
+    } catch (const Error& err) {
+      r.fail(e->line, fmt::format("synthetic = '{}': {}", e->value, err.what()));
+    }
+    for (int id : ids) {
       PassageSpec p;
-      p.name = fs::path(e->value).stem().string();
-      if (!std::regex_match(p.name, kNameRe))
-        r.fail(e->line, fmt::format("passage name '{}' (the file stem) has characters outside [A-Za-z0-9_.-]", p.name));
+      p.name = fmt::format("p{}", id);
       if (!names.insert(p.name).second) r.fail(e->line, fmt::format("passage '{}' is listed twice", p.name));
-      p.source = "text:" + e->value;
-      p.text = std::move(text);
-      p.seed = host_seed;
+      p.seed = static_cast<std::uint64_t>(seed_base + id);
+      p.source = fmt::format("synthetic:seed={}", p.seed);
       s.passages.push_back(std::move(p));
     }
-    long long seed_base = 0;
-    const Entry* sb = r.get("passages.seed_base");
-    if (sb) seed_base = r.to_int(*sb, 0, (1LL << 62), "a seed >= 0");
-    const auto synth = r.all("passages.synthetic");
-    if (sb && synth.empty()) r.fail(sb->line, "'seed_base' given without 'synthetic' passage ids");
-    for (const Entry* e : synth) {
-      std::vector<int> ids;
-      try {
-        ids = parse_id_ranges(e->value);
-      } catch (const Error& err) {
-        r.fail(e->line, fmt::format("synthetic = '{}': {}", e->value, err.what()));
-      }
-      for (int id : ids) {
-        PassageSpec p;
-        p.name = fmt::format("p{}", id);
-        if (!names.insert(p.name).second) r.fail(e->line, fmt::format("passage '{}' is listed twice", p.name));
-        p.seed = static_cast<std::uint64_t>(seed_base + id);
-        p.source = fmt::format("synthetic:seed={}", p.seed);
-        s.passages.push_back(std::move(p));
+  }
+  if (s.passages.empty()) r.fail(0, "no passages: give [passages] text = FILE (repeatable) or synthetic = IDS");
+}
+
+// [codecs]: codec = SPEC (repeatable) and <family>.<rate parameter> grids.
+void parse_codecs_section(const Reader& r, SweepSpec& s) {
+  std::map<std::string, int> first_line;
+  auto add = [&](const std::string& spec, int line) {
+    codec::CodecSpec cs;
+    try {
+      cs = codec::parse_codec_spec(spec);
+    } catch (const Error& err) {
+      r.fail(line, fmt::format("codec '{}': {}", spec, err.what()));
+    }
+    auto [it, fresh] = first_line.emplace(cs.canonical, line);
+    if (!fresh) r.fail(line, fmt::format("codec '{}' is listed twice (first at line {})", cs.canonical, it->second));
+    store::PlannedCodec pc;
+    pc.codec = cs.canonical;
+    pc.q = cs.rate;
+    s.codecs.push_back(pc);
+  };
+  for (const auto* e : r.with_prefix("codecs.")) {
+    if (e->key == "codecs.codec") {
+      if (e->value.empty()) r.fail(e->line, "empty codec; expected e.g. fp8_per64 or e8:q=38");
+      add(e->value, e->line);
+    } else {  // codecs.<family>.<rate parameter>, e.g. e8.q = 10 38, int.bits = 4 8
+      const auto dot = e->key.find('.', 7);
+      const std::string fam = e->key.substr(7, dot - 7);
+      const std::string rate = e->key.substr(dot + 1);
+      const std::string what = rate == "q" ? "Q" : rate;
+      const auto qs = split_ws(e->value);
+      if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no {} values", e->key, what));
+      for (const auto& q : qs) {
+        if (q.find_first_not_of("0123456789") != std::string::npos)
+          r.fail(e->line, fmt::format("{} '{}' in '{}' is not a positive integer", what, q, e->key));
+        add(fam + ":" + rate + "=" + q, e->line);
       }
     }
-    if (s.passages.empty()) r.fail(0, "no passages: give [passages] text = FILE (repeatable) or synthetic = IDS");
   }
+  if (s.codecs.empty()) r.fail(0, "no codecs: give [codecs] codec = SPEC (repeatable) or e8.q = Q ...");
+}
 
-  // [codecs]
-  {
-    std::map<std::string, int> first_line;
-    auto add = [&](const std::string& spec, int line) {
-      codec::CodecSpec cs;
-      try {
-        cs = codec::parse_codec_spec(spec);
-      } catch (const Error& err) {
-        r.fail(line, fmt::format("codec '{}': {}", spec, err.what()));
-      }
-      auto [it, fresh] = first_line.emplace(cs.canonical, line);
-      if (!fresh) r.fail(line, fmt::format("codec '{}' is listed twice (first at line {})", cs.canonical, it->second));
-      store::PlannedCodec pc;
-      pc.codec = cs.canonical;
-      pc.q = cs.rate;
-      s.codecs.push_back(pc);
-    };
-    for (const auto* e : r.with_prefix("codecs.")) {
-      if (e->key == "codecs.codec") {
-        if (e->value.empty()) r.fail(e->line, "empty codec; expected e.g. fp8_per64 or e8:q=38");
-        add(e->value, e->line);
-      } else {  // codecs.<family>.<rate parameter>, e.g. e8.q = 10 38, int.bits = 4 8
-        const auto dot = e->key.find('.', 7);
-        const std::string fam = e->key.substr(7, dot - 7);
-        const std::string rate = e->key.substr(dot + 1);
-        const std::string what = rate == "q" ? "Q" : rate;
-        const auto qs = split_ws(e->value);
-        if (qs.empty()) r.fail(e->line, fmt::format("'{}' lists no {} values", e->key, what));
-        for (const auto& q : qs) {
-          if (q.find_first_not_of("0123456789") != std::string::npos)
-            r.fail(e->line, fmt::format("{} '{}' in '{}' is not a positive integer", what, q, e->key));
-          add(fam + ":" + rate + "=" + q, e->line);
-        }
-      }
-    }
-    if (s.codecs.empty()) r.fail(0, "no codecs: give [codecs] codec = SPEC (repeatable) or e8.q = Q ...");
-  }
-
-  // [layer_mix]
+// [layer_mix]: layers per stream; default: the write path's V4-Flash mix.
+void parse_layer_mix_section(const Reader& r, SweepSpec& s, model::WritePath mode) {
   if (r.has_prefix("layer_mix.")) {
     for (const auto* e : r.with_prefix("layer_mix.")) {
       const std::string st = e->key.substr(10);
@@ -490,57 +465,59 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
     const auto mix = model::V4Config::flash().layer_mix(mode);
     for (const auto& st : s.streams) s.layer_mix[st] = mix.at(st);
   }
+}
 
-  // [report]
-  {
-    auto canonical_in_spec = [&](const Entry& e) -> std::string {
-      std::string c;
-      try {
-        c = codec::parse_codec_spec(e.value).canonical;
-      } catch (const Error& err) {
-        r.fail(e.line, fmt::format("codec '{}': {}", e.value, err.what()));
-      }
-      if (std::none_of(s.codecs.begin(), s.codecs.end(), [&](const store::PlannedCodec& p) { return p.codec == c; }))
-        r.fail(e.line, fmt::format("'{}' = '{}' is not one of this experiment's codecs", e.key, c));
-      return c;
-    };
-    nlohmann::json rep = {{"codec", nullptr}, {"compare", nullptr}};
-    if (auto* e = r.get("report.codec")) rep["codec"] = canonical_in_spec(*e);
-    if (auto* e = r.get("report.compare")) {
-      if (rep["codec"].is_null()) r.fail(e->line, "'report.compare' needs 'report.codec'");
-      rep["compare"] = canonical_in_spec(*e);
+// [report]: codec, compare, baseline (all codecs of this experiment).
+void parse_report_section(const Reader& r, SweepSpec& s) {
+  auto canonical_in_spec = [&](const Entry& e) -> std::string {
+    std::string c;
+    try {
+      c = codec::parse_codec_spec(e.value).canonical;
+    } catch (const Error& err) {
+      r.fail(e.line, fmt::format("codec '{}': {}", e.value, err.what()));
     }
-    if (auto* e = r.get("report.baseline")) {
-      const std::string b = canonical_in_spec(*e);
-      if (!parse_codec_spec(b).is_baseline()) {
-        std::string allowed;
-        for (const auto& f : codec_family_table())
-          if (f.is_baseline) allowed += (allowed.empty() ? "" : ", ") + f.name;
-        r.fail(e->line, fmt::format("'report.baseline' = '{}' is not a baseline format (expected one of {})", b, allowed));
-      }
-      rep["baseline"] = b;
-    }
-    if (rep["codec"].is_null()) {
-      // Default: the E8 codec with the largest Q (else D4), compared with D4 at that Q.
-      for (const char* fam : {"e8", "d4"}) {
-        const store::PlannedCodec* best = nullptr;
-        for (const auto& c : s.codecs)
-          if (c.q && c.codec.rfind(std::string(fam) + ":", 0) == 0 && (!best || *c.q > *best->q)) best = &c;
-        if (best) {
-          rep["codec"] = best->codec;
-          if (std::string(fam) == "e8") {
-            const std::string d4 = fmt::format("d4:q={}", *best->q);
-            if (std::any_of(s.codecs.begin(), s.codecs.end(), [&](const store::PlannedCodec& p) { return p.codec == d4; }))
-              rep["compare"] = d4;
-          }
-          break;
-        }
-      }
-    }
-    s.report = rep;
+    if (std::none_of(s.codecs.begin(), s.codecs.end(), [&](const store::PlannedCodec& p) { return p.codec == c; }))
+      r.fail(e.line, fmt::format("'{}' = '{}' is not one of this experiment's codecs", e.key, c));
+    return c;
+  };
+  nlohmann::json rep = {{"codec", nullptr}, {"compare", nullptr}};
+  if (auto* e = r.get("report.codec")) rep["codec"] = canonical_in_spec(*e);
+  if (auto* e = r.get("report.compare")) {
+    if (rep["codec"].is_null()) r.fail(e->line, "'report.compare' needs 'report.codec'");
+    rep["compare"] = canonical_in_spec(*e);
   }
+  if (auto* e = r.get("report.baseline")) {
+    const std::string b = canonical_in_spec(*e);
+    if (!parse_codec_spec(b).is_baseline()) {
+      std::string allowed;
+      for (const auto& f : codec_family_table())
+        if (f.is_baseline) allowed += (allowed.empty() ? "" : ", ") + f.name;
+      r.fail(e->line, fmt::format("'report.baseline' = '{}' is not a baseline format (expected one of {})", b, allowed));
+    }
+    rep["baseline"] = b;
+  }
+  if (rep["codec"].is_null()) {
+    // Default: the E8 codec with the largest Q (else D4), compared with D4 at that Q.
+    for (const char* fam : {"e8", "d4"}) {
+      const store::PlannedCodec* best = nullptr;
+      for (const auto& c : s.codecs)
+        if (c.q && c.codec.rfind(std::string(fam) + ":", 0) == 0 && (!best || *c.q > *best->q)) best = &c;
+      if (best) {
+        rep["codec"] = best->codec;
+        if (std::string(fam) == "e8") {
+          const std::string d4 = fmt::format("d4:q={}", *best->q);
+          if (std::any_of(s.codecs.begin(), s.codecs.end(), [&](const store::PlannedCodec& p) { return p.codec == d4; }))
+            rep["compare"] = d4;
+        }
+        break;
+      }
+    }
+  }
+  s.report = rep;
+}
 
-  // [forecast]
+// [forecast]: optional deployment forecast inputs.
+void parse_forecast_section(const Reader& r, SweepSpec& s) {
   if (r.has_prefix("forecast.")) {
     nlohmann::json f = nlohmann::json::object();
     const Entry& mem = r.require("forecast.kv_memory_gib_per_node", "GiB of accelerator memory for the KV cache");
@@ -557,6 +534,71 @@ SweepSpec parse_spec(const std::string& text, const std::string& path) {
     if (!vpt.empty()) f["vectors_per_token"] = vpt;
     s.forecast = f;
   }
+}
+
+
+// [metrics]: attention = on | off (default off), attention_queries = N
+// (default 256), attention_seed = N (default: the random weights' seed,
+// else 0). Recorded in the params only when the section is given, so
+// specs without it keep their params. entropy and the bounds are always
+// measured and need no key.
+void parse_metrics_section(const Reader& r, SweepSpec& s) {
+  if (!r.has_prefix("metrics.")) return;
+  bool attention = false;
+  if (auto* e = r.get("metrics.attention")) {
+    if (e->value == "on") attention = true;
+    else if (e->value != "off") r.fail(e->line, fmt::format("attention '{}'; expected on or off", e->value));
+  }
+  long long queries = 256;
+  if (auto* e = r.get("metrics.attention_queries"))
+    queries = r.to_int(*e, 1, 1 << 20, "a query count in 1 .. 1048576 (query positions sampled per passage)");
+  long long seed = s.weights.value("seed", 0LL);
+  if (auto* e = r.get("metrics.attention_seed")) seed = r.to_int(*e, 0, (1LL << 62), "a seed >= 0");
+  s.metrics = {{"attention", attention}, {"attention_queries", queries}, {"attention_seed", seed}};
+}
+}  // namespace
+
+std::vector<int> parse_id_ranges(const std::string& s) {
+  std::vector<int> ids;
+  std::set<int> seen;
+  static const std::regex item("([0-9]+)(?:-([0-9]+))?");
+  for (const auto& w : split_ws(s)) {
+    std::smatch m;
+    KVLAB_CHECK(std::regex_match(w, m, item), "'{}' is not an id or a range a-b of non-negative integers", w);
+    KVLAB_CHECK(m[1].length() < 7 && (!m[2].matched || m[2].length() < 7), "id '{}' is too large (max 999999)", w);
+    const int a = std::stoi(m[1]);
+    const int b = m[2].matched ? std::stoi(m[2]) : a;
+    KVLAB_CHECK(b >= a, "range '{}' runs backwards; expected a-b with a <= b", w);
+    for (int i = a; i <= b; ++i) {
+      KVLAB_CHECK(seen.insert(i).second, "id {} is listed twice (in '{}')", i, s);
+      ids.push_back(i);
+    }
+  }
+  KVLAB_CHECK(!ids.empty(), "no ids in '{}'", s);
+  return ids;
+}
+
+SweepSpec load_spec(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  KVLAB_CHECK(in.good(), "cannot read spec file '{}'", path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  return parse_spec(text, path);
+}
+SweepSpec parse_spec(const std::string& text, const std::string& path) {
+  Reader r(text, path);
+  SweepSpec s;
+  s.path = path;
+  s.spec_text = text;
+  const fs::path base = fs::path(path).parent_path();
+  parse_experiment_section(r, s);
+  const model::WritePath mode = parse_weights_section(r, s, base);
+  const std::uint64_t host_seed = parse_host_section(r, s, base);
+  parse_passages_section(r, s, base, host_seed);
+  parse_codecs_section(r, s);
+  parse_layer_mix_section(r, s, mode);
+  parse_report_section(r, s);
+  parse_forecast_section(r, s);
+  parse_metrics_section(r, s);
   return s;
 }
 
@@ -572,6 +614,7 @@ nlohmann::json SweepSpec::params() const {
   };
   if (!description.empty()) j["description"] = description;
   if (report.contains("baseline") && report["baseline"].is_string()) j["baseline"] = report["baseline"];
+  if (!metrics.is_null()) j["metrics"] = metrics;
   return j;
 }
 

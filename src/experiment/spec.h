@@ -44,6 +44,11 @@
 //   kv_memory_gib_per_node = 640
 //   context_tokens = 1048576
 //   vectors_per_token.csa_pool_kv_ratio4 = 0.25
+//   [metrics]                     # optional; entropy and the two bounds are always measured
+//   attention = off               # on: V4 attention fidelity per run (logit_rel_mse, kl_mean,
+//                                 # kl_p99, attn_out_rel), reference once per (passage, stream)
+//   attention_queries = 256       # query positions sampled per passage (>= 1)
+//   attention_seed = 0            # query sample and random query weights; default: weights seed
 //
 // Errors (kvlab::Error) name file:line, the key and what was expected.
 // Not here: the queue (store/runs.h), running (worker.h).
@@ -86,6 +91,9 @@ struct SweepSpec {
   std::map<std::string, int> layer_mix;
   nlohmann::json report;    // {"codec":..., "compare":... or null}
   nlohmann::json forecast;  // null or the object
+  // null (no [metrics] section: attention off, params unchanged) or
+  // {"attention": bool, "attention_queries": N, "attention_seed": N}.
+  nlohmann::json metrics;
 
   // The params_json contract (see the store engineer's issue / README).
   nlohmann::json params() const;
