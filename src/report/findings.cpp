@@ -307,7 +307,9 @@ void family_vs_family_section(Document& d, const Ctx& c) {
   d.paragraph(fmt::format(
       "Ratio of mean rel-MSE {} / {} on the same passages, and the same as a gain in dB, "
       "10 log10({} rel-MSE / {} rel-MSE) (positive: {} has the smaller error). The per-codec "
-      "ratios to FP8 carry their 95 % CIs.",
+      "ratios to FP8 carry their 95 % CIs. This is the two lattices' geometry at the same Q, not a comparison "
+      "at matched rate: the two codecs spend different bits at the same Q (see the bits columns), so the gain "
+      "says nothing about which stores the cache in fewer bits at equal error.",
       fa, fb, fb, fa, fa));
   Table t({"Q", "stream", fb + " bits", fa + " bits", fb + " / FP8", fa + " / FP8",
            fa + " / " + fb + " rel-MSE", fa + " gain"},
