@@ -225,3 +225,53 @@ TEST(Safetensors, OpenErrors) {
   std::ofstream(empty).close();
   EXPECT_THROW(SafetensorsFile::open(empty), kvlab::Error);
 }
+
+namespace {
+
+// True when s is well-formed UTF-8 with no C0 control bytes other than '\n'.
+bool valid_printable_utf8(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F) return false;
+      ++i;
+      continue;
+    }
+    std::size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (n == 0 || c > 0xF4 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string error_of(const std::vector<std::byte>& img) {
+  try {
+    SafetensorsFile::parse(img, "bad.safetensors");
+  } catch (const kvlab::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// A header with invalid UTF-8 and control bytes: the error is valid UTF-8
+// text and shows the bad bytes as \xNN escapes.
+TEST(Safetensors, ErrorMessagesEscapeRawHeaderBytes) {
+  // Not valid JSON: the parser's message quotes the raw bytes it read.
+  const std::string bad_json = std::string("{\"t\xff\x01") + "\":1";
+  std::string msg = error_of(image(bad_json, 0));
+  ASSERT_FALSE(msg.empty());
+  EXPECT_TRUE(valid_printable_utf8(msg)) << msg;
+  EXPECT_NE(msg.find("\\xff"), std::string::npos) << msg;
+  // A valid JSON key carrying control bytes and a C1 control (U+0085) as a tensor name.
+  msg = error_of(image("{\"a\\u0007\\u0085b\":[1]}", 8));
+  ASSERT_FALSE(msg.empty());
+  EXPECT_TRUE(valid_printable_utf8(msg)) << msg;
+  EXPECT_NE(msg.find("'a\\x07\\xc2\\x85b'"), std::string::npos) << msg;
+  // Printable non-ASCII names are echoed as they are.
+  msg = error_of(image("{\"\xc3\xa9t\\u00e9\":[1]}", 8));
+  EXPECT_NE(msg.find("'\xc3\xa9t\xc3\xa9'"), std::string::npos) << msg;
+}

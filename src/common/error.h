@@ -9,6 +9,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -24,10 +25,21 @@ enum class ExitCode : int {
   kSchemaTooNew = 5,
 };
 
+// Raw input (file headers, JSON keys, INI values, tokenizer text) echoed in a
+// message: returns s with every byte that is not printable text written as
+// \xNN. Kept: printable ASCII and well-formed UTF-8 sequences of code points
+// >= U+00A0 (no surrogates, no overlongs, <= U+10FFFF); escaped: C0/C1
+// controls, DEL, stray or truncated UTF-8 bytes. With keep_newlines, '\n' and
+// '\t' stay as they are (multi-line messages). The result is valid UTF-8.
+std::string escape_nonprintable(std::string_view s, bool keep_newlines = false);
+
+// Every message is passed through escape_nonprintable(msg, keep_newlines=true),
+// so no error can carry invalid UTF-8 or control bytes to a terminal or a
+// JSON consumer, whatever the call site echoed.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& msg, ExitCode code = ExitCode::kError)
-      : std::runtime_error(msg), code_(code) {}
+      : std::runtime_error(escape_nonprintable(msg, /*keep_newlines=*/true)), code_(code) {}
   ExitCode code() const { return code_; }
 
  private:

@@ -103,7 +103,7 @@ std::string_view dtype_name(DType t) { return row(t).name; }
 DType dtype_from_name(std::string_view s) {
   for (const auto& r : kDTypes)
     if (r.name == s) return r.t;
-  throw Error(fmt::format("unknown safetensors dtype '{}' (expected one of {})", s, known_dtypes()));
+  throw Error(fmt::format("unknown safetensors dtype '{}' (expected one of {})", escape_nonprintable(s), known_dtypes()));
 }
 
 int64_t TensorInfo::numel() const {
@@ -168,12 +168,13 @@ void SafetensorsFile::Impl::validate() {
         throw Error(fmt::format("{}: header JSON nests deeper than {} levels; not a safetensors header", where,
                                 kMaxJsonDepth));
       if (ev == json::parse_event_t::key && depth == 1 && !top_keys.insert(parsed.get<std::string>()).second)
-        throw Error(fmt::format("{}: tensor '{}' appears twice in the header", where, parsed.get<std::string>()));
+        throw Error(fmt::format("{}: tensor '{}' appears twice in the header", where,
+                                escape_nonprintable(parsed.get<std::string>())));
       return true;
     };
     header = json::parse(hbeg, hend, depth_guard, /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
-    throw Error(fmt::format("{}: header is not valid JSON: {}", where, e.what()));
+    throw Error(fmt::format("{}: header is not valid JSON: {}", where, escape_nonprintable(e.what())));
   }
   KVLAB_CHECK(header.is_object(), "{}: header must be a JSON object, got {}", where, header.type_name());
 
@@ -185,53 +186,55 @@ void SafetensorsFile::Impl::validate() {
       KVLAB_CHECK(v.is_object(), "{}: __metadata__ must be an object of strings, got {}", where, v.type_name());
       for (auto m = v.begin(); m != v.end(); ++m) {
         KVLAB_CHECK(m.value().is_string(), "{}: __metadata__ value for key '{}' must be a string, got {}", where,
-                    m.key(), printable(m.value()));
+                    escape_nonprintable(m.key()), printable(m.value()));
         metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     KVLAB_CHECK(!name.empty(), "{}: empty tensor name in header", where);
-    KVLAB_CHECK(v.is_object(), "{}: tensor '{}': entry must be an object, got {}", where, name, printable(v));
+    const std::string shown = escape_nonprintable(name);  // the name as echoed in messages
+    KVLAB_CHECK(v.is_object(), "{}: tensor '{}': entry must be an object, got {}", where, shown, printable(v));
     for (auto f = v.begin(); f != v.end(); ++f)
       KVLAB_CHECK(f.key() == "dtype" || f.key() == "shape" || f.key() == "data_offsets",
-                  "{}: tensor '{}': unknown key '{}' (expected dtype, shape, data_offsets)", where, name, f.key());
+                  "{}: tensor '{}': unknown key '{}' (expected dtype, shape, data_offsets)", where, shown,
+                  escape_nonprintable(f.key()));
     KVLAB_CHECK(v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"),
-                "{}: tensor '{}': entry needs dtype, shape and data_offsets", where, name);
+                "{}: tensor '{}': entry needs dtype, shape and data_offsets", where, shown);
     TensorInfo ti;
     ti.name = name;
     const json& dt = v["dtype"];
-    KVLAB_CHECK(dt.is_string(), "{}: tensor '{}': dtype must be a string, got {}", where, name, printable(dt));
+    KVLAB_CHECK(dt.is_string(), "{}: tensor '{}': dtype must be a string, got {}", where, shown, printable(dt));
     try {
       ti.dtype = dtype_from_name(dt.get<std::string>());
     } catch (const Error& e) {
-      throw Error(fmt::format("{}: tensor '{}': {}", where, name, e.what()));
+      throw Error(fmt::format("{}: tensor '{}': {}", where, shown, e.what()));
     }
     const json& sh = v["shape"];
-    KVLAB_CHECK(sh.is_array(), "{}: tensor '{}': shape must be an array, got {}", where, name, printable(sh));
+    KVLAB_CHECK(sh.is_array(), "{}: tensor '{}': shape must be an array, got {}", where, shown, printable(sh));
     for (const json& d : sh) {
       KVLAB_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
-                  "{}: tensor '{}': shape entries must be non-negative integers, got {}", where, name,
+                  "{}: tensor '{}': shape entries must be non-negative integers, got {}", where, shown,
                   printable(sh));
       uint64_t u = d.get<uint64_t>();
       KVLAB_CHECK(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-                  "{}: tensor '{}': shape entry {} is too large", where, name, u);
+                  "{}: tensor '{}': shape entry {} is too large", where, shown, u);
       ti.shape.push_back(static_cast<int64_t>(u));
     }
     const json& off = v["data_offsets"];
     KVLAB_CHECK(off.is_array() && off.size() == 2, "{}: tensor '{}': data_offsets must be [begin, end], got {}",
-                where, name, printable(off));
-    ti.begin = json_offset(off[0], where, name);
-    ti.end = json_offset(off[1], where, name);
-    KVLAB_CHECK(ti.begin <= ti.end, "{}: tensor '{}': data_offsets [{}, {}] has begin > end", where, name,
+                where, shown, printable(off));
+    ti.begin = json_offset(off[0], where, shown);
+    ti.end = json_offset(off[1], where, shown);
+    KVLAB_CHECK(ti.begin <= ti.end, "{}: tensor '{}': data_offsets [{}, {}] has begin > end", where, shown,
                 ti.begin, ti.end);
     KVLAB_CHECK(ti.end <= data_len,
-                "{}: tensor '{}': data_offsets [{}, {}] out of range: the data buffer has {} bytes", where, name,
+                "{}: tensor '{}': data_offsets [{}, {}] out of range: the data buffer has {} bytes", where, shown,
                 ti.begin, ti.end, data_len);
     uint64_t want = 0;
     KVLAB_CHECK(checked_bytes(ti.shape, dtype_size(ti.dtype), &want),
-                "{}: tensor '{}': shape {} overflows a 64-bit byte count", where, name, shape_str(ti.shape));
+                "{}: tensor '{}': shape {} overflows a 64-bit byte count", where, shown, shape_str(ti.shape));
     KVLAB_CHECK(want == ti.end - ti.begin,
-                "{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", where, name,
+                "{}: tensor '{}': shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", where, shown,
                 shape_str(ti.shape), dtype_name(ti.dtype), want, ti.begin, ti.end, ti.end - ti.begin);
     auto [pos, inserted] = tensors.emplace(name, std::move(ti));
     KVLAB_ASSERT(inserted, "duplicate key after JSON parse");
@@ -248,10 +251,11 @@ void SafetensorsFile::Impl::validate() {
   for (const TensorInfo* t : order) {
     if (t->begin < cursor)
       throw Error(fmt::format("{}: tensor '{}': data_offsets [{}, {}] overlap tensor '{}' [{}, {}]", where,
-                              t->name, t->begin, t->end, prev->name, prev->begin, prev->end));
+                              escape_nonprintable(t->name), t->begin, t->end, escape_nonprintable(prev->name),
+                              prev->begin, prev->end));
     if (t->begin > cursor)
       throw Error(fmt::format("{}: tensor '{}': data_offsets [{}, {}] leave a gap of {} bytes after offset {}",
-                              where, t->name, t->begin, t->end, t->begin - cursor, cursor));
+                              where, escape_nonprintable(t->name), t->begin, t->end, t->begin - cursor, cursor));
     cursor = t->end;
     prev = t;
   }
@@ -318,7 +322,7 @@ std::vector<std::string> SafetensorsFile::names() const {
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   auto it = impl_->tensors.find(name);
   if (it == impl_->tensors.end())
-    throw Error(fmt::format("{}: no tensor named '{}' ({} tensors in the file)", impl_->path, name,
+    throw Error(fmt::format("{}: no tensor named '{}' ({} tensors in the file)", impl_->path, escape_nonprintable(name),
                             impl_->tensors.size()));
   return it->second;
 }
