@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "codec/codec.h"
@@ -52,6 +53,60 @@ TEST(CodecCli, CodecJsonAndOutputFile) {
   ASSERT_EQ(rec.size(), rt.size());
   EXPECT_EQ(std::memcmp(rec.data(), rt.data(), rt.size() * 4), 0);
   EXPECT_EQ(o.metadata().at("kvlab_codec"), "e8:q=38");
+}
+
+// `kvlab codecs --json` lists every row of the family table with its fields,
+// and its bits equal the codecs' own at each example rate.
+TEST(CodecCli, CodecsJsonListsEveryTableRow) {
+  std::string out;
+  ASSERT_EQ(kvlab("codecs --json", &out), 0) << out;
+  const auto j = nlohmann::json::parse(stdout_json_part(out));
+  EXPECT_EQ(j["dim"], 512);
+  const auto& table = codec_family_table();
+  ASSERT_EQ(j["families"].size(), table.size());
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const auto& f = table[i];
+    const auto& r = j["families"][i];
+    SCOPED_TRACE(f.name);
+    EXPECT_EQ(r["family"], f.name);
+    EXPECT_EQ(r["is_baseline"], f.is_baseline);
+    EXPECT_EQ(r["byte_format"], f.byte_format);
+    EXPECT_EQ(r["description"], f.description);
+    if (f.rate_param.empty()) {
+      EXPECT_TRUE(r["rate_param"].is_null());
+      EXPECT_TRUE(r["rate_range"].is_null());
+    } else {
+      EXPECT_EQ(r["rate_param"], f.rate_param);
+      EXPECT_EQ(r["rate_range"], nlohmann::json::array({f.min_rate, f.max_rate}));
+    }
+    ASSERT_EQ(r["params"].size(), f.params.size());
+    for (std::size_t k = 0; k < f.params.size(); ++k) {
+      EXPECT_EQ(r["params"][k]["name"], f.params[k].name);
+      EXPECT_EQ(r["params"][k]["allowed"], f.params[k].allowed);
+      EXPECT_EQ(r["params"][k]["default"], f.params[k].default_value);
+    }
+    // Every family supports D = 512: examples present and equal to the codec's bits.
+    const auto& rates = r["bits_example"]["rates"];
+    ASSERT_FALSE(rates.empty());
+    for (const auto& e : rates) {
+      const auto c = make_codec(e["spec"].get<std::string>(), 512);
+      EXPECT_EQ(e["bits_per_vector"].get<double>(), c->bits_per_vector()) << e.dump();
+      EXPECT_EQ(r["reencode_is_exact"].get<bool>(), c->reencode_is_exact()) << e.dump();
+      if (!f.rate_param.empty()) {
+        EXPECT_GE(e["rate"].get<int>(), f.min_rate);
+        EXPECT_LE(e["rate"].get<int>(), f.max_rate);
+      }
+    }
+  }
+  // The text form names every family too.
+  ASSERT_EQ(kvlab("codecs", &out), 0) << out;
+  for (const auto& f : table) EXPECT_NE(out.find(f.name + (f.is_baseline ? " (baseline)" : "") + "\n"), std::string::npos) << f.name;
+  for (const auto& r : j["families"])
+    for (const auto& e : r["bits_example"]["rates"]) {
+      const std::string shown =
+          fmt::format("{} = {}", e["spec"].get<std::string>(), e["bits_per_vector"].get<double>());
+      EXPECT_NE(out.find(shown), std::string::npos) << shown;
+    }
 }
 
 TEST(CodecCli, AuditJson) {

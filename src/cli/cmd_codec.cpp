@@ -5,9 +5,13 @@
 //   kvlab codec --spec e8:q=38 --in FILE.safetensors --tensor NAME
 //               [--out OUT.safetensors] [--json]
 //   kvlab audit --in FILE.safetensors --tensor NAME [--json]
+//   kvlab codecs [--json] [--dim 512]
 //   kvlab bench codecs [--json] [--codecs fp8_per64,d4:q=38,e8:q=38]
 //               [--dims 512,128] [--sizes 2048,131072] [--threads 1,2] [--min-time 0.2]
 //
+// `codecs` prints the codec-family table (common/codec_spec.h) with, per
+// family, the bits per vector the codec writes at example rates for one D
+// and whether re-encoding a decoded vector reproduces its code.
 // `codec` really encodes to bytes and decodes them (the code size printed
 // is what was written). The benchmark times encode, decode and roundtrip
 // and a plain copy of the same float32 tensor in the same run, rows split
@@ -27,6 +31,7 @@
 
 #include "cli/command.h"
 #include "codec/codec.h"
+#include "common/codec_spec.h"
 #include "common/error.h"
 #include "io/safetensors.h"
 #include "kernels/metrics.h"
@@ -368,8 +373,108 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   return 0;
 }
 
+// Rates at which `kvlab codecs` shows the bits: every rate of a short range,
+// else the powers of two inside it and its ends.
+std::vector<int> example_rates(const kvlab::CodecFamilyInfo& f) {
+  std::vector<int> r;
+  if (f.rate_param.empty()) return r;
+  if (f.max_rate - f.min_rate < 8) {
+    for (int v = f.min_rate; v <= f.max_rate; ++v) r.push_back(v);
+    return r;
+  }
+  r.push_back(f.min_rate);
+  for (int v = 2; v < f.max_rate; v *= 2)
+    if (v > f.min_rate) r.push_back(v);
+  r.push_back(f.max_rate);
+  return r;
+}
+
+// One table row as JSON; bits and reencode_is_exact from codecs of the
+// family's default variant built at `dim` (null when it does not support it).
+nlohmann::json family_json(const kvlab::CodecFamilyInfo& f, int64_t dim) {
+  nlohmann::json params = nlohmann::json::array();
+  for (const auto& p : f.params) params.push_back({{"name", p.name}, {"allowed", p.allowed}, {"default", p.default_value}});
+  nlohmann::json j = {{"family", f.name},
+                      {"description", f.description},
+                      {"is_baseline", f.is_baseline},
+                      {"byte_format", f.byte_format},
+                      {"rate_param", f.rate_param.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.rate_param)},
+                      {"rate_range", f.rate_param.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json::array({f.min_rate, f.max_rate})},
+                      {"params", params}};
+  const auto bits = kvlab::codec::bits_fn(/*published_accounting=*/false);
+  nlohmann::json examples = nlohmann::json::array();
+  nlohmann::json exact = nullptr;
+  try {
+    if (f.rate_param.empty()) {
+      auto c = kvlab::codec::make_codec(f.name, dim);
+      examples.push_back({{"rate", nullptr}, {"spec", c->spec()}, {"bits_per_vector", c->bits_per_vector()}});
+      exact = c->reencode_is_exact();
+    }
+    for (int r : example_rates(f)) {
+      const auto spec = kvlab::codec_spec_at_rate(f.name, r);
+      examples.push_back({{"rate", r}, {"spec", spec.canonical}, {"bits_per_vector", bits(f.name, r, int(dim))}});
+      if (exact.is_null()) exact = kvlab::codec::make_codec(spec, dim)->reencode_is_exact();
+    }
+  } catch (const Error& e) {
+    examples = nlohmann::json::array();
+    j["unsupported_dim"] = e.what();
+  }
+  j["bits_example"] = {{"dim", dim}, {"rates", examples}};
+  j["reencode_is_exact"] = exact;
+  return j;
+}
+
+int run_codecs(const std::vector<std::string>& args) {
+  bool json = false;
+  int64_t dim = 512;
+  po::options_description opts("kvlab codecs options");
+  opts.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print one JSON object")(
+      "dim", po::value<int64_t>(&dim)->default_value(512), "vector dimension D of the bits examples");
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << "usage: kvlab codecs [--json] [--dim D]\n"
+                 "The codec-family table: rate parameter and range, variant parameters, baseline flag,\n"
+                 "byte format, bits per vector at example rates for D, reencode_is_exact.\n\n"
+              << opts;
+    return 0;
+  }
+  if (dim <= 0) throw UsageError(fmt::format("codecs: --dim {} (expected a positive dimension)", dim));
+  nlohmann::json fams = nlohmann::json::array();
+  for (const auto& f : kvlab::codec_family_table()) fams.push_back(family_json(f, dim));
+  if (json) {
+    std::cout << nlohmann::json{{"dim", dim}, {"families", fams}}.dump(2) << "\n";
+    return 0;
+  }
+  for (const auto& j : fams) {
+    std::string rate = "-";
+    if (!j["rate_param"].is_null())
+      rate = fmt::format("{} {}..{}", j["rate_param"].get<std::string>(), j["rate_range"][0].get<int>(),
+                         j["rate_range"][1].get<int>());
+    fmt::print("{}{}\n  rate      {}\n", j["family"].get<std::string>(), j["is_baseline"].get<bool>() ? " (baseline)" : "",
+               rate);
+    for (const auto& p : j["params"]) {
+      std::string vals;
+      for (const auto& v : p["allowed"]) vals += (vals.empty() ? "" : "|") + v.get<std::string>();
+      fmt::print("  param     {} = {} (default {})\n", p["name"].get<std::string>(), vals, p["default"].get<std::string>());
+    }
+    fmt::print("  bytes     {}\n", j["byte_format"].get<std::string>());
+    std::string ex;
+    for (const auto& e : j["bits_example"]["rates"])
+      ex += fmt::format("{}{} = {}", ex.empty() ? "" : ", ", e["spec"].get<std::string>(), e["bits_per_vector"].get<double>());
+    fmt::print("  bits      D = {}: {}\n", dim, ex.empty() ? "not supported at this D" : ex);
+    fmt::print("  reencode  {}\n", j["reencode_is_exact"].is_null() ? "-" : j["reencode_is_exact"].get<bool>() ? "exact" : "not exact");
+    fmt::print("  {}\n\n", j["description"].get<std::string>());
+  }
+  return 0;
+}
+
 kvlab::cli::CommandRegistrar reg_codec{"codec", "encode + decode a [..., D] tensor with a codec; bits, rel-MSE, cosine",
                                        run_codec};
+kvlab::cli::CommandRegistrar reg_codecs{"codecs", "the codec-family table (rates, parameters, byte formats, bits); --json",
+                                        run_codecs};
 kvlab::cli::CommandRegistrar reg_audit{"audit", "non-Gaussian audit (SPEC section 4) of a [..., D] tensor", run_audit};
 kvlab::cli::CommandRegistrar reg_bench_codecs{"bench codecs", "codec speed: encode/decode/roundtrip vs a plain copy",
                                               run_bench_codecs};
