@@ -1,15 +1,14 @@
 # Extra wiring for the experiment module's tests.
 #
 # kvlab_stub_worker: the worker loop with the stub executor, linked WITHOUT
-# LibTorch (the codec/kernel archives are linked by file so that their
-# LibTorch interface libraries do not follow), for the kill/respawn tests.
+# LibTorch (kvlab_codec is Torch-free; the adapter is kvlab_codec_torch),
+# for the kill/respawn tests.
 add_executable(kvlab_stub_worker
   ${CMAKE_SOURCE_DIR}/tests/helpers/stub_worker_main.cpp
   ${CMAKE_SOURCE_DIR}/src/experiment/worker.cpp
   ${CMAKE_SOURCE_DIR}/src/experiment/stub_executor.cpp)
 target_include_directories(kvlab_stub_worker PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
-add_dependencies(kvlab_stub_worker kvlab_codec kvlab_kernels)
-target_link_libraries(kvlab_stub_worker PRIVATE kvlab_store $<TARGET_FILE:kvlab_codec> kvlab_kernels kvlab_common
+target_link_libraries(kvlab_stub_worker PRIVATE kvlab_store kvlab_codec kvlab_kernels kvlab_common
                       fmt::fmt nlohmann_json::nlohmann_json Threads::Threads)
 target_compile_options(kvlab_stub_worker PRIVATE ${KVLAB_WARNINGS})
 
