@@ -8,12 +8,13 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "report/audit.h"
 #include "report/derived.h"
 #include "report/markdown.h"
+#include "report/plots.h"
 #include "report/published.h"
 #include "report/reports.h"
 #include "report/sections.h"
-#include "report/svg.h"
 
 namespace kvlab::report {
 
@@ -122,78 +123,6 @@ void per_passage_section(Document& d, const Ctx& c) {
   t.add_row(n);
   d.table(t);
   d.image("per-passage ratio plot", c.stem + "_passages.svg");
-}
-
-svg::Plot passages_plot(const Ctx& c) {
-  svg::Plot p;
-  p.title = codec_label(c.codec) + " / FP8 rel-MSE ratio per passage";
-  p.subtitle = fmt::format("experiment {}; below the dashed line the codec has the smaller error",
-                           c.s.experiment.name);
-  p.x.label = "passage";
-  p.y.label = "rel-MSE ratio to FP8";
-  std::map<std::int64_t, int> index;
-  std::vector<std::pair<std::int64_t, std::string>> order;
-  for (const auto& stream : c.s.streams) {
-    const auto* cell = c.s.find_cell(stream, c.codec);
-    if (!cell || !cell->ratio_vs_fp8) continue;
-    for (const auto& pr : cell->passages) {
-      if (!index.count(pr.passage_id)) {
-        index[pr.passage_id] = static_cast<int>(order.size());
-        order.emplace_back(pr.passage_id, pr.passage);
-      }
-    }
-  }
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    p.x.ticks.emplace_back(static_cast<double>(i), order[i].second);
-  }
-  const std::vector<svg::Marker> markers = {svg::Marker::kCircle, svg::Marker::kSquare,
-                                            svg::Marker::kDiamond, svg::Marker::kTriangle};
-  int si = 0;
-  for (const auto& stream : c.s.streams) {
-    const auto* cell = c.s.find_cell(stream, c.codec);
-    if (!cell || !cell->ratio_vs_fp8) {
-      ++si;
-      continue;
-    }
-    svg::Series se;
-    se.name = stream_short(stream);
-    se.color = svg::palette(si);
-    se.marker = markers[static_cast<std::size_t>(si) % markers.size()];
-    for (const auto& pr : cell->passages) {
-      se.points.push_back({static_cast<double>(index[pr.passage_id]), pr.ratio, std::nullopt,
-                           std::nullopt, "",
-                           fmt::format("{} {}: ratio {}", stream, pr.passage, fmt_fixed(pr.ratio, 4))});
-    }
-    p.series.push_back(std::move(se));
-    ++si;
-  }
-  p.hlines.push_back({1.0, "ratio 1 = FP8 error", "#555555", true});
-  p.dodge_px = 7;
-  return p;
-}
-
-void audit_section(Document& d, const Ctx& c) {
-  d.heading(2, "Audit: is each stream Gaussian enough for the lattice codecs?");
-  if (c.s.audits.empty()) {
-    d.paragraph("No audit rows were recorded for this experiment.");
-    return;
-  }
-  d.paragraph(
-      "The four statistics of the published audit (SPEC section 4), mean ± 95 % CI over passages. A "
-      "stream fires a gate when the mean exceeds it; the passage column counts passages above the "
-      "gate. `rms_wasserstein2_over_sigma_per_dim` keeps its published name but is a tail-quantile "
-      "ratio (p99 of the standardised rotated coordinates / 2.326), not a Wasserstein distance.");
-  Table t({"stream", "vectors", "metric", "gate", "mean ± 95 % CI", "passages above gate", "fires"},
-          {Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
-           Align::kLeft});
-  for (const auto& a : c.s.audits) {
-    for (const auto& m : a.metrics) {
-      t.add_row({stream_cell(a.stream), fmt_int(a.n_vectors), "`" + m.metric + "`", fmt_short(m.gate),
-                 fmt_pm_sig(m.value.mean, m.value.ci95_hw, 2, 4),
-                 fmt::format("{} / {}", m.passages_firing, a.n_passages), m.fires ? "yes" : "no"});
-    }
-  }
-  d.table(t);
 }
 
 void layer_weighted_section(Document& d, const Ctx& c) {
@@ -550,7 +479,7 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
   per_stream_section(d, c);
   published_vs_run_section(d, s, opt.published, codec);
   per_passage_section(d, c);
-  audit_section(d, c);
+  audit_section(d, s);
   layer_weighted_section(d, c);
   bits_section(d, c);
   family_vs_family_section(d, c);
@@ -564,20 +493,7 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
 
   RenderedReport r;
   r.markdown = d.str();
-  // The findings' codec family first (filled markers), then the comparison's.
-  std::vector<std::string> fams = {stats::parse_codec_spec(codec).family};
-  if (!compare.empty()) fams.push_back(stats::parse_codec_spec(compare).family);
-  for (const auto& f : s.families) {
-    if (std::find(fams.begin(), fams.end(), f) == fams.end()) fams.push_back(f);
-  }
-  r.files.push_back({c.stem + "_pareto.svg",
-                     svg::render(pareto_plot(s, "Bits per vector vs rel-MSE ratio to FP8", fams))});
-  bool have_passages = false;
-  for (const auto& stream : s.streams) {
-    const auto* cell = s.find_cell(stream, codec);
-    have_passages = have_passages || (cell && cell->ratio_vs_fp8 && !cell->passages.empty());
-  }
-  if (have_passages) r.files.push_back({c.stem + "_passages.svg", svg::render(passages_plot(c))});
+  r.files = findings_plots(s, codec, compare, c.stem);
   return r;
 }
 

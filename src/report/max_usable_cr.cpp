@@ -13,7 +13,7 @@
 #include "report/markdown.h"
 #include "report/reports.h"
 #include "report/sections.h"
-#include "report/svg.h"
+#include "report/plots.h"
 
 namespace kvlab::report {
 
@@ -329,8 +329,7 @@ RenderedReport render_max_usable_cr(const stats::StudySummary& s, const ReportPr
   }
   RenderedReport r;
   r.markdown = d.str();
-  r.files.push_back({opt.file_stem + "_pareto.svg",
-                     svg::render(pareto_plot(s, "Rate and distortion of the Q sweep"))});
+  r.files = max_usable_plots(s, opt.file_stem);
   return r;
 }
 

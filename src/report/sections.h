@@ -1,6 +1,6 @@
 // Pieces shared by the findings and max-usable-CR reports: stream labels,
-// number styles used across tables, the provenance section and the Pareto
-// plot. Internal to src/report/ (the public entry points are in reports.h).
+// number styles used across tables and the provenance section (the plots are
+// in plots.h). Internal to src/report/ (the public entry points are in reports.h).
 #pragma once
 
 #include <optional>
@@ -9,7 +9,6 @@
 
 #include "report/markdown.h"
 #include "report/reports.h"
-#include "report/svg.h"
 #include "stats/study.h"
 
 namespace kvlab::report::detail {
@@ -44,13 +43,6 @@ std::string json_value_text(const std::string& params_json, const std::string& k
 // The "Provenance" section (experiment, run dates, software, device, host,
 // weights, database hash).
 void provenance_section(Document& d, const stats::StudySummary& s, const ReportProvenance& p);
-
-// Bits per vector (x) vs rel-MSE ratio to FP8 (y, log) with 95 % CI bars:
-// one series per (stream, lattice family), the FP8 point and the ratio-1
-// reference line. `families` selects the families and their order (the
-// first gets filled circles); empty = all, in the summary's order.
-svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
-                      const std::vector<std::string>& families = {});
 
 // Standard note under the generated-file header.
 std::string generated_note(const std::string& command);

@@ -218,12 +218,11 @@ std::vector<double> nice_ticks_log(double lo, double hi) {
   return t;
 }
 
-std::string render(const Plot& plot) {
-  KVLAB_CHECK(!plot.series.empty(), "plot '{}': no series to draw", plot.title);
-  KVLAB_CHECK(plot.width >= 200 && plot.height >= 150, "plot '{}': size {}x{} is too small",
-              plot.title, plot.width, plot.height);
+namespace {
 
-  // Validate and collect the data ranges.
+// Validates every datum and returns the x and y data ranges (points, error
+// bars, reference lines).
+std::pair<Range, Range> data_ranges(const Plot& plot) {
   Range xr, yr;
   for (const auto& s : plot.series) {
     for (const auto& p : s.points) {
@@ -258,25 +257,43 @@ std::string render(const Plot& plot) {
     KVLAB_CHECK(xr.lo > 0, "plot '{}': x axis is logarithmic but the data include x = {}",
                 plot.title, xr.lo);
   }
-  const AxisLayout ax = layout_axis(plot.x, xr, "x");
-  const AxisLayout ay = layout_axis(plot.y, yr, "y");
+  return {xr, yr};
+}
 
-  // Geometry.
+// Page geometry: the plot area [L, L + pw] x [T, T + ph] and the data-to-
+// pixel maps of both axes.
+struct Frame {
+  AxisLayout ax, ay;
+  double W = 0, H = 0, L = 0, T = 0, pw = 0, ph = 0;
+  double px(double x) const { return L + (ax.f(x) - ax.f(ax.lo)) / (ax.f(ax.hi) - ax.f(ax.lo)) * pw; }
+  double py(double y) const {
+    return T + ph - (ay.f(y) - ay.f(ay.lo)) / (ay.f(ay.hi) - ay.f(ay.lo)) * ph;
+  }
+};
+
+Frame make_frame(const Plot& plot) {
+  const auto [xr, yr] = data_ranges(plot);
+  Frame f;
+  f.ax = layout_axis(plot.x, xr, "x");
+  f.ay = layout_axis(plot.y, yr, "y");
   std::size_t legend_chars = 0;
   for (const auto& s : plot.series) legend_chars = std::max(legend_chars, s.name.size());
   const double legend_w = std::max(110.0, 34.0 + kGlyphWidth * static_cast<double>(legend_chars));
-  const double W = plot.width, H = plot.height;
-  const double L = 74, R = legend_w + 16;
-  const double T = plot.subtitle.empty() ? 44 : 60, B = 54;
-  const double pw = W - L - R, ph = H - T - B;
-  KVLAB_CHECK(pw > 80 && ph > 60, "plot '{}': {}x{} leaves no room for the plot area", plot.title,
+  f.W = plot.width;
+  f.H = plot.height;
+  f.L = 74;
+  const double R = legend_w + 16;
+  f.T = plot.subtitle.empty() ? 44 : 60;
+  const double B = 54;
+  f.pw = f.W - f.L - R;
+  f.ph = f.H - f.T - B;
+  KVLAB_CHECK(f.pw > 80 && f.ph > 60, "plot '{}': {}x{} leaves no room for the plot area", plot.title,
               plot.width, plot.height);
-  auto px = [&](double x) { return L + (ax.f(x) - ax.f(ax.lo)) / (ax.f(ax.hi) - ax.f(ax.lo)) * pw; };
-  auto py = [&](double y) {
-    return T + ph - (ay.f(y) - ay.f(ay.lo)) / (ay.f(ay.hi) - ay.f(ay.lo)) * ph;
-  };
+  return f;
+}
 
-  std::string o;
+// XML prolog, <svg>, background, clip path, title and subtitle.
+void write_header(std::string& o, const Plot& plot, const Frame& f) {
   o += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   o += fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{}" height="{}" viewBox="0 0 {} {}" font-family="{}" font-size="12">)",
@@ -287,157 +304,185 @@ std::string render(const Plot& plot) {
                    plot.height) +
        "\n";
   o += fmt::format(R"(<defs><clipPath id="plot-area"><rect x="{}" y="{}" width="{}" height="{}"/></clipPath></defs>)",
-                   num(L), num(T), num(pw), num(ph)) +
+                   num(f.L), num(f.T), num(f.pw), num(f.ph)) +
        "\n";
-  // Title.
   o += fmt::format(R"(<text class="title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>)",
-                   num(L + pw / 2), xml_escape(plot.title)) +
+                   num(f.L + f.pw / 2), xml_escape(plot.title)) +
        "\n";
   if (!plot.subtitle.empty()) {
     o += fmt::format(R"(<text class="subtitle" x="{}" y="40" text-anchor="middle" font-size="11" fill="#444444">{}</text>)",
-                     num(L + pw / 2), xml_escape(plot.subtitle)) +
+                     num(f.L + f.pw / 2), xml_escape(plot.subtitle)) +
          "\n";
   }
-  // Grid, ticks and tick labels.
+}
+
+// Grid lines, the frame, tick marks, tick labels and the axis labels.
+void write_axes(std::string& o, const Plot& plot, const Frame& f) {
   o += R"(<g class="grid" stroke="#e3e3e3" stroke-width="1">)";
   o += "\n";
-  for (const auto& [v, text] : ax.ticks) {
-    o += fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}"/>)", num(px(v)), num(T), num(px(v)),
-                     num(T + ph)) +
+  for (const auto& [v, text] : f.ax.ticks) {
+    o += fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}"/>)", num(f.px(v)), num(f.T), num(f.px(v)),
+                     num(f.T + f.ph)) +
          "\n";
   }
-  for (const auto& [v, text] : ay.ticks) {
-    o += fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}"/>)", num(L), num(py(v)), num(L + pw),
-                     num(py(v))) +
+  for (const auto& [v, text] : f.ay.ticks) {
+    o += fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}"/>)", num(f.L), num(f.py(v)), num(f.L + f.pw),
+                     num(f.py(v))) +
          "\n";
   }
   o += "</g>\n";
   o += fmt::format(R"(<rect class="frame" x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#333333" stroke-width="1"/>)",
-                   num(L), num(T), num(pw), num(ph)) +
+                   num(f.L), num(f.T), num(f.pw), num(f.ph)) +
        "\n";
   o += R"(<g class="ticks" font-size="11" fill="#222222">)";
   o += "\n";
-  for (const auto& [v, text] : ax.ticks) {
+  for (const auto& [v, text] : f.ax.ticks) {
     o += fmt::format(R"(<line class="tick" x1="{}" y1="{}" x2="{}" y2="{}" stroke="#333333"/>)",
-                     num(px(v)), num(T + ph), num(px(v)), num(T + ph + 5)) +
+                     num(f.px(v)), num(f.T + f.ph), num(f.px(v)), num(f.T + f.ph + 5)) +
          "\n";
-    o += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", num(px(v)),
-                     num(T + ph + 18), xml_escape(text)) +
+    o += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", num(f.px(v)),
+                     num(f.T + f.ph + 18), xml_escape(text)) +
          "\n";
   }
-  for (const auto& [v, text] : ay.ticks) {
+  for (const auto& [v, text] : f.ay.ticks) {
     o += fmt::format(R"(<line class="tick" x1="{}" y1="{}" x2="{}" y2="{}" stroke="#333333"/>)",
-                     num(L - 5), num(py(v)), num(L), num(py(v))) +
+                     num(f.L - 5), num(f.py(v)), num(f.L), num(f.py(v))) +
          "\n";
-    o += fmt::format(R"(<text x="{}" y="{}" text-anchor="end">{}</text>)", num(L - 8),
-                     num(py(v) + 4), xml_escape(text)) +
+    o += fmt::format(R"(<text x="{}" y="{}" text-anchor="end">{}</text>)", num(f.L - 8),
+                     num(f.py(v) + 4), xml_escape(text)) +
          "\n";
   }
   o += "</g>\n";
-  // Axis labels.
   o += fmt::format(R"(<text class="xlabel" x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>)",
-                   num(L + pw / 2), num(H - 14), xml_escape(plot.x.label)) +
+                   num(f.L + f.pw / 2), num(f.H - 14), xml_escape(plot.x.label)) +
        "\n";
   o += fmt::format(R"svg(<text class="ylabel" x="{}" y="{}" text-anchor="middle" font-size="12" transform="rotate(-90 {} {})">{}</text>)svg",
-                   num(18), num(T + ph / 2), num(18), num(T + ph / 2), xml_escape(plot.y.label)) +
+                   num(18), num(f.T + f.ph / 2), num(18), num(f.T + f.ph / 2), xml_escape(plot.y.label)) +
        "\n";
+}
 
-  // Data, clipped to the plot area.
-  o += R"svg(<g clip-path="url(#plot-area)">)svg";
-  o += "\n";
+// Horizontal and vertical reference lines with their labels.
+void write_reflines(std::string& o, const Plot& plot, const Frame& f) {
   for (const auto& h : plot.hlines) {
     o += fmt::format(R"(<line class="refline" x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1.2"{}/>)",
-                     num(L), num(py(h.value)), num(L + pw), num(py(h.value)), h.color,
+                     num(f.L), num(f.py(h.value)), num(f.L + f.pw), num(f.py(h.value)), h.color,
                      h.dashed ? R"( stroke-dasharray="6 4")" : "") +
          "\n";
     if (!h.label.empty()) {
       // Left end: the right end is where the FP8 point (most bits) usually sits.
       o += fmt::format(R"(<text class="reflabel" x="{}" y="{}" text-anchor="start" font-size="11" fill="{}">{}</text>)",
-                       num(L + 4), num(py(h.value) - 4), h.color, xml_escape(h.label)) +
+                       num(f.L + 4), num(f.py(h.value) - 4), h.color, xml_escape(h.label)) +
            "\n";
     }
   }
   for (const auto& v : plot.vlines) {
     o += fmt::format(R"(<line class="refline" x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="1.2"{}/>)",
-                     num(px(v.value)), num(T), num(px(v.value)), num(T + ph), v.color,
+                     num(f.px(v.value)), num(f.T), num(f.px(v.value)), num(f.T + f.ph), v.color,
                      v.dashed ? R"( stroke-dasharray="6 4")" : "") +
          "\n";
     if (!v.label.empty()) {
       o += fmt::format(R"svg(<text class="reflabel" x="{}" y="{}" text-anchor="end" font-size="11" fill="{}" transform="rotate(-90 {} {})">{}</text>)svg",
-                       num(px(v.value) - 4), num(T + 4), v.color, num(px(v.value) - 4), num(T + 4),
+                       num(f.px(v.value) - 4), num(f.T + 4), v.color, num(f.px(v.value) - 4), num(f.T + 4),
                        xml_escape(v.label)) +
            "\n";
     }
   }
+}
+
+// One series: its polyline (when connected), error bars, markers and point
+// labels, shifted by dx pixels.
+void write_series(std::string& o, const Series& s, const Frame& f, double dx) {
+  o += fmt::format(R"(<g class="series" data-name="{}">)", xml_escape(s.name)) + "\n";
+  if (s.connect && s.points.size() >= 2) {
+    std::vector<const Point*> sorted;
+    for (const auto& p : s.points) sorted.push_back(&p);
+    std::stable_sort(sorted.begin(), sorted.end(), [](const Point* a, const Point* b) { return a->x < b->x; });
+    std::string pts;
+    for (const Point* p : sorted) {
+      if (!pts.empty()) pts += ' ';
+      pts += num(f.px(p->x) + dx) + "," + num(f.py(p->y));
+    }
+    o += fmt::format(R"(<polyline class="line" points="{}" fill="none" stroke="{}" stroke-width="1.2" stroke-opacity="0.6"/>)",
+                     pts, s.color) +
+         "\n";
+  }
+  for (const auto& p : s.points) {
+    if (!p.y_lo) continue;
+    const double x = f.px(p.x) + dx;
+    const double y0 = (f.ay.scale == Scale::kLog && *p.y_lo <= 0) ? f.T + f.ph : f.py(*p.y_lo);
+    const double y1 = f.py(*p.y_hi);
+    o += fmt::format(R"(<path class="errorbar" d="M{} {}L{} {}M{} {}L{} {}M{} {}L{} {}" stroke="{}" stroke-width="1.3" fill="none"/>)",
+                     num(x), num(y0), num(x), num(y1), num(x - 3.5), num(y0), num(x + 3.5), num(y0),
+                     num(x - 3.5), num(y1), num(x + 3.5), num(y1), s.color) +
+         "\n";
+  }
+  for (const auto& p : s.points) {
+    const double x = f.px(p.x) + dx, y = f.py(p.y);
+    if (p.tooltip.empty()) {
+      marker_svg(o, s.marker, x, y, s.color, s.filled, "point", "");
+      o += "\n";
+    } else {
+      o += "<g class=\"point-group\">";
+      marker_svg(o, s.marker, x, y, s.color, s.filled, "point", "");
+      o += "<title>" + xml_escape(p.tooltip) + "</title></g>\n";
+    }
+    if (!p.label.empty()) {
+      o += fmt::format(R"(<text class="pointlabel" x="{}" y="{}" font-size="10" fill="{}">{}</text>)",
+                       num(x + 6), num(y - 6), s.color, xml_escape(p.label)) +
+           "\n";
+    }
+  }
+  o += "</g>\n";
+}
+
+// Reference lines and every series, clipped to the plot area; series taking
+// part in dodging are spread dodge_px apart around their true x.
+void write_data(std::string& o, const Plot& plot, const Frame& f) {
+  o += R"svg(<g clip-path="url(#plot-area)">)svg";
+  o += "\n";
+  write_reflines(o, plot, f);
   double n_dodged = 0;
   for (const auto& s : plot.series) n_dodged += s.dodge ? 1 : 0;
   double dodge_index = 0;
-  for (std::size_t si = 0; si < plot.series.size(); ++si) {
-    const Series& s = plot.series[si];
+  for (const auto& s : plot.series) {
     double dx = 0;
     if (s.dodge) {
       dx = plot.dodge_px * (dodge_index - (n_dodged - 1) / 2);
       dodge_index += 1;
     }
-    o += fmt::format(R"(<g class="series" data-name="{}">)", xml_escape(s.name)) + "\n";
-    if (s.connect && s.points.size() >= 2) {
-      std::vector<const Point*> sorted;
-      for (const auto& p : s.points) sorted.push_back(&p);
-      std::stable_sort(sorted.begin(), sorted.end(),
-                       [](const Point* a, const Point* b) { return a->x < b->x; });
-      std::string pts;
-      for (const Point* p : sorted) {
-        if (!pts.empty()) pts += ' ';
-        pts += num(px(p->x) + dx) + "," + num(py(p->y));
-      }
-      o += fmt::format(R"(<polyline class="line" points="{}" fill="none" stroke="{}" stroke-width="1.2" stroke-opacity="0.6"/>)",
-                       pts, s.color) +
-           "\n";
-    }
-    for (const auto& p : s.points) {
-      if (!p.y_lo) continue;
-      const double x = px(p.x) + dx;
-      const double y0 = (ay.scale == Scale::kLog && *p.y_lo <= 0) ? T + ph : py(*p.y_lo);
-      const double y1 = py(*p.y_hi);
-      o += fmt::format(R"(<path class="errorbar" d="M{} {}L{} {}M{} {}L{} {}M{} {}L{} {}" stroke="{}" stroke-width="1.3" fill="none"/>)",
-                       num(x), num(y0), num(x), num(y1), num(x - 3.5), num(y0), num(x + 3.5),
-                       num(y0), num(x - 3.5), num(y1), num(x + 3.5), num(y1), s.color) +
-           "\n";
-    }
-    for (const auto& p : s.points) {
-      const double x = px(p.x) + dx, y = py(p.y);
-      if (p.tooltip.empty()) {
-        marker_svg(o, s.marker, x, y, s.color, s.filled, "point", "");
-        o += "\n";
-      } else {
-        o += "<g class=\"point-group\">";
-        marker_svg(o, s.marker, x, y, s.color, s.filled, "point", "");
-        o += "<title>" + xml_escape(p.tooltip) + "</title></g>\n";
-      }
-      if (!p.label.empty()) {
-        o += fmt::format(R"(<text class="pointlabel" x="{}" y="{}" font-size="10" fill="{}">{}</text>)",
-                         num(x + 6), num(y - 6), s.color, xml_escape(p.label)) +
-             "\n";
-      }
-    }
-    o += "</g>\n";
+    write_series(o, s, f, dx);
   }
   o += "</g>\n";
+}
 
-  // Legend, right of the plot area.
-  const double lx = L + pw + 14;
-  double ly = T + 10;
+// Legend, right of the plot area.
+void write_legend(std::string& o, const Plot& plot, const Frame& f) {
+  const double lx = f.L + f.pw + 14;
+  double ly = f.T + 10;
   o += R"(<g class="legend" font-size="12">)";
   o += "\n";
   for (const auto& s : plot.series) {
     o += "<g class=\"legend-entry\">";
     marker_svg(o, s.marker, lx + 6, ly, s.color, s.filled, "", "");
-    o += fmt::format(R"(<text x="{}" y="{}">{}</text>)", num(lx + 18), num(ly + 4),
-                     xml_escape(s.name));
+    o += fmt::format(R"(<text x="{}" y="{}">{}</text>)", num(lx + 18), num(ly + 4), xml_escape(s.name));
     o += "</g>\n";
     ly += 20;
   }
   o += "</g>\n";
+}
+
+}  // namespace
+
+std::string render(const Plot& plot) {
+  KVLAB_CHECK(!plot.series.empty(), "plot '{}': no series to draw", plot.title);
+  KVLAB_CHECK(plot.width >= 200 && plot.height >= 150, "plot '{}': size {}x{} is too small",
+              plot.title, plot.width, plot.height);
+  const Frame f = make_frame(plot);
+  std::string o;
+  write_header(o, plot, f);
+  write_axes(o, plot, f);
+  write_data(o, plot, f);
+  write_legend(o, plot, f);
   o += "</svg>\n";
   return o;
 }
