@@ -258,9 +258,7 @@ void encode_row_avx2(LatticeKind k, int q, const float* row, int64_t r, int64_t 
   const float s = encode_head_avx2(k, q, row, r, d, ss, mbits, y, n16, q16);
   const int b = lattice_block_dim(k);
   const bool wide = d >= 16 * b && simd_level() >= SimdLevel::kAvx512;
-  const int64_t done = !wide                     ? avx2::quantize_blocks(k, q, y, d, s, p)
-                       : k == LatticeKind::kE8 ? avx512::e8_quantize_blocks(q, y, d, s, p)
-                                               : avx512::d4_quantize_blocks(q, y, d, s, p);
+  const int64_t done = wide ? avx512::quantize_blocks(k, q, y, d, s, p) : avx2::quantize_blocks(k, q, y, d, s, p);
   for (int64_t j = done; j < d; j += b) {
     float z[8];
     for (int i = 0; i < b; ++i) z[i] = y[j + i] / s;
@@ -434,10 +432,8 @@ void lattice_roundtrip_rows(LatticeKind k, int q, const float* x, int64_t n, int
       uint16_t n16, q16;
       const float s =
           encode_head_avx2(k, q, x + r * d, r, d, ss[r % kNormGroup], mb[r % kNormGroup], y.data(), &n16, &q16);
-      if (wide && k == LatticeKind::kE8)
-        avx512::e8_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
-      else if (wide)
-        avx512::d4_quantize_roundtrip(q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
+      if (wide)
+        avx512::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
       else
         avx2::quantize_roundtrip(k, q, y.data(), d, s, uf16_to_f32(n16), out + r * d);
     }

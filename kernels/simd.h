@@ -1,11 +1,14 @@
 // Run-time SIMD selection for kvlab's hand-vectorised kernels.
 //
 // kvlab ships one binary for every x86-64 CPU: the AVX2 kernels in
-// simd_avx2.cpp are compiled for AVX2 only inside that file and are called
-// only when the CPU reports AVX2 (checked once, at first use). Every AVX2
-// kernel performs the same floating-point operations in the same order as
-// its scalar counterpart, so results are bit-identical whichever level runs
-// (tests force each level and compare).
+// simd_avx2.cpp and the AVX-512 ones in simd_avx512.cpp are compiled for
+// their ISA only inside those files and are called only when the CPU reports
+// it (checked once, at first use). Every SIMD kernel performs the same
+// floating-point operations in the same order as its scalar counterpart, so
+// results are bit-identical whichever level runs (tests force each level and
+// compare). The callers (lattice.cpp, lattice_pack.cpp, fp8_block.cpp,
+// hadamard.cpp) pick the namespace by simd_level(); code outside kernels/
+// calls only those dispatchers.
 //
 // KVLAB_SIMD=scalar|avx2 in the environment caps the level (to compare or to
 // bisect a suspected SIMD fault); set_simd_level() does the same from code
@@ -19,8 +22,9 @@
 
 namespace kvlab::kernels {
 
-// Ordered: each level includes the ones below it (kAvx512 runs the AVX2
-// kernels plus AVX-512 E8 tiles; it needs AVX-512 F, DQ, BW and VL).
+// Ordered: each level includes the ones below it (kAvx512 runs the AVX-512
+// kernels where there is one and the AVX2 ones elsewhere; it needs AVX-512
+// F, DQ, BW and VL).
 enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 SimdLevel simd_level();
@@ -69,37 +73,34 @@ bool fp8_roundtrip_row(const float* x, int64_t ncols, int64_t block, float* out)
 
 }  // namespace avx2
 
-// AVX-512 lattice tiles of 16 blocks (call only when simd_level() ==
-// kAvx512); D a power of two >= 128 (E8) or >= 64 (D4). Same contracts as
-// the AVX2 functions above.
+// The AVX-512 kernels (call only when simd_level() == kAvx512). Lattice
+// tiles of 16 blocks: D a power of two >= 128 (E8) or >= 64 (D4). Where a
+// function shares its name with an avx2:: one, it has the same signature
+// and contract.
 namespace avx512 {
 void sumsq8_rows(const float* x, int64_t rows, int64_t d, double* sumsq, uint32_t* max_mag_bits);
 // avx2::div_fwht_absmax on 16 lanes (D >= 16).
 float div_fwht_absmax(const float* x, float nrm, int64_t d, float* y);
-// D4 block points (doubled coordinates, as the codec's point_fast) of the
-// nblocks block indices packed LSB-first, bpb <= 31 bits each, in
-// bits[0, nbytes), for Q <= 127; count = the number of valid indices.
-// Returns how many leading blocks it wrote (a multiple of 16): it stops
-// before a group that would read past nbytes or holds an index >= count,
-// and leaves those blocks to the caller's checked scalar path.
-int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
-                         int32_t* pts2);
-// The same for E8 (bpb <= 53, so every index < 2^53; Q <= 48): count_int
-// integer-coset indices, then the half coset's, count in all.
-int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
-                         uint64_t count, int32_t* pts2);
-// The block indices of in-box points (LatticeCodec::index_fast; Q <= 127),
-// 16 blocks a step, into idx in block order; returns the blocks done (a
-// multiple of 16; the caller indexes the rest). E8 needs count_int, the
-// number of integer-coset points.
-int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* idx);
-int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx);
+// avx2::quantize_blocks on whole tiles (returns the floats done) and
+// avx2::quantize_roundtrip (D >= 128 for E8, >= 64 for D4).
+int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s, int32_t* pts2);
+void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s, float nv, float* out);
+// Block points (doubled coordinates, as LatticeIndexer::point_fast in
+// lattice_pack.h) of the nblocks block indices packed LSB-first, bpb bits
+// each (D4: bpb <= 31; E8: bpb <= 53, so every index < 2^53, Q <= 48), in
+// bits[0, nbytes), for Q <= 127: count_int integer-coset indices (all of
+// them for D4), then the E8 half coset's, count in all. Returns how many
+// leading blocks it wrote (a multiple of 16): it stops before a group that
+// would read past nbytes or holds an index >= count, and leaves those
+// blocks to the caller's checked scalar path.
+int64_t unpack_points(LatticeKind k, const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q,
+                      uint64_t count_int, uint64_t count, int32_t* pts2);
+// The block indices of in-box points (LatticeIndexer::index_fast; Q <=
+// 127), 16 blocks a step, into idx in block order; returns the blocks done
+// (a multiple of 16; the caller indexes the rest).
+int64_t block_indices(LatticeKind k, const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx);
 // avx2::dequant_fwht_scale on 16 lanes (D >= 16).
 void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float* out);
-int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
-void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
-int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2);
-void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out);
 // fp8_block_roundtrip / fp8_block_encode of rows x ncols contiguous values
 // (block % 16 == 0), 8 blocks at a time across rows. They return the
 // number of leading rows done: rows, or fewer when a block maximum is

@@ -482,9 +482,9 @@ inline __m512i divmod_u53(__m512i n, __m512i p, __m512d inv, __m512i* rem) {
 
 }  // namespace
 
-int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
+static int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint32_t count,
                          int32_t* pts2) {
-  // Digits of 2 * index in radix m = 2Q + 1 (LatticeCodec::point_fast),
+  // Digits of 2 * index in radix m = 2Q + 1 (LatticeIndexer::point_fast),
   // lanes in transpose4_lanes' block order, then that transpose to
   // block-major.
   const uint32_t m = uint32_t(2 * q + 1);
@@ -516,9 +516,9 @@ int64_t d4_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
   return k0;
 }
 
-int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
+static int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q, uint64_t count_int,
                          uint64_t count, int32_t* pts2) {
-  // LatticeCodec::point_fast on 16 lanes. Integer coset (index <
+  // LatticeIndexer::point_fast on 16 lanes. Integer coset (index <
   // count_int): 2 * index in radix m = 2Q + 1, split by m^4 into two 4-digit
   // halves. Half coset: j = index - count_int in radix r = 2Q, split by r^4;
   // its last digit is floor(h7 / 2), and h7 = 2 * that + the parity of
@@ -577,8 +577,8 @@ int64_t e8_unpack_points(const uint8_t* bits, int64_t nbytes, int64_t nblocks, i
   return k0;
 }
 
-int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* idx) {
-  // LatticeCodec::index_fast on 16 blocks: digits t_i = (p2_i >> 1) + Q,
+static int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* idx) {
+  // LatticeIndexer::index_fast on 16 blocks: digits t_i = (p2_i >> 1) + Q,
   // (t0 + m (t1 + m (t2 + m t3))) >> 1, m = 2Q + 1 (< 2^32 for Q <= 127).
   const __m512i vm = _mm512_set1_epi32(2 * q + 1), vq = _mm512_set1_epi32(q);
   int64_t k0 = 0;
@@ -605,8 +605,8 @@ int64_t d4_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t* 
   return k0;
 }
 
-int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx) {
-  // LatticeCodec::index_fast on 16 blocks, each lane in its own coset:
+static int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx) {
+  // LatticeIndexer::index_fast on 16 blocks, each lane in its own coset:
   // digits t_i = (p2_i >> 1) + Q; integer coset (p2_0 even) radix m = 2Q + 1,
   // (hi m^4 + lo) >> 1; half coset radix r = 2Q with t7 halved,
   // count_int + hi r^4 + lo; lo, hi the 4-digit halves (< 2^32, Q <= 127).
@@ -648,7 +648,7 @@ int64_t e8_block_indices(const int32_t* pts2, int64_t nblocks, int q, uint64_t c
   return k0;
 }
 
-int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
+static int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
   const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 128 * 128;
   for (int64_t t = 0; t < done; t += 128) {
@@ -661,7 +661,7 @@ int64_t e8_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
   return done;
 }
 
-void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
+static void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
   const __m512 vs = _mm512_set1_ps(s);
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
   const bool last = d == 128;
@@ -689,7 +689,7 @@ void e8_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
   if (!last) tail_scaled(out, d, 128, c, vn);
 }
 
-int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
+static int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* pts2) {
   const __m512 vs = _mm512_set1_ps(s);
   const int64_t done = d / 64 * 64;
   for (int64_t t = 0; t < done; t += 64) {
@@ -702,7 +702,7 @@ int64_t d4_quantize_blocks(int q, const float* y, int64_t d, float s, int32_t* p
   return done;
 }
 
-void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
+static void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, float* out) {
   const __m512 vs = _mm512_set1_ps(s), vh = _mm512_set1_ps(0.5f), zero = _mm512_setzero_ps();  // + 0: see above
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d)), vn = _mm512_set1_ps(nv);
   // Sign masks negating 128-bit lanes 1, 3 (stage 4) and 2, 3 (stage 8).
@@ -731,6 +731,28 @@ void d4_quantize_roundtrip(int q, const float* y, int64_t d, float s, float nv, 
     for (int i = 0; i < 4; ++i) st(out + t + 16 * i, last ? _mm512_mul_ps(_mm512_mul_ps(p[i], c), vn) : p[i]);
   }
   if (!last) tail_scaled(out, d, 64, c, vn);
+}
+
+int64_t quantize_blocks(LatticeKind k, int q, const float* y, int64_t d, float s, int32_t* pts2) {
+  return k == LatticeKind::kE8 ? e8_quantize_blocks(q, y, d, s, pts2) : d4_quantize_blocks(q, y, d, s, pts2);
+}
+
+void quantize_roundtrip(LatticeKind k, int q, const float* y, int64_t d, float s, float nv, float* out) {
+  if (k == LatticeKind::kE8)
+    e8_quantize_roundtrip(q, y, d, s, nv, out);
+  else
+    d4_quantize_roundtrip(q, y, d, s, nv, out);
+}
+
+int64_t block_indices(LatticeKind k, const int32_t* pts2, int64_t nblocks, int q, uint64_t count_int, uint64_t* idx) {
+  return k == LatticeKind::kE8 ? e8_block_indices(pts2, nblocks, q, count_int, idx)
+                               : d4_block_indices(pts2, nblocks, q, idx);
+}
+
+int64_t unpack_points(LatticeKind k, const uint8_t* bits, int64_t nbytes, int64_t nblocks, int bpb, int q,
+                      uint64_t count_int, uint64_t count, int32_t* pts2) {
+  return k == LatticeKind::kE8 ? e8_unpack_points(bits, nbytes, nblocks, bpb, q, count_int, count, pts2)
+                               : d4_unpack_points(bits, nbytes, nblocks, bpb, q, uint32_t(count), pts2);
 }
 
 namespace {
@@ -953,37 +975,22 @@ float div_fwht_absmax(const float*, float, int64_t, float*) {
 void dequant_fwht_scale(const int32_t*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
 }
-int64_t d4_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint32_t, int32_t*) {
+int64_t quantize_blocks(LatticeKind, int, const float*, int64_t, float, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
 }
-int64_t e8_unpack_points(const uint8_t*, int64_t, int64_t, int, int, uint64_t, uint64_t, int32_t*) {
+void quantize_roundtrip(LatticeKind, int, const float*, int64_t, float, float, float*) {
+  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
+}
+int64_t block_indices(LatticeKind, const int32_t*, int64_t, int, uint64_t, uint64_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
 }
-int64_t d4_block_indices(const int32_t*, int64_t, int, uint64_t*) {
-  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
-  return 0;
-}
-int64_t e8_block_indices(const int32_t*, int64_t, int, uint64_t, uint64_t*) {
-  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
-  return 0;
-}
-int64_t e8_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
-  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
-  return 0;
-}
-void e8_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
-  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
-}
-int64_t d4_quantize_blocks(int, const float*, int64_t, float, int32_t*) {
+int64_t unpack_points(LatticeKind, const uint8_t*, int64_t, int64_t, int, int, uint64_t, uint64_t, int32_t*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
   return 0;
 }
 void sumsq8_rows(const float*, int64_t, int64_t, double*, uint32_t*) {
-  KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
-}
-void d4_quantize_roundtrip(int, const float*, int64_t, float, float, float*) {
   KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build");
 }
 int64_t fp8_roundtrip_rows(const float*, int64_t, int64_t, int64_t, float*, bool) {

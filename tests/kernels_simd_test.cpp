@@ -155,9 +155,7 @@ TEST(Simd, TilesMatchScalarOnTiesAndBoxEdges) {
         for (int64_t j = 0; j < d; j += b) oracle_block(k, &y[static_cast<size_t>(j)], q, &want[static_cast<size_t>(j)]);
         if (cpu_has_avx512()) {
           std::vector<int32_t> wide(static_cast<size_t>(d));
-          ASSERT_EQ(k == LatticeKind::kE8 ? avx512::e8_quantize_blocks(q, y.data(), d, 1.0f, wide.data())
-                                          : avx512::d4_quantize_blocks(q, y.data(), d, 1.0f, wide.data()),
-                    d);
+          ASSERT_EQ(avx512::quantize_blocks(k, q, y.data(), d, 1.0f, wide.data()), d);
           const auto r = check_parity(wide.data(), want.data(), d);
           ASSERT_TRUE(r.ok()) << "avx512 " << lattice_name(k) << " Q=" << q << " rep " << rep << ": " << r.summary();
         }
