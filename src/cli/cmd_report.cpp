@@ -27,7 +27,9 @@
 #include "common/error.h"
 #include "common/hash.h"
 #include "kvlab_version.h"
+#include "report/frontier.h"
 #include "report/reports.h"
+#include "stats/frontier.h"
 #include "stats/study.h"
 #include "store/db.h"
 #include "store/query.h"
@@ -289,12 +291,34 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_frontier_report(const std::vector<std::string>& args) {
+  ReportArgs a;
+  po::options_description d(
+      "kvlab report frontier: rel-MSE vs bits/dim of every codec per stream, the bounds, the entropy rates and the "
+      "matched-rate table, regenerated from the database");
+  add_common(d, a, "reports/FRONTIER.md");
+  if (!parse(args, d, "kvlab report frontier --db FILE --experiment NAME --out reports/FRONTIER.md")) return 0;
+  const std::string stem = stem_of(a.out);
+  auto l = load(a);
+  const auto f = stats::compute_frontier(l.data);
+  const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
+  report::FrontierReportOptions o;
+  o.file_stem = stem;
+  o.command = "kvlab report frontier --experiment " + l.data.info.name;
+  print_written(write_report(report::render_frontier(f, prov, o), a.out));
+  return 0;
+}
+
 CommandRegistrar reg_findings{"report findings",
                               "write FINDINGS markdown + SVG plots for one experiment from the database",
                               cmd_findings};
 CommandRegistrar reg_max_usable{"report max-usable-cr",
                                 "write the max-usable-compression-ratio markdown + SVG plot of a Q sweep",
                                 cmd_max_usable};
+CommandRegistrar reg_frontier_report{"report frontier",
+                                     "write FRONTIER markdown + one SVG per stream (rel-MSE vs bits/dim, bounds, "
+                                     "matched-rate table) from the database",
+                                     cmd_frontier_report};
 
 }  // namespace
 }  // namespace kvlab::cli

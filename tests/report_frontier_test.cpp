@@ -1,0 +1,293 @@
+// The FRONTIER report and the `kvlab frontier` views: rendered from a
+// hand-built run set (the matched-rate row's cells, the summary counts, the
+// definitions and write-path mode, one SVG per stream with a series per
+// codec variant and the two bounds), and end to end through the executable
+// on a stub-executor database with hand-inserted entropy and bound metrics
+// (byte-identical regeneration, --json, errors).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "report/frontier.h"
+#include "stats/frontier.h"
+#include "store/db.h"
+#include "testutil/testutil.h"
+
+namespace kvlab::report {
+namespace {
+
+namespace fs = std::filesystem;
+namespace ks = kvlab::stats;
+using testutil::md_cells;
+using testutil::md_section;
+
+constexpr const char* kS = "sliding_window_kv";
+constexpr const char* kH = "hca_pool_kv_ratio128";
+
+std::string canon(const std::string& c) { return ks::parse_codec_spec(c).canonical; }
+
+ks::RunResult row(std::int64_t passage, const std::string& stream, const std::string& codec, double rel,
+                  double bits) {
+  ks::RunResult r;
+  r.passage_id = passage;
+  r.stream = stream;
+  r.codec = canon(codec);
+  r.q = ks::parse_codec_spec(codec).rate;
+  r.bits_per_vector = bits;
+  r.rel_mse = rel;
+  r.cos_sim = 1 - rel;
+  r.dim = 512;
+  return r;
+}
+
+// Two streams, three passages; e8:q=38 at 3296 bits against int:bits=6 (3200
+// bits, the best non-lattice codec at <= 3296) with per-passage ratios 0.8,
+// 0.9, 1.0 on SWA; bounds and entropy on every run.
+ks::ExperimentData hand_data() {
+  ks::ExperimentData d;
+  d.info.name = "hand_frontier";
+  d.info.id = 7;
+  d.info.origin = "sweep";
+  d.info.params_json = "{}";
+  d.info.baseline = "v4_native";
+  d.info.write_path = "v4";
+  d.info.layer_mix = {{kS, 2}, {kH, 20}};
+  const double e8[3] = {0.8, 0.9, 1.0};
+  for (int i = 0; i < 3; ++i) {
+    const std::int64_t p = i + 1;
+    d.passages.push_back({p, i, "p" + std::to_string(p), "h" + std::to_string(p), ""});
+    const double scale = 1e-3 * (1 + i);
+    for (const char* stream : {kS, kH}) {
+      const double sf = stream == std::string(kS) ? 1.0 : 3.0;
+      std::vector<ks::RunResult> rs = {
+          row(p, stream, "v4_native", sf * scale, 4672),
+          row(p, stream, "int:bits=6", sf * scale, 3200),
+          row(p, stream, "e8:q=38", sf * scale * (stream == std::string(kS) ? e8[i] : 1.5), 3296),
+          row(p, stream, "hadamard_lloyd:bits=2", sf * scale * 100, 1040),
+      };
+      for (auto& r : rs) {
+        const double R = r.bits_per_vector / 512;
+        r.metrics["entropy_bits_per_dim"] = R - 0.25;
+        r.metrics["gauss_bound_rel_mse"] = std::pow(2.0, -2 * R);
+        r.metrics["rwf_bound_rel_mse"] = 0.5 * std::pow(2.0, -2 * R);
+        r.run_id = static_cast<std::int64_t>(d.results.size()) + 1;
+        d.results.push_back(r);
+      }
+    }
+  }
+  return d;
+}
+
+ReportProvenance hand_prov() {
+  ReportProvenance p;
+  p.database_file = "hand.db";
+  p.database_sha256 = "00ff";
+  p.generator = "kvlab test";
+  return p;
+}
+
+// The table row of a section whose first cell is `first`.
+std::vector<std::string> row_of(const std::vector<std::string>& lines, const std::string& first) {
+  for (const auto& l : lines) {
+    if (l.rfind("|", 0) != 0) continue;
+    auto c = md_cells(l);
+    if (!c.empty() && c[0] == first) return c;
+  }
+  return {};
+}
+
+TEST(ReportFrontier, MatchedRateAndSummaryTables) {
+  const auto f = ks::compute_frontier(hand_data());
+  const auto r = render_frontier(f, hand_prov());
+  const auto matched = md_section(r.markdown, "Matched rate");
+  ASSERT_FALSE(matched.empty()) << r.markdown;
+  // SWA first: E8 Q=38 vs INT6 at 3200 bits, ratio mean 0.9, sd 0.1, hw t(0.975,2) * 0.1 / sqrt(3) = 0.248.
+  const auto e8 = row_of(matched, "E8 Q=38");
+  ASSERT_EQ(e8.size(), 11u) << r.markdown;
+  EXPECT_EQ(e8[1], "3296");
+  EXPECT_EQ(e8[2], "6.438");
+  EXPECT_EQ(e8[4], "INT6/64 fp16");
+  EXPECT_EQ(e8[5], "3200");
+  EXPECT_EQ(e8[7], "0.90 ± 0.25");
+  EXPECT_EQ(e8[8], "[0.652, 1.15]");
+  EXPECT_EQ(e8[9], "3");
+  EXPECT_EQ(e8[10], "tied");
+  const auto summary = md_section(r.markdown, "Summary");
+  int rows = 0;
+  for (const auto& l : summary) {
+    if (l.rfind("| `", 0) != 0) continue;
+    const auto c = md_cells(l);
+    ++rows;
+    EXPECT_EQ(c[1], "E8");
+    EXPECT_EQ(c[2], "1");
+    if (c[0].find("HCA") != std::string::npos) {
+      EXPECT_EQ(c[5], "1") << l;  // HCA: 1.5 every passage, lattice worse
+      EXPECT_EQ(c[8], "1.50");
+    } else {
+      EXPECT_EQ(c[4], "1") << l;  // SWA: tied
+    }
+  }
+  EXPECT_EQ(rows, 2);
+}
+
+TEST(ReportFrontier, StatesDefinitionsModeBaselineAndBounds) {
+  const auto f = ks::compute_frontier(hand_data());
+  const auto r = render_frontier(f, hand_prov());
+  const std::string& md = r.markdown;
+  for (const char* needle : {"write path `v4`", "baseline `v4_native`", "**bits/dim**", "**entropy rate**",
+                             "**Gaussian bound**", "**Water-filling bound**", "references, not lower bounds",
+                             "SWA 2, HCA 20", "## Provenance", "`hand.db`, sha256 `00ff`"})
+    EXPECT_NE(md.find(needle), std::string::npos) << needle;
+  // The per-stream frontier row of int:bits=6 on SWA: entropy, bound, dB to the bound.
+  const auto fr = md_section(md, "Frontier per stream");
+  const auto i6 = row_of(fr, "INT6/64 fp16");
+  ASSERT_GE(i6.size(), 12u);
+  EXPECT_EQ(i6[2], "6.250");
+  EXPECT_EQ(i6[3], "6.000 ± 0.000");           // R - 0.25, the same every passage
+  EXPECT_EQ(i6[5], "1.000 ± 0");                 // same rel-MSE as the baseline on every passage
+  EXPECT_EQ(i6[6], "1.73e-04");                // 2^(-12.5)
+  EXPECT_EQ(i6.back(), "hull, Pareto");
+  // dB to the water-filling bound is 3.01 dB above the Gaussian one (bound halved).
+  const double g = std::stod(i6[7].substr(0, i6[7].find(' ')));
+  const double w = std::stod(i6[9].substr(0, i6[9].find(' ')));
+  EXPECT_NEAR(w - g, 3.01, 0.006);
+}
+
+TEST(ReportFrontier, OneSvgPerStreamWithVariantsAndBounds) {
+  const auto f = ks::compute_frontier(hand_data());
+  const auto r = render_frontier(f, hand_prov(), {"FR", "kvlab report frontier"});
+  ASSERT_EQ(r.files.size(), 2u);
+  EXPECT_EQ(r.files[0].name, "FR_swa.svg");
+  EXPECT_EQ(r.files[1].name, "FR_hca.svg");
+  EXPECT_NE(r.markdown.find("](FR_swa.svg)"), std::string::npos);
+  // 4 codec variants + 2 bounds; 4 codec points + 4 bound points (one per rate) each.
+  const auto& svg = r.files[0].content;
+  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"legend-entry\""), 6) << svg;
+  EXPECT_NE(svg.find("Gaussian bound"), std::string::npos);
+  EXPECT_NE(svg.find("water-filling bound"), std::string::npos);
+  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"point\""), 12);
+  // Deterministic.
+  const auto again = render_frontier(ks::compute_frontier(hand_data()), hand_prov(), {"FR", "kvlab report frontier"});
+  EXPECT_EQ(again.markdown, r.markdown);
+  EXPECT_EQ(again.files[0].content, svg);
+}
+
+TEST(ReportFrontier, JsonAndTextViews) {
+  const auto f = ks::compute_frontier(hand_data());
+  const auto j = nlohmann::json::parse(frontier_json(f));
+  EXPECT_EQ(j["baseline"], "v4_native");
+  EXPECT_EQ(j["write_path"], "v4");
+  ASSERT_EQ(j["streams"].size(), 2u);
+  const auto& m = j["streams"][0]["matched"][0];
+  EXPECT_EQ(m["lattice"], "e8:q=38");
+  EXPECT_EQ(m["scalar"], canon("int:bits=6"));
+  EXPECT_NEAR(m["ratio"]["mean"].get<double>(), 0.9, 1e-12);
+  EXPECT_EQ(m["verdict"], "tied");
+  const auto& p0 = j["streams"][0]["points"][0];
+  EXPECT_EQ(p0["codec"], "hadamard_lloyd:bits=2");
+  EXPECT_TRUE(p0["attn_out_rel"].is_null());
+  const std::string t = frontier_text(f);
+  EXPECT_NE(t.find("e8:q=38"), std::string::npos);
+  EXPECT_NE(t.find("tied"), std::string::npos);
+  EXPECT_NE(t.find("write path v4, baseline v4_native, n = 3 passages"), std::string::npos) << t;
+}
+
+// ---------------------------------------------------------------- through the executable
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One stub-executor database per suite (each kvlab start loads LibTorch).
+class FrontierCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = testutil::make_temp_dir("kvlab-frontier");
+    db_ = dir_ + "/f.db";
+    if (!fs::exists(testutil::kvlab_binary())) return;  // reported by SetUp
+    const std::string spec = dir_ + "/f.ini";
+    std::ofstream(spec) << "[experiment]\nname = fr\nseqlen = 512\nstream_dtype = bf16\ndevice = cpu\n"
+                           "streams = sliding_window_kv csa_pool_kv_ratio4\n"
+                           "[weights]\nkind = random\nseed = 0\nwrite_path = v4\n"
+                           "[host]\nkind = synthetic\nseed = 1234\n"
+                           "[passages]\nsynthetic = 0-2\nseed_base = 100\n"
+                           "[codecs]\ncodec = v4_native\ne8.q = 10 38\nd4.q = 38\nint.bits = 4 6\n"
+                           "hadamard_lloyd.bits = 3\n"
+                           "[report]\ncodec = e8:q=38\nbaseline = v4_native\n";
+    setup_rc_ = testutil::run_command(testutil::kvlab_binary() + " queue " + spec + " --db " + db_, &setup_out_);
+    if (setup_rc_ != 0) return;
+    setup_rc_ = testutil::run_command(
+        testutil::kvlab_binary() + " run --executor stub --progress none --db " + db_, &setup_out_);
+    if (setup_rc_ != 0) return;
+    // The stub records no entropy or bounds: add them as the executors' rows would be.
+    auto db = store::open_database(db_, store::OpenMode::kReadWrite);
+    db->exec("INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'entropy_bits_per_dim', "
+             "res.bits_per_vector / 512.0 - 0.125 FROM runs r JOIN results res ON res.run_id = r.id");
+    db->exec("INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'gauss_bound_rel_mse', "
+             "res.rel_mse / 4.0 FROM runs r JOIN results res ON res.run_id = r.id");
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(testutil::kvlab_binary()))
+        << "the kvlab executable is needed (build target kvlab): " << testutil::kvlab_binary();
+    ASSERT_EQ(setup_rc_, 0) << setup_out_;
+  }
+  static inline std::string dir_, db_, setup_out_;
+  static inline int setup_rc_ = -1;
+};
+
+TEST_F(FrontierCli, RegeneratesByteIdenticalReports) {
+  std::string out;
+  const std::string cmd = testutil::kvlab_binary() + " report frontier --db " + db_ + " --experiment fr --out ";
+  ASSERT_EQ(testutil::run_command(cmd + dir_ + "/a/FRONTIER.md", &out), 0) << out;
+  ASSERT_EQ(testutil::run_command(cmd + dir_ + "/b/FRONTIER.md", &out), 0) << out;
+  for (const char* f : {"FRONTIER.md", "FRONTIER_swa.svg", "FRONTIER_csa.svg"}) {
+    const std::string a = slurp(dir_ + "/a/" + f);
+    ASSERT_FALSE(a.empty()) << f;
+    EXPECT_EQ(a, slurp(dir_ + "/b/" + f)) << f;
+  }
+  const std::string md = slurp(dir_ + "/a/FRONTIER.md");
+  EXPECT_NE(md.find("write path `v4`"), std::string::npos);
+  // Every run is 6.02 dB above its (hand-inserted) Gaussian bound: rel / (rel / 4).
+  EXPECT_NE(md.find("6.02 ± 0.00"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ + "/a/FRONTIER_hca.svg"));  // no HCA runs
+}
+
+TEST_F(FrontierCli, ConsoleJsonAndErrors) {
+  std::string out;
+  ASSERT_EQ(testutil::run_command(testutil::kvlab_binary() + " frontier --json --db " + db_ +
+                                      " --stream csa_pool_kv_ratio4 2>/dev/null",
+                                  &out),
+            0)
+      << out;
+  const auto j = nlohmann::json::parse(out);
+  ASSERT_EQ(j["streams"].size(), 1u);
+  EXPECT_EQ(j["streams"][0]["stream"], "csa_pool_kv_ratio4");
+  EXPECT_EQ(j["streams"][0]["matched"].size(), 3u);  // e8 10, e8 38, d4 38
+  EXPECT_EQ(j["streams"][0]["points"].size(), 7u);
+  EXPECT_NEAR(j["streams"][0]["points"][0]["entropy_bits_per_dim"]["mean"].get<double>(),
+              j["streams"][0]["points"][0]["bits_per_dim"].get<double>() - 0.125, 1e-12);
+  ASSERT_NE(testutil::run_command(testutil::kvlab_binary() + " frontier --db " + db_ + " --stream nope", &out), 0);
+  testutil::expect_contains(out, "stream 'nope'");
+  ASSERT_NE(testutil::run_command(testutil::kvlab_binary() + " frontier --db " + db_ + " --against e8:q=11", &out),
+            0);
+  testutil::expect_contains(out, "--against 'e8:q=11'");
+  ASSERT_NE(testutil::run_command(testutil::kvlab_binary() + " report frontier --db " + db_ + " --out x.txt", &out),
+            0);
+  testutil::expect_contains(out, "must end in .md");
+}
+
+}  // namespace
+}  // namespace kvlab::report
