@@ -2,7 +2,8 @@
 // against its loop oracle, AttentionProbe against its plain-loop oracle
 // (with a planted mismatch that the parity check must catch), exact hand
 // cases (one perturbed key, the sink), the visibility masks at their edges,
-// checkpoint loading of the query weights, sampling, bad input.
+// checkpoint loading of the query weights, sampling, the shared probe-input
+// builder (layer_attention_inputs: one RoPE for queries and keys), bad input.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -280,6 +281,88 @@ TEST(V4Queries, BadInput) {
 }
 
 // ------------------------------------------------------------------ sampling
+
+// u = R(t)^-1 k on the last rope dims of each row t (double loops).
+at::Tensor unrotate_loops(const at::Tensor& k, const RopeParams& p, int64_t seqlen) {
+  at::Tensor out = k.to(at::kDouble).clone();
+  const std::vector<float> f = rope_inv_freqs(p, seqlen);
+  const int64_t D = k.size(1);
+  for (int64_t t = 0; t < k.size(0); ++t)
+    for (int64_t i = 0; i < p.dim / 2; ++i) {
+      const double ang = static_cast<float>(t) * f[static_cast<std::size_t>(i)];
+      const double a = out[t][D - p.dim + 2 * i].item<double>(), b = out[t][D - p.dim + 2 * i + 1].item<double>();
+      out[t][D - p.dim + 2 * i] = a * std::cos(ang) + b * std::sin(ang);
+      out[t][D - p.dim + 2 * i + 1] = -a * std::sin(ang) + b * std::cos(ang);
+    }
+  return out;
+}
+
+TEST(LayerAttentionInputs, QueriesAndKeysShareTheLayerKindsRope) {
+  Passage p = make_passage();
+  const at::Tensor& swa = p.streams.at(kStreamSWA);
+  for (WritePath mode : {WritePath::kPublished, WritePath::kV4}) {
+    p.cfg.write_path = mode;
+    V4AttentionConfig a = p.acfg;
+    a.yarn_always = mode == WritePath::kV4;  // what the builder must use, whatever acfg says
+    V4AttentionConfig other = p.acfg;
+    other.yarn_always = mode != WritePath::kV4;
+    // SWA: the window is the stream itself, queries with the SWA RoPE.
+    AttentionInputs in = layer_attention_inputs(p.cfg, other, p.qw, LayerKind::SWA, CodedPart::kWindow, p.hidden,
+                                                swa, at::Tensor(), 20, 7);
+    EXPECT_EQ(in.positions, sample_query_positions(256, 20, 7, 0));
+    EXPECT_TRUE(at::equal(in.queries, v4_queries(p.cfg, a, p.qw, LayerKind::SWA, p.hidden, in.positions)));
+    EXPECT_TRUE(at::equal(in.window_kv, swa.to(at::kFloat)));
+    EXPECT_FALSE(in.compressed_kv.defined());
+    EXPECT_EQ(in.coded, CodedPart::kWindow);
+    EXPECT_EQ(in.index_topk, 0);
+    EXPECT_TRUE(at::equal(in.sink, p.qw.attn_sink));
+    // CSA: compressed KV coded, queries with the CSA RoPE (YaRN by mode), and
+    // the window KV moved from the main RoPE to the CSA one.
+    in = layer_attention_inputs(p.cfg, other, p.qw, LayerKind::CSA, CodedPart::kCompressed, p.hidden, swa,
+                                p.streams.at(kStreamCSA), 20, 7);
+    EXPECT_EQ(in.positions, sample_query_positions(256, 20, 7, 3));
+    EXPECT_TRUE(at::equal(in.queries, v4_queries(p.cfg, a, p.qw, LayerKind::CSA, p.hidden, in.positions)));
+    EXPECT_FALSE(at::equal(in.queries, v4_queries(p.cfg, other, p.qw, LayerKind::CSA, p.hidden, in.positions)));
+    EXPECT_TRUE(at::equal(in.compressed_kv, p.streams.at(kStreamCSA).to(at::kFloat)));
+    EXPECT_EQ(in.ratio, 4);
+    EXPECT_EQ(in.index_topk, p.acfg.index_topk);
+    EXPECT_TRUE(at::equal(in.window_kv.narrow(1, 0, 64), swa.to(at::kFloat).narrow(1, 0, 64)));  // nope dims
+    const at::Tensor u_ref = unrotate_loops(swa.to(at::kFloat), attention_rope_params(p.cfg, LayerKind::SWA), 256);
+    const at::Tensor u = unrotate_loops(in.window_kv, attention_rope_params(p.cfg, LayerKind::CSA),
+                                        attention_rope_seqlen(p.cfg, a, LayerKind::CSA, 256));
+    // Two bf16 roundings of the rope pairs (the stream's, the builder's).
+    const double scale = swa.to(at::kFloat).narrow(1, 64, 64).abs().max().item<double>();
+    EXPECT_LT((u - u_ref).abs().max().item<double>(), scale / 128);
+    EXPECT_TRUE(at::equal(in.window_kv, in.window_kv.to(at::kBFloat16).to(at::kFloat)));  // bf16 values
+    // Planted: the stream's own (main) RoPE is far from the CSA one.
+    EXPECT_GT((in.window_kv - swa.to(at::kFloat)).abs().max().item<double>(), 0.3);
+    // HCA: dense, every query sees an entry.
+    in = layer_attention_inputs(p.cfg, p.acfg, p.qw, LayerKind::HCA, CodedPart::kCompressed, p.hidden, swa,
+                                p.streams.at(kStreamHCA), 0, 0);
+    EXPECT_EQ(in.positions.front(), 127);
+    EXPECT_EQ(in.positions.size(), 129u);
+    EXPECT_EQ(in.index_topk, 0);
+    EXPECT_EQ(in.ratio, 128);
+  }
+  // Bad input.
+  expect_contains(error_of([&] {
+                    layer_attention_inputs(p.cfg, p.acfg, p.qw, LayerKind::SWA, CodedPart::kCompressed, p.hidden, swa,
+                                           at::Tensor(), 4, 0);
+                  }),
+                  "sliding-window layer has no compressed KV");
+  std::string e = error_of([&] {
+    layer_attention_inputs(p.cfg, p.acfg, p.qw, LayerKind::SWA, CodedPart::kWindow, p.hidden, swa.narrow(0, 0, 128),
+                           at::Tensor(), 4, 0);
+  });
+  expect_contains(e, "window_kv must be [256, 128]");
+  expect_contains(e, "[128, 128]");
+  e = error_of([&] {
+    layer_attention_inputs(p.cfg, p.acfg, p.qw, LayerKind::HCA, CodedPart::kCompressed, p.hidden, swa,
+                           p.streams.at(kStreamCSA), 4, 0);
+  });
+  expect_contains(e, "hca layer's compressed_kv must be [2, 128]");
+  expect_contains(e, "[64, 128]");
+}
 
 TEST(AttentionSampling, SeededSortedDistinct) {
   auto a = sample_query_positions(2048, 256, 5), b = sample_query_positions(2048, 256, 5),

@@ -13,10 +13,10 @@
 // queries from the query path (v4_attention.h); the coded part (default: the
 // window on SWA layers, the compressed KV on CSA / HCA layers) goes through
 // the codec's round trip and AttentionProbe scores it against the uncoded
-// attention. The queries' CSA / HCA RoPE follows the write path's
-// compressed keys (YaRN always in v4 mode, beyond original_seq_len in
-// published mode). Not here: sweeps over codecs or passages (the experiment
-// executor's job).
+// attention. The probe's inputs (query sample, queries, RoPE of queries and
+// keys by layer kind and write-path mode) come from
+// model::layer_attention_inputs, as in the experiment executor. Not here:
+// sweeps over codecs or passages (the experiment executor's job).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -222,8 +222,6 @@ int run_attention(const std::vector<std::string>& args) {
       throw UsageError(e.what());
     }
   }
-  // Queries and compressed keys with the same RoPE (relative positions).
-  acfg.yarn_always = cfg.write_path == km::WritePath::kV4;
   const km::LayerKind kind = cfg.layer_kind(a.layer);
   const km::CodedPart coded = a.coded_s.empty() ? (kind == km::LayerKind::SWA ? km::CodedPart::kWindow
                                                                                : km::CodedPart::kCompressed)
@@ -247,22 +245,12 @@ int run_attention(const std::vector<std::string>& args) {
   auto streams = writer.forward_streams(x.unsqueeze(0), want);
   const double t_streams = seconds_since(t0);
 
-  const int64_t ratio = kind == km::LayerKind::CSA ? cfg.csa_ratio : kind == km::LayerKind::HCA ? cfg.hca_ratio : 0;
   t0 = std::chrono::steady_clock::now();
-  const auto positions =
-      km::sample_query_positions(S, a.queries, a.query_seed, km::first_position_seeing(coded, ratio));
-  km::AttentionInputs in;
-  in.positions = positions;
-  in.queries = km::v4_queries(cfg, acfg, w.q, kind, x, positions);
-  in.window_kv = streams.at(km::kStreamSWA).squeeze(0);
-  if (kind != km::LayerKind::SWA) {
-    in.compressed_kv = streams.at(cstream).squeeze(0);
-    in.ratio = ratio;
-  }
-  in.index_topk = kind == km::LayerKind::CSA ? acfg.index_topk : 0;
-  in.sink = w.q.attn_sink;
-  in.coded = coded;
-  in.window = acfg.window;
+  const km::AttentionInputs in =
+      km::layer_attention_inputs(cfg, acfg, w.q, kind, coded, x, streams.at(km::kStreamSWA).squeeze(0),
+                                 kind == km::LayerKind::SWA ? at::Tensor() : streams.at(cstream).squeeze(0),
+                                 a.queries, a.query_seed);
+  const std::vector<int64_t>& positions = in.positions;
   const double t_queries = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   km::AttentionProbe probe(in);

@@ -87,7 +87,8 @@ std::unique_ptr<Executor> make_executor(const std::string& spec);
 //   open_ms=N       sleep N ms in open_passage() (simulated stream generation)
 //   fail=CODEC      measure() of this codec throws (repeatable: fail=a;b)
 //   fail_passage=P  open_passage() of passage named P throws
-// rel_mse / cos_sim / audit values are a hash of (passage content hash,
+// rel_mse / cos_sim / audit values (and, with [metrics] attention = on,
+// the four attention metrics) are a hash of (passage content hash,
 // stream, codec): identical on every rerun. bits_per_vector / code_bytes are
 // the real codec's (codec::make_codec), n_vectors follows seqlen.
 std::unique_ptr<Executor> make_stub_executor(const std::string& options);

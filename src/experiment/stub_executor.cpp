@@ -17,6 +17,7 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "common/hash.h"
+#include "experiment/attention_settings.h"
 #include "experiment/executor.h"
 
 namespace kvlab::experiment {
@@ -85,6 +86,17 @@ std::int64_t vectors_of(const std::string& stream, int seqlen) {
   return seqlen;
 }
 
+// [metrics] attention = on: the four attention metrics, hashed per run and
+// scaled with its rel-MSE (attn_out_rel ~ rel_mse, kl_p99 > kl_mean), so
+// that reports and thresholds over them have something plausible to show.
+void add_stub_attention_metrics(const std::string& key, double rel_mse, std::map<std::string, double>& metrics) {
+  const double u = unit_hash(key + "|attention");
+  metrics["attn_out_rel"] = rel_mse * (0.8 + 0.4 * u);
+  metrics["logit_rel_mse"] = rel_mse * (0.3 + 0.2 * u);
+  metrics["kl_mean"] = 0.02 * rel_mse * (1.0 + u);
+  metrics["kl_p99"] = metrics["kl_mean"] * (4.0 + 2.0 * u);
+}
+
 struct StubOptions {
   int sleep_ms = 0;
   int open_ms = 0;
@@ -96,6 +108,7 @@ class StubSession : public PassageSession {
  public:
   StubSession(const PassageJob& job, const StubOptions& o) : job_(job), o_(o) {
     seqlen_ = job.params.value("seqlen", 2048);
+    attention_ = AttentionSettings::from_params(job.params).on;
   }
   RunMeasurement measure(const std::string& stream, const std::string& codec) override {
     if (o_.sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.sleep_ms));
@@ -110,6 +123,7 @@ class StubSession : public PassageSession {
     m.cos_sim = 1.0 - 0.5 * m.rel_mse;
     m.n_vectors = vectors_of(stream, seqlen_);
     m.dim = 512;
+    if (attention_) add_stub_attention_metrics(job_.content_hash + "|" + stream + "|" + codec, m.rel_mse, m.metrics);
     return m;
   }
   AuditMeasurement audit(const std::string& stream) override {
@@ -129,6 +143,7 @@ class StubSession : public PassageSession {
   PassageJob job_;
   StubOptions o_;
   int seqlen_ = 2048;
+  bool attention_ = false;  // [metrics] attention = on
 };
 
 class StubExecutor : public Executor {

@@ -7,6 +7,12 @@
 // encode() writes the codec's bytes and decode() reads them back, so
 // bits_per_vector is what was written (8 * code_size).
 //
+// With [metrics] attention = on, every run also gets the V4 attention
+// metrics (passage_attention.h): one probe per (passage, stream), whose
+// CSA / HCA probes also read the window KV (generated for them when the
+// experiment does not measure sliding_window_kv), query weights random
+// (attention_seed) or the checkpoint's, cached per executor.
+//
 // Weights and hosts are cached per executor (keyed by their JSON), so a
 // worker that claims many passages of one experiment builds them once.
 // Host kinds: synthetic / hf (host::make_host), and kv-file (captured
@@ -28,9 +34,11 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "experiment/executor.h"
+#include "experiment/passage_attention.h"
 #include "host/host.h"
 #include "kernels/metrics.h"
 #include "model/config.h"
+#include "model/v4_attention.h"
 #include "model/v4_kv.h"
 
 namespace kvlab::experiment {
@@ -73,8 +81,14 @@ class TorchSession : public PassageSession {
     m.cos_sim = kernels::mean_cosine(x, out.data_ptr<float>(), s.n, s.d);
     m.n_vectors = s.n;
     m.dim = s.d;
+    if (attention_) attention_->add_metrics(stream, out, m.metrics);
     return m;
   }
+
+  // The attention metrics of every measure() ([metrics] attention = on).
+  void set_attention(std::unique_ptr<PassageAttention> a) { attention_ = std::move(a); }
+  // A stream's rows [n, d] float32 (generated when first needed).
+  const at::Tensor& rows_of(const std::string& stream) { return get(stream).rows; }
 
   AuditMeasurement audit(const std::string& stream) override {
     const StreamData& s = get(stream);
@@ -119,6 +133,7 @@ class TorchSession : public PassageSession {
   PendingStreams pending_;
   std::vector<std::string> pending_names_;
   DeferredStreams deferred_;
+  std::unique_ptr<PassageAttention> attention_;
 };
 
 StreamData to_rows(const at::Tensor& t, const std::string& what) {
@@ -183,13 +198,19 @@ class TorchExecutor : public Executor {
     const auto dtype = dtype_name == "bf16" ? at::kBFloat16 : at::kFloat;
     const int seqlen = pr.value("seqlen", 2048);
     const c10::Device device = parse_device(pr.value("device", "cpu"));
+    const AttentionSettings attention = AttentionSettings::from_params(pr);
 
     std::map<std::string, StreamData> streams;
     PendingStreams pending;
     std::vector<std::string> pending_names;
     DeferredStreams deferred;
     last_gemm_.clear();
+    at::Tensor hidden_kept;                   // for the attention metrics
+    model::V4KVWriter* writer_ptr = nullptr;  // idem
     if (kind == "kv-file") {
+      KVLAB_CHECK(!attention.on,
+                  "experiment '{}': [metrics] attention = on needs hidden states; host kind kv-file has none",
+                  job.experiment);
       const std::string path = hostj.at("path").get<std::string>();
       auto& file = kv_file(path);
       for (const auto& st : job.streams) {
@@ -219,6 +240,11 @@ class TorchExecutor : public Executor {
       KVLAB_CHECK(hidden.size(-1) == writer.config().hidden_size, "host hidden size {} != the writer's {}",
                   hidden.size(-1), writer.config().hidden_size);
       KVLAB_CHECK(!job.streams.empty(), "passage '{}': no streams to generate", job.passage_name);
+      // The attention of a CSA / HCA layer also reads the window KV.
+      std::vector<std::string> gen = job.streams;
+      if (attention.on && std::find(gen.begin(), gen.end(), model::kStreamSWA) == gen.end()) {
+        gen.push_back(model::kStreamSWA);
+      }
       // The first stream the worker measures (the claim's runs come stream by
       // stream) is generated now, the second in a background thread while the
       // worker runs the codecs on the first, and the others on this thread
@@ -239,23 +265,29 @@ class TorchExecutor : public Executor {
         return rows;
       };
       model::ForwardInfo info;
-      streams = generate({job.streams.front()}, &info);
+      streams = generate({gen.front()}, &info);
       last_gemm_ = info.gemm;
-      if (job.streams.size() >= 2) {
-        pending_names = {job.streams[1]};
+      if (gen.size() >= 2) {
+        pending_names = {gen[1]};
         pending = std::async(std::launch::async, [generate, pending_names] {
                     at::init_num_threads();  // this thread's OpenMP team size = LibTorch's setting
                     return generate(pending_names, nullptr);
                   }).share();
       }
-      if (job.streams.size() >= 3) {
-        const std::vector<std::string> later(job.streams.begin() + 2, job.streams.end());
+      if (gen.size() >= 3) {
+        const std::vector<std::string> later(gen.begin() + 2, gen.end());
         deferred = [generate, later] { return generate(later, nullptr); };
       }
+      hidden_kept = hidden;
+      writer_ptr = &writer;
     }
     ++passages_opened_;
-    return std::make_unique<TorchSession>(std::move(streams), std::move(pending), std::move(pending_names),
-                                          std::move(deferred));
+    auto session = std::make_unique<TorchSession>(std::move(streams), std::move(pending), std::move(pending_names),
+                                                  std::move(deferred));
+    if (attention.on) {
+      session->set_attention(make_attention(attention, pr.at("weights"), *writer_ptr, hidden_kept, dtype, *session));
+    }
+    return session;
   }
 
  private:
@@ -300,6 +332,49 @@ class TorchExecutor : public Executor {
     return *it->second;
   }
 
+  // The attention metrics of one passage: probes over the session's streams
+  // with this executor's query weights; for checkpoint weights the window
+  // KV of a CSA / HCA layer is that layer's own main KV (another writer).
+  std::unique_ptr<PassageAttention> make_attention(const AttentionSettings& s, const nlohmann::json& w,
+                                                   model::V4KVWriter& writer, const at::Tensor& hidden,
+                                                   at::ScalarType dtype, TorchSession& session) {
+    const bool checkpoint = w.value("kind", "") == "checkpoint";
+    AttentionSources src;
+    src.rows = [&session](const std::string& st) { return session.rows_of(st); };
+    src.query_weights = [this, w, s, cfg = writer.config(), checkpoint](const std::string& st)
+        -> const model::V4QueryWeights& {
+      const int layer = checkpoint ? layer_of(w, st) : -1;
+      const std::string key = checkpoint ? fmt::format("{}|{}", w.at("path").get<std::string>(), layer)
+                                         : fmt::format("random:{}", s.seed);
+      auto it = query_weights_.find(key);
+      if (it == query_weights_.end()) {
+        const model::V4AttentionConfig acfg;
+        it = query_weights_
+                 .emplace(key, checkpoint ? model::load_query_weights(w.at("path").get<std::string>(), cfg, acfg, layer)
+                                          : model::random_query_weights(cfg, acfg, s.seed))
+                 .first;
+      }
+      return it->second;
+    };
+    src.window_kv = [this, w, checkpoint, &session, &writer, hidden, dtype](const std::string& st) -> at::Tensor {
+      if (!checkpoint || layer_of(w, st) == layer_of(w, model::kStreamSWA)) return session.rows_of(model::kStreamSWA);
+      nlohmann::json w2 = w;
+      w2["layers"][model::kStreamSWA] = layer_of(w, st);
+      auto& other = writer_for(w2, writer.device());
+      const auto out = other.forward_streams(hidden, {model::kStreamSWA}, dtype);
+      return to_rows(out.at(model::kStreamSWA), fmt::format("layer {} main KV", layer_of(w, st))).rows;
+    };
+    return std::make_unique<PassageAttention>(s, writer.config(), hidden, std::move(src));
+  }
+
+  // The checkpoint layer of a stream (the writer's defaults 0 / 2 / 3 for
+  // absent ones, as writer_for).
+  static int layer_of(const nlohmann::json& w, const std::string& stream) {
+    const auto& layers = w.at("layers");
+    if (layers.contains(stream)) return layers.at(stream).get<int>();
+    return stream == model::kStreamSWA ? 0 : stream == model::kStreamCSA ? 2 : 3;
+  }
+
   std::map<std::string, at::Tensor>& kv_file(const std::string& path) {
     auto it = kv_files_.find(path);
     if (it == kv_files_.end()) it = kv_files_.emplace(path, host::load_kv_file(path)).first;
@@ -311,6 +386,7 @@ class TorchExecutor : public Executor {
   std::map<std::string, std::unique_ptr<model::V4KVWriter>> writers_;
   std::map<std::string, std::map<std::string, at::Tensor>> kv_files_;
   std::string last_gemm_;  // ForwardInfo::gemm of the last generated passage
+  std::map<std::string, model::V4QueryWeights> query_weights_;  // "random:seed" | "path|layer"
 };
 
 }  // namespace

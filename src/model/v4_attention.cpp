@@ -348,6 +348,66 @@ int64_t first_position_seeing(CodedPart coded, int64_t ratio) {
   return coded == CodedPart::kWindow ? 0 : std::max<int64_t>(ratio, 1) - 1;
 }
 
+// ---------------------------------------------------------------- layer inputs
+
+namespace {
+
+// x [S, D] with its last p dims rotated at positions 0..S-1 by `from` moved
+// to `to`: R_to(t) R_from(t)^-1. R(t)^-1 (a, b) = conj: R(t) (a, -b) with the
+// second coordinate negated again.
+at::Tensor rerotate(const at::Tensor& x, const RopeParams& from, int64_t from_seqlen, const RopeParams& to,
+                    int64_t to_seqlen) {
+  const int64_t S = x.size(0), D = x.size(1);
+  std::vector<int64_t> pos(static_cast<std::size_t>(S));
+  for (int64_t i = 0; i < S; ++i) pos[static_cast<std::size_t>(i)] = i;
+  at::Tensor sign = at::ones({D}, at::TensorOptions().dtype(at::kFloat));
+  sign.narrow(0, D - from.dim, from.dim).slice(0, 1, from.dim, 2).fill_(-1.0f);
+  at::Tensor back = apply_rope_at(x.to(at::kCPU).to(at::kFloat) * sign, pos, from, from_seqlen) * sign;
+  return apply_rope_at(back, pos, to, to_seqlen);
+}
+
+}  // namespace
+
+AttentionInputs layer_attention_inputs(const V4Config& cfg, V4AttentionConfig acfg, const V4QueryWeights& w,
+                                       LayerKind kind, CodedPart coded, const at::Tensor& hidden,
+                                       const at::Tensor& window_kv, const at::Tensor& compressed_kv,
+                                       int64_t n_queries, uint64_t query_seed) {
+  KVLAB_CHECK(kind != LayerKind::SWA || coded == CodedPart::kWindow,
+              "attention: a sliding-window layer has no compressed KV to code");
+  KVLAB_CHECK(hidden.defined() && hidden.dim() == 2, "attention: hidden states must be [S, hidden], got {}",
+              shape_of(hidden));
+  const int64_t S = hidden.size(0);
+  KVLAB_CHECK(window_kv.defined() && window_kv.dim() == 2 && window_kv.size(0) == S &&
+                  window_kv.size(1) == cfg.head_dim,
+              "attention: window_kv must be [{}, {}] (one vector per token of the hidden states), got {}", S,
+              cfg.head_dim, shape_of(window_kv));
+  // The queries' RoPE matches the write path's compressed keys.
+  acfg.yarn_always = cfg.write_path == WritePath::kV4;
+  const int64_t ratio = kind == LayerKind::CSA ? cfg.csa_ratio : kind == LayerKind::HCA ? cfg.hca_ratio : 0;
+  AttentionInputs in;
+  in.positions = sample_query_positions(S, n_queries, query_seed, first_position_seeing(coded, ratio));
+  in.queries = v4_queries(cfg, acfg, w, kind, hidden, in.positions);
+  in.window_kv = window_kv.to(at::kCPU).to(at::kFloat);
+  if (kind != LayerKind::SWA) {
+    KVLAB_CHECK(compressed_kv.defined() && compressed_kv.dim() == 2 && compressed_kv.size(0) == S / ratio &&
+                    compressed_kv.size(1) == cfg.head_dim,
+                "attention: the {} layer's compressed_kv must be [{}, {}] (S / {}), got {}", layer_kind_name(kind),
+                S / ratio, cfg.head_dim, ratio, shape_of(compressed_kv));
+    in.window_kv = rerotate(in.window_kv, attention_rope_params(cfg, LayerKind::SWA),
+                            attention_rope_seqlen(cfg, acfg, LayerKind::SWA, S), attention_rope_params(cfg, kind),
+                            attention_rope_seqlen(cfg, acfg, kind, S))
+                       .to(at::kBFloat16)
+                       .to(at::kFloat);
+    in.compressed_kv = compressed_kv.to(at::kCPU).to(at::kFloat);
+    in.ratio = ratio;
+  }
+  in.index_topk = kind == LayerKind::CSA ? acfg.index_topk : 0;
+  in.sink = w.attn_sink;
+  in.coded = coded;
+  in.window = acfg.window;
+  return in;
+}
+
 // ---------------------------------------------------------------- probe
 
 namespace {

@@ -142,6 +142,30 @@ struct AttentionInputs {
   double tau = 0;  // 0: head_dim^-1/2
 };
 
+// The probe inputs of one layer of kind `kind` for one passage: the one
+// place that turns a passage's hidden states and write-path streams into
+// AttentionInputs (`kvlab attention` and the experiment executor use it).
+//   hidden [S, hidden]: the attention-normed hidden states;
+//   window_kv [S, D]: the write path's sliding-window stream (main KV, with
+//     the write path's main RoPE: theta_main, no YaRN);
+//   compressed_kv [S / m, D]: the layer's CSA / HCA stream (ignored, may be
+//     undefined, on SWA layers);
+//   coded: the part a codec will change; n_queries positions (0 = all) are
+//     sampled with query_seed from first_position_seeing(coded, m).
+// RoPE: the queries get the layer kind's RoPE with YaRN where the write
+// path's compressed keys have it (cfg.write_path v4: at every length;
+// published: beyond original_seq_len; acfg.yarn_always is overridden). On
+// CSA / HCA layers the window KV's rope dims are rotated back from the main
+// RoPE and by the layer kind's (V4's main KV on those layers uses
+// theta_compress with YaRN, SPEC-V4-ATTENTION section 3), then rounded to
+// bf16, so that the queries and every key share one RoPE. CSA: index_topk
+// from acfg (exact while no query sees more entries). Throws kvlab::Error
+// on wrong shapes (naming them).
+AttentionInputs layer_attention_inputs(const V4Config& cfg, V4AttentionConfig acfg, const V4QueryWeights& w,
+                                       LayerKind kind, CodedPart coded, const at::Tensor& hidden,
+                                       const at::Tensor& window_kv, const at::Tensor& compressed_kv,
+                                       int64_t n_queries, uint64_t query_seed);
+
 struct AttentionMetrics {
   // Mean squared logit error over every visible (query, head, entry) of S_t
   // (entries of the uncoded part contribute zero error), divided by the
