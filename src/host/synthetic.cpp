@@ -36,31 +36,15 @@
 
 #include "common/error.h"
 #include "common/hash.h"
+#include "common/rng.h"
 #include "host/host.h"
 
 namespace kvlab::host {
 
 namespace {
 
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(mix64(seed)) {}
-  uint64_t next() {
-    s += 0x9E3779B97F4A7C15ull;
-    return mix64(s);
-  }
-  // Uniform in (0, 1].
-  double uniform() { return (static_cast<double>(next() >> 11) + 1.0) * 0x1p-53; }
-  double normal() {
-    const double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-  }
+struct Rng : SplitMix64 {
+  using SplitMix64::SplitMix64;
   // Student-t with 4 degrees of freedom, scaled to unit variance.
   double t4_unit() {
     const double chi2 = -2.0 * std::log(uniform() * uniform());  // chi^2 with 4 dof
