@@ -114,10 +114,12 @@ TEST_F(ReportCli, GoldenFindingsFromImportedPublishedRun) {
   EXPECT_EQ(lw[3], "0.959 ± 0.024");
   // 3296 vs 4224 bits (-22.0 %).
   const auto bits = find_row(md, "Bits per vector", "**E8 Q=38**");
-  ASSERT_EQ(bits.size(), 6u);
+  ASSERT_EQ(bits.size(), 7u);
   EXPECT_EQ(bits[1], "3296");
   EXPECT_EQ(bits[2], "4224");
   EXPECT_EQ(bits[3], "-22.0 %");
+  // Q=38..40 cost the same 3296 bits: Q=38 is flagged as a dominated operating point.
+  EXPECT_EQ(bits[6], "Q=38-40 share these bits: dominated by Q=40 (lower error expected; not run)");
   // Provenance names the database bytes the report was computed from.
   const auto dbrow = find_row(md, "Provenance", "database");
   ASSERT_EQ(dbrow.size(), 2u);
@@ -140,6 +142,22 @@ TEST_F(ReportCli, SameDatabaseSameBytes) {
   ASSERT_EQ(report("max-usable-cr", dir_ + "/b/MAX_USABLE_CR.md", &out), 0) << out;
   EXPECT_EQ(slurp(dir_ + "/a/MAX_USABLE_CR.md"), slurp(dir_ + "/b/MAX_USABLE_CR.md"));
   EXPECT_EQ(slurp(dir_ + "/a/MAX_USABLE_CR_pareto.svg"), slurp(dir_ + "/b/MAX_USABLE_CR_pareto.svg"));
+  // The same with a published experiment beside the run (the main job's form of both commands).
+  const std::string pub = dir_ + "/pub.db";
+  ASSERT_EQ(run_command(kvlab_binary() + " import published " + testutil::reference_path("stage075_n8.json") +
+                            " --db " + pub + " --experiment published_n8",
+                        &out),
+            0)
+      << out;
+  const std::string with = " --published-db " + pub + " --published-experiment published_n8";
+  for (const char* kind : {"findings", "max-usable-cr"}) {
+    ASSERT_EQ(report(kind, dir_ + "/c/R.md", &out, with), 0) << out;
+    ASSERT_EQ(report(kind, dir_ + "/d/R.md", &out, with), 0) << out;
+    const std::string a = slurp(dir_ + "/c/R.md");
+    EXPECT_NE(a.find("## Summary"), std::string::npos) << kind;
+    EXPECT_NE(a.find("`published_n8`"), std::string::npos) << kind;
+    EXPECT_EQ(a, slurp(dir_ + "/d/R.md")) << kind;
+  }
 }
 
 TEST_F(ReportCli, MaxUsableOnThePublishedGrid) {

@@ -3,6 +3,7 @@
 // the monotonicity warning planted in the data is reported, the output is
 // deterministic, and data without a baseline is refused.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 
 #include "testutil/testutil.h"
 
@@ -31,7 +32,7 @@ double e8_bits(int q) { return 64 * std::ceil(8 * std::log2(2.0 * q + 1)) + 32; 
 // rel-MSE model: FP8 ~ 1e-3 per passage; E8 ~ c_s / (2Q+1)^2 with c_s putting
 // Q = 38 at 0.80 / 0.90 / 1.04 x FP8; on CSA, Q = 40 is planted slightly
 // worse than Q = 38 (a monotonicity violation at equal bits).
-stats::ExperimentData sweep(int passages = 4) {
+stats::ExperimentData sweep(int passages = 4, const std::vector<int>& qs = kQs) {
   stats::ExperimentData d;
   d.info.id = 7;
   d.info.name = "qsweep_test";
@@ -64,7 +65,7 @@ stats::ExperimentData sweep(int passages = 4) {
       r.cos_sim = 0.999;
       d.results.push_back(r);
       const double c = target[s] * fp8 * 77 * 77;
-      for (int q : kQs) {
+      for (int q : qs) {
         r.run_id = id++;
         r.codec = "e8:q=" + std::to_string(q);
         r.q = q;
@@ -186,7 +187,14 @@ TEST_F(MaxUsable, StrategiesParetoAndPlot) {
       EXPECT_EQ(row[2], "3296");
       EXPECT_EQ(row[3], "1.282x");
       EXPECT_EQ(row[4], "2.485x");
-      EXPECT_EQ(row[8], "A B C");  // meets every threshold in the point view
+      // Q=40 costs the same bits with a lower error on SWA: Q=38 is dominated there.
+      EXPECT_EQ(row[8], "dominated by E8 Q=40");
+      EXPECT_EQ(row[9], "A B C");  // meets every threshold in the point view
+    }
+    // On CSA Q=40 is planted worse than Q=38 at the same bits: there Q=40 is the dominated one.
+    if (row[0].rfind("`csa_pool_kv_ratio4`", 0) == 0 && row[1] == "E8 Q=38") EXPECT_EQ(row[8], "") << row[1];
+    if (row[0].rfind("`csa_pool_kv_ratio4`", 0) == 0 && row[1] == "E8 Q=40") {
+      EXPECT_EQ(row[8], "dominated by E8 Q=38");
     }
   }
   EXPECT_TRUE(seen);
@@ -234,6 +242,158 @@ TEST(ReportMaxUsable, RefusesDataWithoutBaseline) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("qsweep_test"), std::string::npos) << e.what();
   }
+}
+
+// Summary first: the paired CI-safe answer per stream and threshold with its CI, the grid status (a
+// lower bound while the Q below Q_min was not run, exact once it was run and fails), the published
+// CI-safe and point answers beside it; then the caveats, then published vs run, then the details.
+TEST(ReportMaxUsable, SummaryAnswerWithGridStatus) {
+  const auto data = sweep(4, {10, 20, 37, 38, 40, 76});
+  stats::SummaryOptions so;
+  so.bits_of = [](const std::string&, int q, int) { return e8_bits(q); };
+  const auto s = stats::summarize(data, so);
+  MaxUsableOptions o;
+  o.bits_of = so.bits_of;
+  const auto r = render_max_usable_cr(s, prov(), o);
+  const auto& md = r.markdown;
+  EXPECT_LT(md.find("## Summary"), md.find("## Caveats"));
+  EXPECT_LT(md.find("## Caveats"), md.find("## Published vs this run"));
+  EXPECT_LT(md.find("## Published vs this run"), md.find("## Provenance"));
+  const auto rows = body_rows(section(md, "Summary"));
+  auto find = [&](const std::string& stream, const std::string& th) -> std::vector<std::string> {
+    for (const auto& row : rows) {
+      if (row.size() == 9 && row[0].rfind("`" + stream + "`", 0) == 0 && row[1].rfind(th, 0) == 0) return row;
+    }
+    return {};
+  };
+  // SWA, A: Q=37 passes (0.80 x (77/75)^2 = 0.84), Q=20 fails, 21..36 not run: a lower bound.
+  const auto swa = find("sliding_window_kv", "A");
+  ASSERT_EQ(swa.size(), 9u) << md;
+  EXPECT_EQ(swa[2], "Q=37");
+  EXPECT_EQ(swa[3], "3232");
+  EXPECT_EQ(swa[6], "lower bound on the CR: Q_min in 21..37 (Q=20 fails; 21..36 not run)");
+  const auto* cell = s.find_cell("sliding_window_kv", "e8:q=37");
+  ASSERT_TRUE(cell && cell->ratio_vs_fp8);
+  EXPECT_EQ(swa[5], fmt::format("{:.3f} [{:.3f}, {:.3f}]", cell->ratio_vs_fp8->mean, *cell->ratio_vs_fp8->lower(),
+                                *cell->ratio_vs_fp8->upper()));
+  // HCA, B: Q=38 at 1.04 x FP8 passes 1.05, Q=37 at 1.10 x fails and is the next Q: exact.
+  const auto hca = find("hca_pool_kv_ratio128", "B");
+  ASSERT_EQ(hca.size(), 9u) << md;
+  EXPECT_EQ(hca[2], "Q=40");  // Q_min = 38; Q=40 costs the same 3296 bits and fits too
+  EXPECT_EQ(hca[6], "exact (Q=37 fails)");
+  EXPECT_NE(md.find("**Grid.** Where the table says *lower bound*"), std::string::npos);
+  EXPECT_NE(md.find("**What this means.**"), std::string::npos);
+  EXPECT_NE(md.find("stored bytes per token"), std::string::npos);
+  // The whole-cache table has memory-weighted bits: at seqlen 2048 the window share is 43 x 128 / 2048.
+  const double w_swa = 43 * 128 / 2048.0, w_csa = 5, w_hca = 20 / 128.0;
+  const auto* st = s.find_strategy("per_stream", "e8", "A", stats::QView::kPairedCiSafe);
+  ASSERT_TRUE(st && st->admissible);
+  double num = 0, den = 0;
+  for (const auto& ss : st->streams) {
+    const double w = ss.stream == kStreams[0] ? w_swa : ss.stream == kStreams[1] ? w_csa : w_hca;
+    num += w * ss.bits;
+    den += w * ss.fp8_bits;
+  }
+  bool seen = false;
+  for (const auto& row : rows) {
+    if (row.size() == 6 && row[0].rfind("A ", 0) == 0 && row[1] == "per_stream") {
+      seen = true;
+      EXPECT_EQ(row[3], fmt::format("{:.1f}", num / (w_swa + w_csa + w_hca)));
+      EXPECT_EQ(row[4], fmt::format("{:.3f}x", den / num));
+    }
+  }
+  EXPECT_TRUE(seen) << md;
+}
+
+TEST(ReportMaxUsable, DecisionsStateThePassagesNeeded) {
+  const auto s = stats::summarize(sweep());
+  MaxUsableOptions o;
+  store::DecisionRow a;
+  a.stream = "sliding_window_kv";
+  a.codec = "e8:q=38";
+  a.metric = "rel_mse";
+  a.threshold = "A";
+  a.factor = 1.0;
+  a.alpha = 0.05;
+  a.n_evaluated = 12;
+  a.ratio_mean = 0.8;
+  a.ratio_ci95_hw = 0.01;
+  a.verdict = "below";
+  a.n_needed = 5;
+  store::DecisionRow b = a;
+  b.stream = "hca_pool_kv_ratio128";
+  b.verdict = "unresolved";
+  b.n_needed.reset();
+  o.decisions = {a, b};
+  const auto md = render_max_usable_cr(s, prov(), o).markdown;
+  const auto sec = section(md, "Summary");  // a ### subsection of the summary
+  std::string text;
+  for (const auto& l : sec) text += l + "\n";
+  EXPECT_NE(text.find("### Passages each decision needed"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 of 2 decisions resolved, the slowest after 5 passages"), std::string::npos) << text;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& row : body_rows(sec)) {
+    if (row.size() == 8) rows.push_back(row);
+  }
+  ASSERT_EQ(rows.size(), 2u) << text;
+  EXPECT_EQ(rows[0][7], "5");
+  EXPECT_EQ(rows[1][7], "not yet");
+  EXPECT_EQ(rows[1][6], "12");
+  // Without decisions there is no such section.
+  EXPECT_EQ(render_max_usable_cr(s, prov(), MaxUsableOptions{}).markdown.find("Passages each decision needed"),
+            std::string::npos);
+}
+
+// Attention metrics recorded with the runs appear beside rel-MSE (paired ratio and CI) in the per-stream
+// tables of both reports; the findings' forecast lists only codecs clearing threshold A on every stream.
+TEST(ReportMaxUsable, AttentionMetricColumnsAndClearingForecast) {
+  auto data = sweep();
+  for (auto& r : data.results) r.metrics["kl_mean"] = r.rel_mse * (r.codec == "fp8_per64" ? 2.0 : 1.0);
+  data.info.params_json.insert(data.info.params_json.size() - 1,
+                               R"(,"forecast":{"kv_memory_gib_per_node":512,"context_tokens":1048576})");
+  const auto s = stats::summarize(data);
+  const auto* cell = s.find_cell("sliding_window_kv", "e8:q=76");
+  ASSERT_TRUE(cell && cell->metric_ratio("kl_mean"));
+  const auto& kl = *cell->metric_ratio("kl_mean");
+  const std::string expect =
+      fmt::format("{:.3f} [{:.3f}, {:.3f}]", kl.mean, *kl.lower(), *kl.upper());
+  const auto mu = render_max_usable_cr(s, prov(), MaxUsableOptions{}).markdown;
+  const auto pareto = section(mu, "Pareto table");
+  std::string header;
+  for (const auto& l : pareto) {
+    if (l.rfind("| stream", 0) == 0) header = l;
+  }
+  EXPECT_NE(header.find("KL mean ratio [95 % CI]"), std::string::npos) << header;
+  bool seen = false;
+  for (const auto& row : body_rows(pareto)) {
+    if (row[0].rfind("`sliding_window_kv`", 0) == 0 && row[1] == "E8 Q=76") {
+      seen = true;
+      EXPECT_EQ(row[7], expect);
+    }
+  }
+  EXPECT_TRUE(seen);
+  FindingsOptions fo;
+  fo.codec = "e8:q=76";
+  const auto fm = render_findings(s, prov(), fo).markdown;
+  const auto per = section(fm, "Per stream");
+  bool found = false;
+  for (const auto& row : body_rows(per)) {
+    if (row[0].rfind("`sliding_window_kv`", 0) == 0) {
+      found = true;
+      ASSERT_EQ(row.size(), 8u);
+      EXPECT_EQ(row[7], expect + ", win");
+    }
+  }
+  EXPECT_TRUE(found) << fm;
+  // E8 Q=38 fails A on HCA (1.04 x FP8): not forecast; Q=76 clears A everywhere and is.
+  const auto fc = section(fm, "Deployment forecast");
+  bool q76 = false, q38 = false;
+  for (const auto& row : body_rows(fc)) {
+    q76 = q76 || row[0] == "E8 Q=76";
+    q38 = q38 || row[0] == "E8 Q=38";
+  }
+  EXPECT_TRUE(q76);
+  EXPECT_FALSE(q38);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include "stats/frontier.h"
 #include "stats/study.h"
 #include "store/db.h"
+#include "store/decisions.h"
 #include "store/query.h"
 
 namespace kvlab::cli {
@@ -258,13 +259,17 @@ int cmd_findings(const std::vector<std::string>& args) {
   if (!parse(args, d, "kvlab report findings --db FILE --experiment NAME --out reports/FINDINGS_N8.md")) return 0;
   const std::string stem = stem_of(a.out);
   auto l = load(a);
-  const auto s = stats::summarize(l.data);
+  stats::SummaryOptions opt;
+  opt.bits_of = bits_fn(l.data.info.origin);
+  const auto s = stats::summarize(l.data, opt);
   const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
   report::FindingsOptions o;
   o.codec = a.codec;
   o.compare = a.compare;
   o.file_stem = stem;
   o.published = load_published(a);
+  o.bits_of = opt.bits_of;
+  o.decisions = store::load_decisions(*l.db, l.data.info.id);
   print_written(write_report(report::render_findings(s, prov, o), a.out));
   return 0;
 }
@@ -287,6 +292,8 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   report::MaxUsableOptions o;
   o.file_stem = stem;
   o.published = load_published(a);
+  o.bits_of = opt.bits_of;
+  o.decisions = store::load_decisions(*l.db, l.data.info.id);
   print_written(write_report(report::render_max_usable_cr(s, prov, o), a.out));
   return 0;
 }

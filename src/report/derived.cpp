@@ -1,7 +1,10 @@
 // Closed-form transforms of stats results; see derived.h.
 #include "report/derived.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -76,6 +79,12 @@ nlohmann::json parse_params(const std::string& params_json) {
   }
 }
 
+// Layer counts print as integers when integral ("20"), else with decimals.
+std::string fmt_layers(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e9) return std::to_string(static_cast<long long>(v));
+  return fmt::format("{:.3g}", v);
+}
+
 }  // namespace
 
 std::optional<ForecastParams> parse_forecast(const std::string& params_json) {
@@ -126,6 +135,69 @@ ForecastResult forecast(const std::vector<ForecastStream>& streams, const Foreca
   r.bytes_per_user = r.bytes_per_token * p.context_tokens;
   r.users_per_node = std::floor(p.kv_memory_gib_per_node * kGiB / r.bytes_per_user);
   return r;
+}
+
+V4Memory v4_memory(const std::vector<std::pair<std::string, double>>& layer_mix, double context_tokens) {
+  KVLAB_CHECK(!layer_mix.empty(), "V4 memory model: the experiment defines no layer mix");
+  KVLAB_CHECK(std::isfinite(context_tokens) && context_tokens > 0,
+              "V4 memory model: context {} tokens; expected a positive number", context_tokens);
+  double swa = 0, csa = 0, hca = 0;
+  for (const auto& [stream, layers] : layer_mix) {
+    KVLAB_CHECK(std::isfinite(layers) && layers >= 0, "V4 memory model: stream {} has {} layers; expected >= 0",
+                stream, layers);
+    if (stream == "sliding_window_kv") swa = layers;
+    if (stream == "csa_pool_kv_ratio4") csa = layers;
+    if (stream == "hca_pool_kv_ratio128") hca = layers;
+  }
+  V4Memory m;
+  m.context_tokens = context_tokens;
+  const double window = std::min(context_tokens, kV4Window) / context_tokens;
+  for (const auto& [stream, layers] : layer_mix) {
+    StoredStream st{stream, 0.0, ""};
+    if (stream == "sliding_window_kv") {
+      st.vectors_per_token = (swa + csa + hca) * window;
+      st.how = fmt::format("window of every layer ({} SWA + {} CSA + {} HCA) x min(S, 128) / S",
+                           fmt_layers(swa), fmt_layers(csa), fmt_layers(hca));
+    } else if (stream == "csa_pool_kv_ratio4") {
+      st.vectors_per_token = csa / 4.0;
+      st.how = fmt::format("{} CSA layers x S / 4 / S", fmt_layers(csa));
+    } else if (stream == "hca_pool_kv_ratio128") {
+      st.vectors_per_token = hca / 128.0;
+      st.how = fmt::format("{} HCA layers x S / 128 / S", fmt_layers(hca));
+    } else {
+      st.vectors_per_token = layers;
+      st.how = fmt::format("{} layers x every token (not a V4 stream)", fmt_layers(layers));
+    }
+    m.streams.push_back(st);
+  }
+  m.indexer_keys_per_token = csa / 4.0;
+  return m;
+}
+
+double V4Memory::total_vectors_per_token() const {
+  double t = 0;
+  for (const auto& s : streams) t += s.vectors_per_token;
+  return t;
+}
+
+double V4Memory::share(const std::string& stream) const {
+  const double t = total_vectors_per_token();
+  for (const auto& s : streams) {
+    if (s.stream == stream) return t > 0 ? s.vectors_per_token / t : 0.0;
+  }
+  return 0.0;
+}
+
+std::optional<double> memory_weighted_bits(const V4Memory& m, const std::map<std::string, double>& bits) {
+  double out = 0;
+  for (const auto& s : m.streams) {
+    const double w = m.share(s.stream);
+    if (w == 0) continue;
+    auto it = bits.find(s.stream);
+    if (it == bits.end()) return std::nullopt;
+    out += w * it->second;
+  }
+  return out;
 }
 
 }  // namespace kvlab::report

@@ -77,4 +77,34 @@ ForecastResult forecast(const std::vector<ForecastStream>& streams, const Foreca
 
 inline constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
+// V4's stored KV per user at a context of S tokens (SPEC-V4-ATTENTION.md
+// section 5): every layer keeps a window of the last min(S, 128) tokens of
+// main KV (the `sliding_window_kv` stream's format); a CSA layer also keeps
+// S / 4 compressed entries (`csa_pool_kv_ratio4`) and one FP8 indexer key of
+// 132 B per entry, an HCA layer S / 128 entries (`hca_pool_kv_ratio128`).
+// Layer counts are those of the experiment's layer mix; a stream that is not
+// one of the three V4 streams is assumed to keep every token (one vector per
+// token per layer).
+inline constexpr double kV4Window = 128.0;
+inline constexpr double kV4IndexerKeyBytes = 132.0;
+struct StoredStream {
+  std::string stream;
+  double vectors_per_token = 0.0;  // stored vectors per context token, all layers together
+  std::string how;                 // "3 SWA + 20 CSA + 20 HCA layers x min(S, 128) / S"
+};
+struct V4Memory {
+  double context_tokens = 0.0;
+  std::vector<StoredStream> streams;       // in layer-mix order
+  double indexer_keys_per_token = 0.0;     // CSA layers / 4 (0 without a CSA stream)
+  // Share of stream s among the stored vectors per token: the weights of the
+  // memory-weighted bits (stored bytes per token = weighted bits x vectors / 8).
+  double share(const std::string& stream) const;
+  double total_vectors_per_token() const;
+};
+// Throws kvlab::Error for an empty mix, a negative layer count or S <= 0.
+V4Memory v4_memory(const std::vector<std::pair<std::string, double>>& layer_mix, double context_tokens);
+// sum_s share_s bits_s over the streams of `m`; nullopt when `bits` has no
+// value for a stream with a non-zero share.
+std::optional<double> memory_weighted_bits(const V4Memory& m, const std::map<std::string, double>& bits);
+
 }  // namespace kvlab::report

@@ -6,6 +6,7 @@
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/error.h"
 #include "report/audit.h"
@@ -15,6 +16,7 @@
 #include "report/published.h"
 #include "report/reports.h"
 #include "report/sections.h"
+#include "report/summary.h"
 
 namespace kvlab::report {
 
@@ -28,47 +30,66 @@ struct Ctx {
   std::string codec;    // canonical
   std::string compare;  // canonical or empty
   std::string stem;
+  const FindingsOptions& opt;
 };
 
 const stats::CellStats* fp8_cell(const stats::StudySummary& s, const std::string& stream) {
-  return s.find_cell(stream, stats::kFp8Codec);
+  return s.find_cell(stream, s.baseline.empty() ? std::string(stats::kFp8Codec) : s.baseline);
 }
 
 void per_stream_section(Document& d, const Ctx& c) {
-  d.heading(2, "Per stream: " + codec_label(c.codec) + " against FP8");
+  d.heading(2, "Per stream: " + codec_label(c.codec) + " against " + baseline_label(c.s));
+  const auto metrics = extra_metrics(c.s, c.codec);
+  std::string extra;
+  for (const auto* m : metrics) extra += (extra.empty() ? "" : ", ") + std::string(m->name) + " (" + m->description + ")";
   d.paragraph(fmt::format(
       "rel-MSE = sum ||x - x'||^2 / sum ||x - mean||^2 over the vectors of one stream and passage. "
-      "The ratio is taken per passage (codec and FP8 on the same passage) and then averaged; "
+      "The ratio is taken per passage (codec and baseline on the same passage) and then averaged; "
       "± is the Student-t 95 % half-width over the {} passages. Verdict from the ratio's interval: "
-      "win if its upper end is below 1, loss if its lower end is above 1, tied otherwise.",
-      c.s.n_passages));
+      "win if its upper end is below 1, loss if its lower end is above 1, tied otherwise.{}",
+      c.s.n_passages,
+      extra.empty() ? std::string()
+                    : " The attention metrics recorded with the runs follow as paired ratios to the baseline with "
+                      "their 95 % intervals and verdicts: " + extra + "."));
   std::vector<double> relmse;
   for (const auto& stream : c.s.streams) {
     if (const auto* x = c.s.find_cell(stream, c.codec)) relmse.push_back(x->rel_mse.mean);
     if (const auto* x = fp8_cell(c.s, stream)) relmse.push_back(x->rel_mse.mean);
   }
   const int e = column_exponent(relmse);
-  Table t({"stream", "n", "FP8 rel-MSE" + unit_suffix(e), codec_label(c.codec) + " rel-MSE" + unit_suffix(e),
-           "ratio to FP8", "95 % CI of ratio", "verdict"},
-          {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-           Align::kLeft});
+  const std::string bl = baseline_label(c.s);
+  std::vector<std::string> h = {"stream", "n", bl + " rel-MSE" + unit_suffix(e),
+                                codec_label(c.codec) + " rel-MSE" + unit_suffix(e), "ratio to " + bl,
+                                "95 % CI of ratio", "verdict"};
+  for (const auto* m : metrics) h.push_back(std::string(m->label) + " ratio [95 % CI], verdict");
+  std::vector<Align> al = {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+                           Align::kLeft};
+  al.resize(h.size(), Align::kRight);
+  Table t(h, al);
   for (const auto& stream : c.s.streams) {
     const auto* cell = c.s.find_cell(stream, c.codec);
     const auto* base = fp8_cell(c.s, stream);
     if (!cell) {
-      t.add_row({stream_cell(stream), "0", base ? fmt_relmse_scaled(base->rel_mse, e) : kNotAvailable,
-                 "not measured", kNotAvailable, kNotAvailable, kNotAvailable});
+      std::vector<std::string> row = {stream_cell(stream), "0",
+                                      base ? fmt_relmse_scaled(base->rel_mse, e) : kNotAvailable, "not measured"};
+      row.resize(h.size(), kNotAvailable);
+      t.add_row(row);
       continue;
     }
-    std::string ratio = kNotAvailable, interval = kNotAvailable, verdict = "no FP8 baseline";
+    std::string ratio = kNotAvailable, interval = kNotAvailable, verdict = "no baseline";
     if (cell->ratio_vs_fp8) {
       ratio = fmt_ratio(*cell->ratio_vs_fp8);
       interval = fmt_interval(*cell->ratio_vs_fp8);
       verdict = to_string(verdict_of(*cell->ratio_vs_fp8));
     }
-    t.add_row({stream_cell(stream), fmt_int(cell->n_passages),
-               base ? fmt_relmse_scaled(base->rel_mse, e) : kNotAvailable, fmt_relmse_scaled(cell->rel_mse, e), ratio,
-               interval, verdict});
+    std::vector<std::string> row = {stream_cell(stream), fmt_int(cell->n_passages),
+                                    base ? fmt_relmse_scaled(base->rel_mse, e) : kNotAvailable,
+                                    fmt_relmse_scaled(cell->rel_mse, e), ratio, interval, verdict};
+    for (const auto* m : metrics) {
+      const auto* r = cell->metric_ratio(m->name);
+      row.push_back(r ? ratio_with_ci(*r) + ", " + to_string(verdict_of(*r)) : std::string(kNotAvailable));
+    }
+    t.add_row(row);
   }
   d.table(t);
 }
@@ -126,7 +147,7 @@ void per_passage_section(Document& d, const Ctx& c) {
 }
 
 void layer_weighted_section(Document& d, const Ctx& c) {
-  d.heading(2, "Layer-weighted ratio to FP8");
+  d.heading(2, "Layer-weighted ratio to " + baseline_label(c.s));
   if (c.s.weights.empty()) {
     d.paragraph("The experiment defines no layer mix (params_json `layer_mix`); no layer weighting.");
     return;
@@ -143,10 +164,13 @@ void layer_weighted_section(Document& d, const Ctx& c) {
       "Layer weighted = sum w_s ratio_s; its published interval combines the per-stream half-widths "
       "as sqrt(sum (w_s hw_s)^2); the paired interval is the t interval of the per-passage weighted "
       "ratio (every stream is measured on the same passages). The simple mean weights each stream "
-      "equally (half-width combined the published way). MSE change = layer-weighted ratio - 1.");
+      "equally (half-width combined the published way). MSE change = layer-weighted ratio - 1. Bits are "
+      "memory weighted (by stored bytes per token; see the summary), not layer weighted.");
   d.table(wt);
-  Table t({"codec", "layer-weighted bits", "simple mean of streams", "layer weighted ± published CI",
-           "layer weighted ± paired CI", "MSE change vs FP8"},
+  std::string ctx_src;
+  const auto mem = experiment_memory(c.s, &ctx_src);
+  Table t({"codec", "memory-weighted bits", "simple mean of streams", "layer weighted ± published CI",
+           "layer weighted ± paired CI", "MSE change vs " + baseline_label(c.s)},
           {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
   for (const auto& lw : c.s.layer_weighted) {
     if (!lw.complete) {
@@ -163,21 +187,53 @@ void layer_weighted_section(Document& d, const Ctx& c) {
     }
     const auto simple = equal_weight_mean(per_stream);
     const std::string name = lw.codec == c.codec ? "**" + codec_label(lw.codec) + "**" : codec_label(lw.codec);
-    t.add_row({name, fmt_bits(lw.weighted_bits), fmt_pm_fixed(simple.mean, simple.rss_hw, 3),
+    const auto mb = mem ? codec_memory_bits(c.s, *mem, lw.codec) : std::nullopt;
+    t.add_row({name, mb ? fmt_fixed(*mb, 1) : std::string(kNotAvailable), fmt_pm_fixed(simple.mean, simple.rss_hw, 3),
                fmt_pm_fixed(lw.mean, lw.rss_hw, 3), fmt_pm_fixed(lw.paired.mean, lw.paired.ci95_hw, 3),
                fmt_percent(lw.mean - 1.0)});
   }
   d.table(t);
 }
 
+// "dominated by E8 Q=44 on SWA, CSA" (measured), "Q=38-40 share these bits:
+// Q=40 expected lower error (not run)", "baseline" or "".
+std::string operating_point(const Ctx& c, const std::string& codec) {
+  if (codec == c.s.baseline) return "baseline";
+  std::vector<std::string> on;
+  std::string by;
+  const stats::CellStats* any = nullptr;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, codec);
+    if (!cell) continue;
+    any = cell;
+    if (const auto* dom = dominated_by(c.s, *cell)) {
+      on.push_back(stream_short(stream));
+      by = codec_label(dom->codec);
+    }
+  }
+  if (!on.empty()) return fmt::format("dominated by {} on {}", by, fmt::join(on, ", "));
+  if (any && any->q) {
+    const auto bc = bit_class(c.opt.bits_of, any->family, *any->q, any->dim);
+    if (bc && bc->hi > *any->q) {
+      return fmt::format("Q={}-{} share these bits: dominated by Q={} (lower error expected; not run)", bc->lo, bc->hi,
+                         bc->hi);
+    }
+  }
+  return "";
+}
+
 void bits_section(Document& d, const Ctx& c) {
   d.heading(2, "Bits per vector");
   d.paragraph(
       "Bits per stored vector as recorded with each run (lattice codecs: the published accounting, "
-      "SPEC section 3; FP8: 8 bits per coordinate plus one 16-bit scale per 64). Bit change = "
-      "bits / FP8 bits - 1; CR = compression ratio.");
-  Table t({"codec", "bits per vector", "FP8 bits", "bit change vs FP8", "CR vs FP8", "CR vs bf16"},
-          {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
+      "SPEC section 3; FP8 per-64: 8 bits per coordinate plus one 16-bit scale per 64). Bit change = "
+      "bits / baseline bits - 1 (negative: fewer bits); CR = compression ratio. *Operating point*: whether a point "
+      "with at most the same bits has a lower mean rel-MSE on some stream (measured), or whether larger Q values of "
+      "the same lattice cost the same bits (then the largest of them is the one to use).");
+  const std::string bl = baseline_label(c.s);
+  Table t({"codec", "bits per vector", bl + " bits", "bit change vs " + bl, "CR vs " + bl, "CR vs bf16",
+           "operating point"},
+          {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
   // One row per codec; bits are per stream but identical at equal D (shown once
   // when all streams agree, else per stream).
   std::vector<std::string> codecs;
@@ -200,7 +256,7 @@ void bits_section(Document& d, const Ctx& c) {
       if (x.bit_saving) change = fmt_percent(-*x.bit_saving);
       t.add_row({label, fmt_bits(x.bits_per_vector) + (x.bits_consistent ? "" : " (varies)"),
                  x.fp8_bits ? fmt_bits(*x.fp8_bits) : kNotAvailable, change, fmt_cr(x.cr_vs_fp8),
-                 fmt_cr(x.cr_vs_bf16)});
+                 fmt_cr(x.cr_vs_bf16), operating_point(c, codec)});
     };
     if (same) {
       row(*cs[0], name);
@@ -261,6 +317,56 @@ void family_vs_family_section(Document& d, const Ctx& c) {
     }
   }
   d.table(t);
+  // Which Q values share each compared point's bits: the matched-rate caveat in numbers.
+  std::vector<std::string> classes;
+  for (int q : qs) {
+    for (const auto& fam : {b.family, a.family}) {
+      const auto* x = c.s.find_cell(c.s.streams.empty() ? "" : c.s.streams[0], fmt::format("{}:q={}", fam, q));
+      if (!x) continue;
+      const auto bc = bit_class(c.opt.bits_of, fam, q, x->dim);
+      if (bc && bc->hi > bc->lo) {
+        classes.push_back(fmt::format("{} costs the same {} bits as every {} Q from {} to {}", codec_label(x->codec),
+                                      fmt_bits(x->bits_per_vector), codec_label(x->codec).substr(0, 2), bc->lo,
+                                      bc->hi));
+      }
+    }
+  }
+  if (!classes.empty()) {
+    d.paragraph(fmt::format(
+        "Bit classes: {}. At equal bits the largest Q of a class has the lowest error, so a matched-rate comparison "
+        "sets the largest Q of each lattice at no more bits against each other (reports/FRONTIER.md), not equal Q.",
+        fmt::join(classes, "; ")));
+  }
+}
+
+// Codecs that clear threshold A on every stream in the paired view (upper
+// end of the ratio interval <= 1), in summary order; `why` collects the others.
+std::vector<std::string> clearing_codecs(const Ctx& c, std::vector<std::string>* why) {
+  std::vector<std::string> out, seen;
+  for (const auto& cell : c.s.cells) {
+    if (cell.codec == c.s.baseline || std::find(seen.begin(), seen.end(), cell.codec) != seen.end()) continue;
+    seen.push_back(cell.codec);
+    std::string fail;
+    for (const auto& w : c.s.weights) {
+      const auto* x = c.s.find_cell(w.stream, cell.codec);
+      if (!x || !x->ratio_vs_fp8) {
+        fail = "not measured against the baseline on " + stream_short(w.stream);
+        break;
+      }
+      const auto up = x->ratio_vs_fp8->upper();
+      if (!up || *up > 1.0) {
+        fail = up ? fmt::format("ratio interval reaches {} on {}", fmt_fixed(*up, 3), stream_short(w.stream))
+                  : "no interval on " + stream_short(w.stream);
+        break;
+      }
+    }
+    if (fail.empty()) {
+      out.push_back(cell.codec);
+    } else if (why) {
+      why->push_back(codec_label(cell.codec) + " (" + fail + ")");
+    }
+  }
+  return out;
 }
 
 void forecast_section(Document& d, const Ctx& c) {
@@ -276,166 +382,282 @@ void forecast_section(Document& d, const Ctx& c) {
     d.paragraph("No forecast: the experiment defines no layer mix.");
     return;
   }
-  const auto seqlen = params_seqlen(c.s.experiment.params_json);
-  // Vectors per token per stream: spec override, else recorded vectors / seqlen.
-  std::vector<std::pair<std::string, double>> vpt;
-  std::vector<std::string> vpt_source;
-  for (const auto& w : c.s.weights) {
-    auto it = params->vectors_per_token.find(w.stream);
-    if (it != params->vectors_per_token.end()) {
-      vpt.emplace_back(w.stream, it->second);
-      vpt_source.push_back("spec");
-      continue;
-    }
-    const stats::StreamAuditStats* a = nullptr;
-    for (const auto& x : c.s.audits) {
-      if (x.stream == w.stream) a = &x;
-    }
-    if (a && seqlen && a->n_vectors > 0) {
-      vpt.emplace_back(w.stream, static_cast<double>(a->n_vectors) / static_cast<double>(*seqlen));
-      vpt_source.push_back(fmt::format("recorded {} / seqlen {}", a->n_vectors, *seqlen));
-    } else {
-      d.paragraph(fmt::format(
-          "No forecast: vectors per token of `{}` are neither in the spec (`forecast.vectors_per_token`) "
-          "nor derivable from recorded vectors per passage and seqlen.",
-          w.stream));
-      return;
-    }
-  }
+  const auto mem = v4_memory(c.s.experiment.layer_mix, params->context_tokens);
+  std::vector<std::string> excluded;
+  const auto codecs = clearing_codecs(c, &excluded);
   d.paragraph(fmt::format(
-      "Computed from the experiment spec: {} GiB of KV memory per node, {} tokens of context per user, "
-      "the layer mix and the recorded bits per vector. KV bytes per token = sum over streams of "
-      "layers x vectors per token x bits / 8; users per node = floor(KV memory / KV bytes per user). "
-      "Every layer is assumed to keep its vectors for the whole context.",
-      fmt_short(params->kv_memory_gib_per_node), fmt_bits(params->context_tokens)));
-  Table pt({"stream", "layers", "vectors per token", "source"},
-           {Align::kLeft, Align::kRight, Align::kRight, Align::kLeft});
-  for (std::size_t i = 0; i < vpt.size(); ++i) {
-    pt.add_row({stream_cell(vpt[i].first), fmt_short(c.s.weights[i].layers), fmt_short(vpt[i].second),
-                vpt_source[i]});
+      "V4's real cache at {} tokens of context per user and {} GiB of KV memory per node (experiment spec), with the "
+      "layer mix of write-path mode `{}`: every layer keeps a window of the last 128 tokens of main KV, a CSA layer "
+      "also S/4 compressed entries and one FP8 indexer key of 132 B per entry (not compressed by any codec here), "
+      "an HCA layer S/128 entries (SPEC-V4-ATTENTION.md section 5). Window entries are stored in the SWA stream's "
+      "format. KV bytes per token = sum over streams of stored vectors per token x bits / 8, plus the indexer keys; "
+      "users per node = floor(KV memory / (bytes per token x context)). Only codecs that clear threshold A on every "
+      "stream (upper end of the paired ratio interval <= 1) are forecast; left out: {}.",
+      fmt_bits(params->context_tokens), fmt_short(params->kv_memory_gib_per_node), write_path_of(c.s),
+      excluded.empty() ? std::string("none") : fmt::format("{}", fmt::join(excluded, "; "))));
+  std::vector<std::string> notes;
+  if (write_path_of(c.s) == "published") {
+    notes.push_back(
+        "The published harness's layer mix counts the MTP slot as a SWA-only layer (3 SWA-only, 20 CSA, 20 HCA); "
+        "V4-Flash's own config has 2, 21 and 20 (write-path mode `v4`), which adds one CSA layer's entries and "
+        "indexer keys.");
   }
+  if (c.s.baseline != "v4_native") {
+    notes.push_back(fmt::format(
+        "The baseline row stores every vector in this run's baseline {}, not in V4's deployed 584-byte record "
+        "(`v4_native`, 4672 bits), so it understates V4's own FP8 cache.",
+        baseline_format(c.s)));
+  }
+  if (!notes.empty()) d.paragraph(fmt::format("{}", fmt::join(notes, " ")));
+  Table pt({"stream", "stored vectors per token", "from"}, {Align::kLeft, Align::kRight, Align::kLeft});
+  for (const auto& st : mem.streams) pt.add_row({stream_cell(st.stream), fmt_sig(st.vectors_per_token, 4), st.how});
+  pt.add_row({"CSA indexer keys (132 B each)", fmt_sig(mem.indexer_keys_per_token, 4), "CSA layers x S / 4 / S"});
   d.table(pt);
-  Table t({"storage", "KV bytes per token", "KV per user (GiB)", "users per node", "users vs FP8"},
-          {Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
-  std::vector<std::string> codecs = {stats::kFp8Codec, c.codec};
-  if (!c.compare.empty()) codecs.push_back(c.compare);
-  std::optional<double> fp8_users;
-  for (const auto& codec : codecs) {
+  Table t({"storage", "clears A on every stream", "KV bytes per token", "KV per user (GiB)", "users per node",
+           "users vs " + baseline_label(c.s)},
+          {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight});
+  std::vector<std::string> rows = {c.s.baseline};
+  rows.insert(rows.end(), codecs.begin(), codecs.end());
+  std::optional<double> base_users;
+  for (const auto& codec : rows) {
     std::vector<ForecastStream> fs;
     bool ok = true;
-    for (std::size_t i = 0; i < vpt.size(); ++i) {
-      const auto* cell = c.s.find_cell(vpt[i].first, codec);
+    for (const auto& st : mem.streams) {
+      const auto* cell = c.s.find_cell(st.stream, codec);
       if (!cell) {
-        ok = false;
-        break;
+        ok = ok && st.vectors_per_token == 0;
+        continue;
       }
-      fs.push_back({vpt[i].first, c.s.weights[i].layers, vpt[i].second, cell->bits_per_vector});
+      if (st.vectors_per_token > 0) fs.push_back({st.stream, 1.0, st.vectors_per_token, cell->bits_per_vector});
     }
-    if (!ok) {
-      t.add_row({codec_label(codec), "not measured on every stream", kNotAvailable, kNotAvailable,
+    if (mem.indexer_keys_per_token > 0) {
+      fs.push_back({"indexer", 1.0, mem.indexer_keys_per_token, kV4IndexerKeyBytes * 8.0});
+    }
+    if (!ok || fs.empty()) {
+      t.add_row({codec_label(codec), kNotAvailable, "not measured on every stream", kNotAvailable, kNotAvailable,
                  kNotAvailable});
       continue;
     }
     const auto r = forecast(fs, *params);
-    if (codec == stats::kFp8Codec) fp8_users = r.users_per_node;
+    if (codec == c.s.baseline) base_users = r.users_per_node;
     std::string vs = kNotAvailable;
-    if (fp8_users && *fp8_users > 0) vs = fmt_percent(r.users_per_node / *fp8_users - 1.0);
-    t.add_row({codec_label(codec), fmt_fixed(r.bytes_per_token, 1), fmt_fixed(r.bytes_per_user / kGiB, 3),
-               fmt_fixed(r.users_per_node, 0), vs});
+    if (base_users && *base_users > 0) vs = fmt_percent(r.users_per_node / *base_users - 1.0);
+    t.add_row({codec_label(codec), codec == c.s.baseline ? "baseline" : "yes", fmt_fixed(r.bytes_per_token, 1),
+               fmt_fixed(r.bytes_per_user / kGiB, 3), fmt_fixed(r.users_per_node, 0), vs});
   }
   d.table(t);
 }
 
-bool mentions(const std::vector<std::string>& v, const std::string& word) {
-  for (const auto& x : v) {
-    std::string l = x;
-    for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (l.find(word) != std::string::npos) return true;
-  }
-  return false;
+// "SWA, CSA and HCA" from short names.
+std::string and_list(const std::vector<std::string>& v) {
+  if (v.empty()) return "";
+  if (v.size() == 1) return v[0];
+  std::string out;
+  for (std::size_t i = 0; i + 1 < v.size(); ++i) out += (i ? ", " : "") + v[i];
+  return out + " and " + v.back();
 }
 
-void caveats_section(Document& d, const Ctx& c) {
-  d.heading(2, "Caveats");
-  const auto& e = c.s.experiment;
-  std::vector<std::string> items;
-  std::vector<std::string> weights = c.prov.weights;
-  weights.push_back(json_value_text(e.params_json, "weights"));
-  std::vector<std::string> host = c.prov.host_kinds;
-  for (const auto& h : c.prov.hosts) host.push_back(h);
-  host.push_back(json_value_text(e.params_json, "host"));
-  if (e.origin == "published") {
-    items.push_back(
-        "Imported from the published study's JSON, not re-run by kvlab: the rel-MSE values, audits "
-        "and bit counts are the published ones (published bit accounting); only the statistics "
-        "were recomputed from the per-passage rows.");
-    items.push_back(
-        "The published FP8 baseline ran its scale and division in bf16 on the GPU and rounded its "
-        "output back to bf16 before taking the rel-MSE; kvlab's own runs do both in fp32, so "
-        "kvlab's FP8 rel-MSE is slightly lower than the published one on the same streams.");
-  } else {
-    items.push_back(
-        "FP8 simulation and every codec's decode run in fp32; the published GPU run computed the "
-        "FP8 scale in bf16 and rounded the FP8 output to bf16 before its rel-MSE.");
-  }
-  if (mentions(weights, "random")) {
-    items.push_back(
-        "Random V4 weights (seeded init), not the trained V4-Flash checkpoint: the streams have "
-        "the statistics of random projections, so ratios need not carry over to the real KV cache.");
-  }
-  if (mentions(host, "synthetic")) {
-    items.push_back(
-        "Synthetic hidden states (seeded) stand in for a host LLM's token embeddings: a passage's "
-        "words only pick which synthetic token vectors repeat (see the host parameters), so the "
-        "passages differ as draws of a random process, not as texts.");
-  }
-  if (mentions(c.prov.gemm, "bf16")) {
-    items.push_back(
-        "The write path's projection GEMM ran on bf16 inputs with fp32 accumulation and output "
-        "(oneDNN AMX; see the provenance): kvlab takes that path only when every GEMM input is "
-        "exactly a bf16 value, so it computes the same products as the fp32 GEMM and differs only "
-        "in the order of accumulation (measured: < 1e-5 relative on the streams).");
-  }
-  if (mentions(weights, "\"simulate_fp8\":false")) {
-    items.push_back(
-        "The write path's own FP8 simulation of the nope dims was off (weights.simulate_fp8 = "
-        "false): every codec, FP8 included, compresses the same pre-storage bf16 KV. With it on, "
-        "the stream already lies on fp8_per64's grid and the baseline re-quantises it almost "
-        "losslessly, so the comparison would measure only the RoPE dims.");
-  }
-  if (!c.s.weights.empty()) {
-    std::string mix;
+// The answer table of the summary: per stream and weighted over layers.
+void answer_table(Document& d, const Ctx& c) {
+  const auto metrics = extra_metrics(c.s, c.codec);
+  std::vector<std::string> h = {"stream", "layers", "bits: " + codec_label(c.codec) + " / " + baseline_label(c.s),
+                                "rel-MSE ratio [95 % CI]", "verdict"};
+  for (const auto* m : metrics) h.push_back(std::string(m->label) + " ratio [95 % CI]");
+  h.push_back("threshold A, CI-safe view");
+  std::vector<Align> al(h.size(), Align::kRight);
+  al[0] = Align::kLeft;
+  al[4] = Align::kLeft;
+  al.back() = Align::kLeft;
+  Table t(h, al);
+  double layers = 0;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, c.codec);
+    const auto* base = fp8_cell(c.s, stream);
+    std::string nl = kNotAvailable;
     for (const auto& w : c.s.weights) {
-      mix += (mix.empty() ? "" : ", ") + fmt::format("{} {}", fmt_short(w.layers), stream_short(w.stream));
+      if (w.stream == stream) {
+        nl = fmt_short(w.layers);
+        layers += w.layers;
+      }
     }
-    items.push_back(
-        "One layer per stream type: each stream is measured on a single layer, which stands for all "
-        "layers of its type in the layer-weighted numbers (" + mix + ").");
+    if (!cell || !cell->ratio_vs_fp8 || !base) {
+      std::vector<std::string> row(h.size(), kNotAvailable);
+      row[0] = stream_cell(stream);
+      row[4] = "not measured against the baseline";
+      t.add_row(row);
+      continue;
+    }
+    std::vector<std::string> row = {stream_cell(stream), nl,
+                                    fmt_bits(cell->bits_per_vector) + " / " + fmt_bits(base->bits_per_vector),
+                                    ratio_with_ci(*cell->ratio_vs_fp8), to_string(verdict_of(*cell->ratio_vs_fp8))};
+    for (const auto* m : metrics) {
+      const auto* r = cell->metric_ratio(m->name);
+      row.push_back(r ? ratio_with_ci(*r) + " " + to_string(verdict_of(*r)) : std::string(kNotAvailable));
+    }
+    const auto chk = ci_safe_check(*cell, *base, 1.0);
+    row.push_back(!chk.has_interval ? std::string(kNoInterval)
+                  : chk.fits       ? "meets"
+                                   : fmt::format("fails ({} > {})", fmt_sci(chk.used, 3), fmt_sci(chk.budget, 3)));
+    t.add_row(row);
   }
-  for (const auto& a : c.s.audits) {
-    if (a.n_vectors > 0 && a.n_vectors < 64) {
-      items.push_back(fmt::format(
-          "`{}` has only {} vectors per passage: its per-passage rel-MSE is noisy and its interval wide.",
-          a.stream, a.n_vectors));
+  const auto* lw = c.s.find_layer_weighted(c.codec);
+  std::string ctx_src;
+  const auto mem = experiment_memory(c.s, &ctx_src);
+  if (lw && lw->complete) {
+    std::string bits = kNotAvailable;
+    if (mem) {
+      const auto cb = codec_memory_bits(c.s, *mem, c.codec), bb = codec_memory_bits(c.s, *mem, c.s.baseline);
+      if (cb && bb) bits = fmt_fixed(*cb, 1) + " / " + fmt_fixed(*bb, 1);
+    }
+    std::vector<std::string> row = {"**all layers** (layer-weighted ratio, memory-weighted bits)", fmt_short(layers),
+                                    bits, ratio_with_ci(lw->paired), to_string(verdict_of(lw->paired))};
+    row.resize(h.size(), kNotAvailable);
+    t.add_row(row);
+  }
+  d.table(t);
+  if (mem) d.paragraph(memory_weighting_note(*mem, ctx_src));
+}
+
+// Sentences on operating points a cheaper-or-equal, lower-error point beats.
+std::string dominance_text(const Ctx& c) {
+  std::string out;
+  std::vector<std::string> measured;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, c.codec);
+    if (!cell) continue;
+    if (const auto* dom = dominated_by(c.s, *cell)) {
+      measured.push_back(fmt::format("on {} by {} ({} bits, rel-MSE {} vs {})", stream_short(stream),
+                                     codec_label(dom->codec), fmt_bits(dom->bits_per_vector),
+                                     fmt_sci(dom->rel_mse.mean, 3), fmt_sci(cell->rel_mse.mean, 3)));
+    }
+    if (out.empty() && cell->q) {
+      const auto bc = bit_class(c.opt.bits_of, cell->family, *cell->q, cell->dim);
+      if (bc && bc->hi > *cell->q) {
+        const auto* run_hi = c.s.find_cell(stream, fmt::format("{}:q={}", cell->family, bc->hi));
+        out = fmt::format(
+            "Operating point: {} shares its {} bits with every Q from {} to {}; at equal bits the error falls with Q, "
+            "so Q={} {} {} at the same bits: prefer the largest Q of a bit class.",
+            codec_label(c.codec), fmt_bits(cell->bits_per_vector), bc->lo, bc->hi, bc->hi,
+            run_hi ? "(measured here)" : "(not run here)",
+            run_hi ? "has the lower error" : "is expected to have the lower error");
+      }
     }
   }
-  if (c.s.n_passages < 2) {
-    items.push_back("Fewer than two passages: no confidence interval exists and no verdict is given.");
-  } else {
-    items.push_back(fmt::format(
-        "Intervals are Student-t 95 % intervals over n = {} passages; they cover passage-to-passage "
-        "variation only, not other weights, hosts or layers.",
-        c.s.n_passages));
+  if (!measured.empty()) {
+    out += (out.empty() ? "" : " ") +
+           fmt::format("{} is dominated (a point with at most its bits has a lower mean rel-MSE) {}.",
+                       codec_label(c.codec), fmt::join(measured, "; "));
   }
-  if (e.counts.failed > 0 || e.counts.queued > 0 || e.counts.running > 0) {
-    items.push_back(fmt::format(
-        "The experiment is incomplete: {} runs failed, {} queued, {} running; the statistics use the "
-        "{} finished runs.",
-        e.counts.failed, e.counts.queued, e.counts.running, e.counts.done));
+  return out;
+}
+
+// "What this means": verdicts, bits, and how far they carry.
+std::string meaning_text(const Ctx& c) {
+  std::vector<std::string> win, tied, loss;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, c.codec);
+    if (!cell || !cell->ratio_vs_fp8) continue;
+    const auto v = verdict_of(*cell->ratio_vs_fp8);
+    (v == Verdict::kWin ? win : v == Verdict::kLoss ? loss : tied).push_back(stream_short(stream));
   }
-  for (const auto& w : c.s.warnings) items.push_back("stats: " + w);
-  for (const auto& m : c.s.monotonicity) items.push_back("monotonicity: " + m.message);
-  d.bullets(items);
+  const std::string codec = codec_label(c.codec), base = baseline_label(c.s);
+  std::string t;
+  if (!win.empty()) t += fmt::format("On this run's {} streams {} has a smaller error than {}. ", and_list(win), codec, base);
+  if (!loss.empty()) t += fmt::format("On {} it has a larger error. ", and_list(loss));
+  if (!tied.empty()) {
+    t += fmt::format("On {} the interval contains 1: these {} passages cannot tell the two apart. ", and_list(tied),
+                     c.s.n_passages);
+  }
+  std::string ctx_src;
+  if (const auto mem = experiment_memory(c.s, &ctx_src)) {
+    const auto cb = codec_memory_bits(c.s, *mem, c.codec), bb = codec_memory_bits(c.s, *mem, c.s.baseline);
+    if (cb && bb && *bb > 0 && *cb > 0) {
+      t += fmt::format(
+          "It stores the KV vectors in {} {} bits than {} (memory weighted: {} compression against it; V4's FP8 "
+          "indexer keys, which no codec here compresses, shrink the saving per user, see the deployment forecast). ",
+          fmt_fixed(100.0 * std::fabs(1.0 - *cb / *bb), 1) + " %", *cb <= *bb ? "fewer" : "more", base,
+          fmt_cr(*bb / *cb));
+    }
+  }
+  std::vector<std::string> fails_ci_safe;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, c.codec);
+    const auto* b = fp8_cell(c.s, stream);
+    if (!cell || !b || !cell->ratio_vs_fp8 || verdict_of(*cell->ratio_vs_fp8) != Verdict::kWin) continue;
+    const auto chk = ci_safe_check(*cell, *b, 1.0);
+    if (chk.has_interval && !chk.fits) fails_ci_safe.push_back(stream_short(stream));
+  }
+  if (!fails_ci_safe.empty()) {
+    t += fmt::format("The win on {} holds in the paired view only: by the published CI-safe test it fails "
+                     "threshold A, so a deployment that needs the stricter test takes a larger Q there. ",
+                     and_list(fails_ci_safe));
+  }
+  if (const auto* lw = c.s.find_layer_weighted(c.codec); lw && lw->complete && lw->paired.ci95_hw) {
+    t += fmt::format("Over all layers (layer weighted) the error ratio is {}: {}. ", ratio_with_ci(lw->paired),
+                     to_string(verdict_of(lw->paired)));
+  }
+  if (c.opt.published) {
+    std::vector<std::string> pub;
+    for (const auto& stream : c.s.streams) {
+      const auto p = published_ratio(*c.opt.published, stream, c.codec);
+      if (!p.found) continue;
+      std::string v = "no interval";
+      if (p.lo && p.hi) v = *p.hi < 1 ? "win" : *p.lo > 1 ? "loss" : "tied";
+      pub.push_back(fmt::format("{} {} ({})", stream_short(stream), fmt_fixed(p.mean, 3), v));
+    }
+    if (!pub.empty()) {
+      t += fmt::format(
+          "The published study (trained weights, Qwen2-0.5B host) found {}; it differs from this run in weights, host "
+          "and write path at once, so this run neither confirms nor refutes it. ",
+          fmt::join(pub, ", "));
+    }
+  }
+  t += "This answers the question for streams with the statistics of this run (see the caveats): it shows how the "
+       "codecs behave on such data and is not a forecast for the trained V4-Flash cache.";
+  return t;
+}
+
+void summary_section(Document& d, const Ctx& c) {
+  d.heading(2, "Summary");
+  d.paragraph(fmt::format(
+      "**Question.** Does {} store DeepSeek-V4's KV cache with no more error than the {} baseline, in fewer bits? "
+      "Error is the rel-MSE of the reconstructed vectors; each passage gives one paired ratio {} / {} (below 1: "
+      "the codec has the smaller error). Experiment `{}`: n = {} passages, write-path mode `{}`, baseline {}.",
+      codec_label(c.codec), baseline_label(c.s), codec_label(c.codec), baseline_label(c.s), c.s.experiment.name,
+      c.s.n_passages, write_path_of(c.s), baseline_format(c.s)));
+  d.paragraph("**Answer**, per stream and over all layers:");
+  answer_table(d, c);
+  d.paragraph(
+      "**Verdict rules.** *win*: the upper end of the 95 % interval of the paired ratio is below 1; *loss*: its "
+      "lower end is above 1; *tied*: the interval contains 1; no verdict without an interval (n < 2). The "
+      "all-layers ratio weights each stream by its share of attention layers (the published definition) and takes "
+      "the t interval of the per-passage weighted ratio. The last column is the published *CI-safe* test of "
+      "threshold A that MAX_USABLE_CR also reports: the codec's mean rel-MSE plus its own (unpaired) 95 % "
+      "half-width must not exceed the baseline's mean rel-MSE.");
+  std::vector<std::string> split;
+  for (const auto& stream : c.s.streams) {
+    const auto* cell = c.s.find_cell(stream, c.codec);
+    const auto* base = fp8_cell(c.s, stream);
+    if (!cell || !base || !cell->ratio_vs_fp8) continue;
+    const auto chk = ci_safe_check(*cell, *base, 1.0);
+    if (verdict_of(*cell->ratio_vs_fp8) == Verdict::kWin && chk.has_interval && !chk.fits) {
+      split.push_back(fmt::format("{} is a win in the paired view (ratio {}) yet fails threshold A in the CI-safe "
+                                  "view ({} + half-width = {} > {} mean {})",
+                                  stream_short(stream), ratio_with_ci(*cell->ratio_vs_fp8), codec_label(c.codec),
+                                  fmt_sci(chk.used, 3), baseline_label(c.s), fmt_sci(chk.budget, 3)));
+    }
+  }
+  if (!split.empty()) {
+    d.paragraph(fmt::format(
+        "**Two views, one set of runs.** {}. Both statements hold: the paired ratio cancels the passage-to-passage "
+        "variation both codecs share, while the CI-safe view adds the codec's whole spread across passages to its "
+        "mean; MAX_USABLE_CR's *paired CI-safe* view is this report's verdict and its *CI-safe* view is this "
+        "column, so the two reports agree once the view is named.",
+        fmt::format("{}", fmt::join(split, "; "))));
+  }
+  if (const auto dom = dominance_text(c); !dom.empty()) d.paragraph(dom);
+  d.paragraph("**What this means.** " + meaning_text(c));
+  decisions_section(d, c.opt.decisions);
 }
 
 }  // namespace
@@ -470,14 +692,16 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
     for (const auto& cell : s.cells) found = found || cell.codec == compare;
     if (!found) compare.clear();  // named in the spec but not run: the section says so via absence
   }
-  Ctx c{s, prov, codec, compare, opt.file_stem};
+  Ctx c{s, prov, codec, compare, opt.file_stem, opt};
 
   Document d;
   d.heading(1, fmt::format("Findings: {} against FP8 ({})", codec_label(codec), s.experiment.name));
   d.paragraph(generated_note("kvlab report findings"));
+  summary_section(d, c);
+  caveats_section(d, s, prov, opt.published);
+  published_vs_run_section(d, s, opt.published, codec);
   provenance_section(d, s, prov);
   per_stream_section(d, c);
-  published_vs_run_section(d, s, opt.published, codec);
   per_passage_section(d, c);
   audit_section(d, s);
   layer_weighted_section(d, c);
@@ -489,7 +713,6 @@ RenderedReport render_findings(const stats::StudySummary& s, const ReportProvena
       "(log scale), 95 % CI bars from the per-passage ratios; the square is FP8 itself.");
   d.image("Pareto plot: bits per vector vs rel-MSE ratio to FP8", c.stem + "_pareto.svg");
   forecast_section(d, c);
-  caveats_section(d, c);
 
   RenderedReport r;
   r.markdown = d.str();

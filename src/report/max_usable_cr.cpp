@@ -3,10 +3,12 @@
 // monotonicity, suggestions).
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/error.h"
 #include "report/published.h"
@@ -14,6 +16,7 @@
 #include "report/reports.h"
 #include "report/sections.h"
 #include "report/plots.h"
+#include "report/summary.h"
 
 namespace kvlab::report {
 
@@ -80,6 +83,233 @@ std::string compact_cell(const stats::BestQ* b) {
   if (!b->admissible || !b->q_min) return "not admissible";
   const int q = b->q_recommended.value_or(*b->q_min);
   return fmt::format("Q={}, {} bits, {}", q, fmt_bits(b->bits), fmt_cr(b->cr_vs_fp8));
+}
+
+// Whether a BestQ's answer is exact on the integer Q grid: every Q between the
+// largest failing swept Q and Q_min shares Q_min's bits (trivially when
+// Q_min - 1 was run and fails), so no unswept Q could give more compression.
+struct GridStatus {
+  bool exact = false;
+  std::string text;
+};
+
+GridStatus grid_status(const stats::BestQ& b, const stats::BitsFn& bits_of) {
+  GridStatus g;
+  if (!b.admissible || !b.q_min) {
+    g.text = fmt::format("none up to Q={}", b.max_swept_q);
+    return g;
+  }
+  std::optional<int> fail;
+  for (const auto& ch : b.checks) {
+    if (ch.q < *b.q_min) fail = ch.q;
+  }
+  const int first_unknown = fail ? *fail + 1 : 1;
+  const auto bc = bit_class(bits_of, b.family, *b.q_min, b.dim);
+  const int lo = bc ? bc->lo : *b.q_min;
+  if (first_unknown >= lo) {
+    g.exact = true;
+    g.text = fail ? fmt::format("exact (Q={} fails)", *fail) : std::string("exact (smallest Q)");
+  } else {
+    g.text = fmt::format("lower bound on the CR: Q_min in {}..{} ({}not run)", first_unknown, *b.q_min,
+                         fail ? fmt::format("Q={} fails; {}..{} ", *fail, first_unknown, *b.q_min - 1) : "");
+  }
+  return g;
+}
+
+std::string q_cell(const stats::BestQ* b) {
+  if (!b) return kNotAvailable;
+  if (!b->admissible || !b->q_min) return "not admissible";
+  return fmt::format("Q={}", b->q_recommended.value_or(*b->q_min));
+}
+
+// Per stream x threshold: the paired CI-safe answer, its CI, grid status,
+// and the published CI-safe answer beside it.
+void answer_table(Document& d, const stats::StudySummary& s, const std::string& fam, const stats::BitsFn& bits_of,
+                  bool* any_bound, bool* same_abc) {
+  const std::string bl = baseline_label(s);
+  Table t({"stream", "threshold", "Q (paired CI-safe)", "bits", "CR vs " + bl, "ratio at Q [95 % CI]",
+           "on the Q grid", "Q (CI-safe, published)", "Q (point)"},
+          {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft,
+           Align::kRight, Align::kRight});
+  for (const auto& stream : s.streams) {
+    std::set<std::string> answers;
+    bool stream_bound = false;
+    int rows = 0;
+    for (const auto& th : thresholds_of(s)) {
+      const auto* b = s.find_best_q(stream, fam, th.name, stats::QView::kPairedCiSafe);
+      if (!b) continue;
+      ++rows;
+      const auto g = grid_status(*b, bits_of);
+      stream_bound = stream_bound || (!g.exact && b->admissible);
+      answers.insert(q_cell(b));
+      std::string bits = kNotAvailable, cr = kNotAvailable, ratio = kNotAvailable;
+      if (b->admissible && b->q_min) {
+        const int q = b->q_recommended.value_or(*b->q_min);
+        bits = fmt_bits(b->bits);
+        cr = fmt_cr(b->cr_vs_fp8);
+        if (const auto* cell = s.find_cell(stream, fmt::format("{}:q={}", fam, q)); cell && cell->ratio_vs_fp8) {
+          ratio = ratio_with_ci(*cell->ratio_vs_fp8);
+        }
+      }
+      t.add_row({stream_cell(stream), fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2)), q_cell(b), bits, cr,
+                 ratio, g.text, q_cell(s.find_best_q(stream, fam, th.name, stats::QView::kCiSafe)),
+                 q_cell(s.find_best_q(stream, fam, th.name, stats::QView::kPoint))});
+    }
+    *any_bound = *any_bound || stream_bound;
+    if (rows > 1 && answers.size() == 1 && stream_bound) *same_abc = true;
+  }
+  d.table(t);
+}
+
+// Whole cache: the per-stream and uniform strategies of the paired view,
+// with memory-weighted bits.
+void whole_cache_table(Document& d, const stats::StudySummary& s, const std::string& fam) {
+  std::string src;
+  const auto mem = experiment_memory(s, &src);
+  if (!mem) return;
+  const std::string bl = baseline_label(s);
+  Table t({"threshold", "strategy", "Q", "memory-weighted bits", "CR vs " + bl, "bit change vs " + bl},
+          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight});
+  for (const auto& th : thresholds_of(s)) {
+    for (const char* name : {"per_stream", "uniform"}) {
+      const auto* st = s.find_strategy(name, fam, th.name, stats::QView::kPairedCiSafe);
+      if (!st) continue;
+      const std::string thl = fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2));
+      std::map<std::string, double> bits, base;
+      std::string q;
+      for (const auto& ss : st->streams) {
+        bits[ss.stream] = ss.bits;
+        base[ss.stream] = ss.fp8_bits;
+        q += (q.empty() ? "" : ", ") + fmt::format("{} {}", stream_short(ss.stream), ss.q ? fmt_int(*ss.q) : "-");
+      }
+      if (st->name == "uniform" && st->uniform_q) q = fmt::format("Q={}", *st->uniform_q);
+      const auto wb = memory_weighted_bits(*mem, bits), wf = memory_weighted_bits(*mem, base);
+      if (!st->admissible || !wb || !wf || *wb <= 0) {
+        t.add_row({thl, name, "not admissible", kNotAvailable, kNotAvailable, kNotAvailable});
+        continue;
+      }
+      t.add_row({thl, name, q, fmt_fixed(*wb, 1), fmt_cr(*wf / *wb), fmt_percent(*wb / *wf - 1.0)});
+    }
+  }
+  d.paragraph("Whole cache (paired CI-safe view): *per_stream* gives each stream its own Q, *uniform* one Q for all.");
+  d.table(t);
+  d.paragraph(memory_weighting_note(*mem, src));
+}
+
+// Streams where the paired and the published CI-safe view disagree at a threshold.
+std::vector<std::string> view_splits(const stats::StudySummary& s, const std::string& fam) {
+  std::vector<std::string> out;
+  for (const auto& stream : s.streams) {
+    for (const auto& th : thresholds_of(s)) {
+      const auto* p = s.find_best_q(stream, fam, th.name, stats::QView::kPairedCiSafe);
+      const auto* c = s.find_best_q(stream, fam, th.name, stats::QView::kCiSafe);
+      if (!p || !c || q_cell(p) == q_cell(c) || !p->q_min) continue;
+      std::string why;
+      for (const auto& ch : c->checks) {
+        if (ch.q == *p->q_min && !ch.fits) {
+          why = fmt::format(" (at Q={}: mean + half-width {} > budget {})", ch.q, fmt_sci(ch.used, 3),
+                            fmt_sci(ch.budget, 3));
+        }
+      }
+      out.push_back(fmt::format("{} at threshold {}: the paired view admits {}, the CI-safe view {}{}",
+                                stream_short(stream), th.name, q_cell(p), q_cell(c), why));
+    }
+  }
+  return out;
+}
+
+// "What this means": the whole-cache answer at each threshold in the paired view.
+std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
+  std::string src;
+  const auto mem = experiment_memory(s, &src);
+  std::string t;
+  for (const auto& fam : s.families) {
+    std::vector<std::string> parts;
+    for (const auto& th : thresholds_of(s)) {
+      const auto* st = s.find_strategy("per_stream", fam, th.name, stats::QView::kPairedCiSafe);
+      if (!st || !mem) continue;
+      if (!st->admissible) {
+        parts.push_back(fmt::format("no swept Q meets {} on every stream", th.name));
+        continue;
+      }
+      std::map<std::string, double> bits, base;
+      for (const auto& ss : st->streams) {
+        bits[ss.stream] = ss.bits;
+        base[ss.stream] = ss.fp8_bits;
+      }
+      const auto wb = memory_weighted_bits(*mem, bits), wf = memory_weighted_bits(*mem, base);
+      if (wb && wf && *wb > 0) {
+        const std::string cr = fmt::format("CR {} ({} fewer stored bytes)", fmt_cr(*wf / *wb),
+                                           fmt_fixed(100.0 * (1.0 - *wb / *wf), 1) + " %");
+        if (!parts.empty() && parts.back().rfind(cr, 0) == 0) {
+          parts.back() += ", " + th.name;
+        } else {
+          parts.push_back(cr + " at threshold " + th.name);
+        }
+      }
+    }
+    if (!parts.empty()) {
+      t += fmt::format("Keeping every stream within its budget with the interval, not just the mean (paired view), "
+                       "{} stores the whole cache at {} against {}. ",
+                       upper(fam), fmt::join(parts, "; "), baseline_label(s));
+    }
+  }
+  if (any_bound) t += "Where the grid leaves a gap these CRs are lower bounds: more compression may be usable. ";
+  t += "They hold for streams with this run's statistics (see the caveats), not for the trained V4-Flash cache, "
+       "whose published ratios differ (see Published vs this run).";
+  return t;
+}
+
+void summary_section(Document& d, const stats::StudySummary& s, const MaxUsableOptions& opt) {
+  d.heading(2, "Summary");
+  std::string th;
+  for (const auto& t : thresholds_of(s)) {
+    th += (th.empty() ? "" : ", ") + fmt::format("{} = {}x", t.name, fmt_fixed(t.factor, 2));
+  }
+  const std::string bl = baseline_label(s);
+  d.paragraph(fmt::format(
+      "**Question.** What is the largest compression ratio (the smallest Q) at which each lattice keeps the rel-MSE "
+      "of DeepSeek-V4's KV cache within a budget of the {} baseline's, per stream and for the whole cache? Budgets "
+      "m x the baseline's error with {}. Experiment `{}`: n = {} passages, write-path mode `{}`, baseline {}.",
+      bl, th, s.experiment.name, s.n_passages, write_path_of(s), baseline_format(s)));
+  bool any_bound = false, same_abc = false;
+  for (const auto& fam : s.families) {
+    d.paragraph(fmt::format("**Answer** for {}, per stream:", upper(fam)));
+    answer_table(d, s, fam, opt.bits_of, &any_bound, &same_abc);
+    whole_cache_table(d, s, fam);
+  }
+  d.paragraph(
+      "**Verdict rules.** The headline is the *paired CI-safe* view: a Q meets threshold m when the upper end of the "
+      "95 % interval of its per-passage ratio to the baseline is <= m, so no answer claims more than its interval "
+      "shows. Beside it: the published *CI-safe* view (the codec's mean rel-MSE plus its own unpaired 95 % "
+      "half-width <= m x the baseline's mean) and the *point* view (means only, no interval: not a verdict). The "
+      "answer is the largest swept Q with the bits of the smallest admissible one.");
+  if (any_bound) {
+    d.paragraph(fmt::format(
+        "**Grid.** Where the table says *lower bound*, Q values between the last failing and the first passing swept "
+        "Q were not run, so a smaller Q (more compression) may also pass: the CR shown is a lower bound until "
+        "`kvlab refine` runs the suggested Q values and the sweep is regenerated.{}",
+        same_abc ? " Where A, B and C give the same Q this comes from that gap in the grid, not from the codec: "
+                   "every threshold's boundary falls between the same two swept Q values."
+                 : ""));
+  } else {
+    d.paragraph("**Grid.** Every answer is exact on the integer Q grid: each Q below it with fewer bits was run and "
+                "fails (the Q grid was refined).");
+  }
+  std::vector<std::string> splits;
+  for (const auto& fam : s.families) {
+    for (const auto& x : view_splits(s, fam)) splits.push_back(x);
+  }
+  if (!splits.empty()) {
+    d.paragraph(fmt::format(
+        "**Two views, one set of runs.** {}. FINDINGS_N8 calls a stream a *win* by the paired definition (upper end "
+        "of the ratio interval below 1, this report's paired view at threshold A) and shows the same CI-safe test in "
+        "its summary's last column, so the two reports agree once the view is named: the paired ratio cancels the "
+        "passage-to-passage variation both codecs share, the CI-safe view adds the codec's whole spread to its mean.",
+        fmt::join(splits, "; ")));
+  }
+  d.paragraph("**What this means.** " + meaning_text(s, any_bound));
+  decisions_section(d, opt.decisions);
 }
 
 void overview_section(Document& d, const stats::StudySummary& s) {
@@ -170,10 +400,13 @@ void strategies_section(Document& d, const stats::StudySummary& s) {
   }
   d.paragraph(
       "*uniform*: one Q for every stream (the smallest swept Q admissible on all of them); "
-      "*per_stream*: each stream its own Q_min. Bits are layer-weighted, sum w_s bits_s, with the "
-      "weights of the layer mix.");
-  Table t({"family", "threshold", "view", "strategy", "Q", "layer-weighted bits", "CR vs FP8", "CR vs bf16",
-           "bit change vs FP8", "note"},
+      "*per_stream*: each stream its own Q_min. Bits are memory weighted (by stored bytes per token, as in the "
+      "summary); CR vs bf16 = 16 D / weighted bits.");
+  std::string src;
+  const auto mem = experiment_memory(s, &src);
+  const std::string bl = baseline_label(s);
+  Table t({"family", "threshold", "view", "strategy", "Q", "memory-weighted bits", "CR vs " + bl, "CR vs bf16",
+           "bit change vs " + bl, "note"},
           {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight,
            Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
   for (const auto& st : s.strategies) {
@@ -192,8 +425,22 @@ void strategies_section(Document& d, const stats::StudySummary& s) {
              fmt::format("{} {}", stream_short(ss.stream), ss.q ? fmt_int(*ss.q) : std::string("-"));
       }
     }
-    t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, fmt_bits(st.weighted_bits),
-               fmt_cr(st.cr_vs_fp8), fmt_cr(st.cr_vs_bf16), fmt_percent(-st.bit_saving), st.note});
+    std::map<std::string, double> bits, base;
+    int dim = 0;
+    for (const auto& ss : st.streams) {
+      bits[ss.stream] = ss.bits;
+      base[ss.stream] = ss.fp8_bits;
+      dim = ss.dim;
+    }
+    const auto wb = mem ? memory_weighted_bits(*mem, bits) : std::nullopt;
+    const auto wf = mem ? memory_weighted_bits(*mem, base) : std::nullopt;
+    if (!wb || !wf || *wb <= 0) {
+      t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, kNotAvailable, kNotAvailable, kNotAvailable,
+                 kNotAvailable, "no memory model (layer mix and context needed)"});
+      continue;
+    }
+    t.add_row({upper(st.family), thl, view_label(st.view), st.name, q, fmt_fixed(*wb, 1), fmt_cr(*wf / *wb),
+               fmt_cr(16.0 * dim / *wb), fmt_percent(*wb / *wf - 1.0), st.note});
   }
   d.table(t);
 }
@@ -217,17 +464,46 @@ std::string meets(const stats::StudySummary& s, const stats::ParetoRow& row, sta
   return out.empty() ? "none" : out;
 }
 
-void pareto_section(Document& d, const stats::StudySummary& s, const std::string& stem) {
+// "dominated by E8 Q=40" (measured), "Q=38-40 share these bits: ..." or "".
+std::string operating_point(const stats::StudySummary& s, const stats::ParetoRow& row, const stats::BitsFn& bits_of) {
+  const auto* cell = s.find_cell(row.stream, row.codec);
+  if (!cell || row.codec == s.baseline) return "";
+  if (const auto* dom = dominated_by(s, *cell)) return "dominated by " + codec_label(dom->codec);
+  if (!row.q) return "";
+  const auto bc = bit_class(bits_of, row.family, *row.q, cell->dim);
+  if (!bc || bc->hi <= *row.q) return "";
+  for (int q = bc->hi; q > *row.q; --q) {
+    if (s.find_cell(row.stream, fmt::format("{}:q={}", row.family, q))) return "";  // the measured check above decides
+  }
+  return fmt::format("Q={}-{} share these bits: Q={} expected lower error (not run)", bc->lo, bc->hi, bc->hi);
+}
+
+void pareto_section(Document& d, const stats::StudySummary& s, const std::string& stem,
+                    const stats::BitsFn& bits_of) {
   d.heading(2, "Pareto table: every swept Q");
-  d.paragraph(
+  const auto metrics = extra_metrics(s);
+  d.paragraph(fmt::format(
       "All swept (stream, codec) points with their recorded bits. *frontier*: no other point of the "
-      "stream has at most as many bits and a lower mean rel-MSE. The last columns list the thresholds "
-      "each point meets in each view.");
+      "stream has at most as many bits and a lower mean rel-MSE. *operating point*: the point that dominates it "
+      "(at most its bits, lower mean rel-MSE), or the larger Q values that cost the same bits and were not run. "
+      "The last columns list the thresholds each point meets in each view.{}",
+      metrics.empty() ? std::string()
+                      : " The attention metrics recorded with the runs are shown as paired ratios to the baseline "
+                        "with their 95 % intervals."));
   const auto views = views_of(s);
-  std::vector<std::string> headers = {"stream", "codec", "bits", "CR vs FP8", "CR vs bf16", "rel-MSE",
-                                      "ratio to FP8", "frontier"};
+  const std::string bl = baseline_label(s);
+  std::vector<std::string> headers = {"stream", "codec", "bits", "CR vs " + bl, "CR vs bf16", "rel-MSE",
+                                      "ratio to " + bl};
   std::vector<Align> aligns = {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight,
-                               Align::kRight, Align::kRight, Align::kRight, Align::kCenter};
+                               Align::kRight, Align::kRight, Align::kRight};
+  for (const auto* m : metrics) {
+    headers.push_back(std::string(m->label) + " ratio [95 % CI]");
+    aligns.push_back(Align::kRight);
+  }
+  headers.push_back("frontier");
+  aligns.push_back(Align::kCenter);
+  headers.push_back("operating point");
+  aligns.push_back(Align::kLeft);
   for (auto v : views) {
     headers.push_back("meets (" + view_label(v) + ")");
     aligns.push_back(Align::kLeft);
@@ -249,8 +525,13 @@ void pareto_section(Document& d, const stats::StudySummary& s, const std::string
     std::vector<std::string> r = {stream_cell(row.stream), codec_label(row.codec), fmt_bits(row.bits),
                                   cell ? fmt_cr(cell->cr_vs_fp8) : kNotAvailable,
                                   cell ? fmt_cr(cell->cr_vs_bf16) : kNotAvailable, fmt_pm_sci(row.rel_mse.mean, row.rel_mse.ci95_hw),
-                                  row.ratio_vs_fp8 ? fmt_ratio(*row.ratio_vs_fp8) : kNotAvailable,
-                                  row.on_frontier ? "yes" : ""};
+                                  row.ratio_vs_fp8 ? fmt_ratio(*row.ratio_vs_fp8) : kNotAvailable};
+    for (const auto* m : metrics) {
+      const auto* x = cell ? cell->metric_ratio(m->name) : nullptr;
+      r.push_back(x ? ratio_with_ci(*x) : std::string(kNotAvailable));
+    }
+    r.push_back(row.on_frontier ? "yes" : "");
+    r.push_back(operating_point(s, row, bits_of));
     for (auto v : views) r.push_back(row.family == stats::kFp8Codec ? "" : meets(s, row, v));
     t.add_row(r);
   }
@@ -314,13 +595,15 @@ RenderedReport render_max_usable_cr(const stats::StudySummary& s, const ReportPr
   Document d;
   d.heading(1, fmt::format("Max usable compression ratio ({})", s.experiment.name));
   d.paragraph(generated_note("kvlab report max-usable-cr"));
+  summary_section(d, s, opt);
+  caveats_section(d, s, prov, opt.published);
+  published_vs_run_section(d, s, opt.published, opt.codec);
   provenance_section(d, s, prov);
   method_section(d, s);
   overview_section(d, s);
-  published_vs_run_section(d, s, opt.published, opt.codec);
   best_q_section(d, s);
   strategies_section(d, s);
-  pareto_section(d, s, opt.file_stem);
+  pareto_section(d, s, opt.file_stem, opt.bits_of);
   monotonicity_section(d, s);
   suggestions_section(d, s);
   if (!s.warnings.empty()) {

@@ -1,7 +1,10 @@
-// The two generated reports of a kvlab study:
+// The two generated reports of a kvlab study, each laid out summary first
+// (question, answer per stream and weighted with 95 % CIs, verdict rules,
+// what it means), then the caveats, then "published vs this run", then the
+// details:
 //  - render_findings(): FINDINGS_*.md, the results of one experiment for one
-//    codec against FP8 (per stream, per passage, audit, layer weighting,
-//    bits, E8 vs D4 at matched Q, deployment forecast, caveats);
+//    codec against the baseline (per stream, per passage, audit, layer
+//    weighting, bits, E8 vs D4 at matched Q, deployment forecast);
 //  - render_max_usable_cr(): MAX_USABLE_CR.md, the max usable compression
 //    ratio of a Q sweep (thresholds A/B/C, deployment strategies, Pareto
 //    table, monotonicity, suggested Q).
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "stats/study.h"
+#include "store/decisions.h"
 
 namespace kvlab::report {
 
@@ -74,6 +78,13 @@ struct FindingsOptions {
   // Stem of the plot file names: "<stem>_pareto.svg", "<stem>_passages.svg".
   std::string file_stem = "FINDINGS";
   std::optional<PublishedInput> published;
+  // Bits of a lattice (family, Q, D) in the experiment's accounting: places
+  // unswept Q values that share a swept Q's bits (dominated operating
+  // points); may be empty.
+  stats::BitsFn bits_of;
+  // sequential_decisions rows of the experiment (store::load_decisions); the
+  // summary states how many passages each needed. Empty: no such section.
+  std::vector<store::DecisionRow> decisions;
 };
 
 // Throws kvlab::Error when the codec is missing from the summary or has no
@@ -86,6 +97,8 @@ struct MaxUsableOptions {
   std::string file_stem = "MAX_USABLE_CR";
   std::optional<PublishedInput> published;
   std::string codec = "e8:q=38";  // the codec of the published-vs-run table
+  stats::BitsFn bits_of;          // as in FindingsOptions
+  std::vector<store::DecisionRow> decisions;
 };
 
 // Throws kvlab::Error when the summary has no lattice codec with an FP8
