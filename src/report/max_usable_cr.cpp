@@ -108,7 +108,10 @@ GridStatus grid_status(const stats::BestQ& b, const stats::BitsFn& bits_of) {
   const int lo = bc ? bc->lo : *b.q_min;
   if (first_unknown >= lo) {
     g.exact = true;
-    g.text = fail ? fmt::format("exact (Q={} fails)", *fail) : std::string("exact (smallest Q)");
+    g.text = !fail                    ? std::string("exact (smallest Q)")
+             : *fail + 1 < *b.q_min ? fmt::format("exact (Q={} fails; Q={}-{} cost the same bits)", *fail, *fail + 1,
+                                                  *b.q_min - 1)
+                                    : fmt::format("exact (Q={} fails)", *fail);
   } else {
     g.text = fmt::format("lower bound on the CR: Q_min in {}..{} ({}not run)", first_unknown, *b.q_min,
                          fail ? fmt::format("Q={} fails; {}..{} ", *fail, first_unknown, *b.q_min - 1) : "");
@@ -242,7 +245,7 @@ std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
         const std::string cr = fmt::format("CR {} ({} fewer stored bytes)", fmt_cr(*wf / *wb),
                                            fmt_fixed(100.0 * (1.0 - *wb / *wf), 1) + " %");
         if (!parts.empty() && parts.back().rfind(cr, 0) == 0) {
-          parts.back() += ", " + th.name;
+          parts.back() += " and " + th.name;
         } else {
           parts.push_back(cr + " at threshold " + th.name);
         }
