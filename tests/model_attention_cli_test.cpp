@@ -111,3 +111,28 @@ TEST(AttentionCli, BadInput) {
             2)
       << out;
 }
+
+TEST(AttentionCli, BenchReportsEveryKindAndThePerPassageCost) {
+  std::string out;
+  ASSERT_EQ(run_command(kvlab_binary() + " bench attention --seqlen 256 --queries 16 --reps 1 --json", &out), 0) << out;
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  ASSERT_EQ(j["rows"].size(), 3u);
+  double ref = 0, codec = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& r = j["rows"][i];
+    EXPECT_EQ(r["kind"], i == 0 ? "swa" : i == 1 ? "csa" : "hca");
+    EXPECT_EQ(r["queries"], 16);
+    EXPECT_EQ(r["coded_entries"], i == 0 ? 256 : i == 1 ? 64 : 2);
+    EXPECT_GT(r["kl_mean"].get<double>(), 0);
+    for (const char* k : {"inputs_cpu_seconds", "build_cpu_seconds", "score_cpu_seconds", "score_seconds"})
+      EXPECT_GE(r[k].get<double>(), 0) << k;
+    ref += r["inputs_cpu_seconds"].get<double>() + r["build_cpu_seconds"].get<double>();
+    codec += r["score_cpu_seconds"].get<double>();
+  }
+  const auto& p = j["per_passage"];
+  EXPECT_DOUBLE_EQ(p["reference_cpu_seconds"].get<double>(), ref);
+  EXPECT_DOUBLE_EQ(p["codec_cpu_seconds"].get<double>(), codec);
+  EXPECT_DOUBLE_EQ(p["codecs20_cpu_seconds"].get<double>(), ref + 20 * codec);
+  EXPECT_GT(j["writer_forward_cpu_seconds"].get<double>(), 0);
+  EXPECT_EQ(run_command(kvlab_binary() + " bench attention --seqlen 100", &out), 2) << out;
+}

@@ -22,6 +22,8 @@
 #include <ATen/Parallel.h>
 
 #include <chrono>
+#include <ctime>
+#include <functional>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -292,105 +294,156 @@ int run_attention(const std::vector<std::string>& args) {
   return 0;
 }
 
-// Synthetic probe inputs of V4-Flash size: bf16 queries and KV with unit RMS.
+// Wall and process-CPU seconds (all threads) of the fastest of `reps` calls
+// (CPU time is what a loaded machine still measures fairly).
+struct Timing {
+  double wall = 1e30, cpu = 1e30;
+};
+template <class F>
+Timing best_of(int reps, F&& f) {
+  Timing t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
+    f();
+    t.cpu = std::min(t.cpu, static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
+    t.wall = std::min(t.wall, seconds_since(t0));
+  }
+  return t;
+}
+
+// One layer kind's probe on synthetic V4-Flash-sized data: queries from the
+// query path (random weights), probe build, one score.
+nlohmann::json bench_kind(const std::string& k, int64_t S, int64_t n, int reps, const km::V4Config& cfg,
+                          const km::V4QueryWeights& qw, const at::Tensor& hid,
+                          const std::function<at::Tensor(std::vector<int64_t>, double)>& bf) {
+  const int64_t D = cfg.head_dim;
+  const km::LayerKind kind = k == "csa" ? km::LayerKind::CSA : k == "hca" ? km::LayerKind::HCA : km::LayerKind::SWA;
+  const int64_t m = k == "csa" ? cfg.csa_ratio : k == "hca" ? cfg.hca_ratio : 0;
+  const km::CodedPart coded = m == 0 ? km::CodedPart::kWindow : km::CodedPart::kCompressed;
+  const at::Tensor kw = bf({S, D}, 1.0);
+  const at::Tensor kc = m > 0 ? bf({S / m, D}, 1.0) : at::Tensor();
+  km::AttentionInputs in;
+  const Timing tq = best_of(reps, [&] {
+    in = km::layer_attention_inputs(cfg, km::V4AttentionConfig{}, qw, kind, coded, hid, kw, kc, n, 0);
+  });
+  std::unique_ptr<km::AttentionProbe> probe;
+  const Timing tb = best_of(reps, [&] { probe = std::make_unique<km::AttentionProbe>(in); });
+  const at::Tensor& ref = probe->coded_reference();
+  at::Tensor dec = ref + bf({ref.size(0), D}, 0.05);
+  km::AttentionMetrics met;
+  const Timing ts = best_of(reps, [&] { met = probe->score(dec); });
+  return {{"kind", k},
+          {"coded", km::coded_part_name(coded)},
+          {"coded_entries", ref.size(0)},
+          {"queries", probe->num_queries()},
+          {"blocks", probe->blocks()},
+          {"inputs_seconds", tq.wall},
+          {"inputs_cpu_seconds", tq.cpu},
+          {"build_seconds", tb.wall},
+          {"build_cpu_seconds", tb.cpu},
+          {"score_seconds", ts.wall},
+          {"score_cpu_seconds", ts.cpu},
+          {"kl_mean", met.kl_mean}};
+}
+
+void print_bench_attention(const nlohmann::json& j, int reps) {
+  fmt::print("attention probe, {} tokens, {} heads x {} dims (best of {}; {} threads); seconds wall / CPU\n",
+             j["seqlen"].get<int64_t>(), j["heads"].get<int64_t>(), j["head_dim"].get<int64_t>(), reps,
+             j["torch_threads"].get<int>());
+  fmt::print("  V4 KV write path forward (all three streams): {:.3f} / {:.3f}\n",
+             j["writer_forward_seconds"].get<double>(), j["writer_forward_cpu_seconds"].get<double>());
+  fmt::print("  {:<5} {:<11} {:>7} {:>7} {:>6} {:>15} {:>15} {:>15}\n", "kind", "coded", "entries", "queries",
+             "blocks", "inputs", "build", "score");
+  auto pair = [](const nlohmann::json& r, const char* w) {
+    return fmt::format("{:.3f} / {:.3f}", r[std::string(w) + "_seconds"].get<double>(),
+                       r[std::string(w) + "_cpu_seconds"].get<double>());
+  };
+  for (const auto& r : j["rows"])
+    fmt::print("  {:<5} {:<11} {:>7} {:>7} {:>6} {:>15} {:>15} {:>15}\n", r["kind"].get<std::string>(),
+               r["coded"].get<std::string>(), r["coded_entries"].get<int64_t>(), r["queries"].get<int64_t>(),
+               r["blocks"].get<int64_t>(), pair(r, "inputs"), pair(r, "build"), pair(r, "score"));
+  const auto& sm = j["per_passage"];
+  fmt::print("per passage, three streams, {} queries (CPU s): reference (inputs + build) {:.3f}, one codec {:.3f}, "
+             "20 codecs {:.3f}; write path {:.3f}\n",
+             sm["queries"].get<int64_t>(), sm["reference_cpu_seconds"].get<double>(),
+             sm["codec_cpu_seconds"].get<double>(), sm["codecs20_cpu_seconds"].get<double>(),
+             j["writer_forward_cpu_seconds"].get<double>());
+  fmt::print("ratios to the write path: one codec {:.2f} (score only), reference + one codec {:.2f}, "
+             "(reference + 20 codecs) / 20 {:.2f}\n",
+             sm["codec_over_writer"].get<double>(), sm["reference_and_codec_over_writer"].get<double>(),
+             sm["per_codec_of_20_over_writer"].get<double>());
+}
+
+// Synthetic probe inputs of V4-Flash size: random query weights and hidden
+// states, bf16 KV with unit RMS.
 int run_bench_attention(const std::vector<std::string>& args) {
   km::fix_openblas_core(with_command({"bench", "attention"}, args));
   int64_t S = 2048, nq = 256;
   int reps = 3;
   po::options_description opts("kvlab bench attention options");
   opts.add_options()("help,h", "show this help")("seqlen", po::value<int64_t>(&S), "tokens (default 2048)")(
-      "queries", po::value<int64_t>(&nq), "sampled queries (default 256; 0 = all); 'all' is always run too")(
+      "queries", po::value<int64_t>(&nq), "sampled queries (default 256; 0 = all)")(
       "reps", po::value<int>(&reps), "timed repetitions, best taken (default 3)")("json", "print one JSON object");
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(opts).run(), vm);
   po::notify(vm);
   if (vm.count("help")) {
     std::cout << "usage: kvlab bench attention [--seqlen 2048] [--queries 256] [--reps 3] [--json]\n"
-                 "Seconds to build an AttentionProbe and to score one decoded KV for SWA (window), CSA\n"
-                 "(compressed, m = 4) and HCA (compressed, m = 128) on synthetic V4-Flash-sized data,\n"
-                 "next to the V4 KV write path (random weights) on the same number of tokens.\n\n"
+                 "Seconds (wall and process CPU) to build the probe inputs (model::layer_attention_inputs:\n"
+                 "query sample, queries, RoPE), the AttentionProbe (reference attention) and to score one\n"
+                 "decoded KV for SWA (window), CSA (compressed, m = 4) and HCA (compressed, m = 128) on\n"
+                 "synthetic V4-Flash-sized data, next to the V4 KV write path (random weights) on the same\n"
+                 "tokens, and the per-passage cost of three streams with one and with 20 codecs.\n\n"
               << opts;
     return 0;
   }
   if (S < 128 || S % 128 != 0) throw UsageError(fmt::format("--seqlen {}: expected a multiple of 128", S));
   if (reps < 1) throw UsageError(fmt::format("--reps {}: expected >= 1", reps));
-  const int64_t H = 64, D = 512;
+  if (nq < 0) throw UsageError(fmt::format("--queries {}: expected >= 0", nq));
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(1);
-  auto bf = [&](std::vector<int64_t> shape, double sd) {
+  std::function<at::Tensor(std::vector<int64_t>, double)> bf = [&](std::vector<int64_t> shape, double sd) {
     return at::normal(0.0, sd, at::IntArrayRef(shape), g, at::TensorOptions().dtype(at::kFloat))
         .to(at::kBFloat16)
         .to(at::kFloat);
   };
-  at::Tensor kw = bf({S, D}, 1.0), kc4 = bf({S / 4, D}, 1.0), kc128 = bf({S / 128, D}, 1.0);
-  at::Tensor qall = bf({S, H, D}, 1.0), sink = bf({H}, 1.0);
-  auto best = [&](auto&& f) {
-    double b = 1e30;
-    for (int i = 0; i < reps; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      f();
-      b = std::min(b, seconds_since(t0));
-    }
-    return b;
-  };
   // The write path on the same number of tokens, for scale.
   km::V4Config cfg = km::V4Config::flash();
+  cfg.write_path = km::WritePath::kV4;
   km::V4KVWriter writer(cfg, km::random_weights(cfg, 0));
-  at::Tensor hid = bf({1, S, cfg.hidden_size}, 1.0);
-  (void)writer.forward(hid);
-  const double t_writer = best([&] { (void)writer.forward(hid); });
+  const at::Tensor hid = bf({S, cfg.hidden_size}, 1.0);
+  (void)writer.forward(hid.unsqueeze(0));
+  const Timing tw = best_of(reps, [&] { (void)writer.forward(hid.unsqueeze(0)); });
+  const km::V4QueryWeights qw = km::random_query_weights(cfg, km::V4AttentionConfig{}, 0);
 
   nlohmann::json rows = nlohmann::json::array();
-  for (int64_t n : {nq, int64_t{0}}) {
-    for (const char* kind : {"swa", "csa", "hca"}) {
-      const std::string k = kind;
-      const int64_t m = k == "csa" ? 4 : k == "hca" ? 128 : 0;
-      km::AttentionInputs in;
-      in.coded = m == 0 ? km::CodedPart::kWindow : km::CodedPart::kCompressed;
-      in.positions = km::sample_query_positions(S, n, 0, km::first_position_seeing(in.coded, m));
-      in.queries = qall.index_select(0, at::tensor(in.positions, at::kLong));
-      in.window_kv = kw;
-      if (m > 0) {
-        in.compressed_kv = m == 4 ? kc4 : kc128;
-        in.ratio = m;
-        in.index_topk = m == 4 ? 512 : 0;
-      }
-      in.sink = sink;
-      std::unique_ptr<km::AttentionProbe> probe;
-      const double t_build = best([&] { probe = std::make_unique<km::AttentionProbe>(in); });
-      const at::Tensor& ref = m == 0 ? kw : in.compressed_kv;
-      at::Tensor dec = ref + bf({ref.size(0), D}, 0.05);
-      km::AttentionMetrics met;
-      const double t_score = best([&] { met = probe->score(dec); });
-      rows.push_back({{"kind", k},
-                      {"coded", km::coded_part_name(in.coded)},
-                      {"coded_entries", ref.size(0)},
-                      {"queries", static_cast<int64_t>(in.positions.size())},
-                      {"blocks", probe->blocks()},
-                      {"build_seconds", t_build},
-                      {"score_seconds", t_score},
-                      {"kl_mean", met.kl_mean}});
-    }
+  double ref_cpu = 0, codec_cpu = 0;
+  for (const char* kind : {"swa", "csa", "hca"}) {
+    rows.push_back(bench_kind(kind, S, nq, reps, cfg, qw, hid, bf));
+    ref_cpu += rows.back()["inputs_cpu_seconds"].get<double>() + rows.back()["build_cpu_seconds"].get<double>();
+    codec_cpu += rows.back()["score_cpu_seconds"].get<double>();
   }
   nlohmann::json j = {{"seqlen", S},
-                      {"heads", H},
-                      {"head_dim", D},
-                      {"writer_forward_seconds", t_writer},
+                      {"heads", km::V4AttentionConfig{}.n_heads},
+                      {"head_dim", cfg.head_dim},
+                      {"writer_forward_seconds", tw.wall},
+                      {"writer_forward_cpu_seconds", tw.cpu},
                       {"rows", rows},
+                      {"per_passage",
+                       {{"queries", rows[0]["queries"]},
+                        {"reference_cpu_seconds", ref_cpu},
+                        {"codec_cpu_seconds", codec_cpu},
+                        {"codecs20_cpu_seconds", ref_cpu + 20 * codec_cpu},
+                        {"codec_over_writer", codec_cpu / tw.cpu},
+                        {"reference_and_codec_over_writer", (ref_cpu + codec_cpu) / tw.cpu},
+                        {"per_codec_of_20_over_writer", (ref_cpu + 20 * codec_cpu) / 20 / tw.cpu}}},
                       {"torch_threads", at::get_num_threads()},
                       {"blas", km::blas_info()}};
   if (vm.count("json")) {
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("attention probe, {} tokens, {} heads x {} dims (best of {}; {} threads)\n", S, H, D, reps,
-             at::get_num_threads());
-  fmt::print("  V4 KV write path forward (all three streams): {:.3f} s\n", t_writer);
-  fmt::print("  {:<5} {:<11} {:>8} {:>8} {:>7} {:>10} {:>10}\n", "kind", "coded", "entries", "queries", "blocks",
-             "build s", "score s");
-  for (const auto& r : rows)
-    fmt::print("  {:<5} {:<11} {:>8} {:>8} {:>7} {:>10.4f} {:>10.4f}\n", r["kind"].get<std::string>(),
-               r["coded"].get<std::string>(), r["coded_entries"].get<int64_t>(), r["queries"].get<int64_t>(),
-               r["blocks"].get<int64_t>(), r["build_seconds"].get<double>(), r["score_seconds"].get<double>());
+  print_bench_attention(j, reps);
   return 0;
 }
 
