@@ -190,8 +190,9 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
   if (mentions(host, "repeated to seqlen")) {
     const auto seqlen = params_seqlen(e.params_json);
     items.push_back(fmt::format(
-        "The passages are not independent samples: each passage's text is cut into whitespace words and repeated "
-        "to fill its {} tokens (a 160-word text repeats about {} times), words shared by several passages map to "
+        "The passages are not independent samples: each passage's text is cut into whitespace words and, when "
+        "shorter, repeated to fill its {} tokens (a 160-word text repeats about {} times), words shared by several "
+        "passages map to "
         "the same synthetic token vectors (one vocabulary), and every passage goes through the same weights. The "
         "t intervals treat the passages as independent draws, so they are likely too narrow.",
         seqlen ? fmt_int(*seqlen) : std::string("seqlen"),
