@@ -109,7 +109,7 @@ TEST(ReportFrontier, MatchedRateAndSummaryTables) {
   ASSERT_FALSE(matched.empty()) << r.markdown;
   // SWA first: E8 Q=38 vs INT6 at 3200 bits, ratio mean 0.9, sd 0.1, hw t(0.975,2) * 0.1 / sqrt(3) = 0.248.
   const auto e8 = row_of(matched, "E8 Q=38");
-  ASSERT_EQ(e8.size(), 11u) << r.markdown;
+  ASSERT_EQ(e8.size(), 13u) << r.markdown;
   EXPECT_EQ(e8[1], "3296");
   EXPECT_EQ(e8[2], "6.438");
   EXPECT_EQ(e8[4], "INT6/64 fp16");
@@ -118,6 +118,8 @@ TEST(ReportFrontier, MatchedRateAndSummaryTables) {
   EXPECT_EQ(e8[8], "[0.652, 1.15]");
   EXPECT_EQ(e8[9], "3");
   EXPECT_EQ(e8[10], "tied");
+  EXPECT_EQ(e8[11], "0.188");  // (3296 - 3200) / 512
+  EXPECT_EQ(e8[12], "yes");
   const auto summary = md_section(r.markdown, "Summary");
   int rows = 0;
   for (const auto& l : summary) {
@@ -166,12 +168,14 @@ TEST(ReportFrontier, OneSvgPerStreamWithVariantsAndBounds) {
   EXPECT_EQ(r.files[0].name, "FR_swa.svg");
   EXPECT_EQ(r.files[1].name, "FR_hca.svg");
   EXPECT_NE(r.markdown.find("](FR_swa.svg)"), std::string::npos);
-  // 4 codec variants + 2 bounds; 4 codec points + 4 bound points (one per rate) each.
+  // 4 codec variants + 2 bounds + the entropy-coded points; 4 codec points, 4 bound points (one per rate)
+  // each and the 4 codecs again at their entropy-coded rates.
   const auto& svg = r.files[0].content;
-  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"legend-entry\""), 6) << svg;
+  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"legend-entry\""), 7) << svg;
   EXPECT_NE(svg.find("Gaussian bound"), std::string::npos);
   EXPECT_NE(svg.find("water-filling bound"), std::string::npos);
-  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"point\""), 12);
+  EXPECT_EQ(testutil::count_occurrences(svg, "class=\"point\""), 16);
+  EXPECT_NE(svg.find("e8:q=38 entropy-coded: 6.188 bits/dim (stored: 6.438)"), std::string::npos);
   // Deterministic.
   const auto again = render_frontier(ks::compute_frontier(hand_data()), hand_prov(), {"FR", "kvlab report frontier"});
   EXPECT_EQ(again.markdown, r.markdown);

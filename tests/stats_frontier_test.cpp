@@ -94,10 +94,14 @@ TEST(StatsFrontier, MatchedRateTakesTheBestNonLatticeCodecAtNoMoreBits) {
   EXPECT_DOUBLE_EQ(m.scalar_bits, 1000);
   EXPECT_DOUBLE_EQ(m.lattice_bits, 1000);
   EXPECT_DOUBLE_EQ(m.lattice_bits_per_dim, 1000.0 / 512);
+  EXPECT_DOUBLE_EQ(m.rate_gap_bits_per_dim, 0.0);
+  EXPECT_FALSE(m.lattice_pareto);  // d4:q=3 has fewer bits and less error
   // d4:q=3 at 900 bits: the best non-lattice codec at <= 900 bits is hadamard_lloyd (528 bits).
   const auto& d4 = matched(f.streams[0], "d4:q=3");
   ASSERT_TRUE(d4.scalar.has_value());
   EXPECT_EQ(*d4.scalar, canon("hadamard_lloyd:bits=1"));
+  EXPECT_DOUBLE_EQ(d4.rate_gap_bits_per_dim, (900.0 - 528.0) / 512);
+  EXPECT_TRUE(d4.lattice_pareto);
   EXPECT_EQ(f.streams[0].matched.size(), 2u);  // one row per lattice point, none for scalar codecs
   EXPECT_EQ(f.streams[0].matched[0].lattice, canon("d4:q=3"));  // ascending bits
 }

@@ -31,7 +31,8 @@ RenderedReport render_frontier(const stats::Frontier& f, const ReportProvenance&
 // rel-MSE (log y) vs bits/dim of one stream: one series per codec variant
 // (distinct colour and marker; the baseline in black squares), 95 % CI bars
 // where the lower end is positive, the Gaussian and water-filling bounds as
-// connected grey series at each recorded rate.
+// connected grey series at each recorded rate, and every codec again (grey
+// hollow circles) at its entropy-coded rate where one was recorded.
 svg::Plot frontier_plot(const stats::Frontier& f, const stats::FrontierStream& s);
 
 // `kvlab frontier`: per stream the points and the matched-rate rows.

@@ -126,6 +126,7 @@ MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>&
   r.lattice_bits = lat.bits_per_vector;
   r.lattice_bits_per_dim = lat.bits_per_dim;
   r.lattice_rel_mse = lat.rel_mse;
+  r.lattice_pareto = lat.pareto;
   const FrontierPoint* best = nullptr;
   for (const auto& p : pts) {
     if (p.lattice || p.bits_per_vector > lat.bits_per_vector || !std::isfinite(p.rel_mse.mean)) continue;
@@ -140,6 +141,7 @@ MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>&
   r.scalar_bits = best->bits_per_vector;
   r.scalar_bits_per_dim = best->bits_per_dim;
   r.scalar_rel_mse = best->rel_mse;
+  r.rate_gap_bits_per_dim = lat.bits_per_dim - best->bits_per_dim;
   const auto a = per_passage(*cells.at(lat.codec), "rel_mse");
   const auto b = per_passage(*cells.at(best->codec), "rel_mse");
   std::vector<double> ratios;

@@ -88,6 +88,12 @@ struct MatchedRateRow {
   double scalar_bits = 0.0;
   double scalar_bits_per_dim = 0.0;
   Summary scalar_rel_mse;
+  // lattice_bits_per_dim - scalar_bits_per_dim (>= 0): the bits the lattice
+  // point spends beyond its comparator; a verdict across a wide gap compares
+  // unequal rates (the lattice's Pareto flag then says whether any codec at
+  // no more bits beats it).
+  double rate_gap_bits_per_dim = 0.0;
+  bool lattice_pareto = false;  // the lattice point's FrontierPoint::pareto
   Summary ratio;  // paired per passage: lattice / scalar (n = passages both ran)
   MatchedVerdict verdict = MatchedVerdict::kNoScalar;
 };
