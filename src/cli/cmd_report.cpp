@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -91,7 +92,19 @@ void add_common(po::options_description& d, ReportArgs& a, const std::string& de
 
 // Bits of a lattice (family, Q, D) in the experiment's accounting: the
 // codec's own bits for kvlab sweeps, the published formula for imports.
-stats::BitsFn bits_fn(const std::string& origin) { return codec::lattice_bits_fn(origin != "sweep"); }
+// A rate outside a family's range (e.g. hadamard_lloyd bits = 5, probed when
+// a bit class is scanned upward) has no bits: NaN, which equals no bit count,
+// so every scan stops there instead of failing the report.
+stats::BitsFn bits_fn(const std::string& origin) {
+  auto f = codec::lattice_bits_fn(origin != "sweep");
+  return [f](const std::string& family, int q, int dim) {
+    try {
+      return f(family, q, dim);
+    } catch (const Error&) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+  };
+}
 
 std::string iso8601_utc(double unix_s) {
   const std::time_t t = static_cast<std::time_t>(std::floor(unix_s));

@@ -574,9 +574,9 @@ std::string meaning_text(const Ctx& c) {
     if (cb && bb && *bb > 0 && *cb > 0) {
       t += fmt::format(
           "It stores the KV vectors in {} {} bits than {} (memory weighted: {} compression against it; V4's FP8 "
-          "indexer keys, which no codec here compresses, shrink the saving per user, see the deployment forecast). ",
+          "indexer keys, which no codec here compresses, shrink the saving per user{}). ",
           fmt_fixed(100.0 * std::fabs(1.0 - *cb / *bb), 1) + " %", *cb <= *bb ? "fewer" : "more", base,
-          fmt_cr(*bb / *cb));
+          fmt_cr(*bb / *cb), parse_forecast(c.s.experiment.params_json) ? ", see the deployment forecast" : "");
     }
   }
   std::vector<std::string> fails_ci_safe;
