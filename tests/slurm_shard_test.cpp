@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/hash.h"
+#include "experiment/provenance.h"
 #include "store/db.h"
 #include "store/runs.h"
 #include "store/shard.h"
@@ -76,7 +77,7 @@ AuditRow fake_audit(const Claim& c, const std::string& stream) {
 // passages) like `kvlab run` would. Returns the number of runs committed.
 int run_worker(const std::string& path, int max_passages = 1 << 30, const std::string& worker = "unit:1") {
   auto db = open_database(path, OpenMode::kReadWrite);
-  Provenance prov = current_provenance();
+  Provenance prov = experiment::current_provenance();
   prov.hostname = worker;  // a different "machine" per worker
   const auto prov_id = upsert_provenance(*db, prov);
   ClaimOptions opt;
@@ -339,7 +340,7 @@ TEST_F(SlurmShard, WorkerKilledInsideACommit) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     auto sh = open_database(sp, OpenMode::kReadWrite);
-    const auto prov_id = upsert_provenance(*sh, current_provenance());
+    const auto prov_id = upsert_provenance(*sh, experiment::current_provenance());
     ClaimOptions opt;
     opt.worker = "child:1";
     auto c = claim_next(*sh, opt);

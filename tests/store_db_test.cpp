@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "kvlab_version.h"
+#include "experiment/provenance.h"
 #include "store/db.h"
 #include "testutil/testutil.h"
 
@@ -210,7 +211,7 @@ TEST(StoreDb, KvlabIdWithoutVersionIsRefusedNotHalfInitialised) {
 TEST(StoreDb, ProvenanceDedupesByFingerprint) {
   const auto dir = make_temp_dir("store-db");
   auto db = open_database(dir + "/p.db", OpenMode::kCreate);
-  Provenance p = current_provenance();
+  Provenance p = experiment::current_provenance();
   EXPECT_EQ(p.kvlab_version, KVLAB_VERSION);
   EXPECT_FALSE(p.git_commit.empty());
   EXPECT_TRUE(p.git_dirty == -1 || p.git_dirty == 0 || p.git_dirty == 1);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
+#include "experiment/provenance.h"
 #include "store/db.h"
 #include "store/runs.h"
 #include "testutil/testutil.h"
@@ -120,7 +121,7 @@ TEST_F(StoreRuns, CommitWritesResultAndAuditOnceAndRejectsForeignToken) {
   queue_experiment(*db, small_plan(1));
   auto c = claim_next(*db, {"w1", 60, 3, std::nullopt});
   ASSERT_TRUE(c);
-  const auto prov = upsert_provenance(*db, current_provenance());
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
   AuditRow audit{"sliding_window_kv", 0.1, 1.2, 1.1, 0.03, 64, 512};
   EXPECT_EQ(commit_result(*db, *c, c->runs[0], fake_result(0.01), prov, &audit), CommitOutcome::kCommitted);
   // Same run again: already done -> rejected, still one result row.
@@ -177,7 +178,7 @@ TEST_F(StoreRuns, StaleClaimIsReclaimedAndLateResultRejected) {
   ASSERT_TRUE(fast);
   EXPECT_EQ(fast->runs.size(), slow->runs.size());
   EXPECT_EQ(fast->runs[0].attempts, 2);
-  const auto prov = upsert_provenance(*db, current_provenance());
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
   // The stalled worker wakes up: its heartbeat holds nothing, its result is refused.
   EXPECT_EQ(heartbeat(*db, slow->token), 0);
   EXPECT_EQ(commit_result(*db, *slow, slow->runs[0], fake_result(0.9), prov), CommitOutcome::kRejected);
@@ -207,7 +208,7 @@ TEST_F(StoreRuns, ReleaseRequeuesWithoutCountingTheAttempt) {
   queue_experiment(*db, small_plan(1));
   auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
   ASSERT_TRUE(c);
-  const auto prov = upsert_provenance(*db, current_provenance());
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
   ASSERT_EQ(commit_result(*db, *c, c->runs[0], fake_result(0.1), prov), CommitOutcome::kCommitted);
   EXPECT_EQ(release_claim(*db, c->token), 5);
   EXPECT_EQ(count("SELECT count(*) FROM runs WHERE status = 'queued' AND attempts = 0 AND claim_token IS NULL"), 5);
@@ -224,7 +225,7 @@ TEST_F(StoreRuns, StatusCountsPerExperiment) {
   queue_experiment(*db, other);
   auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
   ASSERT_TRUE(c);
-  const auto prov = upsert_provenance(*db, current_provenance());
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
   commit_result(*db, *c, c->runs[0], fake_result(0.1), prov);
   fail_run(*db, c->token, c->runs[1].run_id, "bad");
   auto rows = status_counts(*db);

@@ -34,6 +34,7 @@
 #include "cli/options.h"
 #include "codec/codec.h"
 #include "common/error.h"
+#include "experiment/provenance.h"
 #include "model/config.h"
 #include "report/console.h"
 #include "report/console_runs.h"
@@ -590,6 +591,7 @@ int cmd_bench_query(const std::vector<std::string>& args) {
     spec.passages = std::max(1, (runs + per_passage - 1) / per_passage);
     spec.bits_of = bits_fn("sweep");
     spec.layer_mix = layer_mix_from("");
+    spec.git_commit = experiment::current_provenance().git_commit;
     const auto t0 = clock::now();
     auto wdb = store::open_database(generate, store::OpenMode::kCreate);
     const auto out = store::generate_benchmark(*wdb, spec);

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "experiment/executor.h"
+#include "experiment/provenance.h"
 #include "store/db.h"
 #include "store/runs.h"
 
@@ -152,7 +153,7 @@ void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store
   // Per passage: what ran may differ between passages (e.g. the GEMM path).
   std::int64_t prov_id = 0;
   {
-    store::Provenance p = store::current_provenance();
+    store::Provenance p = current_provenance();
     exec.fill_provenance(p, job.params);
     const std::string fp = p.fingerprint();
     if (auto it = provenance_ids.find(fp); it != provenance_ids.end()) {
@@ -274,7 +275,7 @@ FaultInjection FaultInjection::parse(const std::string& s) {
 }
 
 std::string process_worker_id() {
-  const auto p = store::current_provenance();
+  const auto p = current_provenance();
   return fmt::format("{}:{}", p.hostname.value_or("?"), static_cast<int>(getpid()));
 }
 

@@ -1,19 +1,17 @@
-// Opening / identifying / migrating the kvlab database, and provenance rows.
+// Opening / identifying / migrating the kvlab database, the busy-retry
+// policy, and provenance rows.
 // See db.h for the contract.
 #include "store/db.h"
 
 #include <sqlite3.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <fstream>
-#include <mutex>
 #include <random>
 #include <thread>
 
@@ -25,11 +23,37 @@
 #include "common/error.h"
 #include "common/hash.h"
 #include "kvlab_schema_migrations.h"
-#include "kvlab_version.h"
+#include "store/sql.h"
 
 namespace kvlab::store {
 
 namespace fs = std::filesystem;
+
+std::chrono::microseconds busy_backoff(int attempt) {
+  return std::chrono::microseconds(200 * std::min(attempt + 1, 50));
+}
+
+void retry_busy(const std::function<void()>& fn) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      fn();
+      return;
+    } catch (const SQLite::Exception& e) {
+      const int rc = e.getErrorCode() & 0xff;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
+      std::this_thread::sleep_for(busy_backoff(attempt));
+    }
+  }
+}
+
+void with_write_transaction(SQLite::Database& db, const std::function<void()>& fn) {
+  retry_busy([&] {
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    fn();
+    tx.commit();
+  });
+}
 
 const std::vector<Migration>& migrations() {
   static const std::vector<Migration> all = [] {
@@ -95,22 +119,6 @@ bool check_identity(SQLite::Database& db, const std::string& path) {
     throw Error(fmt::format("'{}' has the kvlab application_id but schema version {}; expected 1..{}", path, ver,
                             schema_version()));
   return false;
-}
-
-// Runs `fn` again while SQLite reports the database busy/locked for reasons
-// the busy handler does not cover (e.g. switching the journal mode).
-template <class F>
-auto retry_busy(F&& fn) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
-  for (int attempt = 0;; ++attempt) {
-    try {
-      return fn();
-    } catch (const SQLite::Exception& e) {
-      const int rc = e.getErrorCode() & 0xff;
-      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 + attempt)));
-    }
-  }
 }
 
 // Busy handler: short jittered sleeps (50 us .. 1 ms) instead of SQLite's
@@ -179,7 +187,7 @@ std::unique_ptr<SQLite::Database> open_database(const std::string& path, OpenMod
 
   sqlite3_busy_handler(db->getHandle(), &busy_handler, nullptr);
   try {
-    retry_busy([&] { return check_identity(*db, path); });
+    retry_busy([&] { check_identity(*db, path); });
   } catch (const SQLite::Exception& e) {
     // SQLITE_NOTADB and friends surface on the first read.
     throw Error(fmt::format("'{}' cannot be read as an SQLite database: {}", path, e.what()));
@@ -253,85 +261,16 @@ std::string Provenance::fingerprint() const {
 
 std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p) {
   const std::string fp = p.fingerprint();
-  auto bind_opt = [](SQLite::Statement& st, int i, const std::optional<std::string>& s) {
-    if (s) st.bind(i, *s); else st.bind(i);
-  };
-  SQLite::Statement ins(db,
-                        "INSERT INTO provenance (kvlab_version, git_commit, git_dirty, torch_version, blas, device, "
-                        "hostname, host_kind, host_json, weights_json, stream_dtype, slurm_json, gemm, fingerprint) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (fingerprint) DO NOTHING");
-  ins.bind(1, p.kvlab_version);
-  ins.bind(2, p.git_commit);
-  ins.bind(3, p.git_dirty);
-  bind_opt(ins, 4, p.torch_version);
-  bind_opt(ins, 5, p.blas);
-  bind_opt(ins, 6, p.device);
-  bind_opt(ins, 7, p.hostname);
-  bind_opt(ins, 8, p.host_kind);
-  bind_opt(ins, 9, p.host_json);
-  bind_opt(ins, 10, p.weights_json);
-  bind_opt(ins, 11, p.stream_dtype);
-  bind_opt(ins, 12, p.slurm_json);
-  bind_opt(ins, 13, p.gemm);
-  ins.bind(14, fp);
+  SQLite::Statement ins(db, sql::kInsertProvenance);
+  sql::bind_row(ins, p.kvlab_version, p.git_commit, p.git_dirty, sql::Nullable{p.torch_version},
+                sql::Nullable{p.blas}, sql::Nullable{p.device}, sql::Nullable{p.hostname}, sql::Nullable{p.host_kind},
+                sql::Nullable{p.host_json}, sql::Nullable{p.weights_json}, sql::Nullable{p.stream_dtype},
+                sql::Nullable{p.slurm_json}, sql::Nullable{p.gemm}, fp);
   ins.exec();
   SQLite::Statement sel(db, "SELECT id FROM provenance WHERE fingerprint = ?");
   sel.bind(1, fp);
   KVLAB_ASSERT(sel.executeStep(), "provenance row vanished after insert");
   return sel.getColumn(0).getInt64();
-}
-
-namespace {
-
-// Runs a command; returns its stdout when it exits 0.
-std::optional<std::string> capture(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int st = pclose(p);
-  if (st != 0) return std::nullopt;
-  return out;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') q += "'\\''"; else q += c;
-  }
-  return q + "'";
-}
-
-}  // namespace
-
-Provenance current_provenance() {
-  static std::once_flag once;
-  static Provenance base;
-  std::call_once(once, [] {
-    base.kvlab_version = KVLAB_VERSION;
-    base.git_commit = KVLAB_BUILD_GIT_COMMIT;
-    base.git_dirty = -1;
-    const std::string git = "git -C " + shell_quote(KVLAB_SOURCE_DIR);
-    if (auto head = capture(git + " rev-parse HEAD 2>/dev/null")) {
-      std::string h = *head;
-      while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.pop_back();
-      if (h.size() == 40) {
-        base.git_commit = h;
-        if (auto st = capture(git + " status --porcelain --untracked-files=no 2>/dev/null"))
-          base.git_dirty = st->empty() ? 0 : 1;
-      }
-    }
-    std::array<char, 256> hn{};
-    if (gethostname(hn.data(), hn.size() - 1) == 0) base.hostname = std::string(hn.data());
-    nlohmann::json slurm = nlohmann::json::object();
-    for (const char* k : {"SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_JOB_NODELIST",
-                          "SLURMD_NODENAME", "SLURM_JOB_PARTITION", "SLURM_CLUSTER_NAME"}) {
-      if (const char* v = std::getenv(k)) slurm[k] = v;
-    }
-    if (!slurm.empty()) base.slurm_json = slurm.dump();
-  });
-  return base;
 }
 
 }  // namespace kvlab::store

@@ -8,15 +8,16 @@
 // versions named), a foreign SQLite file and a non-SQLite file (exit code 1).
 // Every connection runs in WAL mode with a busy timeout and foreign keys on.
 //
-// Also the provenance row every result points to: what built and ran it.
-// current_provenance() fills the parts that need no LibTorch; the executor
-// adds torch version, BLAS and device.
+// Also the provenance row every result points to: what built and ran it
+// (collected outside the store: experiment/provenance.h).
 //
 // Not here: queue/claim/commit of runs (store/runs.h), read-side queries
 // for stats and reports (store/query*.h).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,13 +92,15 @@ struct Provenance {
 // Inserts the row unless one with the same fingerprint exists; returns its id.
 std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p);
 
-// The process-level part of the provenance: kvlab version, git commit and
-// dirty flag of KVLAB_SOURCE_DIR at run time (`git -C`; falls back to the
-// commit baked in at build time with git_dirty = -1), host name, and the
-// Slurm job variables (SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID,
-// SLURM_JOB_NODELIST, SLURMD_NODENAME, SLURM_JOB_PARTITION,
-// SLURM_CLUSTER_NAME) as a JSON object, NULL outside Slurm. git is queried
-// once per process.
-Provenance current_provenance();
+// The one retry policy for SQLITE_BUSY / SQLITE_LOCKED that the busy
+// handler does not cover (BEGIN IMMEDIATE, switching the journal mode): fn
+// runs again after busy_backoff(attempt) (200 us steps, at most 10 ms) until
+// kBusyTimeoutMs have passed, then the error is thrown.
+std::chrono::microseconds busy_backoff(int attempt);
+void retry_busy(const std::function<void()>& fn);
+
+// Runs fn inside BEGIN IMMEDIATE ... COMMIT under retry_busy (the whole
+// transaction again, so fn must be repeatable).
+void with_write_transaction(SQLite::Database& db, const std::function<void()>& fn);
 
 }  // namespace kvlab::store

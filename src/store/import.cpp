@@ -15,14 +15,17 @@
 #include <tuple>
 
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/VariadicBind.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/hash.h"
+#include "kvlab_version.h"
 #include "store/db.h"
 #include "store/runs.h"
+#include "store/writers.h"
 
 namespace kvlab::store {
 
@@ -31,36 +34,10 @@ namespace {
 // ---------------------------------------------------------------- statements
 constexpr const char* kFindByHash = "SELECT id, name FROM experiments WHERE spec_hash = ? AND origin = ? ORDER BY id LIMIT 1";
 constexpr const char* kFindByName = "SELECT id, origin, spec_hash FROM experiments WHERE name = ?";
-constexpr const char* kInsertExperiment =
-    "INSERT INTO experiments (name, origin, spec_text, spec_hash, params_json, created_at) VALUES (?, ?, ?, ?, ?, ?)";
-constexpr const char* kInsertPassage =
-    "INSERT OR IGNORE INTO passages (experiment_id, idx, name, content_hash, source, text) VALUES (?, ?, ?, ?, ?, ?)";
 constexpr const char* kPassageId = "SELECT id, content_hash FROM passages WHERE experiment_id = ? AND name = ?";
-constexpr const char* kInsertRun = R"sql(
-INSERT OR IGNORE INTO runs (experiment_id, passage_id, stream, codec, q, replicate, status, attempts, worker,
-                            queued_at, claimed_at, finished_at)
-VALUES (?, ?, ?, ?, ?, ?, 'done', 1, 'import', ?, ?, ?))sql";
-constexpr const char* kRunId =
-    "SELECT id FROM runs WHERE experiment_id = ? AND passage_id = ? AND stream = ? AND codec = ? AND replicate = ?";
-constexpr const char* kInsertResult = R"sql(
-INSERT OR IGNORE INTO results (run_id, bits_per_vector, code_bytes, rel_mse, cos_sim, n_vectors, dim, wall_s,
-                               provenance_id)
-VALUES (?, ?, NULL, ?, ?, ?, ?, NULL, ?))sql";
-constexpr const char* kInsertAudit = R"sql(
-INSERT OR IGNORE INTO audits (experiment_id, passage_id, stream, replicate, excess_kurtosis_abs,
-                              isotropy_variance_ratio, hadamard_post_variance_ratio,
-                              rms_wasserstein2_over_sigma_per_dim, n_vectors, dim, provenance_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))sql";
-
 // ---------------------------------------------------------------- bundle
 
-struct BPassage {
-  int idx = 0;
-  std::string name;
-  std::string content_hash;
-  std::string source;
-  std::optional<std::string> text;
-};
+using BPassage = PlannedPassage;
 struct BRun {
   std::string passage;
   std::string stream;
@@ -104,13 +81,6 @@ void check_layer_mix(const LayerMix& lm) {
     KVLAB_CHECK(n >= 0 && std::isfinite(n), "layer mix: stream {} has {} layers; expected a count >= 0", s, n);
 }
 
-void bind_opt(SQLite::Statement& st, int i, const std::optional<std::int64_t>& v) {
-  if (v)
-    st.bind(i, *v);
-  else
-    st.bind(i);
-}
-
 ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
   ImportOutcome out;
   out.file_sha256 = b.sha;
@@ -130,11 +100,11 @@ ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
   with_write_transaction(db, [&] {
     out = ImportOutcome{};
     out.file_sha256 = b.sha;
+    RowWriter w(db);
     std::int64_t exp_id = 0;
     {
       SQLite::Statement st(db, kFindByHash);
-      st.bind(1, b.sha);
-      st.bind(2, b.origin);
+      SQLite::bind(st, b.sha, b.origin);
       if (st.executeStep()) {
         exp_id = st.getColumn(0).getInt64();
         out.experiment = st.getColumn(1).getString();
@@ -148,15 +118,7 @@ ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
             "experiment '{}' already exists (origin {}, spec hash {}) and holds other results than this file "
             "(sha256 {}); choose another name with --experiment",
             b.name, st.getColumn(1).getString(), st.getColumn(2).getString(), b.sha));
-      SQLite::Statement ins(db, kInsertExperiment);
-      ins.bind(1, b.name);
-      ins.bind(2, b.origin);
-      ins.bind(3, b.spec_text);
-      ins.bind(4, b.sha);
-      ins.bind(5, params);
-      ins.bind(6, iso8601_now());
-      ins.exec();
-      exp_id = db.getLastInsertRowid();
+      exp_id = w.experiment(b.name, b.origin, b.spec_text, b.sha, params);
       out.experiment = b.name;
       out.experiment_created = true;
     }
@@ -165,24 +127,11 @@ ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
 
     std::map<std::string, std::int64_t> passage_ids;
     {
-      SQLite::Statement ins(db, kInsertPassage);
       SQLite::Statement get(db, kPassageId);
       for (const auto& p : b.passages) {
-        ins.reset();
-        ins.clearBindings();
-        ins.bind(1, exp_id);
-        ins.bind(2, p.idx);
-        ins.bind(3, p.name);
-        ins.bind(4, p.content_hash);
-        ins.bind(5, p.source);
-        if (p.text)
-          ins.bind(6, *p.text);
-        else
-          ins.bind(6);
-        out.passages_added += ins.exec();
+        out.passages_added += w.passage(exp_id, p);
         get.reset();
-        get.bind(1, exp_id);
-        get.bind(2, p.name);
+        SQLite::bind(get, exp_id, p.name);
         KVLAB_CHECK(get.executeStep(),
                     "experiment '{}' already has another passage at position {} (importing passage '{}')",
                     out.experiment, p.idx, p.name);
@@ -193,63 +142,37 @@ ImportOutcome write_bundle(SQLite::Database& db, Bundle& b) {
       }
     }
     const double now = unix_now();
-    SQLite::Statement ins_run(db, kInsertRun);
-    SQLite::Statement get_run(db, kRunId);
-    SQLite::Statement ins_res(db, kInsertResult);
+    NewRun row;
+    row.experiment_id = exp_id;
+    row.status = "done";
+    row.attempts = 1;
+    row.worker = "import";
+    row.queued_at = now;
+    row.claimed_at = now;
+    row.finished_at = now;
     for (const auto& r : b.runs) {
-      const std::int64_t pid = passage_ids.at(r.passage);
-      ins_run.reset();
-      ins_run.clearBindings();
-      ins_run.bind(1, exp_id);
-      ins_run.bind(2, pid);
-      ins_run.bind(3, r.stream);
-      ins_run.bind(4, r.codec);
-      if (r.q)
-        ins_run.bind(5, *r.q);
-      else
-        ins_run.bind(5);
-      ins_run.bind(6, r.replicate);
-      ins_run.bind(7, now);
-      ins_run.bind(8, now);
-      ins_run.bind(9, now);
-      const int added = ins_run.exec();
-      out.runs_added += added;
-      if (!added) {
+      row.passage_id = passage_ids.at(r.passage);
+      row.stream = r.stream;
+      row.codec = r.codec;
+      row.q = r.q;
+      row.replicate = r.replicate;
+      const auto run_id = w.run(row);
+      if (!run_id) {
         ++out.rows_existing;
         continue;  // an existing run keeps its state and result
       }
-      get_run.reset();
-      get_run.bind(1, exp_id);
-      get_run.bind(2, pid);
-      get_run.bind(3, r.stream);
-      get_run.bind(4, r.codec);
-      get_run.bind(5, r.replicate);
-      KVLAB_ASSERT(get_run.executeStep(), "inserted run not found");
-      const std::int64_t run_id = get_run.getColumn(0).getInt64();
-      ins_res.reset();
-      ins_res.clearBindings();
-      ins_res.bind(1, run_id);
-      ins_res.bind(2, r.bits);
-      ins_res.bind(3, r.rel_mse);
-      ins_res.bind(4, r.cos_sim);
-      bind_opt(ins_res, 5, r.n_vectors);
-      bind_opt(ins_res, 6, r.dim);
-      ins_res.bind(7, prov_id);
-      out.results_added += ins_res.exec();
+      ++out.runs_added;
+      RunResult res;
+      res.bits_per_vector = r.bits;
+      res.rel_mse = r.rel_mse;
+      res.cos_sim = r.cos_sim;
+      res.n_vectors = r.n_vectors;
+      res.dim = r.dim;
+      out.results_added += w.result(*run_id, res, prov_id);
     }
-    SQLite::Statement ins_aud(db, kInsertAudit);
     for (const auto& a : b.audits) {
-      ins_aud.reset();
-      ins_aud.clearBindings();
-      ins_aud.bind(1, exp_id);
-      ins_aud.bind(2, passage_ids.at(a.passage));
-      ins_aud.bind(3, a.stream);
-      ins_aud.bind(4, 0);
-      for (int i = 0; i < 4; ++i) ins_aud.bind(5 + i, a.m[i]);
-      ins_aud.bind(9, a.n_vectors);
-      ins_aud.bind(10, a.dim);
-      ins_aud.bind(11, prov_id);
-      out.audits_added += ins_aud.exec();
+      const AuditRow row{a.stream, a.m[0], a.m[1], a.m[2], a.m[3], a.n_vectors, a.dim};
+      out.audits_added += w.audit(exp_id, passage_ids.at(a.passage), 0, row, prov_id);
     }
   });
   return out;
@@ -457,7 +380,7 @@ void fill_published_metadata(PublishedReader& rd, const nlohmann::json& j, const
   if (j.contains("generated_at")) b.params["import"]["generated_at"] = j["generated_at"];
   b.spec_text = fmt::format("imported from the {} {} (sha256 {}); {} passages; config: {}", format, file, b.sha,
                             n_passages, config.dump());
-  b.prov.kvlab_version = fmt::format("published harness (imported by kvlab {})", current_provenance().kvlab_version);
+  b.prov.kvlab_version = fmt::format("published harness (imported by kvlab {})", KVLAB_VERSION);
   b.prov.git_commit = "unknown";
   b.prov.git_dirty = -1;
   if (!device.empty()) b.prov.device = device;
@@ -714,7 +637,7 @@ ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const Im
   b.params["import"] = {{"file", file}, {"sha256", b.sha}, {"format", "csv"}};
   b.spec_text = fmt::format("imported from CSV {} (sha256 {}); {} rows, {} passages", file, b.sha, b.runs.size(),
                             b.passages.size());
-  b.prov.kvlab_version = fmt::format("csv import (kvlab {})", current_provenance().kvlab_version);
+  b.prov.kvlab_version = fmt::format("csv import (kvlab {})", KVLAB_VERSION);
   b.prov.git_commit = "unknown";
   b.prov.git_dirty = -1;
   b.prov.host_kind = "csv";
@@ -788,8 +711,8 @@ ImportOutcome generate_benchmark(SQLite::Database& db, const BenchmarkSpec& spec
   b.params["host"] = {{"kind", "synthetic"}, {"spec", "query benchmark"}};
   b.params["streams"] = streams;
   b.params["layer_mix"] = layer_mix_json(spec.layer_mix);
-  b.prov.kvlab_version = current_provenance().kvlab_version;
-  b.prov.git_commit = current_provenance().git_commit;
+  b.prov.kvlab_version = KVLAB_VERSION;
+  b.prov.git_commit = spec.git_commit;
   b.prov.host_kind = "synthetic";
   {
     SQLite::Statement st(db, kFindByName);

@@ -85,6 +85,7 @@ struct BenchmarkSpec {
   std::uint64_t seed = 1;
   std::function<double(const std::string& family, int q, int dim)> bits_of;
   LayerMix layer_mix;
+  std::string git_commit;  // recorded in the experiment's provenance row
 };
 // Throws kvlab::Error if the experiment name exists already.
 ImportOutcome generate_benchmark(SQLite::Database& db, const BenchmarkSpec& spec);

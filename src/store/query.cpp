@@ -17,6 +17,7 @@
 #include "common/streams.h"
 #include "store/db.h"
 #include "store/runs.h"
+#include "store/writers.h"
 
 namespace kvlab::store {
 
@@ -71,9 +72,6 @@ constexpr const char* kRunsOrder =
 constexpr const char* kStreams = "SELECT DISTINCT stream FROM runs WHERE experiment_id = ?";
 constexpr const char* kCodecs = "SELECT DISTINCT codec FROM runs WHERE experiment_id = ?";
 constexpr const char* kProvenance = "SELECT * FROM provenance WHERE id = ?";
-constexpr const char* kInsertQueuedRun = R"sql(
-INSERT OR IGNORE INTO runs (experiment_id, passage_id, stream, codec, q, replicate, status, queued_at)
-VALUES (?, ?, ?, ?, ?, 0, 'queued', ?))sql";
 constexpr const char* kPassageIds = "SELECT id FROM passages WHERE experiment_id = ? ORDER BY idx";
 
 // ---------------------------------------------------------------- helpers
@@ -375,15 +373,18 @@ RefineOutcome queue_codec_runs(SQLite::Database& db, std::int64_t experiment_id,
   }
   with_write_transaction(db, [&] {
     out = RefineOutcome{};
-    SQLite::Statement ins(db, kInsertQueuedRun);
-    const double now = unix_now();
+    RowWriter w(db);
+    NewRun row;
+    row.experiment_id = experiment_id;
+    row.queued_at = unix_now();
     for (const auto& [codec, q] : codec_q)
       for (std::int64_t pid : passages)
         for (const auto& s : streams) {
-          ins.reset();
-          ins.clearBindings();
-          SQLite::bind(ins, experiment_id, pid, s, codec, q, now);
-          if (ins.exec() == 1)
+          row.passage_id = pid;
+          row.stream = s;
+          row.codec = codec;
+          row.q = q;
+          if (w.run(row))
             ++out.added;
           else
             ++out.existing;

@@ -4,8 +4,6 @@
 
 #include <cmath>
 
-#include "common/metric_table.h"
-
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -19,23 +17,11 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "store/writers.h"
 
 namespace kvlab::store {
 
 namespace {
-
-void bind_opt(SQLite::Statement& st, int i, const std::optional<std::string>& v) {
-  if (v) st.bind(i, *v); else st.bind(i);
-}
-void bind_opt(SQLite::Statement& st, int i, const std::optional<int>& v) {
-  if (v) st.bind(i, *v); else st.bind(i);
-}
-void bind_opt(SQLite::Statement& st, int i, const std::optional<std::int64_t>& v) {
-  if (v) st.bind(i, static_cast<std::int64_t>(*v)); else st.bind(i);
-}
-void bind_opt(SQLite::Statement& st, int i, const std::optional<double>& v) {
-  if (v) st.bind(i, *v); else st.bind(i);
-}
 
 std::optional<std::string> opt_text(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
@@ -43,22 +29,6 @@ std::optional<std::string> opt_text(const SQLite::Column& c) {
 }
 
 }  // namespace
-
-void with_write_transaction(SQLite::Database& db, const std::function<void()>& fn) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
-  for (int attempt = 0;; ++attempt) {
-    try {
-      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-      fn();
-      tx.commit();
-      return;
-    } catch (const SQLite::Exception& e) {
-      const int rc = e.getErrorCode() & 0xff;
-      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) throw;
-      std::this_thread::sleep_for(std::chrono::microseconds(200 * std::min(attempt + 1, 50)));
-    }
-  }
-}
 
 std::string new_claim_token() {
   static thread_local std::mt19937_64 rng([] {
@@ -77,6 +47,7 @@ QueueOutcome queue_experiment(SQLite::Database& db, const ExperimentPlan& plan, 
   QueueOutcome out;
   with_write_transaction(db, [&] {
     out = QueueOutcome{};
+    RowWriter w(db);
     // Experiment row: created, or checked against the stored spec hash.
     {
       SQLite::Statement sel(db, "SELECT id, spec_hash FROM experiments WHERE name = ?");
@@ -89,17 +60,7 @@ QueueOutcome queue_experiment(SQLite::Database& db, const ExperimentPlan& plan, 
                                   "this spec {}); give the changed spec a new name",
                                   plan.name, stored.substr(0, 12), plan.spec_hash.substr(0, 12)));
       } else {
-        SQLite::Statement ins(db,
-                              "INSERT INTO experiments (name, origin, spec_text, spec_hash, params_json, created_at) "
-                              "VALUES (?, ?, ?, ?, ?, ?)");
-        ins.bind(1, plan.name);
-        ins.bind(2, plan.origin);
-        ins.bind(3, plan.spec_text);
-        ins.bind(4, plan.spec_hash);
-        ins.bind(5, plan.params_json);
-        ins.bind(6, iso8601_now());
-        ins.exec();
-        out.experiment_id = db.getLastInsertRowid();
+        out.experiment_id = w.experiment(plan.name, plan.origin, plan.spec_text, plan.spec_hash, plan.params_json);
         out.experiment_created = true;
       }
     }
@@ -113,9 +74,6 @@ QueueOutcome queue_experiment(SQLite::Database& db, const ExperimentPlan& plan, 
     // Passages.
     std::vector<std::int64_t> passage_ids;
     SQLite::Statement psel(db, "SELECT id, name, content_hash FROM passages WHERE experiment_id = ? AND idx = ?");
-    SQLite::Statement pins(db,
-                           "INSERT INTO passages (experiment_id, idx, name, content_hash, source, text) "
-                           "VALUES (?, ?, ?, ?, ?, ?)");
     for (const auto& p : plan.passages) {
       psel.reset();
       psel.bind(1, static_cast<std::int64_t>(out.experiment_id));
@@ -129,34 +87,24 @@ QueueOutcome queue_experiment(SQLite::Database& db, const ExperimentPlan& plan, 
                                   plan.name, p.idx, name, hash.substr(0, 12), p.name, p.content_hash.substr(0, 12)));
         passage_ids.push_back(psel.getColumn(0).getInt64());
       } else {
-        pins.reset();
-        pins.bind(1, static_cast<std::int64_t>(out.experiment_id));
-        pins.bind(2, p.idx);
-        pins.bind(3, p.name);
-        pins.bind(4, p.content_hash);
-        pins.bind(5, p.source);
-        bind_opt(pins, 6, p.text);
-        pins.exec();
+        KVLAB_CHECK(w.passage(out.experiment_id, p), "experiment '{}': passage name '{}' is used at another position",
+                    plan.name, p.name);
         passage_ids.push_back(db.getLastInsertRowid());
       }
     }
     // Runs: the cross product; existing ones are left alone.
-    SQLite::Statement rins(db,
-                           "INSERT INTO runs (experiment_id, passage_id, stream, codec, q, replicate, queued_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
-    const double now = unix_now();
+    NewRun row;
+    row.experiment_id = out.experiment_id;
+    row.replicate = out.replicate;
+    row.queued_at = unix_now();
     for (std::size_t i = 0; i < plan.passages.size(); ++i) {
+      row.passage_id = passage_ids[i];
       for (const auto& stream : plan.streams) {
+        row.stream = stream;
         for (const auto& c : plan.codecs) {
-          rins.reset();
-          rins.bind(1, static_cast<std::int64_t>(out.experiment_id));
-          rins.bind(2, static_cast<std::int64_t>(passage_ids[i]));
-          rins.bind(3, stream);
-          rins.bind(4, c.codec);
-          bind_opt(rins, 5, c.q);
-          rins.bind(6, out.replicate);
-          rins.bind(7, now);
-          if (rins.exec() > 0) ++out.runs_added; else ++out.runs_existing;
+          row.codec = c.codec;
+          row.q = c.q;
+          if (w.run(row)) ++out.runs_added; else ++out.runs_existing;
         }
       }
     }
@@ -291,60 +239,15 @@ bool finish_run(SQLite::Database& db, const std::string& token, std::int64_t run
 
 }  // namespace
 
-void insert_run_metrics(SQLite::Database& db, std::int64_t run_id, const std::map<std::string, double>& metrics) {
-  if (metrics.empty()) return;
-  SQLite::Statement st(db, "INSERT OR REPLACE INTO run_metrics (run_id, metric, value) VALUES (?, ?, ?)");
-  for (const auto& [name, value] : metrics) {
-    const MetricInfo* m = find_metric(name);
-    KVLAB_ASSERT(m && !m->results_column, "metric '{}' is not a run_metrics row of common/metric_table.h", name);
-    KVLAB_CHECK(std::isfinite(value), "run {}: metric {} = {} is not finite", run_id, name, value);
-    st.reset();
-    st.bind(1, run_id);
-    st.bind(2, name);
-    st.bind(3, value);
-    st.exec();
-  }
-}
-
 CommitOutcome commit_result(SQLite::Database& db, const Claim& claim, const ClaimedRun& run, const RunResult& r,
                             std::int64_t provenance_id, const AuditRow* audit, CommitHook before_commit) {
   CommitOutcome outcome = CommitOutcome::kRejected;
   with_write_transaction(db, [&] {
     outcome = CommitOutcome::kRejected;
     if (!finish_run(db, claim.token, run.run_id, "done", nullptr)) return;  // commits nothing
-    SQLite::Statement ins(db,
-                          "INSERT INTO results (run_id, bits_per_vector, code_bytes, rel_mse, cos_sim, n_vectors, "
-                          "dim, wall_s, provenance_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    ins.bind(1, static_cast<std::int64_t>(run.run_id));
-    ins.bind(2, r.bits_per_vector);
-    bind_opt(ins, 3, r.code_bytes);
-    ins.bind(4, r.rel_mse);
-    ins.bind(5, r.cos_sim);
-    bind_opt(ins, 6, r.n_vectors);
-    bind_opt(ins, 7, r.dim);
-    bind_opt(ins, 8, r.wall_s);
-    ins.bind(9, static_cast<std::int64_t>(provenance_id));
-    ins.exec();
-    insert_run_metrics(db, run.run_id, r.metrics);
-    if (audit) {
-      SQLite::Statement a(db,
-                          "INSERT INTO audits (experiment_id, passage_id, stream, replicate, excess_kurtosis_abs, "
-                          "isotropy_variance_ratio, hadamard_post_variance_ratio, "
-                          "rms_wasserstein2_over_sigma_per_dim, n_vectors, dim, provenance_id) "
-                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING");
-      a.bind(1, static_cast<std::int64_t>(claim.experiment_id));
-      a.bind(2, static_cast<std::int64_t>(claim.passage_id));
-      a.bind(3, audit->stream);
-      a.bind(4, claim.replicate);
-      a.bind(5, audit->excess_kurtosis_abs);
-      a.bind(6, audit->isotropy_variance_ratio);
-      a.bind(7, audit->hadamard_post_variance_ratio);
-      a.bind(8, audit->rms_wasserstein2_over_sigma_per_dim);
-      a.bind(9, static_cast<std::int64_t>(audit->n_vectors));
-      a.bind(10, static_cast<std::int64_t>(audit->dim));
-      a.bind(11, static_cast<std::int64_t>(provenance_id));
-      a.exec();
-    }
+    RowWriter w(db);
+    KVLAB_ASSERT(w.result(run.run_id, r, provenance_id), "run {} has a result already", run.run_id);
+    if (audit) w.audit(claim.experiment_id, claim.passage_id, claim.replicate, *audit, provenance_id);
     if (before_commit) before_commit();
     outcome = CommitOutcome::kCommitted;
   });

@@ -136,11 +136,6 @@ struct RunResult {
   std::map<std::string, double> metrics;
 };
 
-// Writes one run's extra metrics (run_metrics rows) inside the caller's
-// transaction. Names must be run_metrics rows of the metric table (asserted);
-// non-finite values throw kvlab::Error.
-void insert_run_metrics(SQLite::Database& db, std::int64_t run_id, const std::map<std::string, double>& metrics);
-
 struct AuditRow {
   std::string stream;
   double excess_kurtosis_abs = 0;
@@ -209,11 +204,6 @@ struct Outstanding {
   std::int64_t running = 0;
 };
 Outstanding outstanding(SQLite::Database& db, int max_attempts, std::optional<std::int64_t> experiment_id = {});
-
-// Executes `fn` in a BEGIN IMMEDIATE transaction and commits; retries the
-// whole transaction when SQLite reports busy/locked outside the busy handler
-// (so "database is locked" does not reach the user). fn may throw to roll back.
-void with_write_transaction(SQLite::Database& db, const std::function<void()>& fn);
 
 // Random claim token (128 bits, hex).
 std::string new_claim_token();
