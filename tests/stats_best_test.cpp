@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "stats/best.h"
 #include "stats/study.h"
+#include "testutil/study_builder.h"
 
 namespace ks = kvlab::stats;
 
@@ -20,33 +21,10 @@ constexpr const char* kS = "sliding_window_kv";
 constexpr const char* kH = "hca_pool_kv_ratio128";
 const double kT3 = 3.182446305284263;  // t(0.975, 3)
 
-struct Builder {
-  ks::ExperimentData d;
-  std::int64_t next_run = 1;
-  Builder() {
-    d.info.name = "hand";
-    d.info.origin = "sweep";
-    d.info.layer_mix = {{kS, 1}, {kH, 3}};  // weights 0.25 / 0.75
-    for (int i = 0; i < 4; ++i) d.passages.push_back({100 + i, i, "p" + std::to_string(i), "h", "synthetic"});
-  }
-  // rel-MSE per passage; attn_out_rel = attn[i] when given.
-  void add(const std::string& stream, const std::string& codec, double bits, const std::vector<double>& rel,
-           const std::vector<double>& attn = {}) {
-    const auto spec = ks::parse_codec_spec(codec);
-    for (std::size_t i = 0; i < rel.size(); ++i) {
-      ks::RunResult r;
-      r.run_id = next_run++;
-      r.passage_id = 100 + static_cast<std::int64_t>(i);
-      r.stream = stream;
-      r.codec = codec;
-      r.q = spec.rate;
-      r.bits_per_vector = bits;
-      r.rel_mse = rel[i];
-      r.cos_sim = 0.99;
-      r.dim = 512;
-      if (!attn.empty()) r.metrics["attn_out_rel"] = attn[i];
-      d.results.push_back(r);
-    }
+struct Builder : kvlab::testutil::StudyBuilder {
+  // Layer weights 0.25 / 0.75.
+  Builder() : StudyBuilder(4, {{kS, 1}, {kH, 3}}, [](int) { return std::string("h"); }) {
+    cos_of = [](double) { return 0.99; };
   }
   static std::vector<double> times(const std::vector<double>& base, const std::vector<double>& ratio) {
     std::vector<double> out;

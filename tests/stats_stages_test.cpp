@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "stats/stages.h"
+#include "testutil/study_builder.h"
 
 namespace ks = kvlab::stats;
 namespace st = kvlab::stats::stages;
@@ -22,25 +23,17 @@ const double kT1 = 12.706204736174707;  // t(0.975, 1)
 
 // One Ctx over its own data, options and output.
 struct Fixture {
-  ks::ExperimentData data;
+  kvlab::testutil::StudyBuilder b{0, {}};
+  ks::ExperimentData& data = b.d;
   ks::SummaryOptions opt;
   ks::StudySummary out;
   st::Ctx x{data, opt, out, {}, {}, {}, {}};
   Fixture() { out.baseline = "fp8_per64"; }
   ks::RunResult& row(const std::string& stream, const std::string& codec, std::int64_t passage, double rel,
                      double bits = 100) {
-    ks::RunResult r;
-    r.run_id = static_cast<std::int64_t>(data.results.size()) + 1;
-    r.passage_id = passage;
-    r.stream = stream;
-    r.codec = codec;
-    r.q = ks::parse_codec_spec(codec).rate;
-    r.bits_per_vector = bits;
-    r.rel_mse = rel;
-    r.cos_sim = 1 - rel;
+    ks::RunResult& r = b.row(stream, codec, passage, rel, bits);
     r.dim = 64;
-    data.results.push_back(r);
-    return data.results.back();
+    return r;
   }
   // A hand-made cell: rel-MSE mean, paired ratio (mean, hw), bits.
   ks::CellStats& cell(const std::string& stream, const std::string& codec, double bits, double rel, double ratio,

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "stats/compare.h"
 #include "stats/study.h"
+#include "testutil/study_builder.h"
 
 namespace ks = kvlab::stats;
 
@@ -27,32 +28,10 @@ double spec_bits(const std::string& family, int q, int dim) {
   throw kvlab::Error("unknown family " + family);
 }
 
-struct Builder {
-  ks::ExperimentData d;
-  std::int64_t next_run = 1;
-  explicit Builder(int passages) {
+struct Builder : kvlab::testutil::StudyBuilder {
+  explicit Builder(int passages) : StudyBuilder(passages, {{kS, 3}, {kC, 20}, {kH, 20}}) {
     d.info.id = 1;
-    d.info.name = "hand";
-    d.info.origin = "sweep";
-    d.info.layer_mix = {{kS, 3}, {kC, 20}, {kH, 20}};
-    for (int i = 0; i < passages; ++i)
-      d.passages.push_back({100 + i, i, "p" + std::to_string(i), "hash" + std::to_string(i), "synthetic"});
-  }
-  void add(const std::string& stream, const std::string& codec, double bits, const std::vector<double>& rel) {
-    const ks::CodecSpec spec = ks::parse_codec_spec(codec);
-    for (std::size_t i = 0; i < rel.size(); ++i) {
-      ks::RunResult r;
-      r.run_id = next_run++;
-      r.passage_id = 100 + static_cast<std::int64_t>(i);
-      r.stream = stream;
-      r.codec = codec;
-      r.q = spec.rate;
-      r.bits_per_vector = bits;
-      r.rel_mse = rel[i];
-      r.cos_sim = 1.0 - rel[i] / 10;
-      r.dim = 512;
-      d.results.push_back(r);
-    }
+    cos_of = [](double rel) { return 1.0 - rel / 10; };
   }
   // FP8 rel {1,2,1,2} on every stream; e8 at Q=10 (ratio 2) and Q=38 with the given per-passage ratios.
   static Builder standard() {
