@@ -18,6 +18,14 @@ namespace kvlab::codec {
 
 Codec::~Codec() = default;
 
+double StoredEntropy::total_bits() const {
+  double t = 0;
+  for (const auto& c : classes) t += double(c.count) * c.bits_per_symbol;
+  return t;
+}
+
+double StoredEntropy::bits_per_dim() const { return n > 0 ? total_bits() / (double(n) * double(dim)) : 0.0; }
+
 void Codec::roundtrip(const float* x, int64_t n, float* out) const {
   KVLAB_CHECK(n >= 0, "{}: roundtrip of n = {} vectors (expected n >= 0)", spec(), n);
   if (n == 0) return;

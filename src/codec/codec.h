@@ -25,6 +25,26 @@
 
 namespace kvlab::codec {
 
+// One class of stored symbols of n encoded vectors and the bits per symbol
+// it is priced at: its plug-in entropy (kernels/entropy.h) for the coded
+// symbols, its stored width for side information (scales, norms), which is
+// not entropy-coded. Constant fields (padding) are not listed (0 bits).
+struct SymbolClass {
+  std::string name;        // "e4m3", "coord0", "scale_uf16", ...
+  int64_t count = 0;       // symbols of this class in the n vectors
+  double bits_per_symbol = 0;
+  bool side_info = false;  // priced at its stored width
+};
+
+// The ideal entropy-coded rate of n encoded vectors: every class's count *
+// bits_per_symbol, over n * D (bits per dimension).
+struct StoredEntropy {
+  int64_t n = 0, dim = 0;
+  std::vector<SymbolClass> classes;
+  double total_bits() const;
+  double bits_per_dim() const;  // total_bits() / (n * dim); 0 when n == 0
+};
+
 class Codec {
  public:
   virtual ~Codec();
@@ -51,6 +71,12 @@ class Codec {
   // maximum s * max|p/2|, so re-encoding recomputes other scalar fields
   // (their block points do reproduce; see codec_generic_test).
   virtual bool reencode_is_exact() const { return true; }
+  // The ideal entropy-coded rate of the bytes encode() wrote for n vectors
+  // (codes: n * code_size() bytes): the plug-in entropy of each class of
+  // stored symbols (see each codec for its classes) plus the side
+  // information at its stored width. A static coder per class with the
+  // empirical tables reaches it (the tables themselves are not counted).
+  virtual StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const = 0;
 
  protected:
   virtual void roundtrip_impl(const float* x, int64_t n, float* out) const;

@@ -1,7 +1,11 @@
 // fp8_per64 codec; see fp8_codec.h.
 #include "codec/fp8_codec.h"
 
+#include <cstring>
+#include <vector>
+
 #include "common/error.h"
+#include "kernels/entropy.h"
 #include "kernels/fp8_block.h"
 
 namespace kvlab::codec {
@@ -34,6 +38,18 @@ void Fp8Per64Codec::decode(const uint8_t* codes, int64_t n, float* out) const {
 
 void Fp8Per64Codec::roundtrip_impl(const float* x, int64_t n, float* out) const {
   kernels::fp8_block_roundtrip(x, n, dim_, kBlock, out);
+}
+
+StoredEntropy Fp8Per64Codec::stored_entropy(const uint8_t* codes, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "fp8_per64 entropy: n = {} (expected >= 0)", n);
+  const int64_t nb = dim_ / kBlock;
+  std::vector<uint8_t> e4(std::size_t(n * dim_));
+  for (int64_t r = 0; r < n; ++r)
+    std::memcpy(e4.data() + r * dim_, codes + r * int64_t(code_size_) + 2 * nb, std::size_t(dim_));
+  StoredEntropy e{n, dim_, {}};
+  e.classes.push_back({"e4m3", n * dim_, kernels::plugin_entropy_bits(e4.data(), n * dim_), false});
+  e.classes.push_back({"scale_uf16", n * nb, 16.0, true});
+  return e;
 }
 
 }  // namespace kvlab::codec

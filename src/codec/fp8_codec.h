@@ -12,6 +12,8 @@
 // significant bits); the effect on rel-MSE is measured in
 // codec_reference_test. Blocks with max|v| above the uf16 range (~8.59e9)
 // and non-finite input are rejected (kvlab::Error).
+// Entropy classes (stored_entropy): "e4m3" (all n D code bytes, one
+// class), side information "scale_uf16" (16 bits per block).
 #pragma once
 
 #include "codec/codec.h"
@@ -28,6 +30,7 @@ class Fp8Per64Codec final : public Codec {
   double published_bits_per_vector() const override { return double(8 * dim_ + 16 * (dim_ / kBlock)); }
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
 
  protected:
   void roundtrip_impl(const float* x, int64_t n, float* out) const override;

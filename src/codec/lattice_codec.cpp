@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/entropy.h"
 #include "kernels/fp_formats.h"
 
 namespace kvlab::codec {
@@ -81,6 +82,42 @@ void LatticeCodec::decode(const uint8_t* codes, int64_t n, float* out) const {
     }
     kernels::lattice_decode_rows(q_, n16.data(), q16.data(), pts.data(), rows, dim_, out + r0 * dim_);
   }
+}
+
+void LatticeCodec::block_points(const uint8_t* codes, int64_t n, int32_t* pts2) const {
+  KVLAB_CHECK(n >= 0, "{} block points: n = {} (expected >= 0)", spec(), n);
+  const int64_t nblocks = dim_ / block_;
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* c = codes + r * int64_t(code_size_);
+    const int64_t k = kernels::lattice_unpack(ix_, c + 4, (n - r) * int64_t(code_size_) - 4, nblocks, pts2 + r * dim_);
+    KVLAB_CHECK(k == nblocks, "{} block points: vector {} block {} has an index out of range (corrupt code)", spec(), r,
+                k);
+  }
+}
+
+StoredEntropy LatticeCodec::stored_entropy(const uint8_t* codes, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "{} entropy: n = {} (expected >= 0)", spec(), n);
+  std::vector<int32_t> p2(std::size_t(n * dim_));
+  block_points(codes, n, p2.data());
+  // Per block: coset c = p2 & 1 (E8), y_i = (p2_i - c) / 2 = p2_i >> 1, and
+  // the last coordinate halved (its parity follows from the others).
+  const int64_t nblk = n * (dim_ / block_);
+  std::vector<int32_t> coset(static_cast<std::size_t>(nblk));
+  for (int64_t k = 0; k < nblk; ++k) {
+    int32_t* p = p2.data() + k * block_;
+    coset[std::size_t(k)] = p[0] & 1;
+    for (int i = 0; i < block_; ++i) p[i] >>= 1;
+    p[block_ - 1] >>= 1;
+  }
+  StoredEntropy e{n, dim_, {}};
+  if (kind_ == kernels::LatticeKind::kE8)
+    e.classes.push_back({"coset", nblk, kernels::plugin_entropy_bits(coset.data(), nblk), false});
+  for (int i = 0; i < block_; ++i)
+    e.classes.push_back({fmt::format("coord{}{}", i, i == block_ - 1 ? "_half" : ""), nblk,
+                         kernels::plugin_entropy_bits(p2.data() + i, nblk, block_), false});
+  e.classes.push_back({"norm_uf16", n, 16.0, true});
+  e.classes.push_back({"qmax_f16", n, 16.0, true});
+  return e;
 }
 
 void LatticeCodec::roundtrip_impl(const float* x, int64_t n, float* out) const {

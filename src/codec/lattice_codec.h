@@ -8,6 +8,14 @@
 // (lattice_pack / lattice_unpack, the dispatching versions).
 // Bits: (D/b) k + 32, the published accounting, rounded up to whole bytes
 // (equal to it whenever (D/b) k is a multiple of 8, e.g. every D >= 64).
+// Entropy classes (stored_entropy), over the n D/b blocks: the block point
+// as coset c (E8 only: 0 integer, 1 half-integer; "coset"), coordinates
+// y_i = (2 x_i - c) / 2 for i < b - 1 ("coord<i>", one class per position
+// in the block) and floor(y_{b-1} / 2) ("coord<b-1>_half": the parity of
+// y_{b-1} follows from the others). The map is one-to-one, so the sum of
+// these entropies bounds the block index's entropy from above and a
+// coordinate-wise coder reaches it. Side information: "norm_uf16" and
+// "qmax_f16", 16 bits each per vector.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +35,7 @@ class LatticeCodec final : public Codec {
   double published_bits_per_vector() const override;
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   bool reencode_is_exact() const override { return false; }
 
   kernels::LatticeKind kind() const { return kind_; }
@@ -39,6 +48,9 @@ class LatticeCodec final : public Codec {
   // inverse throws kvlab::Error for an index >= points_per_block().
   unsigned __int128 block_index(const int32_t* pts2) const;
   void block_point(unsigned __int128 index, int32_t* pts2) const;
+  // The block points of n encoded vectors, doubled coordinates:
+  // pts2[i * D + j] (throws kvlab::Error on an index out of range).
+  void block_points(const uint8_t* codes, int64_t n, int32_t* pts2) const;
 
  protected:
   void roundtrip_impl(const float* x, int64_t n, float* out) const override;

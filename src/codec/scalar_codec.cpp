@@ -1,9 +1,12 @@
 // int / hadamard_int / hadamard_lloyd codecs; see scalar_codec.h.
 #include "codec/scalar_codec.h"
 
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "kernels/entropy.h"
 
 namespace kvlab::codec {
 
@@ -39,6 +42,17 @@ void IntBlockCodec::symbols(const uint8_t* codes, int64_t n, int16_t* symbols, u
   kernels::int_symbols(format_, codes, n, dim_, symbols, scales);
 }
 
+StoredEntropy IntBlockCodec::stored_entropy(const uint8_t* codes, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "{} entropy: n = {} (expected >= 0)", spec(), n);
+  std::vector<int16_t> sym(std::size_t(n * dim_));
+  symbols(codes, n, sym.data(), nullptr);
+  const bool uf16 = format_.scale == ScaleKind::kUf16;
+  StoredEntropy e{n, dim_, {}};
+  e.classes.push_back({"code", n * dim_, kernels::plugin_entropy_bits(sym.data(), n * dim_), false});
+  e.classes.push_back({uf16 ? "scale_fp16" : "scale_ue8m0", n * (dim_ / format_.block), uf16 ? 16.0 : 8.0, true});
+  return e;
+}
+
 HadamardLloydCodec::HadamardLloydCodec(int bits, int64_t dim)
     : bits_(bits), dim_(dim), code_size_(std::size_t(kernels::hadamard_lloyd_code_size(bits, dim))) {
   kernels::lloyd_max_gaussian(bits);  // the tables are built once, here rather than in a timed call
@@ -60,6 +74,16 @@ void HadamardLloydCodec::roundtrip_impl(const float* x, int64_t n, float* out) c
 
 void HadamardLloydCodec::symbols(const uint8_t* codes, int64_t n, int16_t* symbols, uint16_t* sigma16) const {
   kernels::hadamard_lloyd_symbols(bits_, codes, n, dim_, symbols, sigma16);
+}
+
+StoredEntropy HadamardLloydCodec::stored_entropy(const uint8_t* codes, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "{} entropy: n = {} (expected >= 0)", spec(), n);
+  std::vector<int16_t> sym(std::size_t(n * dim_));
+  symbols(codes, n, sym.data(), nullptr);
+  StoredEntropy e{n, dim_, {}};
+  e.classes.push_back({"index", n * dim_, kernels::plugin_entropy_bits(sym.data(), n * dim_), false});
+  e.classes.push_back({"sigma_uf16", n, 16.0, true});
+  return e;
 }
 
 }  // namespace kvlab::codec

@@ -11,6 +11,10 @@
 //  - HadamardLloydCodec: rotation, one uf16 RMS scale per vector, each
 //    rotated coordinate quantised by the Lloyd-Max quantiser of N(0,1) with
 //    2^K levels, K = 1..4. Spec "hadamard_lloyd:bits=3". Bits: K D + 16.
+// Entropy classes (stored_entropy): int / hadamard_int "code" (all n D
+// codes, one class) + side information "scale_fp16" (16 bits) or
+// "scale_ue8m0" (8 bits) per block; hadamard_lloyd "index" (all n D
+// indices) + side information "sigma_uf16" (16 bits per vector).
 // Not here: the registry rows (codec.cpp), FP8 (fp8_codec.h), v4_native
 // (v4_native_codec.h).
 #pragma once
@@ -34,6 +38,7 @@ class IntBlockCodec final : public Codec {
   double published_bits_per_vector() const override { return bits_per_vector(); }
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   // The rotated variant re-encodes through float32 rotations (not exact).
   bool reencode_is_exact() const override { return !format_.hadamard; }
 
@@ -67,6 +72,7 @@ class HadamardLloydCodec final : public Codec {
   double published_bits_per_vector() const override { return bits_per_vector(); }
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   bool reencode_is_exact() const override { return false; }
 
   int bits() const { return bits_; }

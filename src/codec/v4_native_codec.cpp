@@ -1,7 +1,10 @@
 // v4_native codec; see v4_native_codec.h.
 #include "codec/v4_native_codec.h"
 
+#include <vector>
+
 #include "common/error.h"
+#include "kernels/entropy.h"
 #include "kernels/scalar_quant.h"
 
 namespace kvlab::codec {
@@ -35,6 +38,27 @@ void V4NativeCodec::symbols(const uint8_t* codes, int64_t n, int16_t* e4m3, uint
       for (int64_t j = 0; j < kernels::kV4RopeDims; ++j)
         bf16[i * kernels::kV4RopeDims + j] = uint16_t(c[nope + 2 * j] | c[nope + 2 * j + 1] << 8);
   }
+}
+
+StoredEntropy V4NativeCodec::stored_entropy(const uint8_t* codes, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "v4_native entropy: n = {} (expected >= 0)", n);
+  const int64_t nope = dim_ - kernels::kV4RopeDims, nb = nope / kernels::kV4ScaleBlock;
+  const int64_t nr = n * kernels::kV4RopeDims;
+  std::vector<int16_t> e4(std::size_t(n * nope));
+  std::vector<uint16_t> bf(static_cast<std::size_t>(nr));
+  symbols(codes, n, e4.data(), nullptr, bf.data());
+  // The bf16 values as their high and low bytes.
+  std::vector<uint8_t> hi(static_cast<std::size_t>(nr)), lo(static_cast<std::size_t>(nr));
+  for (int64_t i = 0; i < nr; ++i) {
+    hi[std::size_t(i)] = uint8_t(bf[std::size_t(i)] >> 8);
+    lo[std::size_t(i)] = uint8_t(bf[std::size_t(i)]);
+  }
+  StoredEntropy e{n, dim_, {}};
+  e.classes.push_back({"e4m3", n * nope, kernels::plugin_entropy_bits(e4.data(), n * nope), false});
+  e.classes.push_back({"bf16_hi", nr, kernels::plugin_entropy_bits(hi.data(), nr), false});
+  e.classes.push_back({"bf16_lo", nr, kernels::plugin_entropy_bits(lo.data(), nr), false});
+  e.classes.push_back({"scale_ue8m0", n * nb, 8.0, true});
+  return e;
 }
 
 }  // namespace kvlab::codec

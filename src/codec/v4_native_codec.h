@@ -7,7 +7,10 @@
 // to a multiple of 8. D = 512: 448 + 128 + 7 + 1 = 584 bytes (4672 bits).
 // The deployed page layout (all 576-byte token parts first, then the 8-byte
 // scale groups) is a permutation of these per-token records; the bits are
-// the same. Not here: FP8 with 16-bit scales (fp8_codec.h).
+// the same. Entropy classes (stored_entropy): "e4m3" (all nope code bytes,
+// one class), "bf16_hi" / "bf16_lo" (the RoPE values' high and low bytes),
+// side information "scale_ue8m0" (8 bits per block); the pad byte is
+// constant (0 bits). Not here: FP8 with 16-bit scales (fp8_codec.h).
 #pragma once
 
 #include "codec/codec.h"
@@ -24,6 +27,7 @@ class V4NativeCodec final : public Codec {
   double published_bits_per_vector() const override { return bits_per_vector(); }
   void encode(const float* x, int64_t n, uint8_t* codes) const override;
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
+  StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   // The decoded values re-encode to themselves (decode(encode(decode(c))) ==
   // decode(c)) but not always to the same bytes: a block whose maximum
   // rounded down to 224 s (E4M3 spacing 16 there) has 224 s / 448 = s / 2,

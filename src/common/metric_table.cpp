@@ -21,13 +21,17 @@ const std::vector<MetricInfo>& metric_table() {
       {"attn_out_rel", "attn-out err", "", MetricKind::kDistortion, true, true, false,
        "V4 attention: mean over sampled queries and heads of ||o_codec - o_ref||^2 / ||o_ref||^2 (before wo)"},
       {"entropy_bits_per_dim", "entropy rate", "bits/dim", MetricKind::kRate, true, false, false,
-       "ideal entropy-coded rate: empirical entropy of the stored symbols (per symbol position class) plus the side "
-       "information as stored, per dimension"},
+       "ideal entropy-coded rate of the bytes the codec wrote, bits per dimension: the plug-in (empirical) entropy of "
+       "each class of stored symbols (FP8 bytes, integer codes, Lloyd indices, lattice block coordinates per "
+       "position in the block, bf16 bytes) times its count, plus the side information (scales, norms) at its stored "
+       "bit width (not entropy-coded), over n D"},
       {"gauss_bound_rel_mse", "Gaussian bound", "", MetricKind::kBound, true, false, false,
-       "distortion-rate bound sigma^2 2^(-2R) of an i.i.d. Gaussian at the codec's rate R (bits/dim), as rel-MSE"},
+       "distortion-rate bound 2^(-2R) of an i.i.d. Gaussian at R = bits_per_vector / D: its MSE sigma^2 2^(-2R) "
+       "over its total variance (rel-MSE's normalisation), so sigma^2 cancels"},
       {"rwf_bound_rel_mse", "water-filling bound", "", MetricKind::kBound, true, false, false,
-       "reverse water-filling D(R) of a Gaussian with the stream's own covariance eigenvalues at the codec's rate, as "
-       "rel-MSE (only when the stream has at least D vectors)"},
+       "reverse water-filling D(R) / sum(lambda) of a Gaussian with the eigenvalues lambda of the stream's "
+       "mean-centred covariance (the centring of rel_mse's denominator) at R = bits_per_vector / D; only when the "
+       "stream has N >= D vectors"},
   };
   return t;
 }

@@ -87,13 +87,17 @@ std::unique_ptr<Executor> make_executor(const std::string& spec);
 //   open_ms=N       sleep N ms in open_passage() (simulated stream generation)
 //   fail=CODEC      measure() of this codec throws (repeatable: fail=a;b)
 //   fail_passage=P  open_passage() of passage named P throws
-// rel_mse / cos_sim / audit values (and, with [metrics] attention = on,
-// the four attention metrics) are a hash of (passage content hash,
+// rel_mse / cos_sim / audit values, the rate metrics (entropy below the
+// stored bits/dim, the exact Gaussian bound, a water-filling bound below it
+// for streams of n >= D vectors) and, with [metrics] attention = on, the
+// four attention metrics are a hash of (passage content hash,
 // stream, codec): identical on every rerun. bits_per_vector / code_bytes are
 // the real codec's (codec::make_codec), n_vectors follows seqlen.
 std::unique_ptr<Executor> make_stub_executor(const std::string& options);
 
-// The real computation; options, comma-separated:
+// The real computation (every run also stores entropy_bits_per_dim,
+// gauss_bound_rel_mse and, for streams of n >= D vectors,
+// rwf_bound_rel_mse); options, comma-separated:
 //   threads=N       LibTorch intra-op threads for this executor (default: all
 //                   cores / number of worker threads, set by the worker)
 std::unique_ptr<Executor> make_torch_executor(const std::string& options);

@@ -6,6 +6,7 @@
 // Also PassageJob::from_claim.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -80,6 +81,20 @@ double unit_hash(const std::string& parts) {
   return static_cast<double>(std::stoull(h.substr(0, 13), nullptr, 16)) / static_cast<double>(1ULL << 52);
 }
 
+// The rate metrics, hashed per run but consistent with their definitions:
+// entropy_bits_per_dim in [0.6, 0.95] x the stored bits/dim R,
+// gauss_bound_rel_mse = 2^(-2R) exactly, rwf_bound_rel_mse in [0.2, 0.8] x
+// the Gaussian bound and only for streams with n >= D vectors (as the torch
+// executor).
+void add_stub_rate_metrics(const std::string& key, double bits_per_vector, int64_t dim, int64_t n,
+                           std::map<std::string, double>& metrics) {
+  const double r = bits_per_vector / double(dim);
+  const double u = unit_hash(key + "|rate");
+  metrics["entropy_bits_per_dim"] = r * (0.6 + 0.35 * u);
+  metrics["gauss_bound_rel_mse"] = std::exp2(-2.0 * r);
+  if (n >= dim) metrics["rwf_bound_rel_mse"] = std::exp2(-2.0 * r) * (0.2 + 0.6 * unit_hash(key + "|rwf"));
+}
+
 std::int64_t vectors_of(const std::string& stream, int seqlen) {
   if (stream == "csa_pool_kv_ratio4") return seqlen / 4;
   if (stream == "hca_pool_kv_ratio128") return seqlen / 128;
@@ -119,6 +134,8 @@ class StubSession : public PassageSession {
     RunMeasurement m;
     m.bits_per_vector = c->bits_per_vector();
     m.code_bytes = static_cast<std::int64_t>(c->code_size());
+    add_stub_rate_metrics(job_.content_hash + "|" + stream + "|" + codec, m.bits_per_vector, 512,
+                          vectors_of(stream, seqlen_), m.metrics);
     m.rel_mse = spec.q() > 0 ? (1.0 + 0.2 * u) / (double(spec.q()) * spec.q()) : 0.002 * (1.0 + 0.2 * u);
     m.cos_sim = 1.0 - 0.5 * m.rel_mse;
     m.n_vectors = vectors_of(stream, seqlen_);

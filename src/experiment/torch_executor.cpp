@@ -13,6 +13,11 @@
 // experiment does not measure sliding_window_kv), query weights random
 // (attention_seed) or the checkpoint's, cached per executor.
 //
+// Every run also stores the rate metrics (add_rate_metrics): the ideal
+// entropy-coded rate of those bytes and the Gaussian / reverse water-filling
+// bounds at R = bits_per_vector / D, the latter from the stream's covariance
+// eigenvalues, computed once per stream per passage (cached in the session).
+//
 // Weights and hosts are cached per executor (keyed by their JSON), so a
 // worker that claims many passages of one experiment builds them once.
 // Host kinds: synthetic / hf (host::make_host), and kv-file (captured
@@ -36,6 +41,7 @@
 #include "experiment/executor.h"
 #include "experiment/passage_attention.h"
 #include "host/host.h"
+#include "kernels/entropy.h"
 #include "kernels/metrics.h"
 #include "model/config.h"
 #include "model/v4_attention.h"
@@ -57,6 +63,32 @@ struct StreamData {
 using PendingStreams = std::shared_future<std::map<std::string, StreamData>>;
 using DeferredStreams = std::function<std::map<std::string, StreamData>()>;
 
+// Eigenvalues (ascending) of the stream's covariance (X - mu)^T (X - mu) / N
+// in double, mu the mean row: the centring of rel_mse's denominator, whose
+// sum of squares is N times their sum. Empty when N < D (the water-filling
+// bound is then not stored) or when the stream has no variance.
+std::vector<double> covariance_eigenvalues(const StreamData& s) {
+  if (s.n < s.d) return {};
+  const at::Tensor x = s.rows.to(at::kDouble);
+  const at::Tensor xc = x - x.mean(0, /*keepdim=*/true);
+  const at::Tensor ev = at::linalg_eigvalsh(at::matmul(xc.t(), xc) / double(s.n)).contiguous();
+  std::vector<double> out(ev.data_ptr<double>(), ev.data_ptr<double>() + ev.numel());
+  if (out.empty() || out.back() <= 0) return {};
+  return out;
+}
+
+// The rate metrics of one run (common/metric_table.cpp): entropy_bits_per_dim
+// from the codec's stored symbols (codes: the n bytes records it wrote),
+// gauss_bound_rel_mse = 2^(-2R) and, with eigenvalues, rwf_bound_rel_mse at
+// R = bits_per_vector / D.
+void add_rate_metrics(const codec::Codec& c, const std::uint8_t* codes, const StreamData& s,
+                      const std::vector<double>& eig, std::map<std::string, double>& metrics) {
+  const double r = c.bits_per_vector() / double(s.d);
+  metrics["entropy_bits_per_dim"] = c.stored_entropy(codes, s.n).bits_per_dim();
+  metrics["gauss_bound_rel_mse"] = kernels::gauss_bound_rel_mse(r);
+  if (!eig.empty()) metrics["rwf_bound_rel_mse"] = kernels::rwf_bound_rel_mse(eig.data(), int64_t(eig.size()), r);
+}
+
 class TorchSession : public PassageSession {
  public:
   explicit TorchSession(std::map<std::string, StreamData> streams, PendingStreams pending = {},
@@ -77,6 +109,7 @@ class TorchSession : public PassageSession {
     RunMeasurement m;
     m.bits_per_vector = c->bits_per_vector();
     m.code_bytes = static_cast<std::int64_t>(c->code_size());
+    add_rate_metrics(*c, codes.data(), s, eigenvalues(stream, s), m.metrics);
     m.rel_mse = kernels::rel_mse(x, out.data_ptr<float>(), s.n, s.d);
     m.cos_sim = kernels::mean_cosine(x, out.data_ptr<float>(), s.n, s.d);
     m.n_vectors = s.n;
@@ -105,6 +138,12 @@ class TorchSession : public PassageSession {
   }
 
  private:
+  // The stream's covariance eigenvalues, computed on first use.
+  const std::vector<double>& eigenvalues(const std::string& stream, const StreamData& s) {
+    auto it = eigenvalues_.find(stream);
+    if (it == eigenvalues_.end()) it = eigenvalues_.emplace(stream, covariance_eigenvalues(s)).first;
+    return it->second;
+  }
   const StreamData& get(const std::string& stream) {
     auto it = streams_.find(stream);
     if (it != streams_.end()) return it->second;
@@ -129,6 +168,7 @@ class TorchSession : public PassageSession {
   void take(std::map<std::string, StreamData> more) {
     for (auto& [k, v] : more) streams_.emplace(k, std::move(v));
   }
+  std::map<std::string, std::vector<double>> eigenvalues_;
   std::map<std::string, StreamData> streams_;
   PendingStreams pending_;
   std::vector<std::string> pending_names_;
