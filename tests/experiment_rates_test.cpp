@@ -7,6 +7,7 @@
 //  - a real small sweep (synthetic host, random weights, V4 write path)
 //    through the worker: every run's run_metrics rows hold the properties;
 //  - the stub executor's hashed values hold them too.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -195,6 +196,36 @@ TEST(ExperimentRates, StubExecutorStoresPlausibleRateRows) {
   const auto runs = stored_runs(run_spec(dir, "stub"));
   ASSERT_EQ(runs.size(), 2u * 3u * 6u);
   EXPECT_EQ(check_rate_rows(runs), 2 * 6);
+}
+
+TEST(ExperimentRates, FrontierSpecCoversEveryFamilyOverTheRateGrid) {
+  const auto s = load_spec(testutil::source_path("experiments/frontier.ini"));
+  EXPECT_EQ(s.weights.value("write_path", ""), "v4");
+  EXPECT_EQ(s.report.value("baseline", ""), "v4_native");
+  EXPECT_EQ(s.passages.size(), 8u);
+  EXPECT_TRUE(s.metrics.value("attention", false));
+  EXPECT_GE(s.codecs.size(), 20u);
+  EXPECT_LE(s.codecs.size(), 30u);
+  std::map<std::string, std::vector<double>> rates;  // family -> bits/dim
+  for (const auto& c : s.codecs)
+    rates[codec::parse_codec_spec(c.codec).family].push_back(codec::make_codec(c.codec, kD)->bits_per_vector() /
+                                                             double(kD));
+  for (const auto& f : codec::codec_families()) {
+    ASSERT_TRUE(rates.count(f.name)) << f.name << " is not in frontier.ini";
+    if (!f.has_q) continue;
+    EXPECT_GE(rates[f.name].size(), 4u) << f.name;
+    for (double r : rates[f.name]) {
+      EXPECT_GE(r, 1.0) << f.name;  // hadamard_lloyd:bits=1 (1.03) is the one point below 1.5
+      EXPECT_LE(r, 8.3) << f.name;
+    }
+  }
+  // The grid reaches both ends: some codec below 1.7 bits/dim, some above 7.5.
+  double lo = 99, hi = 0;
+  for (const auto& [f, v] : rates)
+    if (f != "v4_native" && f != "fp8_per64")
+      for (double r : v) lo = std::min(lo, r), hi = std::max(hi, r);
+  EXPECT_LT(lo, 1.7);
+  EXPECT_GT(hi, 7.5);
 }
 
 }  // namespace
