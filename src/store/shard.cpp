@@ -347,15 +347,9 @@ void drop_temps(SQLite::Database& db) {
   for (const char* t : {"kvlab_pmap", "kvlab_rmap", "kvlab_provmap"}) db.exec(fmt::format("DROP TABLE IF EXISTS temp.{}", t));
 }
 
-void merge_attached(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, const ShardMeta& meta,
-                    IngestOutcome& out) {
-  for (const char* t : {"experiments", "passages", "runs", "results", "run_metrics", "audits", "provenance"}) {
-    if (table_columns(db, "main", t) != table_columns(db, "s", t))
-      refuse(fmt::format("table {} of shard '{}' has other columns than in '{}'", t, shard_path, db_path));
-  }
-  drop_temps(db);
-
-  // Experiment: by name and spec hash.
+// The experiment ids in main (me) and in the shard (se): by name and spec hash.
+std::pair<std::int64_t, std::int64_t> match_experiment(SQLite::Database& db, const std::string& db_path,
+                                                       const std::string& shard_path, const ShardMeta& meta) {
   std::int64_t me = 0, se = 0;
   {
     SQLite::Statement st(db, "SELECT id, spec_hash FROM main.experiments WHERE name = ?");
@@ -385,7 +379,12 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
     se = st.getColumn(0).getInt64();
   }
 
-  // Passages: by (idx, name, content_hash).
+  return {me, se};
+}
+
+// temp.kvlab_pmap: shard passage -> main passage, by (idx, name, content_hash).
+void map_passages(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, std::int64_t me,
+                  std::int64_t se) {
   {
     SQLite::Statement st(db,
                          "CREATE TEMP TABLE kvlab_pmap AS SELECT sp.id AS sid, sp.name AS name, mp.id AS mid "
@@ -402,7 +401,11 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       refuse(fmt::format("shard '{}' holds passages of another experiment", shard_path));
   }
 
-  // Runs done in the shard (with their result) -> main runs.
+}
+
+// temp.kvlab_rmap: runs done in the shard (with their result) -> main runs.
+void map_runs(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, std::int64_t me,
+              std::int64_t se) {
   {
     SQLite::Statement st(db,
                          "CREATE TEMP TABLE kvlab_rmap AS "
@@ -426,7 +429,10 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       refuse(fmt::format("shard '{}' holds the same run twice", shard_path));
   }
 
-  // Provenance rows used by what is merged, deduplicated by fingerprint.
+}
+
+// Provenance rows used by what is merged, deduplicated by fingerprint; temp.kvlab_provmap maps their ids.
+void merge_provenance(SQLite::Database& db) {
   const auto prov_cols = without(table_columns(db, "main", "provenance"), {"id"});
   db.exec(fmt::format(
       "INSERT INTO main.provenance ({0}) SELECT {0} FROM s.provenance WHERE id IN ("
@@ -438,7 +444,10 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       "CREATE TEMP TABLE kvlab_provmap AS SELECT sp.id AS sid, mp.id AS mid FROM s.provenance sp "
       "JOIN main.provenance mp ON mp.fingerprint = sp.fingerprint");
 
-  // Conflicts: already done in main with other values.
+}
+
+// Runs already done in main: how many, and how many with other values.
+void count_already_done(SQLite::Database& db, IngestOutcome& out) {
   const auto res_cols = without(table_columns(db, "main", "results"), {"run_id", "provenance_id", "wall_s"});
   {
     std::vector<std::string> diffs;
@@ -450,7 +459,10 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
   }
   out.runs_already = scalar(db, "SELECT count(*) FROM temp.kvlab_rmap WHERE already");
 
-  // Merge: run state, then the result row (a stale result of a not-done run is replaced).
+}
+
+// Merge: run state, then the result and metric rows (a stale result of a not-done run is replaced).
+void merge_results(SQLite::Database& db, IngestOutcome& out) {
   db.exec(
       "UPDATE main.runs SET status = 'done', attempts = sr.attempts, worker = sr.worker, "
       "claim_token = sr.claim_token, claimed_at = sr.claimed_at, heartbeat_at = sr.heartbeat_at, "
@@ -470,7 +482,10 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       "SELECT m.mid, sm.metric, sm.value FROM temp.kvlab_rmap m JOIN s.run_metrics sm ON sm.run_id = m.sid "
       "WHERE NOT m.already");
 
-  // Audits of the shard's (passage, stream, replicate) not yet in main.
+}
+
+// Audits of the shard's (passage, stream, replicate) not yet in main.
+void merge_audits(SQLite::Database& db, std::int64_t me, std::int64_t se, IngestOutcome& out) {
   const auto aud_cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});
   {
     SQLite::Statement st(db, fmt::format(
@@ -488,7 +503,10 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
     out.audits_merged = st.exec();
   }
 
-  // What the shard still lacks.
+}
+
+// What the shard still lacks (not done, failed, running), with the first failures.
+void count_missing(SQLite::Database& db, IngestOutcome& out) {
   {
     SQLite::Statement st(db,
                          "SELECT status, count(*) FROM s.runs WHERE id NOT IN (SELECT sid FROM temp.kvlab_rmap) "
@@ -508,6 +526,24 @@ void merge_attached(SQLite::Database& db, const std::string& db_path, const std:
       out.failures.push_back(fmt::format("{}/{}/{}: {}", f.getColumn(0).getString(), f.getColumn(1).getString(),
                                          f.getColumn(2).getString(), f.getColumn(3).getString()));
   }
+}
+
+void merge_attached(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, const ShardMeta& meta,
+                    IngestOutcome& out) {
+  for (const char* t : {"experiments", "passages", "runs", "results", "run_metrics", "audits", "provenance"}) {
+    if (table_columns(db, "main", t) != table_columns(db, "s", t))
+      refuse(fmt::format("table {} of shard '{}' has other columns than in '{}'", t, shard_path, db_path));
+  }
+  drop_temps(db);
+
+  const auto [me, se] = match_experiment(db, db_path, shard_path, meta);
+  map_passages(db, db_path, shard_path, me, se);
+  map_runs(db, db_path, shard_path, me, se);
+  merge_provenance(db);
+  count_already_done(db, out);
+  merge_results(db, out);
+  merge_audits(db, me, se, out);
+  count_missing(db, out);
   drop_temps(db);
 }
 
