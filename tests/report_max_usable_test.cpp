@@ -200,7 +200,8 @@ TEST_F(MaxUsable, StrategiesParetoAndPlot) {
   EXPECT_TRUE(seen);
   ASSERT_EQ(r.files.size(), 1u);
   EXPECT_EQ(r.files[0].name, "MAX_USABLE_CR_pareto.svg");
-  EXPECT_EQ(count(r.files[0].content, "class=\"point\""), 3 * 5 + 1);
+  // Two panels (the whole sweep and the zoom near ratio 1), each with every point.
+  EXPECT_EQ(count(r.files[0].content, "class=\"point\""), 2 * (3 * 5 + 1));
   EXPECT_NE(r.markdown.find("](MAX_USABLE_CR_pareto.svg)"), std::string::npos);
 }
 

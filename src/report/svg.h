@@ -1,15 +1,23 @@
 // Dependency-free SVG scatter plots for kvlab reports: linear or log axes
 // with "nice" ticks, several series with markers, optional vertical error
-// bars (confidence intervals), horizontal reference lines (ratio 1.0 = FP8)
-// and a legend outside the plot area.
+// bars (confidence intervals), highlighted points (a ring), point labels,
+// horizontal and vertical reference lines (ratio 1.0 = FP8, thresholds), a
+// legend outside the plot area, and panels stacked vertically in one file.
+//
+// Text is placed without overlap as far as the estimated text extents go
+// (text_width(): DejaVu Sans advance widths): x tick labels turn by 45 or 90
+// degrees (and only every k-th is drawn) when level ones would touch, the
+// canvas growing below for them; point and reference-line labels try a few
+// positions around their anchor and are left out when every position would
+// overlap another label, a marker or the plot frame.
 //
 // Deterministic: coordinates are printed with two decimals, element order
 // follows the input order, nothing depends on the clock or the locale, so the
 // same Plot gives the same bytes. Every drawn datum carries a class attribute
-// ("point", "errorbar", "refline", "legend-entry") so tests can count them.
+// ("point", "errorbar", "refline", "legend-entry", "pointlabel", "reflabel",
+// "highlight") so tests can count them.
 //
-// Not a general plotting library: no bar charts, no multi-panel layouts, no
-// text measurement beyond a fixed average glyph width.
+// Not a general plotting library: no bar charts, no side-by-side panels.
 #pragma once
 
 #include <optional>
@@ -28,8 +36,9 @@ struct Point {
   // Error bar ends (absolute y values, lo <= y <= hi); both or neither.
   std::optional<double> y_lo;
   std::optional<double> y_hi;
-  std::string label;    // drawn beside the marker when non-empty
+  std::string label;    // drawn beside the marker when non-empty (and placeable)
   std::string tooltip;  // <title> child (shown on hover by browsers)
+  bool highlight = false;  // a ring around the marker (Plot::highlight_legend says what it means)
 };
 
 struct Series {
@@ -39,6 +48,8 @@ struct Series {
   bool filled = true;
   bool connect = false;  // draw a polyline through the points in x order
   bool dodge = true;     // take part in Plot::dodge_px offsets (false: drawn at its true x)
+  std::string line_dash;    // SVG stroke-dasharray of the polyline ("" = solid)
+  std::string label_color;  // colour of point labels ("" = the series colour)
   std::vector<Point> points;
 };
 
@@ -47,6 +58,7 @@ struct RefLine {
   std::string label;
   std::string color = "#555555";
   bool dashed = true;
+  std::string legend;  // when non-empty: a legend entry (a line sample and this text)
 };
 
 struct Axis {
@@ -71,8 +83,10 @@ struct Plot {
   // Horizontal pixel offset between series at equal x (to keep overlapping
   // error bars apart); 0 = none. Purely visual, stated in the caption.
   double dodge_px = 0;
+  bool legend = true;            // draw the legend (series, then reference lines with `legend`)
+  std::string highlight_legend;  // legend text of the highlight ring ("" = no entry)
   int width = 780;
-  int height = 480;
+  int height = 480;  // grows by the room that turned x tick labels need
 };
 
 // Renders the plot as a standalone SVG 1.1 document (ends with '\n').
@@ -80,6 +94,16 @@ struct Plot {
 // values <= 0 on a log axis, an empty plot, an inverted range, y_lo > y or
 // y_hi < y.
 std::string render(const Plot& plot);
+
+// Several plots stacked top to bottom in one SVG document (each its own
+// frame, axes, legend and clip path), as wide as the widest. Throws as
+// render() does, and for an empty list.
+std::string render_panels(const std::vector<Plot>& panels);
+
+// Estimated advance width in pixels of `text` in DejaVu Sans at `font_px`
+// (per-character widths of the common ASCII glyphs, 0.72 em for others),
+// used for label placement.
+double text_width(const std::string& text, double font_px);
 
 // Tick positions for a linear axis: multiples of 1, 2 or 5 x 10^k covering
 // [lo, hi] with about `target` ticks (after Heckbert, "Nice numbers for graph
