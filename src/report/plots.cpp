@@ -20,10 +20,11 @@ namespace kvlab::report::detail {
 namespace {
 
 // Every stream its own marker shape and colour, so series that sit on top of
-// each other stay apart; every family its own fill and line dash.
-const std::vector<svg::Marker> kStreamMarkers = {svg::Marker::kCircle, svg::Marker::kSquare,
-                                                 svg::Marker::kTriangle, svg::Marker::kDiamond,
-                                                 svg::Marker::kCross};
+// each other stay apart; every family its own fill and line dash. The square
+// is FP8's (the reports say so) unless there are more than four streams.
+const std::vector<svg::Marker> kStreamMarkers = {svg::Marker::kCircle, svg::Marker::kTriangle,
+                                                 svg::Marker::kDiamond, svg::Marker::kCross,
+                                                 svg::Marker::kSquare};
 const std::vector<std::string> kFamilyDash = {"", "6 3", "2 2", "8 3 2 3"};
 
 std::string upper(std::string s) {
