@@ -232,12 +232,18 @@ class FrontierCli : public ::testing::Test {
     setup_rc_ = testutil::run_command(
         testutil::kvlab_binary() + " run --executor stub --progress none --db " + db_, &setup_out_);
     if (setup_rc_ != 0) return;
-    // The stub records no entropy or bounds: add them as the executors' rows would be.
-    auto db = store::open_database(db_, store::OpenMode::kReadWrite);
-    db->exec("INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'entropy_bits_per_dim', "
-             "res.bits_per_vector / 512.0 - 0.125 FROM runs r JOIN results res ON res.run_id = r.id");
-    db->exec("INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'gauss_bound_rel_mse', "
-             "res.rel_mse / 4.0 FROM runs r JOIN results res ON res.run_id = r.id");
+    // Known entropy and bound values (replacing the stub's own hashed ones) that the checks below recompute.
+    // A failure here must fail the tests (SetUp checks setup_rc_), not skip them.
+    try {
+      auto db = store::open_database(db_, store::OpenMode::kReadWrite);
+      db->exec("INSERT OR REPLACE INTO run_metrics (run_id, metric, value) SELECT r.id, 'entropy_bits_per_dim', "
+               "res.bits_per_vector / 512.0 - 0.125 FROM runs r JOIN results res ON res.run_id = r.id");
+      db->exec("INSERT OR REPLACE INTO run_metrics (run_id, metric, value) SELECT r.id, 'gauss_bound_rel_mse', "
+               "res.rel_mse / 4.0 FROM runs r JOIN results res ON res.run_id = r.id");
+    } catch (const std::exception& e) {
+      setup_rc_ = 1;
+      setup_out_ = std::string("inserting the metric rows failed: ") + e.what();
+    }
   }
   static void TearDownTestSuite() {
     std::error_code ec;
