@@ -149,6 +149,12 @@ void definitions_section(Document& d, const stats::Frontier& f) {
       "function lies at or below these lines: they are references, not lower bounds, and a codec may sit "
       "below them. The water-filling line uses the covariance (correlations, unequal variances); the "
       "Gaussian line only the total variance, so it lies at or above the water-filling line.",
+      "**Why the water-filling line can sit many decades low.** It is computed from the sample covariance of "
+      "the stream's N vectors. When the stream spans fewer than D directions (N close to D, a short passage "
+      "repeated to fill the sequence, or a host with few distinct token vectors) the smallest eigenvalues are "
+      "near zero and D(R) collapses: the line then measures how much a decorrelating transform could gain on "
+      "this sample, not a distortion any codec of these families could reach. Compare codecs with each other "
+      "and with the Gaussian line.",
       "**dB to a bound** = per passage 10 log10(rel-MSE / bound), mean ± 95 % half-width (positive: above "
       "the bound; 6.02 dB is one bit per dimension at high rate).",
       "**Pareto**: no other codec of the stream has no more bits and no more mean rel-MSE, one of them "

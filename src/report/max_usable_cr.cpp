@@ -38,17 +38,7 @@ std::string view_label(stats::QView v) {
   return "?";
 }
 
-// Thresholds and views in the order the summary holds them.
-std::vector<stats::Threshold> thresholds_of(const stats::StudySummary& s) {
-  std::vector<stats::Threshold> out;
-  for (const auto& b : s.best_q) {
-    if (std::none_of(out.begin(), out.end(), [&](const auto& t) { return t.name == b.threshold.name; })) {
-      out.push_back(b.threshold);
-    }
-  }
-  return out;
-}
-
+// Views in the order the summary holds them (thresholds: thresholds_of, plots.h).
 std::vector<stats::QView> views_of(const stats::StudySummary& s) {
   std::vector<stats::QView> out;
   for (const auto& b : s.best_q) {

@@ -118,17 +118,6 @@ svg::Plot pareto_base(const stats::StudySummary& s, const std::string& title, co
   return plot;
 }
 
-// Thresholds in the order the summary holds them.
-std::vector<stats::Threshold> thresholds_of(const stats::StudySummary& s) {
-  std::vector<stats::Threshold> out;
-  for (const auto& b : s.best_q) {
-    if (std::none_of(out.begin(), out.end(), [&](const auto& t) { return t.name == b.threshold.name; })) {
-      out.push_back(b.threshold);
-    }
-  }
-  return out;
-}
-
 // The view whose recommended Q the plot marks: CI-safe (published) when the
 // summary has it, else the first view it has.
 std::optional<stats::QView> marked_view(const stats::StudySummary& s) {
@@ -212,6 +201,16 @@ void zoom_ranges(svg::Plot& zoom, const stats::StudySummary& s, const std::vecto
 }
 
 }  // namespace
+
+std::vector<stats::Threshold> thresholds_of(const stats::StudySummary& s) {
+  std::vector<stats::Threshold> out;
+  for (const auto& b : s.best_q) {
+    if (std::none_of(out.begin(), out.end(), [&](const auto& t) { return t.name == b.threshold.name; })) {
+      out.push_back(b.threshold);
+    }
+  }
+  return out;
+}
 
 svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
                       const std::vector<std::string>& families) {

@@ -12,6 +12,9 @@
 
 namespace kvlab::report::detail {
 
+// The thresholds (A, B, C, ...) of the summary's best-Q answers, in the order it holds them.
+std::vector<stats::Threshold> thresholds_of(const stats::StudySummary& s);
+
 // Bits per vector (x) vs rel-MSE ratio to FP8 (y, log) with 95 % CI bars:
 // one series per (stream, lattice family), the FP8 point and the ratio-1
 // reference line. Each stream has its own marker shape and colour, each
