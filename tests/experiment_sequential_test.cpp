@@ -86,7 +86,9 @@ TEST(ExperimentSequential, AddsPassagesUntilResolvedAndRecordsTheNeededN) {
   ASSERT_EQ(out.decisions.size(), 2u * 3u * 3u);  // streams x codecs x thresholds
   EXPECT_TRUE(out.all_resolved || out.cap_reached);
   EXPECT_GE(out.passages, 3);
-  if (out.cap_reached) EXPECT_EQ(out.passages, 10);
+  if (out.cap_reached) {
+    EXPECT_EQ(out.passages, 10);
+  }
   auto h = kst::open_database(db, kst::OpenMode::kReadOnly);
   const auto data = kst::load_experiment(*h, "seq");
   EXPECT_EQ(static_cast<int>(data.passages.size()), out.passages);  // one passage queued per step, none beyond
@@ -107,12 +109,18 @@ TEST(ExperimentSequential, AddsPassagesUntilResolvedAndRecordsTheNeededN) {
     for (int n = *r.n_needed; n <= out.passages; ++n)
       EXPECT_EQ(verdict_of(decisions_at(data, n), r), r.verdict) << r.stream << " " << r.codec << " " << r.threshold
                                                                   << " n=" << n;
-    if (*r.n_needed > 2) EXPECT_NE(verdict_of(decisions_at(data, *r.n_needed - 1), r), r.verdict);
+    if (*r.n_needed > 2) {
+      EXPECT_NE(verdict_of(decisions_at(data, *r.n_needed - 1), r), r.verdict);
+    }
   }
   // E8 Q=38 (ratio ~0.35) is decided below every threshold; Q=10 (~5) above; at different n.
   for (const auto& r : stored) {
-    if (r.codec == "e8:q=38") EXPECT_EQ(r.verdict, "below") << r.stream << " " << r.threshold;
-    if (r.codec == "e8:q=10") EXPECT_EQ(r.verdict, "above") << r.stream << " " << r.threshold;
+    if (r.codec == "e8:q=38") {
+      EXPECT_EQ(r.verdict, "below") << r.stream << " " << r.threshold;
+    }
+    if (r.codec == "e8:q=10") {
+      EXPECT_EQ(r.verdict, "above") << r.stream << " " << r.threshold;
+    }
   }
   EXPECT_GE(needed.size(), 2u) << "every decision resolved at the same n";
 }

@@ -79,7 +79,7 @@ TEST(ReportAudit, EachMetricSitsBesideItsNullAndSaysWhetherItExceedsThe99Quantil
   ASSERT_EQ(k.size(), 10u) << md;
   EXPECT_EQ(k[6], "yes");  // fires the gate
   EXPECT_EQ(k[7], fmt_sig(kn->q50, 3) + " / " + fmt_sig(kn->q95, 3) + " / " + fmt_sig(kn->q99, 3));
-  EXPECT_EQ(k[8], "100 %");  // every Gaussian of this shape fires it
+  EXPECT_EQ(k[8], fmt::format("{} of {}", null.replicates, null.replicates));  // every Gaussian of this shape fires it
   EXPECT_EQ(k[9], "no");     // but the stream is within the null
   const auto w = row(md, "hca", "rms_wasserstein2_over_sigma_per_dim");
   ASSERT_EQ(w.size(), 10u);
@@ -94,6 +94,24 @@ TEST(ReportAudit, EachMetricSitsBesideItsNullAndSaysWhetherItExceedsThe99Quantil
   EXPECT_NE(md.find(fmt::format("null from {} replicates", null.replicates)), std::string::npos);
   // Reproducible bytes (seeded, no clock).
   EXPECT_EQ(md, render(s));
+}
+
+// A null of fewer than 100 replicates has no usable 99 % quantile: "beyond
+// the null" then means above every replicate, and the text says so.
+TEST(ReportAudit, SmallNullsCompareWithTheirLargestReplicate) {
+  const auto& null = stats::audit_null(2048, 512);
+  ASSERT_LT(null.replicates, 100);
+  const auto* kn = null.find("excess_kurtosis_abs");
+  ASSERT_LT(kn->q99, kn->max);
+  stats::StudySummary s;
+  // Between the interpolated 99 % quantile and the largest replicate: not beyond.
+  s.audits = {stream("swa", 2048, 512, (kn->q99 + kn->max) / 2, 0.107)};
+  std::string md = render(s);
+  EXPECT_EQ(row(md, "swa", "excess_kurtosis_abs")[9], "no") << md;
+  EXPECT_NE(md.find(fmt::format("above all {} null replicates", null.replicates)), std::string::npos) << md;
+  s.audits = {stream("swa", 2048, 512, kn->max * 1.01, 0.107)};
+  md = render(s);
+  EXPECT_EQ(row(md, "swa", "excess_kurtosis_abs")[9], "yes") << md;
 }
 
 TEST(ReportAudit, NoAuditsSaysSo) {

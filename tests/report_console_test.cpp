@@ -105,3 +105,28 @@ TEST(ReportConsole, BestGivesBitsPerVectorAndPerDimension) {
   EXPECT_EQ(j["view"], "point");
   EXPECT_EQ(j["warnings"][0], "a note");
 }
+
+// The stats text names the experiment's baseline in its headers and columns
+// (v4_native), and keeps "FP8" for the published stand-in.
+TEST(ReportConsole, StatsTextNamesTheBaseline) {
+  ks::StudySummary s;
+  s.experiment.name = "v4";
+  s.weights = {{"sliding_window", 2, 2.0 / 43}, {"csa_pool", 21, 21.0 / 43}, {"hca_pool", 20, 20.0 / 43}};
+  ks::LayerWeightedRatio l;
+  l.codec = "e8:q=38";
+  l.family = "e8";
+  l.q = 38;
+  l.complete = true;
+  l.mean = 0.8;
+  l.paired = {8, 0.8, 0.8, 0.01};
+  l.weighted_bits = 3296;
+  l.cr_vs_fp8 = 4672.0 / 3296;
+  s.layer_weighted.push_back(l);
+  s.baseline = "v4_native";
+  const std::string t = kr::stats_text(s, false);
+  EXPECT_TRUE(has(t, "layer-weighted ratio vs v4_native")) << t;
+  EXPECT_TRUE(has(t, "CR/v4_native")) << t;
+  EXPECT_FALSE(has(t, "FP8")) << t;
+  s.baseline = "fp8_per64";
+  EXPECT_TRUE(has(kr::stats_text(s, false), "layer-weighted ratio vs FP8"));
+}

@@ -123,7 +123,9 @@ double lattice_bits(const std::string& fam, int q) {
 
 // n passages of FP8 and every (family, Q) on the three streams: rel-MSE
 // c_s / (2Q+1)^2 with Q = 38 of E8 at 0.80 / 0.90 / 1.04 x FP8, D4 1.5x E8.
-stats::StudySummary summary(const std::vector<std::string>& fams, const std::vector<int>& qs, int passages = 4) {
+// `base`: the baseline codec recorded (fp8_per64 at 4224 bits or v4_native at 4672).
+stats::StudySummary summary(const std::vector<std::string>& fams, const std::vector<int>& qs, int passages = 4,
+                            const std::string& base = "fp8_per64") {
   stats::ExperimentData d;
   d.info.id = 3;
   d.info.name = "plots_test";
@@ -145,8 +147,8 @@ stats::StudySummary summary(const std::vector<std::string>& fams, const std::vec
       r.stream = kStreams[s];
       r.dim = 512;
       r.run_id = id++;
-      r.codec = "fp8_per64";
-      r.bits_per_vector = 4224;
+      r.codec = base;
+      r.bits_per_vector = base == "v4_native" ? 4672 : 4224;
       r.rel_mse = 1e-3 * pf * (1 + 0.1 * s);
       r.cos_sim = 0.999;
       d.results.push_back(r);
@@ -269,7 +271,7 @@ TEST(ReportPlots, MaxUsableHasThresholdsRingsLegendAndAZoomNearOne) {
   const auto ps = panels(out);
   ASSERT_EQ(ps.size(), 2u);
   // Legend (top panel): the three streams, FP8, the ring and the thresholds.
-  for (const char* entry : {"SWA E8", "CSA E8", "HCA E8", "FP8 per-64", "recommended Q (CI-safe)",
+  for (const char* entry : {"SWA E8", "CSA E8", "HCA E8", "FP8 per-64", "recommended Q (paired CI-safe)",
                             "ratio 1 = FP8 = threshold A", "threshold B = 1.05x FP8", "threshold C = 1.20x FP8"}) {
     EXPECT_NE(ps[0].find(std::string(">") + entry + "</text></g>"), std::string::npos) << entry;
   }
@@ -289,10 +291,10 @@ TEST(ReportPlots, MaxUsableHasThresholdsRingsLegendAndAZoomNearOne) {
   EXPECT_EQ(count(ps[0], "class=\"refline\""), 3);
   EXPECT_EQ(count(ps[1], "class=\"refline\""), 3);
   EXPECT_EQ(texts(ps[1], "reflabel").size(), 3u);
-  // One ring per chosen (stream, codec) of the CI-safe view, in both panels.
+  // One ring per chosen (stream, codec) of the paired CI-safe view (the headline's), in both panels.
   std::set<std::pair<std::string, int>> chosen;
   for (const auto& b : s.best_q) {
-    if (b.view == stats::QView::kCiSafe && b.admissible && b.q_min)
+    if (b.view == stats::QView::kPairedCiSafe && b.admissible && b.q_min)
       chosen.insert({b.stream, b.q_recommended.value_or(*b.q_min)});
   }
   ASSERT_FALSE(chosen.empty());
@@ -339,6 +341,28 @@ TEST(ReportPlots, PassagesPlotTurnsLongNamesAndKeepsOneTickPerPassage) {
   EXPECT_GT(ts[0].angle, 0);
   EXPECT_EQ(count(out, "class=\"legend-entry\""), 3);
   EXPECT_EQ(svg::render(passages_plot(s, "e8:q=38")), out);  // deterministic
+}
+
+// Every plot names the experiment's baseline: against v4_native nothing may
+// say FP8 (titles, axis labels, reference lines, threshold lines, legend).
+TEST(ReportPlots, PlotsNameTheExperimentsBaselineNotFp8) {
+  const auto v4 = summary({"e8"}, {10, 38}, 4, "v4_native");
+  ASSERT_EQ(v4.baseline, "v4_native");
+  std::vector<std::string> outs = {svg::render(findings_pareto_plot(v4, "e8:q=38", "")),
+                                   svg::render(passages_plot(v4, "e8:q=38")),
+                                   svg::render(pareto_plot(v4, "t"))};
+  for (const auto& p : max_usable_panels(v4)) outs.push_back(svg::render(p));
+  for (const auto& out : outs) {
+    EXPECT_EQ(out.find("FP8"), std::string::npos) << out.substr(0, 400);
+    EXPECT_NE(out.find("V4 native"), std::string::npos);
+  }
+  EXPECT_NE(outs[0].find("ratio 1 = V4 native error"), std::string::npos);
+  EXPECT_NE(outs[1].find("V4 native rel-MSE ratio per passage"), std::string::npos);
+  // The published stand-in keeps its name.
+  const auto fp8 = summary({"e8"}, {10, 38});
+  const std::string f = svg::render(findings_pareto_plot(fp8, "e8:q=38", ""));
+  EXPECT_NE(f.find("ratio 1 = FP8 error"), std::string::npos);
+  EXPECT_NE(f.find("FP8 per-64"), std::string::npos);
 }
 
 }  // namespace

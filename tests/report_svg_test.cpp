@@ -313,6 +313,45 @@ TEST(ReportSvg, DodgeSeparatesEqualX) {
   EXPECT_EQ(labels, 2);
 }
 
+// Dodging never moves a point that is alone at its x, however many series
+// the plot has (a per-series offset would push the outer series' points by
+// (n-1)/2 steps and misplace their rate), and spreads only the points that
+// share an x value.
+TEST(ReportSvg, DodgeMovesOnlyPointsThatShareAnX) {
+  Plot p;
+  p.title = "many series";
+  p.x.min = 0;
+  p.x.max = 100;
+  for (int s = 0; s < 9; ++s) {
+    Series se;
+    se.name = "s" + std::to_string(s);
+    // Each series has one point alone at its own x, and one at the shared x = 50.
+    se.points = {{10.0 + s, 1.0, std::nullopt, std::nullopt, "", ""}, {50, 1.0, std::nullopt, std::nullopt, "", ""}};
+    p.series.push_back(se);
+  }
+  p.dodge_px = 3;
+  Plot undodged = p;
+  undodged.dodge_px = 0;
+  auto xs_of = [](const Plot& plot) {
+    auto root = XmlParser(render(plot)).parse();
+    std::vector<double> xs;
+    walk(*root, [&](const Node& n) {
+      if (n.attrs.count("class") && n.attrs.at("class") == "point") xs.push_back(std::stod(n.attrs.at("cx")));
+    });
+    return xs;
+  };
+  const auto xs = xs_of(p), x0 = xs_of(undodged);
+  ASSERT_EQ(xs.size(), 18u);
+  ASSERT_EQ(x0.size(), 18u);
+  std::vector<double> shared;
+  for (std::size_t i = 0; i < xs.size(); i += 2) {
+    EXPECT_NEAR(xs[i], x0[i], 1e-9) << "lone point of series " << i / 2 << " moved";
+    shared.push_back(xs[i + 1] - x0[i + 1]);
+  }
+  // The 9 points at x = 50: 3 px apart, symmetric around the true x.
+  for (std::size_t k = 0; k < shared.size(); ++k) EXPECT_NEAR(shared[k], 3.0 * (static_cast<double>(k) - 4), 1e-9);
+}
+
 TEST(ReportSvg, RejectsUndrawableData) {
   Plot p = pareto_like();
   p.series[0].points[0].y = -1;  // negative on a log axis

@@ -252,6 +252,30 @@ Loaded load(const ReportArgs& a) {
   return l;
 }
 
+// What a findings or max-usable report is rendered from: the summary (in
+// the experiment's bits accounting), the provenance, and the options both
+// kinds share (plot stem, published input, bits function, decisions).
+template <class Options>
+struct StudyReport {
+  stats::StudySummary s;
+  report::ReportProvenance prov;
+  Options o;
+};
+
+template <class Options>
+StudyReport<Options> study_report(const ReportArgs& a) {
+  const std::string stem = stem_of(a.out);
+  auto l = load(a);
+  stats::SummaryOptions opt;
+  opt.bits_of = bits_fn(l.data.info.origin);
+  StudyReport<Options> r{stats::summarize(l.data, opt), gather_provenance(*l.db, l.data, a.db, l.sha), {}};
+  r.o.file_stem = stem;
+  r.o.published = load_published(a);
+  r.o.bits_of = opt.bits_of;
+  r.o.decisions = store::load_decisions(*l.db, l.data.info.id);
+  return r;
+}
+
 void print_written(const std::vector<std::string>& written) {
   std::cout << fmt::format("wrote {}", written[0]);
   if (written.size() > 1) {
@@ -270,20 +294,10 @@ int cmd_findings(const std::vector<std::string>& args) {
                   "codec the findings are about (default: the experiment's [report] codec, e.g. e8:q=38)")(
       "compare", po::value(&a.compare), "second codec compared at matched Q (default: the experiment's [report] compare)");
   if (!parse(args, d, "kvlab report findings --db FILE --experiment NAME --out reports/FINDINGS_N8.md")) return 0;
-  const std::string stem = stem_of(a.out);
-  auto l = load(a);
-  stats::SummaryOptions opt;
-  opt.bits_of = bits_fn(l.data.info.origin);
-  const auto s = stats::summarize(l.data, opt);
-  const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
-  report::FindingsOptions o;
-  o.codec = a.codec;
-  o.compare = a.compare;
-  o.file_stem = stem;
-  o.published = load_published(a);
-  o.bits_of = opt.bits_of;
-  o.decisions = store::load_decisions(*l.db, l.data.info.id);
-  print_written(write_report(report::render_findings(s, prov, o), a.out));
+  auto r = study_report<report::FindingsOptions>(a);
+  r.o.codec = a.codec;
+  r.o.compare = a.compare;
+  print_written(write_report(report::render_findings(r.s, r.prov, r.o), a.out));
   return 0;
 }
 
@@ -296,18 +310,8 @@ int cmd_max_usable(const std::vector<std::string>& args) {
   if (!parse(args, d, "kvlab report max-usable-cr --db FILE --experiment NAME --out reports/MAX_USABLE_CR.md")) {
     return 0;
   }
-  const std::string stem = stem_of(a.out);
-  auto l = load(a);
-  stats::SummaryOptions opt;
-  opt.bits_of = bits_fn(l.data.info.origin);
-  const auto s = stats::summarize(l.data, opt);
-  const auto prov = gather_provenance(*l.db, l.data, a.db, l.sha);
-  report::MaxUsableOptions o;
-  o.file_stem = stem;
-  o.published = load_published(a);
-  o.bits_of = opt.bits_of;
-  o.decisions = store::load_decisions(*l.db, l.data.info.id);
-  print_written(write_report(report::render_max_usable_cr(s, prov, o), a.out));
+  const auto r = study_report<report::MaxUsableOptions>(a);
+  print_written(write_report(report::render_max_usable_cr(r.s, r.prov, r.o), a.out));
   return 0;
 }
 

@@ -50,11 +50,18 @@ bool best_q_any_inadmissible(const stats::StudySummary& s, const BestQSelection&
   return false;
 }
 
+namespace {
+// The baseline the ratios are against, as the console columns name it.
+std::string base_name(const stats::StudySummary& s) {
+  return s.baseline == "fp8_per64" || s.baseline.empty() ? std::string("FP8") : s.baseline;
+}
+}  // namespace
+
 std::string stats_text(const stats::StudySummary& s, bool per_passage) {
   std::string o;
   o += fmt::format("experiment {} (id {}, origin {}): {} passages, {} finished runs\n", s.experiment.name,
                    s.experiment.id, s.experiment.origin, s.n_passages, s.experiment.counts.done);
-  const std::string base = s.baseline == "fp8_per64" || s.baseline.empty() ? std::string("FP8") : s.baseline;
+  const std::string base = base_name(s);
   o += fmt::format("mean ± CI95 half-width over passages (Student t, n-1 df); ratio = per-passage rel-MSE / {} rel-MSE\n",
                    base);
   for (const auto& st : s.streams) {
@@ -73,7 +80,7 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
       }
       if (per_passage)
         for (const auto& p : c.passages)
-          o += fmt::format("      {:<10} rel-MSE {}  FP8 {}  ratio {:.4f}\n", p.passage, console_num(p.rel_mse),
+          o += fmt::format("      {:<10} rel-MSE {}  {} {}  ratio {:.4f}\n", p.passage, console_num(p.rel_mse), base,
                            console_num(p.fp8_rel_mse), p.ratio);
     }
   }
@@ -82,10 +89,10 @@ std::string stats_text(const stats::StudySummary& s, bool per_passage) {
     for (const auto& sw : s.weights)
       w += fmt::format("{}{} {:g}/{:g}", w.empty() ? "" : ", ", short_stream(sw.stream), sw.layers,
                        sw.layers / sw.weight);
-    o += fmt::format("\nlayer-weighted ratio vs FP8 (weights {})\n", w);
+    o += fmt::format("\nlayer-weighted ratio vs {} (weights {})\n", base, w);
     o += "  published CI = sqrt(sum (w_s hw_s)^2); paired CI = t interval of per-passage sum w_s ratio_s\n";
     o += fmt::format("  {:<12} {:>9} {:>16} {:>22} {:>10} {:>8} {:>9}\n", "codec", "ratio", "published CI",
-                     "paired", "bits", "CR/FP8", "saving");
+                     "paired", "bits", "CR/" + base, "saving");
     for (const auto& l : s.layer_weighted) {
       if (!l.complete) {
         o += fmt::format("  {:<12} incomplete: no data on {}\n", l.codec, fmt::join(l.missing_streams, ", "));
@@ -114,13 +121,14 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
   const auto& th = sel.threshold;
   const auto view = sel.view;
   const auto& fams = sel.families;
+  const std::string base = base_name(s);
   std::string o;
-  o += fmt::format("experiment {}: threshold {} (rel-MSE <= {:.2f} x FP8), {}\n", s.experiment.name, th.name,
-                   th.factor, view_text(view));
+  o += fmt::format("experiment {}: threshold {} (rel-MSE <= {:.2f} x {}), {}\n", s.experiment.name, th.name,
+                   th.factor, base, view_text(view));
   for (const auto& f : fams) {
     o += fmt::format("\n{}: max usable Q per stream (smallest swept Q that fits)\n", f);
     o += fmt::format("  {:<22} {:>6} {:>6} {:>7} {:>7} {:>8} {:>9} {:>8}\n", "stream", "Q_min", "use Q", "bits",
-                     "CR/FP8", "CR/bf16", "saving", "margin");
+                     "CR/" + base, "CR/bf16", "saving", "margin");
     for (const auto& st : s.streams) {
       const auto* b = s.find_best_q(st, f, th.name, view);
       if (!b) continue;
@@ -143,9 +151,9 @@ std::string best_q_text(const stats::StudySummary& s, const BestQSelection& sel)
       std::string qs;
       for (const auto& x : st->streams)
         qs += fmt::format("{}{}={}", qs.empty() ? "" : " ", short_stream(x.stream), x.q ? std::to_string(*x.q) : "-");
-      o += fmt::format("  strategy {:<11}: {}; layer-weighted bits {:.1f}, CR/FP8 {:.3f}, CR/bf16 {:.3f}, saving {}\n",
+      o += fmt::format("  strategy {:<11}: {}; layer-weighted bits {:.1f}, CR/{} {:.3f}, CR/bf16 {:.3f}, saving {}\n",
                        name, std::string(name) == "uniform" ? fmt::format("Q={} on all streams", *st->uniform_q) : qs,
-                       st->weighted_bits, st->cr_vs_fp8, st->cr_vs_bf16, pct(st->bit_saving));
+                       st->weighted_bits, base, st->cr_vs_fp8, st->cr_vs_bf16, pct(st->bit_saving));
     }
   }
   if (sel.suggest) {

@@ -21,16 +21,19 @@ namespace {
 
 // Every stream its own marker shape and colour, so series that sit on top of
 // each other stay apart; every family its own fill and line dash. The square
-// is FP8's (the reports say so) unless there are more than four streams.
+// is the baseline's (the reports say so) unless there are more than four streams.
 const std::vector<svg::Marker> kStreamMarkers = {svg::Marker::kCircle, svg::Marker::kTriangle,
                                                  svg::Marker::kDiamond, svg::Marker::kCross,
                                                  svg::Marker::kSquare};
 const std::vector<std::string> kFamilyDash = {"", "6 3", "2 2", "8 3 2 3"};
 
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
+// The baseline's short name in plot text: "FP8" for the published stand-in
+// (and when the summary names none), else the codec's label ("V4 native").
+std::string base_short(const stats::StudySummary& s) {
+  return s.baseline.empty() || s.baseline == "fp8_per64" ? std::string("FP8") : codec_label(s.baseline);
 }
+
+std::string ratio_one(const stats::StudySummary& s) { return "ratio 1 = " + base_short(s) + " error"; }
 
 // Ring labels keyed by (stream, codec): the points to highlight.
 using Highlights = std::map<std::pair<std::string, std::string>, std::string>;
@@ -53,7 +56,7 @@ svg::Point pareto_point(const stats::CellStats& c) {
   return pt;
 }
 
-// One series per (stream, family) with a point per swept codec, then FP8.
+// One series per (stream, family) with a point per swept codec, then the baseline point.
 void add_pareto_series(svg::Plot& plot, const stats::StudySummary& s, const std::vector<std::string>& fams,
                        const ParetoStyle& style) {
   std::optional<double> fp8_bits;
@@ -63,7 +66,7 @@ void add_pareto_series(svg::Plot& plot, const stats::StudySummary& s, const std:
     for (std::size_t fi = 0; fi < fams.size(); ++fi) {
       const std::string& fam = fams[fi];
       svg::Series se;
-      se.name = stream_short(stream) + " " + upper(fam);
+      se.name = stream_short(stream) + " " + family_label(fam);
       se.color = svg::palette(static_cast<int>(si));
       se.marker = kStreamMarkers[si % kStreamMarkers.size()];
       se.filled = fi == 0;
@@ -78,7 +81,7 @@ void add_pareto_series(svg::Plot& plot, const stats::StudySummary& s, const std:
           pt.highlight = true;
           pt.label = h->second;
         } else if (style.label_q && c.q && q_labelled.insert({fam, *c.q, c.bits_per_vector}).second) {
-          pt.label = fams.size() > 1 ? fmt::format("{} Q={}", upper(fam), *c.q) : fmt::format("Q={}", *c.q);
+          pt.label = fams.size() > 1 ? family_label(fam) + " " + rate_label(fam, *c.q) : rate_label(fam, *c.q);
         }
         se.points.push_back(pt);
         if (c.fp8_bits && !fp8_bits) fp8_bits = *c.fp8_bits;
@@ -87,16 +90,36 @@ void add_pareto_series(svg::Plot& plot, const stats::StudySummary& s, const std:
     }
   }
   KVLAB_CHECK(!plot.series.empty(),
-              "experiment '{}' has no lattice codec with an FP8 baseline on the same passages; "
-              "nothing to plot", s.experiment.name);
+              "experiment '{}' has no lattice codec with a {} baseline on the same passages; "
+              "nothing to plot", s.experiment.name, s.baseline.empty() ? std::string("fp8_per64") : s.baseline);
+  // Fixed-rate formats other than the baseline (fp8_per64 against
+  // v4_native): one open square per stream at their own bits.
+  std::vector<std::string> fixed;
+  for (const auto& c : s.cells) {
+    if (!c.q && c.codec != s.baseline && c.ratio_vs_fp8 &&
+        std::find(fixed.begin(), fixed.end(), c.codec) == fixed.end())
+      fixed.push_back(c.codec);
+  }
+  for (const auto& codec : fixed) {
+    svg::Series se;
+    se.name = codec_label(codec) + " (one point per stream)";
+    se.color = "#777777";
+    se.marker = svg::Marker::kSquare;
+    se.filled = false;
+    for (const auto& c : s.cells) {
+      if (c.codec == codec && c.ratio_vs_fp8) se.points.push_back(pareto_point(c));
+    }
+    plot.series.push_back(std::move(se));
+  }
   if (fp8_bits) {
     svg::Series fp8;
-    fp8.name = "FP8 per-64";
+    const std::string base = s.baseline.empty() ? std::string("fp8_per64") : s.baseline;
+    fp8.name = codec_label(base);
     fp8.color = "#000000";
     fp8.marker = svg::Marker::kSquare;
     fp8.dodge = false;  // the reference point sits at its true bits
     fp8.points.push_back({*fp8_bits, 1.0, std::nullopt, std::nullopt, "",
-                          fmt::format("fp8_per64: {} bits, ratio 1 by definition", fmt_bits(*fp8_bits)), false});
+                          fmt::format("{}: {} bits, ratio 1 by definition", base, fmt_bits(*fp8_bits)), false});
     plot.series.push_back(std::move(fp8));
   }
 }
@@ -106,10 +129,10 @@ svg::Plot pareto_base(const stats::StudySummary& s, const std::string& title, co
   svg::Plot plot;
   plot.title = title;
   plot.subtitle = fmt::format(
-      "experiment {}, n = {} passages; bars: 95 % CI of the per-passage ratio; series offset by 3 px for legibility",
+      "experiment {}, n = {} passages; bars: 95 % CI of the per-passage ratio; points at equal bits set 3 px apart for legibility",
       s.experiment.name, s.n_passages);
   plot.x.label = "bits per vector";
-  plot.y.label = "rel-MSE / FP8 rel-MSE (log scale)";
+  plot.y.label = "rel-MSE / " + base_short(s) + " rel-MSE (log scale)";
   plot.y.scale = svg::Scale::kLog;
   add_pareto_series(plot, s, families.empty() ? s.families : families, style);
   // Series at equal bits would hide each other's bars; a few pixels apart
@@ -118,12 +141,17 @@ svg::Plot pareto_base(const stats::StudySummary& s, const std::string& title, co
   return plot;
 }
 
-// The view whose recommended Q the plot marks: CI-safe (published) when the
-// summary has it, else the first view it has.
+// The view whose recommended Q the plot marks: the paired CI-safe view (the
+// one MAX_USABLE_CR's headline answers in) when the summary has it, else
+// CI-safe (published), else the first view it has.
 std::optional<stats::QView> marked_view(const stats::StudySummary& s) {
   std::optional<stats::QView> v;
+  for (const stats::QView want : {stats::QView::kPairedCiSafe, stats::QView::kCiSafe}) {
+    for (const auto& b : s.best_q) {
+      if (b.view == want) return b.view;
+    }
+  }
   for (const auto& b : s.best_q) {
-    if (b.view == stats::QView::kCiSafe) return b.view;
     if (!v) v = b.view;
   }
   return v;
@@ -159,9 +187,11 @@ Highlights chosen_points(const stats::StudySummary& s, stats::QView view) {
   return h;
 }
 
-// Threshold lines: the one at 1.00 shares the FP8 line. `labels`: written
+// Threshold lines: the one at 1.00 shares the baseline (ratio 1) line. `labels`: written
 // on the lines (else only in the legend).
-void add_threshold_lines(svg::Plot& plot, const std::vector<stats::Threshold>& ths, bool labels) {
+void add_threshold_lines(svg::Plot& plot, const stats::StudySummary& s, const std::vector<stats::Threshold>& ths,
+                         bool labels) {
+  const std::string base = base_short(s);
   static const std::vector<std::string> kColors = {"#7B3294", "#A6611A", "#1B7837", "#555555"};
   std::string at_one;
   std::size_t ci = 0;
@@ -170,10 +200,11 @@ void add_threshold_lines(svg::Plot& plot, const std::vector<stats::Threshold>& t
       at_one += (at_one.empty() ? "" : ", ") + th.name;
       continue;
     }
-    const std::string text = fmt::format("threshold {} = {}x FP8", th.name, fmt_fixed(th.factor, 2));
+    const std::string text = fmt::format("threshold {} = {}x {}", th.name, fmt_fixed(th.factor, 2), base);
     plot.hlines.push_back({th.factor, labels ? text : "", kColors[ci++ % kColors.size()], true, text});
   }
-  const std::string one = at_one.empty() ? "ratio 1 = FP8 error" : "ratio 1 = FP8 = threshold " + at_one;
+  const std::string one =
+      at_one.empty() ? "ratio 1 = " + base + " error" : "ratio 1 = " + base + " = threshold " + at_one;
   plot.hlines.insert(plot.hlines.begin(), svg::RefLine{1.0, labels ? one : "", "#555555", true, one});
 }
 
@@ -215,17 +246,17 @@ std::vector<stats::Threshold> thresholds_of(const stats::StudySummary& s) {
 svg::Plot pareto_plot(const stats::StudySummary& s, const std::string& title,
                       const std::vector<std::string>& families) {
   svg::Plot plot = pareto_base(s, title, families, {});
-  plot.hlines.push_back({1.0, "ratio 1 = FP8 error", "#555555", true, ""});
+  plot.hlines.push_back({1.0, ratio_one(s), "#555555", true, ""});
   return plot;
 }
 
 svg::Plot passages_plot(const stats::StudySummary& s, const std::string& codec) {
   svg::Plot p;
-  p.title = codec_label(codec) + " / FP8 rel-MSE ratio per passage";
+  p.title = codec_label(codec) + " / " + base_short(s) + " rel-MSE ratio per passage";
   p.subtitle = fmt::format("experiment {}; below the dashed line the codec has the smaller error",
                            s.experiment.name);
   p.x.label = "passage";
-  p.y.label = "rel-MSE ratio to FP8";
+  p.y.label = "rel-MSE ratio to " + base_short(s);
   std::map<std::int64_t, int> index;
   std::vector<std::pair<std::int64_t, std::string>> order;
   for (const auto& stream : s.streams) {
@@ -259,7 +290,7 @@ svg::Plot passages_plot(const stats::StudySummary& s, const std::string& codec) 
     p.series.push_back(std::move(se));
     ++si;
   }
-  p.hlines.push_back({1.0, "ratio 1 = FP8 error", "#555555", true, ""});
+  p.hlines.push_back({1.0, ratio_one(s), "#555555", true, ""});
   p.dodge_px = 7;
   return p;
 }
@@ -273,9 +304,9 @@ svg::Plot findings_pareto_plot(const stats::StudySummary& s, const std::string& 
   }
   ParetoStyle style;
   style.label_q = true;
-  svg::Plot plot = pareto_base(s, "Bits per vector vs rel-MSE ratio to FP8", fams, style);
+  svg::Plot plot = pareto_base(s, "Bits per vector vs rel-MSE ratio to " + base_short(s), fams, style);
   plot.subtitle += "; labels: Q";
-  plot.hlines.push_back({1.0, "ratio 1 = FP8 error", "#555555", true, ""});
+  plot.hlines.push_back({1.0, ratio_one(s), "#555555", true, ""});
   return plot;
 }
 
@@ -288,21 +319,21 @@ std::vector<svg::Plot> max_usable_panels(const stats::StudySummary& s) {
   for (auto& se : full.series) {
     for (auto& p : se.points) p.label.clear();  // the zoom below names the chosen points
   }
-  add_threshold_lines(full, ths, false);
+  add_threshold_lines(full, s, ths, false);
   if (view) full.highlight_legend = fmt::format("recommended Q ({})", view_name(*view));
   full.height = 440;
 
   style.label_q = true;
   svg::Plot zoom = pareto_base(s, "Zoom: ratios near 1 (linear scale)", {}, style);
   zoom.subtitle = fmt::format(
-      "{}other labels: Q; series offset by 8 px; legend above",
+      "{}other labels: Q; points at equal bits set 8 px apart; legend above",
       view ? fmt::format("rings: recommended Q per stream in the {} view, labelled with the thresholds it meets; ",
                          view_name(*view))
            : "");
-  zoom.y.label = "rel-MSE / FP8 rel-MSE";
+  zoom.y.label = "rel-MSE / " + base_short(s) + " rel-MSE";
   zoom.dodge_px = 8;
   zoom.legend = false;
-  add_threshold_lines(zoom, ths, true);
+  add_threshold_lines(zoom, s, ths, true);
   zoom_ranges(zoom, s, ths);
   zoom.height = 520;
   return {full, zoom};

@@ -45,6 +45,51 @@ std::string codec_label(const std::string& codec) {
   }
 }
 
+std::string family_label(const std::string& variant) {
+  try {
+    const auto spec = parse_codec_spec(variant, 1);
+    const std::string l = codec_label(spec.canonical);
+    if (spec.family == "d4" || spec.family == "e8") return l.substr(0, 2);
+    if (spec.family == "int" || spec.family == "hadamard_int") {
+      return fmt::format("{}/{} {}", spec.family == "int" ? "INT" : "H-INT", spec.param("block"), spec.param("scale"));
+    }
+    if (spec.family == "hadamard_lloyd") return "H-Lloyd";
+    return l;
+  } catch (const Error&) {
+    return variant;
+  }
+}
+
+std::string rate_label(const std::string& variant, int rate) {
+  const std::string fam = variant.substr(0, variant.find(':'));
+  return fam == "d4" || fam == "e8" ? fmt::format("Q={}", rate) : fmt::format("{}b", rate);
+}
+
+std::string codec_glossary(const std::vector<std::string>& codecs) {
+  std::vector<std::string> seen, parts;
+  for (const auto& c : codecs) {
+    CodecSpec spec;
+    try {
+      spec = parse_codec_spec(c);
+    } catch (const Error&) {
+      continue;
+    }
+    if (std::find(seen.begin(), seen.end(), spec.family) != seen.end()) continue;
+    seen.push_back(spec.family);
+    const auto& info = spec.info();
+    std::string name;
+    if (spec.family == "fp8_per64" || spec.family == "v4_native") name = codec_label(spec.family);
+    else if (spec.family == "d4" || spec.family == "e8") name = family_label(spec.family) + " Q=q";
+    else if (spec.family == "int") name = "INTk/block scale";
+    else if (spec.family == "hadamard_int") name = "H-INTk/block scale";
+    else if (spec.family == "hadamard_lloyd") name = "H-Lloyd kb";
+    else name = spec.family;
+    parts.push_back(fmt::format("*{}* (`{}`): {}; stores {}", name, spec.family, info.description, info.byte_format));
+  }
+  if (parts.empty()) return "";
+  return "Codec names: " + fmt::format("{}", fmt::join(parts, ". ")) + ".";
+}
+
 std::string fmt_ratio(const stats::Summary& s) { return fmt_pm_fixed(s.mean, s.ci95_hw, 3); }
 
 std::string fmt_relmse(const stats::Summary& s) { return fmt_pm_sig(s.mean, s.ci95_hw, 2, 4); }

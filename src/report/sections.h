@@ -19,6 +19,17 @@ std::string stream_short(const std::string& stream);
 std::string stream_cell(const std::string& stream);
 // "E8 Q=38" for "e8:q=38", "FP8 per-64" for fp8_per64.
 std::string codec_label(const std::string& codec);
+// A rate family's variant in the words of codec_label without the rate:
+// "E8", "INT/64 fp16", "H-INT/64 ue8m0", "H-Lloyd"; the variant itself when
+// unknown.
+std::string family_label(const std::string& variant);
+// The rate of a variant as codec_label writes it: "Q=38" (lattice) or "4b"
+// (bits of a scalar codec).
+std::string rate_label(const std::string& variant, int rate);
+// One sentence per codec family among `codecs` (canonical specs): the label
+// used in the tables and what the family stores, from the codec-family
+// table; "" when `codecs` is empty.
+std::string codec_glossary(const std::vector<std::string>& codecs);
 
 // Number styles: ratios to 3 decimals, rel-MSE with a 2-significant-digit
 // half-width, bits as integers when integral, CRs to 3 decimals with "x".

@@ -34,6 +34,28 @@ std::string mix_text(const stats::StudySummary& s) {
 
 }  // namespace
 
+DataSource data_source(const stats::StudySummary& s, const ReportProvenance& prov) {
+  std::vector<std::string> weights = prov.weights;
+  weights.push_back(json_value_text(s.experiment.params_json, "weights"));
+  std::vector<std::string> host = prov.host_kinds;
+  for (const auto& h : prov.hosts) host.push_back(h);
+  host.push_back(json_value_text(s.experiment.params_json, "host"));
+  DataSource d;
+  d.random_weights = mentions(weights, "random");
+  d.synthetic_host = mentions(host, "synthetic");
+  d.published_import = s.experiment.origin == "published";
+  return d;
+}
+
+std::string data_source_text(const DataSource& d) {
+  if (d.published_import) return "the published study's KV streams (trained V4-Flash weights, Qwen2-0.5B host)";
+  std::string t = "the KV streams of kvlab's V4 write path";
+  t += d.random_weights ? " with random (seeded) weights" : " with the loaded checkpoint's weights";
+  t += d.synthetic_host ? " on synthetic hidden states" : " on the host model's hidden states";
+  if (d.random_weights || d.synthetic_host) t += " (not the trained V4-Flash cache)";
+  return t;
+}
+
 std::string baseline_label(const stats::StudySummary& s) {
   return s.baseline.empty() ? std::string("the baseline") : codec_label(s.baseline);
 }
@@ -93,10 +115,12 @@ std::string memory_weighting_note(const V4Memory& m, const std::string& context_
     shares += (shares.empty() ? "" : ", ") + fmt::format("{} {}", stream_short(st.stream), fmt_sig(m.share(st.stream), 3));
   }
   return fmt::format(
-      "Bits over several streams are weighted by stored bytes per token, in both reports: each stream counts with "
-      "its share of the vectors V4 stores per token of context (window of 128 tokens on every layer, S/4 CSA and "
-      "S/128 HCA entries; SPEC-V4-ATTENTION.md section 5), at {}: {}. Weighted bits x stored vectors per token / 8 "
-      "= stored KV bytes per token, so the weighted CR is the memory ratio.",
+      "Bits over several streams are weighted by stored bytes per token (the same rule in FINDINGS and "
+      "MAX_USABLE_CR): each stream counts with its share of the vectors V4 stores per token of context (window of "
+      "128 tokens on every layer, S/4 CSA and S/128 HCA entries; SPEC-V4-ATTENTION.md section 5), at {}: {}. "
+      "Weighted bits x stored vectors per token / 8 = stored KV bytes per token of the compressed streams, so the "
+      "weighted CR is their memory ratio; the CSA indexer keys, which no codec here compresses, are not counted in "
+      "it (the deployment forecast adds them).",
       context_source, shares);
 }
 
@@ -161,6 +185,7 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
   std::vector<std::string> host = prov.host_kinds;
   for (const auto& h : prov.hosts) host.push_back(h);
   host.push_back(json_value_text(e.params_json, "host"));
+  const DataSource src = data_source(s, prov);
   const std::string seed_text = json_value_text(e.params_json, "weights");
   if (e.origin == "published") {
     items.push_back(
@@ -176,12 +201,12 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
                         "before its rel-MSE.")
           : std::string("Every codec, the baseline included, is simulated and decoded in fp32 (the published GPU "
                         "run computed the FP8 scale in bf16 and rounded its output to bf16).")));
-  if (mentions(weights, "random")) {
+  if (src.random_weights) {
     items.push_back(
         "Random V4 weights (seeded init), not the trained V4-Flash checkpoint: the streams have the statistics of "
         "random projections, so no ratio here need carry over to the real KV cache.");
   }
-  if (mentions(host, "synthetic")) {
+  if (src.synthetic_host) {
     items.push_back(
         "Synthetic hidden states (seeded) stand in for a host LLM's token embeddings: a passage's words only pick "
         "which synthetic token vectors repeat (see the host parameters), so the passages differ as draws of a "
@@ -211,9 +236,12 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
   if (mentions(weights, "\"simulate_fp8\":false")) {
     items.push_back(
         "The write path's own FP8 simulation of the nope dims was off (weights.simulate_fp8 = false): every codec, "
-        "the baseline included, compresses the same pre-storage bf16 KV. With it on, the stream already lies on "
-        "fp8_per64's grid and the baseline re-quantises it almost losslessly, so the comparison would measure only "
-        "the RoPE dims.");
+        "the baseline included, compresses the same pre-storage bf16 KV. With it on, the nope dims already lie on "
+        "the write path's FP8 grid (" +
+        std::string(write_path_of(s) == "v4" ? "UE8M0 scales per 64 dims, the grid of `v4_native`"
+                                             : "fp16 scales per 64 dims, the grid of `fp8_per64`") +
+        ") and an FP8 baseline re-quantises them almost losslessly, so the comparison would measure only the RoPE "
+        "dims.");
   }
   if (pub) {
     items.push_back(fmt::format(

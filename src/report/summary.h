@@ -22,6 +22,17 @@ namespace kvlab::report::detail {
 std::string baseline_label(const stats::StudySummary& s);
 // The baseline's stored format in words, with its recorded bits per vector.
 std::string baseline_format(const stats::StudySummary& s);
+// Where the KV streams came from, as the provenance and params_json record it.
+struct DataSource {
+  bool random_weights = false;  // seeded init, not a trained checkpoint
+  bool synthetic_host = false;  // synthetic hidden states, not a host LLM
+  bool published_import = false;
+};
+DataSource data_source(const stats::StudySummary& s, const ReportProvenance& prov);
+// The KV streams in words for a report's first screen, e.g. "the KV streams of
+// the V4 write path with random (seeded) weights on synthetic hidden states".
+std::string data_source_text(const DataSource& d);
+
 // "published" when params_json names none.
 std::string write_path_of(const stats::StudySummary& s);
 

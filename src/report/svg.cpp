@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numbers>
 #include <optional>
 #include <string>
@@ -527,19 +528,27 @@ class Placer {
   std::vector<Box> taken_;
 };
 
-// Horizontal pixel shift of every series (Plot::dodge_px around the true x).
-std::vector<double> series_shifts(const Plot& plot) {
-  double n_dodged = 0;
-  for (const auto& s : plot.series) n_dodged += s.dodge ? 1 : 0;
-  double dodge_index = 0;
-  std::vector<double> dx;
-  for (const auto& s : plot.series) {
-    double d = 0;
-    if (s.dodge) {
-      d = plot.dodge_px * (dodge_index - (n_dodged - 1) / 2);
-      dodge_index += 1;
+// Horizontal pixel shift of every point: the dodged points that share one
+// x value (exactly) are spread Plot::dodge_px apart around it, in series
+// order; a point alone at its x stays at its true x. Shifts therefore never
+// grow with the number of series, only with the number of points that would
+// otherwise sit on top of each other.
+using Shifts = std::vector<std::vector<double>>;  // [series][point]
+
+Shifts point_shifts(const Plot& plot) {
+  Shifts dx(plot.series.size());
+  std::map<double, std::vector<std::pair<std::size_t, std::size_t>>> at_x;
+  for (std::size_t si = 0; si < plot.series.size(); ++si) {
+    const auto& s = plot.series[si];
+    dx[si].assign(s.points.size(), 0.0);
+    if (!s.dodge || plot.dodge_px == 0) continue;
+    for (std::size_t pi = 0; pi < s.points.size(); ++pi) at_x[s.points[pi].x].emplace_back(si, pi);
+  }
+  for (const auto& [x, pts] : at_x) {
+    const double m = static_cast<double>(pts.size());
+    for (std::size_t k = 0; k < pts.size(); ++k) {
+      dx[pts[k].first][pts[k].second] = plot.dodge_px * (static_cast<double>(k) - (m - 1) / 2);
     }
-    dx.push_back(d);
   }
   return dx;
 }
@@ -553,13 +562,14 @@ struct Labels {
   std::vector<std::vector<std::optional<Placed>>> points;  // [series][point]
 };
 
-Labels place_labels(const Plot& plot, const Frame& f, const std::vector<double>& dx) {
+Labels place_labels(const Plot& plot, const Frame& f, const Shifts& dx) {
   Placer placer(f.area());
   Labels out;
   out.points.resize(plot.series.size());
   for (std::size_t si = 0; si < plot.series.size(); ++si) {
-    for (const auto& p : plot.series[si].points) {
-      const double x = f.px(p.x) + dx[si], y = f.py(p.y);
+    for (std::size_t pi = 0; pi < plot.series[si].points.size(); ++pi) {
+      const auto& p = plot.series[si].points[pi];
+      const double x = f.px(p.x) + dx[si][pi], y = f.py(p.y);
       placer.block(marker_box(x, y));
       if (p.y_lo) {
         const double y0 = (f.ay.scale == Scale::kLog && *p.y_lo <= 0) ? f.T + f.ph : f.py(*p.y_lo);
@@ -587,7 +597,7 @@ Labels place_labels(const Plot& plot, const Frame& f, const std::vector<double>&
       for (std::size_t pi = 0; pi < s.points.size(); ++pi) {
         const auto& p = s.points[pi];
         if (p.label.empty() || p.highlight != (pass == 0)) continue;
-        const double x = f.px(p.x) + dx[si], y = f.py(p.y);
+        const double x = f.px(p.x) + dx[si][pi], y = f.py(p.y);
         if (!Box{x, y, x, y}.inside(f.area())) continue;  // clipped away: no label
         const double r = p.highlight ? 10 : 7;
         out.points[si][pi] = placer.place(
@@ -634,26 +644,28 @@ void write_reflines(std::string& o, const Plot& plot, const Frame& f, const Labe
 }
 
 // One series: its polyline (when connected), error bars, markers, rings and
-// placed point labels, shifted by dx pixels.
-void write_series(std::string& o, const Series& s, const Frame& f, double dx,
+// placed point labels, each point shifted by its dx pixels.
+void write_series(std::string& o, const Series& s, const Frame& f, const std::vector<double>& dx,
                   const std::vector<std::optional<Placed>>& labels) {
   o += fmt::format(R"(<g class="series" data-name="{}">)", xml_escape(s.name)) + "\n";
   if (s.connect && s.points.size() >= 2) {
-    std::vector<const Point*> sorted;
-    for (const auto& p : s.points) sorted.push_back(&p);
-    std::stable_sort(sorted.begin(), sorted.end(), [](const Point* a, const Point* b) { return a->x < b->x; });
+    std::vector<std::size_t> sorted(s.points.size());
+    for (std::size_t i = 0; i < sorted.size(); ++i) sorted[i] = i;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [&](std::size_t a, std::size_t b) { return s.points[a].x < s.points[b].x; });
     std::string pts;
-    for (const Point* p : sorted) {
+    for (const std::size_t i : sorted) {
       if (!pts.empty()) pts += ' ';
-      pts += num(f.px(p->x) + dx) + "," + num(f.py(p->y));
+      pts += num(f.px(s.points[i].x) + dx[i]) + "," + num(f.py(s.points[i].y));
     }
     o += fmt::format(R"(<polyline class="line" points="{}" fill="none" stroke="{}" stroke-width="1.2" stroke-opacity="0.6"{}/>)",
                      pts, s.color, s.line_dash.empty() ? "" : fmt::format(R"( stroke-dasharray="{}")", s.line_dash)) +
          "\n";
   }
-  for (const auto& p : s.points) {
+  for (std::size_t pi = 0; pi < s.points.size(); ++pi) {
+    const auto& p = s.points[pi];
     if (!p.y_lo) continue;
-    const double x = f.px(p.x) + dx;
+    const double x = f.px(p.x) + dx[pi];
     const double y0 = (f.ay.scale == Scale::kLog && *p.y_lo <= 0) ? f.T + f.ph : f.py(*p.y_lo);
     const double y1 = f.py(*p.y_hi);
     o += fmt::format(R"(<path class="errorbar" d="M{} {}L{} {}M{} {}L{} {}M{} {}L{} {}" stroke="{}" stroke-width="1.3" fill="none"/>)",
@@ -663,7 +675,7 @@ void write_series(std::string& o, const Series& s, const Frame& f, double dx,
   }
   for (std::size_t pi = 0; pi < s.points.size(); ++pi) {
     const auto& p = s.points[pi];
-    const double x = f.px(p.x) + dx, y = f.py(p.y);
+    const double x = f.px(p.x) + dx[pi], y = f.py(p.y);
     if (p.tooltip.empty()) {
       marker_svg(o, s.marker, x, y, s.color, s.filled, "point", "");
       o += "\n";
@@ -689,7 +701,7 @@ void write_series(std::string& o, const Series& s, const Frame& f, double dx,
 
 // Reference lines and every series, clipped to the plot area.
 void write_data(std::string& o, const Plot& plot, const Frame& f, const std::string& clip_id) {
-  const auto dx = series_shifts(plot);
+  const auto dx = point_shifts(plot);
   const Labels labels = place_labels(plot, f, dx);
   o += fmt::format(R"svg(<g clip-path="url(#{})">)svg", clip_id);
   o += "\n";

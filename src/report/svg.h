@@ -80,8 +80,9 @@ struct Plot {
   std::vector<Series> series;
   std::vector<RefLine> hlines;
   std::vector<RefLine> vlines;
-  // Horizontal pixel offset between series at equal x (to keep overlapping
-  // error bars apart); 0 = none. Purely visual, stated in the caption.
+  // Horizontal pixel step between the points of different series that share
+  // one x value (to keep overlapping error bars apart; a point alone at its x
+  // is not moved); 0 = none. Purely visual, stated in the caption.
   double dodge_px = 0;
   bool legend = true;            // draw the legend (series, then reference lines with `legend`)
   std::string highlight_legend;  // legend text of the highlight ring ("" = no entry)

@@ -61,6 +61,7 @@ AuditNull simulate_audit_null(std::int64_t n, std::int64_t d, int replicates, st
     m.q50 = quantile_type7(values[k], 0.50);
     m.q95 = quantile_type7(values[k], 0.95);
     m.q99 = quantile_type7(values[k], 0.99);
+    m.max = *std::max_element(values[k].begin(), values[k].end());
     m.gate_exceeded = static_cast<double>(std::count_if(values[k].begin(), values[k].end(),
                                                         [&](double v) { return v > g.threshold; })) /
                       static_cast<double>(replicates);

@@ -35,6 +35,7 @@ struct AuditNullMetric {
   std::string metric;  // kernels::kAuditGates name, e.g. "excess_kurtosis_abs"
   double gate = 0;     // the published gate
   double q50 = 0, q95 = 0, q99 = 0;
+  double max = 0;            // the largest replicate
   double gate_exceeded = 0;  // fraction of Gaussian replicates above the gate
 };
 

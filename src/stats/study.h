@@ -134,7 +134,7 @@ struct StreamWeight {
   double weight = 0.0;  // layers / total
 };
 
-// Layer-weighted ratio vs FP8 of one codec over the streams of the layer mix.
+// Layer-weighted ratio vs the baseline (FP8 or v4_native) of one codec over the streams of the layer mix.
 struct LayerWeightedRatio {
   std::string codec;
   std::string family;
