@@ -410,6 +410,31 @@ TEST(ReportFindings, V4NativeBaselineIsNamedAndTheDataSourceStated) {
   EXPECT_NE(md.find("*E8 Q=q* (`e8`)"), std::string::npos);
 }
 
+// The repetition caveat of a text host follows the stored word counts: short
+// texts are said to repeat (how many, how often), long ones are not; the
+// provenance lists the passages with their words.
+TEST(ReportFindings, RepetitionCaveatFollowsTheRecordedWordCounts) {
+  ExperimentData d = load_published_json();
+  d.info.origin = "sweep";
+  ASSERT_TRUE(params_seqlen(d.info.params_json).has_value()) << d.info.params_json;
+  const auto seqlen = *params_seqlen(d.info.params_json);
+  ReportProvenance p = published_provenance();
+  p.host_kinds = {"synthetic"};
+  p.hosts = {R"({"kind":"synthetic","tokens":"whitespace words repeated to seqlen"})"};
+  for (auto& ps : d.passages) ps.words = 160;
+  d.passages[0].words = seqlen + 100;  // one long text
+  auto md = render_findings(stats::summarize(d), p, FindingsOptions{}).markdown;
+  const std::string n = std::to_string(d.passages.size());
+  EXPECT_NE(md.find(std::to_string(d.passages.size() - 1) + " of the " + n + " texts are shorter"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("the shortest repeats about 13 times"), std::string::npos);
+  EXPECT_NE(md.find("`" + d.passages[1].name + "` (160 words)"), std::string::npos);
+  for (auto& ps : d.passages) ps.words = seqlen + 1;
+  md = render_findings(stats::summarize(d), p, FindingsOptions{}).markdown;
+  EXPECT_NE(md.find("so none is repeated"), std::string::npos);
+  EXPECT_EQ(md.find("repeats about"), std::string::npos);
+}
+
 TEST(ReportDerived, VerdictFromInterval) {
   stats::Summary s;
   s.n = 8;

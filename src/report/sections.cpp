@@ -206,6 +206,13 @@ void provenance_section(Document& d, const stats::StudySummary& s, const ReportP
   t.add_row({"runs", fmt::format("{} done, {} failed, {} queued, {} running", e.counts.done,
                                  e.counts.failed, e.counts.queued, e.counts.running)});
   t.add_row({"passages (n)", fmt_int(s.n_passages)});
+  if (!s.passages.empty()) {
+    std::vector<std::string> names;
+    for (const auto& p : s.passages) {
+      names.push_back(p.words ? fmt::format("`{}` ({} words)", p.name, fmt_int(*p.words)) : "`" + p.name + "`");
+    }
+    t.add_row({"passages", fmt::format("{}", fmt::join(names, ", "))});
+  }
   const auto seqlen = params_seqlen(e.params_json);
   t.add_row({"seqlen (tokens per passage)", seqlen ? fmt_int(*seqlen) : kNotRecorded});
   std::string dtype = e.stream_dtype;

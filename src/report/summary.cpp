@@ -175,6 +175,45 @@ const stats::CellStats* dominated_by(const stats::StudySummary& s, const stats::
   return best;
 }
 
+namespace {
+
+// The passages' independence caveat of a text host that repeats a passage's
+// words to fill seqlen: says how many passages were actually repeated (from
+// the stored texts' word counts) and why the t intervals are likely too
+// narrow either way.
+std::string repetition_caveat(const stats::StudySummary& s) {
+  const auto seqlen = params_seqlen(s.experiment.params_json);
+  std::int64_t counted = 0, repeated = 0, min_words = 0, max_words = 0;
+  for (const auto& p : s.passages) {
+    if (!p.words) continue;
+    min_words = counted == 0 ? *p.words : std::min(min_words, *p.words);
+    max_words = counted == 0 ? *p.words : std::max(max_words, *p.words);
+    ++counted;
+    if (seqlen && *p.words < *seqlen) ++repeated;
+  }
+  std::string rep;
+  if (!seqlen || counted == 0) {
+    rep = "each passage's text is cut into whitespace words and, when shorter than seqlen, repeated to fill it "
+          "(the word counts were not recorded)";
+  } else if (repeated == 0) {
+    rep = fmt::format("each passage's text is cut into whitespace words; every one of the {} texts has at least "
+                      "{} words ({} to {}), so none is repeated",
+                      counted, fmt_int(*seqlen), fmt_int(min_words), fmt_int(max_words));
+  } else {
+    rep = fmt::format("each passage's text is cut into whitespace words and, when shorter, repeated to fill its {} "
+                      "tokens: {} of the {} texts are shorter ({} to {} words; the shortest repeats about {} times)",
+                      fmt_int(*seqlen), repeated, counted, fmt_int(min_words), fmt_int(max_words),
+                      fmt_int(static_cast<long long>(
+                          std::llround(static_cast<double>(*seqlen) / static_cast<double>(std::max<std::int64_t>(min_words, 1))))));
+  }
+  return "The passages are not independent samples: " + rep +
+         ", words shared by several passages map to the same synthetic token vectors (one vocabulary), and every "
+         "passage goes through the same weights. The t intervals treat the passages as independent draws, so they "
+         "are likely too narrow.";
+}
+
+}  // namespace
+
 void caveats_section(Document& d, const stats::StudySummary& s, const ReportProvenance& prov,
                      const std::optional<PublishedInput>& pub) {
   d.heading(2, "Caveats");
@@ -213,15 +252,7 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
         "random process, not as texts.");
   }
   if (mentions(host, "repeated to seqlen")) {
-    const auto seqlen = params_seqlen(e.params_json);
-    items.push_back(fmt::format(
-        "The passages are not independent samples: each passage's text is cut into whitespace words and, when "
-        "shorter, repeated to fill its {} tokens (a 160-word text repeats about {} times), words shared by several "
-        "passages map to "
-        "the same synthetic token vectors (one vocabulary), and every passage goes through the same weights. The "
-        "t intervals treat the passages as independent draws, so they are likely too narrow.",
-        seqlen ? fmt_int(*seqlen) : std::string("seqlen"),
-        seqlen ? fmt_int(static_cast<long long>(std::llround(static_cast<double>(*seqlen) / 160.0))) : "seqlen / 160"));
+    items.push_back(repetition_caveat(s));
   }
   if (s.n_passages < 2) {
     items.push_back("Fewer than two passages: no confidence interval exists and no verdict is given.");

@@ -27,6 +27,7 @@ struct PassageInfo {
   std::string name;           // e.g. 'topology', 'p3'
   std::string content_hash;   // sha256 (pairs passages across experiments)
   std::string source;         // 'text:...', 'synthetic:seed=..', 'published:<file>#<id>'
+  std::optional<std::int64_t> words;  // whitespace-separated words of the stored text (none without text)
 };
 
 // One finished run (runs.status = 'done' joined with results).

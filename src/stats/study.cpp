@@ -788,6 +788,7 @@ void pareto(Ctx& x) {
 StudySummary summarize(const ExperimentData& data, const SummaryOptions& opt) {
   StudySummary out;
   out.experiment = data.info;
+  out.passages = data.passages;
   out.baseline = stages::choose_baseline(data, opt);
   out.metric = metric_or_throw(opt.metric, true).name;
   using namespace stages;

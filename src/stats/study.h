@@ -270,6 +270,7 @@ struct StudySummary {
   std::string baseline;                 // the codec ratios are against ('' when none recorded)
   std::string metric = "rel_mse";       // the metric of best_q / strategies / suggestions
   int n_passages = 0;
+  std::vector<PassageInfo> passages;    // every passage of the experiment, by idx (names, words)
   std::vector<std::string> streams;     // present in the data, canonical order
   std::vector<std::string> families;    // lattice families present ('d4', 'e8')
   std::vector<StreamWeight> weights;    // from the layer mix (empty without one)
