@@ -11,9 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "store/db.h"
-#include "store/import.h"
 #include "store/query.h"
 #include "common/error.h"
+#include "ingest/csv.h"
+#include "ingest/published.h"
 #include "testutil/testutil.h"
 
 using nlohmann::json;
@@ -32,9 +33,9 @@ struct Cli {
   // kvlab process start costs LibTorch's start-up time.
   void import_published() {
     auto h = kvlab::store::open_database(db, kvlab::store::OpenMode::kCreate);
-    kvlab::store::ImportOptions o;
+    kvlab::ingest::ImportOptions o;
     o.layer_mix = {{"sliding_window_kv", 3}, {"csa_pool_kv_ratio4", 20}, {"hca_pool_kv_ratio128", 20}};
-    kvlab::store::import_published(*h, tu::reference_path("stage075_n8.json"), o);
+    kvlab::ingest::import_published(*h, tu::reference_path("stage075_n8.json"), o);
   }
   std::string write(const std::string& name, const std::string& text) {
     const std::string p = dir + "/" + name;
@@ -168,11 +169,11 @@ TEST(QueryCli, CsvBadValuesNameLineAndColumn) {
   EXPECT_TRUE(has(c.out, "b1.csv:2") && has(c.out, "unknown stream 'swa'")) << c.out;
   // ... and the other cases in-process.
   auto db = kvlab::store::open_database(c.db, kvlab::store::OpenMode::kCreate);
-  kvlab::store::ImportOptions o;
+  kvlab::ingest::ImportOptions o;
   o.layer_mix = {{"sliding_window_kv", 3}};
   const auto msg = [&](const std::string& name, const std::string& text) {
     try {
-      kvlab::store::import_csv(*db, c.write(name, text), o);
+      kvlab::ingest::import_csv(*db, c.write(name, text), o);
     } catch (const kvlab::Error& e) {
       return std::string(e.what());
     }
@@ -282,7 +283,7 @@ TEST(QueryCli, StatsShowsEveryRecordedMetricWithItsRatio) {
   Cli c;
   {
     auto h = kvlab::store::open_database(c.db, kvlab::store::OpenMode::kCreate);
-    kvlab::store::ImportOptions o;
+    kvlab::ingest::ImportOptions o;
     o.layer_mix = {{"sliding_window_kv", 1}};
     const std::string csv = c.write("m.csv",
                                     "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
@@ -290,7 +291,7 @@ TEST(QueryCli, StatsShowsEveryRecordedMetricWithItsRatio) {
                                     "b,sliding_window_kv,fp8_per64,,4224,0.002,0.9997\n"
                                     "a,sliding_window_kv,e8,38,3296,0.0008,0.9998\n"
                                     "b,sliding_window_kv,e8,38,3296,0.0012,0.9998\n");
-    kvlab::store::import_csv(*h, csv, o);
+    kvlab::ingest::import_csv(*h, csv, o);
     // attn_out_rel rows for every run (as the attention metrics store them): fp8 1, 2; e8 3, 4 -> ratios 3, 2.
     h->exec(
         "INSERT INTO run_metrics (run_id, metric, value) SELECT r.id, 'attn_out_rel', CASE "

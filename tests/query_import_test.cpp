@@ -1,6 +1,7 @@
-// Library-level checks of the import and query layer: published codec
-// names, malformed published files (nothing written, the JSON path named),
-// params_json parsing, experiment resolution, refine queueing.
+// Library-level checks of the import and query layer: malformed published
+// files (nothing written, the JSON path named), params_json parsing,
+// experiment resolution, refine queueing. (The published codec names:
+// ingest_parse_test.)
 #include <fstream>
 #include <string>
 
@@ -11,18 +12,20 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "ingest/csv.h"
+#include "ingest/published.h"
 #include "store/db.h"
-#include "store/import.h"
 #include "store/query.h"
 #include "testutil/testutil.h"
 
 namespace st = kvlab::store;
+namespace ig = kvlab::ingest;
 using nlohmann::json;
 
 namespace {
 
-st::ImportOptions options() {
-  st::ImportOptions o;
+ig::ImportOptions options() {
+  ig::ImportOptions o;
   o.layer_mix = {{"sliding_window_kv", 3}, {"csa_pool_kv_ratio4", 20}, {"hca_pool_kv_ratio128", 20}};
   return o;
 }
@@ -38,15 +41,6 @@ std::string message_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST(QueryImport, PublishedCodecNames) {
-  EXPECT_EQ(st::published_codec_spec("v14_d4_Q10"), "d4:q=10");
-  EXPECT_EQ(st::published_codec_spec("v15_e8_Q38"), "e8:q=38");
-  EXPECT_EQ(st::published_codec_spec("fp8_per64_baseline"), "fp8_per64");
-  EXPECT_THROW(st::published_codec_spec("v15_e9_Q38"), kvlab::Error);
-  EXPECT_THROW(st::published_codec_spec("v15_e8_Q0"), kvlab::Error);
-  EXPECT_THROW(st::published_codec_spec("fp8"), kvlab::Error);
-}
-
 TEST(QueryImport, MalformedPublishedFileWritesNothing) {
   const std::string dir = kvlab::testutil::make_temp_dir("kvlab-query-imp");
   json j;
@@ -58,17 +52,17 @@ TEST(QueryImport, MalformedPublishedFileWritesNothing) {
   const std::string bad = dir + "/bad.json";
   std::ofstream(bad) << j.dump();
   auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
-  const std::string msg = message_of([&] { st::import_published(*db, bad, options()); });
+  const std::string msg = message_of([&] { ig::import_published(*db, bad, options()); });
   EXPECT_NE(msg.find("per_passage[3].results[1].codecs.v15_e8_Q38"), std::string::npos) << msg;
   EXPECT_NE(msg.find("rel_mse"), std::string::npos) << msg;
   EXPECT_TRUE(st::list_experiments(*db).empty());
   std::ofstream(dir + "/notjson.json") << "{ not json";
-  EXPECT_NE(message_of([&] { st::import_published(*db, dir + "/notjson.json", options()); }).find("not valid JSON"),
+  EXPECT_NE(message_of([&] { ig::import_published(*db, dir + "/notjson.json", options()); }).find("not valid JSON"),
             std::string::npos);
-  EXPECT_NE(message_of([&] { st::import_published(*db, dir + "/missing.json", options()); }).find("cannot open"),
+  EXPECT_NE(message_of([&] { ig::import_published(*db, dir + "/missing.json", options()); }).find("cannot open"),
             std::string::npos);
-  st::ImportOptions no_mix;
-  EXPECT_THROW(st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), no_mix), kvlab::Error);
+  ig::ImportOptions no_mix;
+  EXPECT_THROW(ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), no_mix), kvlab::Error);
 }
 
 TEST(QueryImport, NameClashWithOtherContent) {
@@ -77,21 +71,21 @@ TEST(QueryImport, NameClashWithOtherContent) {
   const std::string csv = dir + "/stage075_n8.csv";
   std::ofstream(csv) << "passage,stream,codec,q,bits_per_vector,rel_mse,cos_sim\n"
                         "a,sliding_window_kv,fp8_per64,,4224,0.001,0.9997\n";
-  st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), options());
+  ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), options());
   // Same default name (file stem), different content: refused, with both hashes named.
-  const std::string msg = message_of([&] { st::import_csv(*db, csv, options()); });
+  const std::string msg = message_of([&] { ig::import_csv(*db, csv, options()); });
   EXPECT_NE(msg.find("already exists"), std::string::npos) << msg;
   EXPECT_NE(msg.find("--experiment"), std::string::npos) << msg;
   // The same published file under another name: already imported, nothing added.
   auto again = options();
   again.experiment = "again";
-  const auto a = st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), again);
+  const auto a = ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), again);
   EXPECT_FALSE(a.experiment_created);
   EXPECT_EQ(a.experiment, "stage075_n8");
   EXPECT_EQ(a.runs_added, 0);
   auto o = options();
   o.experiment = "mine";
-  const auto out = st::import_csv(*db, csv, o);
+  const auto out = ig::import_csv(*db, csv, o);
   EXPECT_TRUE(out.experiment_created);
   EXPECT_EQ(st::list_experiments(*db).size(), 2u);
   EXPECT_EQ(st::resolve_experiment(*db, "mine").id, out.experiment_id);
@@ -122,7 +116,7 @@ TEST(QueryImport, ParamsJson) {
 TEST(QueryImport, RefineQueuesEveryPassageAndStream) {
   const std::string dir = kvlab::testutil::make_temp_dir("kvlab-query-imp");
   auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
-  const auto out = st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), options());
+  const auto out = ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), options());
   const auto r = st::queue_codec_runs(*db, out.experiment_id, {{"e8:q=40", 40}, {"e8:q=38", 38}});
   EXPECT_EQ(r.added, 8 * 3);      // e8:q=40 on 8 passages x 3 streams
   EXPECT_EQ(r.existing, 8 * 3);   // e8:q=38 is there already
@@ -154,10 +148,10 @@ TEST(QueryImport, AllFourPublishedShapesInOneDatabase) {
   for (const char* f : {"stage075_n8", "stage075_qsweep_n8", "stage075_qsweep_fine_n8", "stage075_trained"}) {
     auto o = options();
     o.experiment = std::string("published_") + (f + 9);
-    const auto out = st::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
+    const auto out = ig::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
     EXPECT_TRUE(out.experiment_created) << f;
     // Importing again adds nothing.
-    const auto again = st::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
+    const auto again = ig::import_published(*db, kvlab::testutil::reference_path(std::string(f) + ".json"), o);
     EXPECT_FALSE(again.experiment_created) << f;
     EXPECT_EQ(again.runs_added, 0) << f;
   }
@@ -194,7 +188,7 @@ TEST(QueryImport, UnknownPublishedShapeNamesTheShapes) {
   const std::string path = dir + "/odd.json";
   std::ofstream(path) << R"({"config": {}, "something_else": []})";
   auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
-  const std::string m = message_of([&] { st::import_published(*db, path, options()); });
+  const std::string m = message_of([&] { ig::import_published(*db, path, options()); });
   EXPECT_NE(m.find("per_passage"), std::string::npos) << m;
   EXPECT_NE(m.find("aggregate_by_stream"), std::string::npos) << m;
 }

@@ -1,7 +1,7 @@
 // Acceptance: importing the published n = 8 JSON must reproduce SPEC
 // section 6 (E8 Q38 / FP8: 0.790 ± 0.005, 0.900 ± 0.006, 1.043 ± 0.051;
 // layer weighted 0.959 ± 0.024; 3296 vs 4224 bits, -22.0 %), both through
-// the library (store::import_published -> load_experiment -> summarize)
+// the library (ingest::import_published -> load_experiment -> summarize)
 // and through the CLI (`kvlab import published`, `stats --json`,
 // `best_q --json`). Also: importing twice adds nothing.
 #include <cmath>
@@ -12,14 +12,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "ingest/published.h"
 #include "stats/study.h"
 #include "store/db.h"
-#include "store/import.h"
 #include "store/query.h"
 #include "testutil/testutil.h"
 
 namespace ks = kvlab::stats;
 namespace st = kvlab::store;
+namespace ig = kvlab::ingest;
 using nlohmann::json;
 
 namespace {
@@ -28,7 +29,7 @@ constexpr const char* kS = "sliding_window_kv";
 constexpr const char* kC = "csa_pool_kv_ratio4";
 constexpr const char* kH = "hca_pool_kv_ratio128";
 
-st::LayerMix flash_mix() { return {{kS, 3}, {kC, 20}, {kH, 20}}; }
+ig::LayerMix flash_mix() { return {{kS, 3}, {kC, 20}, {kH, 20}}; }
 
 std::string f3(double v) { return fmt::format("{:.3f}", v); }
 
@@ -42,9 +43,9 @@ json published_json() {
 TEST(QueryPublished, LibraryReproducesSpecSection6) {
   const std::string dir = kvlab::testutil::make_temp_dir("kvlab-query-pub");
   auto db = st::open_database(dir + "/k.db", st::OpenMode::kCreate);
-  st::ImportOptions opt;
+  ig::ImportOptions opt;
   opt.layer_mix = flash_mix();
-  const auto out = st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), opt);
+  const auto out = ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), opt);
   EXPECT_TRUE(out.experiment_created);
   EXPECT_EQ(out.experiment, "stage075_n8");
   EXPECT_EQ(out.passages_added, 8);
@@ -77,7 +78,7 @@ TEST(QueryPublished, LibraryReproducesSpecSection6) {
     // Every cell's mean agrees with the published aggregate to rounding.
     for (const char* name : {"v14_d4_Q10", "v14_d4_Q38", "v15_e8_Q10", "v15_e8_Q38", "fp8_per64_baseline"}) {
       const auto& agg = pub["aggregate_by_stream"][stream]["codecs"][name]["rel_mse"];
-      const ks::CellStats* cc = s.find_cell(stream, st::published_codec_spec(name));
+      const ks::CellStats* cc = s.find_cell(stream, ig::published_codec_spec(name));
       ASSERT_NE(cc, nullptr) << name;
       EXPECT_NEAR(cc->rel_mse.mean, agg["mean"].get<double>(), 1e-12 * agg["mean"].get<double>()) << name;
       EXPECT_NEAR(*cc->rel_mse.sd, agg["std"].get<double>(), 1e-9 * agg["std"].get<double>()) << name;
@@ -99,7 +100,7 @@ TEST(QueryPublished, LibraryReproducesSpecSection6) {
   EXPECT_EQ(fmt::format("{:.1f}", -100 * lw->bit_saving), "-22.0");
 
   // Importing again adds nothing.
-  const auto again = st::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), opt);
+  const auto again = ig::import_published(*db, kvlab::testutil::reference_path("stage075_n8.json"), opt);
   EXPECT_FALSE(again.experiment_created);
   EXPECT_EQ(again.experiment_id, out.experiment_id);
   EXPECT_EQ(again.passages_added, 0);

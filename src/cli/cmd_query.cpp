@@ -35,6 +35,9 @@
 #include "codec/codec.h"
 #include "common/error.h"
 #include "experiment/provenance.h"
+#include "ingest/benchmark.h"
+#include "ingest/csv.h"
+#include "ingest/published.h"
 #include "model/config.h"
 #include "report/console.h"
 #include "report/console_runs.h"
@@ -45,7 +48,6 @@
 #include "stats/study.h"
 #include "store/db.h"
 #include "store/decisions.h"
-#include "store/import.h"
 #include "store/query.h"
 
 using nlohmann::json;
@@ -62,8 +64,8 @@ std::unique_ptr<SQLite::Database> open_ro(const std::string& path) {
 }
 
 // The V4-Flash layer mix (model config data), or --layer-mix s=n,s=n,...
-store::LayerMix layer_mix_from(const std::string& text) {
-  store::LayerMix lm;
+ingest::LayerMix layer_mix_from(const std::string& text) {
+  ingest::LayerMix lm;
   if (text.empty()) {
     const auto cfg = model::V4Config::flash();
     lm.emplace_back("sliding_window_kv", cfg.count(model::LayerKind::SWA));
@@ -77,7 +79,7 @@ store::LayerMix layer_mix_from(const std::string& text) {
     const auto eq = item.find('=');
     if (eq == std::string::npos) throw UsageError(fmt::format("--layer-mix item '{}': expected stream=layers", item));
     const std::string s = item.substr(0, eq);
-    const auto& known = store::published_stream_names();
+    const auto& known = ingest::published_stream_names();
     if (std::find(known.begin(), known.end(), s) == known.end())
       throw UsageError(fmt::format("--layer-mix: unknown stream '{}'; expected one of: {}", s, fmt::join(known, ", ")));
     char* end = nullptr;
@@ -541,12 +543,12 @@ int cmd_import(const std::vector<std::string>& args, bool published) {
              &pos))
     return 0;
   if (file.empty()) throw UsageError("missing input FILE");
-  store::ImportOptions opt;
+  ingest::ImportOptions opt;
   opt.experiment = c.experiment;
   opt.layer_mix = layer_mix_from(layer_mix);
   opt.canonicalize = canonical_codec;
   auto db = store::open_database(c.db, store::OpenMode::kCreate);
-  const auto out = published ? store::import_published(*db, file, opt) : store::import_csv(*db, file, opt);
+  const auto out = published ? ingest::import_published(*db, file, opt) : ingest::import_csv(*db, file, opt);
   if (c.json) {
     std::cout << json({{"experiment", out.experiment}, {"id", out.experiment_id}, {"created", out.experiment_created},
                        {"sha256", out.file_sha256}, {"passages_added", out.passages_added},
@@ -585,7 +587,7 @@ int cmd_bench_query(const std::vector<std::string>& args) {
   using clock = std::chrono::steady_clock;
   if (!generate.empty()) {
     if (runs < 1 || qmax < 1) throw UsageError("--runs and --qmax must be >= 1");
-    store::BenchmarkSpec spec;
+    ingest::BenchmarkSpec spec;
     spec.qmax = qmax;
     const int per_passage = 3 * (1 + 2 * qmax);
     spec.passages = std::max(1, (runs + per_passage - 1) / per_passage);
@@ -594,7 +596,7 @@ int cmd_bench_query(const std::vector<std::string>& args) {
     spec.git_commit = experiment::current_provenance().git_commit;
     const auto t0 = clock::now();
     auto wdb = store::open_database(generate, store::OpenMode::kCreate);
-    const auto out = store::generate_benchmark(*wdb, spec);
+    const auto out = ingest::generate_benchmark(*wdb, spec);
     const double s = std::chrono::duration<double>(clock::now() - t0).count();
     std::cout << fmt::format("generated {}: experiment '{}', {} passages, {} runs in {:.2f} s\n", generate,
                              out.experiment, out.passages_added, out.runs_added, s);

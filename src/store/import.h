@@ -1,51 +1,57 @@
-// Importing results made elsewhere into the result database:
-//  - the published JSON, as an experiment of origin 'published', in each of
-//    its three shapes:
-//      per-passage (stage075_n8.json: per passage and stream, the audit and
-//      per-codec rel_mse / cos_sim / bits_per_vector; codec names
-//      v14_d4_Q<q>, v15_e8_Q<q>, fp8_per64_baseline),
-//      single-passage (stage075_trained.json: results_by_stream, imported
-//      as passage p0),
-//      aggregate-only (stage075_qsweep*_n8.json: per stream {mean, std,
-//      ci95_hw, n} of FP8 and of E8 per Q; no per-passage values exist, so
-//      no runs are written: the checked summaries are stored in params_json
-//      "published_aggregate");
-//  - a CSV of run results (columns passage, stream, codec, q,
-//    bits_per_vector, rel_mse, cos_sim; optional n_vectors, dim,
-//    passage_hash, replicate; the experiment and run_id columns that
-//    `kvlab export` adds are ignored), as an experiment of origin 'csv'.
-// The experiment records the file's sha256 as spec_hash. Importing the
-// same file twice adds nothing (the experiment is found by hash; every row
-// is INSERT OR IGNORE), and the whole import is one transaction.
-// Imported bits are the recorded bits_per_vector (published accounting).
+// Writing results made elsewhere into the result database: an ImportBundle
+// is one experiment's already-parsed rows (the experiment, its passages,
+// finished runs with their results, audits, and the provenance they share).
+// The parsers that produce bundles (published JSON, CSV, the synthetic
+// query benchmark) live in ingest/; this file only speaks SQL.
 //
-// Not here: reading the database (query.h), statistics.
+// write_import: the experiment is found by (spec_hash, origin); a name
+// already held by another experiment is refused. Every row is INSERT OR
+// IGNORE (writers.h), so writing the same bundle twice adds nothing, and
+// the whole write is one transaction.
+//
+// Not here: reading the database (query.h), parsing files (ingest/),
+// statistics.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
 
+#include "store/db.h"
+#include "store/runs.h"
+
 namespace kvlab::store {
 
-// (stream, layers) pairs written into params_json "layer_mix".
-using LayerMix = std::vector<std::pair<std::string, double>>;
+// One finished run: its passage (by PlannedPassage::name in the bundle),
+// cell and result.
+struct ImportRun {
+  std::string passage;
+  std::string stream;
+  std::string codec;  // canonical spec
+  std::optional<int> q;
+  int replicate = 0;
+  RunResult result;
+};
 
-// Turns a family name and optional Q into the canonical codec spec, or
-// throws kvlab::Error naming the value. The CLI passes one backed by the
-// codec registry; when empty, a structural check is used ('fp8_per64' with
-// no Q, or '<family>' + Q >= 1 -> '<family>:q=<Q>').
-using CodecCanonicalizer = std::function<std::string(const std::string& family, std::optional<int> q)>;
+// One audit row (replicate 0) of a passage of the bundle.
+struct ImportAudit {
+  std::string passage;
+  AuditRow row;
+};
 
-struct ImportOptions {
-  std::string experiment;  // experiment name; empty = the file name without directory and extension
-  LayerMix layer_mix;      // required: the model's layer counts per stream
-  CodecCanonicalizer canonicalize;
+struct ImportBundle {
+  std::string origin;       // experiments.origin: 'published', 'csv', 'sweep'
+  std::string name;         // experiment name
+  std::string sha256;       // experiments.spec_hash: the source file's sha256
+  std::string spec_text;
+  std::string params_json;  // written verbatim
+  std::vector<PlannedPassage> passages;
+  std::vector<ImportRun> runs;
+  std::vector<ImportAudit> audits;
+  Provenance provenance;  // of every result and audit
 };
 
 struct ImportOutcome {
@@ -60,37 +66,12 @@ struct ImportOutcome {
   std::int64_t rows_existing = 0;  // runs already present (not changed)
 };
 
-// "v14_d4_Q10" -> "d4:q=10", "v15_e8_Q38" -> "e8:q=38",
-// "fp8_per64_baseline" -> "fp8_per64". Throws kvlab::Error otherwise.
-std::string published_codec_spec(const std::string& published_name);
+// Writes the bundle in one transaction (see the top of this file). Throws
+// kvlab::Error when the name is taken by an experiment of other content, or
+// a passage clashes with a stored one; nothing is written then.
+ImportOutcome write_import(SQLite::Database& db, const ImportBundle& bundle);
 
-// Throws kvlab::Error naming the file and the JSON path of a missing or
-// mistyped field; nothing is written then.
-ImportOutcome import_published(SQLite::Database& db, const std::string& path, const ImportOptions& options);
-
-// Throws kvlab::Error naming the file, line and column of a bad value.
-ImportOutcome import_csv(SQLite::Database& db, const std::string& path, const ImportOptions& options);
-
-// A synthetic experiment for the query benchmark (`kvlab bench query
-// --generate`): `passages` x 3 streams x (fp8_per64 + each family at
-// Q = 1..qmax) finished runs with a deterministic rate-distortion model
-// (rel-MSE ~ (2Q+1)^-2 times per-stream and per-passage factors) and audits.
-// bits_of gives the recorded bits of each lattice (family, Q, dim).
-struct BenchmarkSpec {
-  std::string experiment = "bench_query";
-  int passages = 166;
-  int qmax = 100;
-  std::vector<std::string> families = {"d4", "e8"};
-  int dim = 512;
-  std::uint64_t seed = 1;
-  std::function<double(const std::string& family, int q, int dim)> bits_of;
-  LayerMix layer_mix;
-  std::string git_commit;  // recorded in the experiment's provenance row
-};
-// Throws kvlab::Error if the experiment name exists already.
-ImportOutcome generate_benchmark(SQLite::Database& db, const BenchmarkSpec& spec);
-
-// The stream names imports accept.
-const std::vector<std::string>& published_stream_names();
+// Whether an experiment of that name exists.
+bool experiment_exists(SQLite::Database& db, const std::string& name);
 
 }  // namespace kvlab::store
