@@ -85,6 +85,7 @@ void fwht_raw(float* x, int64_t d) {
 
 void fwht_normalized(float* x, int64_t d) {
   check_hadamard_dim(d);
+  if (d >= 16 && simd_level() >= SimdLevel::kAvx512) return avx512::fwht_normalized(x, d);
   if (d >= 8 && simd_level() >= SimdLevel::kAvx2) return avx2::fwht_normalized(x, d);
   fwht_raw_fast(x, d);
   scale_inplace(x, d, hadamard_norm_factor(d));
@@ -95,6 +96,10 @@ void fwht_normalized_rows(float* x, int64_t rows, int64_t row_stride, int64_t d)
   KVLAB_CHECK(rows >= 0 && row_stride >= d, "fwht rows: rows = {}, row_stride = {} (expected rows >= 0, stride >= D = {})",
               rows, row_stride, d);
   const float c = hadamard_norm_factor(d);
+  if (d >= 16 && simd_level() >= SimdLevel::kAvx512) {
+    for (int64_t r = 0; r < rows; ++r) avx512::fwht_normalized(x + r * row_stride, d);
+    return;
+  }
   if (d >= 8 && simd_level() >= SimdLevel::kAvx2) {
     for (int64_t r = 0; r < rows; ++r) avx2::fwht_normalized(x + r * row_stride, d);
     return;

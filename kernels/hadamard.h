@@ -8,7 +8,8 @@
 //
 // `*_ref` is the textbook scalar loop, kept as the oracle; the fast version
 // performs the same butterflies in the same order (so results are
-// bit-identical) with SIMD-friendly loops and runtime dispatch.
+// bit-identical) with SIMD-friendly loops and runtime dispatch (simd.h:
+// the AVX2 kernel for D >= 8, the AVX-512 one for D >= 16).
 // Not a general-size or complex FFT.
 #pragma once
 

@@ -127,6 +127,11 @@ void store_row(float* dst, const float* src, int64_t d, bool stream) {
   std::memcpy(dst, src, std::size_t(d) * sizeof(float));
 }
 
+// The AVX-512 row kernels of the rotated formats (simd.h: the FWHT read
+// straight from the input row, quantisers fused into its passes) run for
+// D >= 16 at the AVX-512 level; they give the same bytes and floats.
+bool rows512(int64_t d) { return d >= 16 && simd_level() >= SimdLevel::kAvx512; }
+
 void stream_fence(bool stream) {
 #if SQ_HAVE_TARGETS
   if (stream) _mm_sfence();  // order the non-temporal stores before any later store
@@ -655,6 +660,58 @@ SQ_INLINE bool int_decode_row_body(const IntFormat& f, const uint8_t* __restrict
   return true;
 }
 
+// int_block_scale inlined for the maxima the fields hold (the same
+// arithmetic: uf16 RNE of a >= 2^-23, a normal uf16 value, and its float;
+// the exact ceil(log2 t) of the normal t = a / qmax >= 2^-30), falling
+// back to the checked function (which throws) otherwise. Finite amax.
+SQ_INLINE float int_block_scale_fast(const IntFormat& f, float amax, float qmax, int64_t r, int64_t k) {
+  const float a = amax > kIntAmaxFloor ? amax : kIntAmaxFloor;
+  uint16_t field;
+  if (f.scale == IntScale::kUf16) {
+    if (!(a <= kUf16Max)) return int_block_scale(f, amax, qmax, r, k, &field);
+    const uint32_t u = f32_bits(a);
+    const uint32_t e10 = (u + 0xfffu + ((u >> 13) & 1u)) >> 13;  // f32_to_uf16's normal path, + (96 << 10)
+    return bits_f32(e10 << 13) / qmax;                              // uf16_to_f32 of it
+  }
+  const uint32_t u = f32_bits(a * (1.0f / qmax));
+  const int e = int(u >> 23) - 127 + ((u & 0x7fffffu) != 0 ? 1 : 0);
+  if (e > 127) return int_block_scale(f, amax, qmax, r, k, &field);
+  return bits_f32(uint32_t(e + 127) << 23);
+}
+
+// The scales s_k (and 1 / s_k) of a rotated row y, as int_roundtrip_row_body
+// computes them. False on a non-finite block maximum.
+SQ_INLINE bool int_scales_row_body(const IntFormat& f, const float* __restrict y, int64_t r, int64_t d,
+                                   float* __restrict s, float* __restrict inv) {
+  const float qmax = int_qmax(f);
+  const int64_t b = f.block, nb = d / b;
+  for (int64_t k = 0; k < nb; ++k) {
+    const uint32_t mb = max_mag_bits(y + k * b, b);
+    if (mb >= 0x7f800000u) return false;
+    s[k] = int_block_scale_fast(f, bits_f32(mb), qmax, r, k);
+    inv[k] = 1.0f / s[k];
+  }
+  return true;
+}
+
+// The decode scales of record c, as int_decode_row_body; false on a scale
+// byte no encoder writes.
+bool int_decode_scales(const IntFormat& f, const uint8_t* c, int64_t d, float* s) {
+  const float qmax = int_qmax(f);
+  const int64_t nb = d / f.block;
+  const uint8_t* sc = c + f.bits * d / 8;
+  for (int64_t k = 0; k < nb; ++k) {
+    const uint16_t field = read_field(f, sc, k);
+    if (f.scale == IntScale::kUe8m0 && field == 0xff) return false;
+    s[k] = f.scale == IntScale::kUf16 ? uf16_to_f32(field) / qmax
+           : field == 0                ? bits_f32(0x00400000u)
+                                       : bits_f32(uint32_t(field) << 23);
+  }
+  return true;
+}
+
+SQ_VARIANTS(bool, int_scales_row,
+            (const IntFormat& f, const float* y, int64_t r, int64_t d, float* s, float* inv), (f, y, r, d, s, inv))
 SQ_VARIANTS(bool, int_encode_row,
             (const IntFormat& f, const float* y, int64_t r, int64_t d, uint8_t* c, int32_t* tmp),
             (f, y, r, d, c, tmp))
@@ -707,7 +764,10 @@ void int_encode(const IntFormat& f, const float* x, int64_t rows, int64_t d, uin
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
     const float* src = row;
-    if (f.hadamard) {
+    if (f.hadamard && rows512(d)) {
+      avx512::fwht_normalized_from(row, d, y.data());
+      src = y.data();
+    } else if (f.hadamard) {
       load_row(y.data(), row, d);
       fwht_normalized(y.data(), d);
       src = y.data();
@@ -716,6 +776,35 @@ void int_encode(const IntFormat& f, const float* x, int64_t rows, int64_t d, uin
     pack_rows_dispatch(f.bits, tmp.data(), d, codes + r * cs);
   }
 }
+
+namespace {
+
+// int_roundtrip of a rotated format by the AVX-512 row kernels (block % 16
+// == 0): rotate from the input row, the block scales, then requantise and
+// rotate back into out in one kernel.
+void int_roundtrip_rotated512(const IntFormat& f, const float* x, int64_t rows, int64_t d, float* out, bool stream) {
+  std::vector<float> y(static_cast<std::size_t>(d)), s(std::size_t(d / f.block)), inv(s.size());
+  const bool pow2 = f.scale == IntScale::kUe8m0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * d;
+    avx512::fwht_normalized_from(row, d, y.data());
+    bool ok;
+    try {
+      ok = int_scales_row_fast(f, y.data(), r, d, s.data(), inv.data());
+    } catch (...) {
+      stream_fence(stream);
+      throw;
+    }
+    if (!ok) {
+      stream_fence(stream);
+      throw_bad_row(int_name(f), row, r, d);
+    }
+    avx512::int_requant_fwht(y.data(), d, f.block, s.data(), inv.data(), pow2, int_qmax(f), out + r * d, stream);
+  }
+  stream_fence(stream);
+}
+
+}  // namespace
 
 void int_roundtrip(const IntFormat& f, const float* x, int64_t rows, int64_t d, float* out) {
   int_check_format(f, d);
@@ -726,6 +815,7 @@ void int_roundtrip(const IntFormat& f, const float* x, int64_t rows, int64_t d, 
     return;
   }
   const bool stream = stream_output(out, rows, d);
+  if (rows512(d) && f.block % 16 == 0) return int_roundtrip_rotated512(f, x, rows, d, out, stream);
   std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
@@ -745,8 +835,15 @@ void int_decode(const IntFormat& f, const uint8_t* codes, int64_t rows, int64_t 
   const int64_t cs = int_code_size(f, d);
   check_rows("int decode", rows);
   std::vector<int32_t> tmp(static_cast<std::size_t>(d));
+  const bool fused = f.hadamard && rows512(d) && f.block % 16 == 0;
+  std::vector<float> s(fused ? std::size_t(d / f.block) : 0);
   for (int64_t r = 0; r < rows; ++r) {
     const uint32_t bad = unpack_dispatch(f.bits, true, codes + r * cs, d, tmp.data());
+    if (fused) {  // dequantise inside the rotation's first pass
+      if (bad != 0 || !int_decode_scales(f, codes + r * cs, d, s.data())) int_check_record(f, codes + r * cs, r, d);
+      avx512::int_dequant_fwht(tmp.data(), d, f.block, s.data(), out + r * d);
+      continue;
+    }
     if (bad != 0 || !int_decode_row_fast(f, codes + r * cs, d, out + r * d, tmp.data()))
       int_check_record(f, codes + r * cs, r, d);
     if (f.hadamard) fwht_normalized(out + r * d, d);
@@ -1019,6 +1116,43 @@ uint16_t lloyd_row_sigma_fast(const float* row, int64_t r, int64_t d) {
   return lloyd_sigma_code(ss, r, d);
 }
 
+// The thresholds (padded with +inf) and levels (padded with 0) as 16-lane
+// tables for the AVX-512 kernels.
+struct LloydTables16 {
+  alignas(64) float thr[16];
+  alignas(64) float lev[16];
+  explicit LloydTables16(const LloydMaxGaussian& q) {
+    for (int k = 0; k < 16; ++k) {
+      thr[k] = k < q.levels - 1 ? q.threshold_f[k] : std::numeric_limits<float>::infinity();
+      lev[k] = k < q.levels ? q.level_f[k] : 0.0f;
+    }
+  }
+};
+
+// sigma16 codes of the rows of x in order, the squared norms of 4 rows at
+// a time at the AVX-512 level (avx512::sumsq8_rows: the same partial sums
+// in the same order as sumsq8, 4 rows' addition chains interleaved, so the
+// same values). code(r) is called for r = 0, 1, .. in order; checks and
+// errors as lloyd_row_sigma_fast, row by row.
+class LloydSigmas {
+ public:
+  LloydSigmas(const float* x, int64_t rows, int64_t d) : x_(x), rows_(rows), d_(d), batch_(rows512(d)) {}
+  uint16_t code(int64_t r) {
+    const float* row = x_ + r * d_;
+    if (!batch_) return lloyd_row_sigma_fast(row, r, d_);
+    if (r % 4 == 0) avx512::sumsq8_rows(row, std::min<int64_t>(4, rows_ - r), d_, ss_, mb_);
+    if (mb_[r % 4] >= 0x7f800000u) throw_bad_row("hadamard_lloyd", row, r, d_);
+    return lloyd_sigma_code(ss_[r % 4], r, d_);
+  }
+
+ private:
+  const float* x_;
+  int64_t rows_, d_;
+  bool batch_;
+  double ss_[4] = {0, 0, 0, 0};
+  uint32_t mb_[4] = {0, 0, 0, 0};
+};
+
 void lloyd_check_record(const uint8_t* c, int64_t r, int bits, int64_t d) {
   if (c[0] != 0 || c[1] != 0) return;
   for (int64_t j = 0; j < bits * d / 8; ++j)
@@ -1055,21 +1189,27 @@ void hadamard_lloyd_encode(int bits, const float* x, int64_t rows, int64_t d, ui
   const int64_t cs = hadamard_lloyd_code_size(bits, d);
   check_rows("hadamard_lloyd encode", rows);
   const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
+  const LloydTables16 t16(q);
+  LloydSigmas sigmas(x, rows, d);
   std::vector<float> y(static_cast<std::size_t>(d));
   std::vector<int32_t> idx(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
     uint8_t* c = codes + r * cs;
-    const uint16_t code = lloyd_row_sigma_fast(row, r, d);
+    const uint16_t code = sigmas.code(r);
     c[0] = uint8_t(code & 0xff);
     c[1] = uint8_t(code >> 8);
     if (code == 0) {
       std::memset(c + 2, 0, std::size_t(cs - 2));
       continue;
     }
-    load_row(y.data(), row, d);
-    fwht_normalized(y.data(), d);
-    lloyd_index_fast(q, y.data(), d, uf16_to_f32(code), idx.data());
+    if (rows512(d)) {
+      avx512::lloyd_rotate_index(row, d, bits, t16.thr, uf16_to_f32(code), y.data(), idx.data());
+    } else {
+      load_row(y.data(), row, d);
+      fwht_normalized(y.data(), d);
+      lloyd_index_fast(q, y.data(), d, uf16_to_f32(code), idx.data());
+    }
     pack_rows_dispatch(bits, idx.data(), d, c + 2);
   }
 }
@@ -1078,16 +1218,22 @@ void hadamard_lloyd_roundtrip(int bits, const float* x, int64_t rows, int64_t d,
   hadamard_lloyd_check(bits, d);
   check_rows("hadamard_lloyd roundtrip", rows);
   const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
+  const LloydTables16 t16(q);
+  LloydSigmas sigmas(x, rows, d);
   const bool stream = stream_output(out, rows, d);
   std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;
     uint16_t code;
     try {
-      code = lloyd_row_sigma_fast(row, r, d);
+      code = sigmas.code(r);
     } catch (...) {
       stream_fence(stream);
       throw;
+    }
+    if (code != 0 && rows512(d)) {
+      avx512::lloyd_roundtrip_row(row, d, bits, t16.thr, t16.lev, uf16_to_f32(code), y.data(), out + r * d, stream);
+      continue;
     }
     if (code == 0) {  // a zero vector
       std::fill(y.begin(), y.end(), 0.0f);
@@ -1106,6 +1252,7 @@ void hadamard_lloyd_decode(int bits, const uint8_t* codes, int64_t rows, int64_t
   const int64_t cs = hadamard_lloyd_code_size(bits, d);
   check_rows("hadamard_lloyd decode", rows);
   const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
+  const LloydTables16 t16(q);
   std::vector<int32_t> idx(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* c = codes + r * cs;
@@ -1116,6 +1263,10 @@ void hadamard_lloyd_decode(int bits, const uint8_t* codes, int64_t rows, int64_t
       continue;
     }
     unpack_dispatch(bits, false, c + 2, d, idx.data());
+    if (rows512(d)) {  // sigma16 != 0 here: dequantise inside the rotation's first pass
+      avx512::lloyd_dequant_fwht(idx.data(), d, t16.lev, uf16_to_f32(uint16_t(c[0] | c[1] << 8)), o);
+      continue;
+    }
     if (!lloyd_decode_fast(q, c, d, o, idx.data())) lloyd_check_record(c, r, bits, d);
     fwht_normalized(o, d);
   }

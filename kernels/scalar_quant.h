@@ -7,8 +7,12 @@
 // Each format has a scalar `*_ref` oracle (plain loops over fp_formats.h
 // conversions) and a fast version that gives bit-identical bytes and floats
 // at every SIMD level (kernels/simd.h: the fast loops are compiled for the
-// baseline, AVX2 and AVX-512 targets and chosen by simd_level()). The fused
-// `*_roundtrip` equals decode(encode(x)) bit for bit.
+// baseline, AVX2 and AVX-512 targets and chosen by simd_level()). At the
+// AVX-512 level the rotated formats (hadamard_int with block % 16 == 0,
+// hadamard_lloyd; D >= 16) run hand-written row kernels (simd.h): the FWHT
+// read straight from the input row, the quantiser fused into its passes,
+// the output written once (non-temporal for large tensors); same values.
+// The fused `*_roundtrip` equals decode(encode(x)) bit for bit.
 //
 // Rows are contiguous float32 vectors of `d` values; codes are `code_size`
 // bytes per row, back to back. Encoders throw kvlab::Error on non-finite

@@ -7,8 +7,8 @@
 // floating-point operations in the same order as its scalar counterpart, so
 // results are bit-identical whichever level runs (tests force each level and
 // compare). The callers (lattice.cpp, lattice_pack.cpp, fp8_block.cpp,
-// hadamard.cpp) pick the namespace by simd_level(); code outside kernels/
-// calls only those dispatchers.
+// hadamard.cpp, scalar_quant.cpp) pick the namespace by simd_level(); code
+// outside kernels/ calls only those dispatchers.
 //
 // KVLAB_SIMD=scalar|avx2 in the environment caps the level (to compare or to
 // bisect a suspected SIMD fault); set_simd_level() does the same from code
@@ -110,6 +110,41 @@ void dequant_fwht_scale(const int32_t* pts2, int64_t d, float s, float nv, float
 int64_t fp8_roundtrip_rows(const float* x, int64_t rows, int64_t ncols, int64_t block, float* out, bool stream);
 int64_t fp8_encode_rows(const float* x, int64_t rows, int64_t ncols, int64_t block, uint8_t* codes);
 void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* out);
+
+// The normalised FWHT (hadamard.h) on 16 lanes, D a power of two >= 16:
+// the stages h = 1 .. 8 inside each register, then the rest between
+// registers (tiles of up to 128 values in registers, then one pass per two
+// stages), the butterflies and the final multiplication by
+// fl32(1/sqrt(D)) in the reference's order, so bit-identical to
+// fwht_normalized_ref. In place.
+void fwht_normalized(float* x, int64_t d);
+// y = H x / sqrt(d), x unchanged (y != x; no copy of x first).
+void fwht_normalized_from(const float* x, int64_t d, float* y);
+// out = H y / sqrt(d) with y as the scratch row (y overwritten; out may be
+// y). stream: out 64-byte aligned, written with non-temporal stores.
+void fwht_normalized_to(float* y, int64_t d, float* out, bool stream);
+
+// The rotated int codec's dequantise-then-rotate (scalar_quant.h): per
+// block k of b values (b % 16 == 0), v = the value q_j (decode: the integer
+// codes; roundtrip: RNE(clamp(y_j / s_k, +-qmax)), y_j / s_k computed as
+// y_j * inv_k when pow2, as int_quant_block) times s_k, then out = H v /
+// sqrt(d). y (roundtrip) is the scratch row; stream as fwht_normalized_to.
+void int_requant_fwht(float* y, int64_t d, int64_t b, const float* s, const float* inv, bool pow2, float qmax,
+                      float* out, bool stream);
+void int_dequant_fwht(const int32_t* codes, int64_t d, int64_t b, const float* s, float* out);
+
+// hadamard_lloyd on 16 lanes. thr: the 2^K - 1 float32 thresholds padded
+// to 16 with +inf; lev: the 2^K float32 levels padded to 16. The index of
+// z = y / sig is #{k : z > thr_k}, found by a K-step binary search (the
+// thresholds ascend, so it equals the count).
+// idx = the indices of y = H x / sqrt(d) (the rotation of the input row).
+void lloyd_rotate_index(const float* x, int64_t d, int bits, const float* thr, float sig, float* y, int32_t* idx);
+// out = H (lev[i(H x / sqrt(d))] * sig) / sqrt(d): the fused roundtrip;
+// y: a scratch row.
+void lloyd_roundtrip_row(const float* x, int64_t d, int bits, const float* thr, const float* lev, float sig, float* y,
+                         float* out, bool stream);
+// out = H (lev[idx_j] * sig) / sqrt(d).
+void lloyd_dequant_fwht(const int32_t* idx, int64_t d, const float* lev, float sig, float* out);
 }  // namespace avx512
 
 }  // namespace kvlab::kernels

@@ -958,6 +958,187 @@ void fp8_decode_row(const uint8_t* codes, int64_t ncols, int64_t block, float* o
   }
 }
 
+
+// ---------------------------------------------------------------- FWHT and the rotated scalar codecs
+
+namespace {
+
+// h16 with each stage as one permute and one FMA instead of permute, xor
+// and add: v * (+-1) + (v with partners swapped) is, exactly rounded once,
+// a + b in the lower and a - b in the upper lane of each pair (the product
+// is exact; signed zeros follow the same rule as the sum), so bit-identical
+// to h16 and to the reference's butterflies.
+inline __m512 h16f(__m512 v) {
+  const __m512 s1 = _mm512_setr_ps(1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1);
+  const __m512 s2 = _mm512_setr_ps(1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1);
+  const __m512 s4 = _mm512_setr_ps(1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1);
+  const __m512 s8 = _mm512_setr_ps(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1);
+  v = _mm512_fmadd_ps(v, s1, _mm512_permute_ps(v, 0xB1));       // pairs swapped
+  v = _mm512_fmadd_ps(v, s2, _mm512_permute_ps(v, 0x4E));       // pairs of pairs swapped
+  v = _mm512_fmadd_ps(v, s4, _mm512_shuffle_f32x4(v, v, 0xB1));  // 128-bit lanes swapped in pairs
+  v = _mm512_fmadd_ps(v, s8, _mm512_shuffle_f32x4(v, v, 0x4E));  // 256-bit halves swapped
+  return v;
+}
+
+// tail() with the final pass's values through fin and handed to put(offset,
+// v) instead of stored back into y (same butterflies, same order).
+template <class Fin, class Put>
+inline void tail_put(float* y, int64_t d, int64_t h0, Fin fin, Put put) {
+  for (int64_t h = h0; h < d;) {
+    const bool two = 4 * h <= d;
+    const bool last = two ? 4 * h == d : true;
+    const int64_t span = two ? 4 * h : 2 * h;
+    for (int64_t i = 0; i < d; i += span)
+      for (int64_t j = i; j < i + h; j += 16) {
+        if (two) {
+          __m512 v[4] = {ld(y + j), ld(y + j + h), ld(y + j + 2 * h), ld(y + j + 3 * h)};
+          butterflies<4>(v);
+          if (last) {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; ++r) put(j + r * h, fin(v[r]));
+          } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; ++r) st(y + j + r * h, v[r]);
+          }
+        } else {
+          __m512 v[2] = {ld(y + j), ld(y + j + h)};
+          butterflies<2>(v);
+          put(j, fin(v[0]));
+          put(j + h, fin(v[1]));
+        }
+      }
+    h *= two ? 4 : 2;
+  }
+}
+
+// fwht_r with put: the values in(i) (16 at offset i, i a multiple of 16;
+// read before anything at [i, i + 16R) of y is written), tiles of 16R in
+// registers (stored into the scratch row y unless they are final), then
+// tail_put. Every final value is handed to put exactly once.
+template <int R, class In, class Fin, class Put>
+inline void fwht_put_r(float* y, int64_t d, In in, Fin fin, Put put) {
+  const bool last = d == 16 * R;
+  for (int64_t i = 0; i < d; i += 16 * R) {
+    __m512 v[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) v[r] = h16f(in(i + 16 * r));
+    butterflies<R>(v);
+    if (last) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) put(i + 16 * r, fin(v[r]));
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) st(y + i + 16 * r, v[r]);
+    }
+  }
+  if (!last) tail_put(y, d, 16 * R, fin, put);
+}
+
+template <class In, class Fin, class Put>
+inline void fwht_put(float* y, int64_t d, In in, Fin fin, Put put) {
+  switch (d) {
+    case 16: return fwht_put_r<1>(y, d, in, fin, put);
+    case 32: return fwht_put_r<2>(y, d, in, fin, put);
+    case 64: return fwht_put_r<4>(y, d, in, fin, put);
+    default: return fwht_put_r<8>(y, d, in, fin, put);
+  }
+}
+
+// The normalised FWHT of in(i) into out (stream: non-temporal), y scratch.
+template <class In, class Pre>
+inline void fwht_norm_put(float* y, int64_t d, In in, float* out, bool stream, Pre pre) {
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
+  const auto fin = [&](__m512 v) { return pre(_mm512_mul_ps(v, c)); };
+  if (stream)
+    fwht_put(y, d, in, fin, [&](int64_t o, __m512 v) { _mm512_stream_ps(out + o, v); });
+  else
+    fwht_put(y, d, in, fin, [&](int64_t o, __m512 v) { st(out + o, v); });
+}
+
+struct Identity {
+  __m512 operator()(__m512 v) const { return v; }
+};
+
+// The index #{k : z > thr_k} of z (16 lanes) by binary search over the
+// ascending thresholds in register t (padded with +inf): K steps.
+inline __m512i lloyd_index16(__m512 z, __m512 t, int bits) {
+  __m512i idx = _mm512_setzero_si512();
+  for (int step = 1 << (bits - 1); step >= 1; step >>= 1) {
+    const __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+    const __mmask16 gt = _mm512_cmp_ps_mask(z, _mm512_permutexvar_ps(probe, t), _CMP_GT_OQ);
+    idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
+  }
+  return idx;
+}
+
+}  // namespace
+
+void fwht_normalized(float* x, int64_t d) {
+  fwht_norm_put(
+      x, d, [&](int64_t i) { return ld(x + i); }, x, false, Identity{});
+}
+
+void fwht_normalized_from(const float* x, int64_t d, float* y) {
+  fwht_norm_put(
+      y, d, [&](int64_t i) { return ld(x + i); }, y, false, Identity{});
+}
+
+void fwht_normalized_to(float* y, int64_t d, float* out, bool stream) {
+  fwht_norm_put(
+      y, d, [&](int64_t i) { return ld(y + i); }, out, stream, Identity{});
+}
+
+void int_requant_fwht(float* y, int64_t d, int64_t b, const float* s, const float* inv, bool pow2, float qmax,
+                      float* out, bool stream) {
+  const __m512 vq = _mm512_set1_ps(qmax), vnq = _mm512_set1_ps(-qmax), magic = _mm512_set1_ps(0x1.8p23f);
+  const auto requant = [&](int64_t i) {
+    const int64_t k = i / b;
+    const __m512 vs = _mm512_set1_ps(s[k]);
+    __m512 t = pow2 ? _mm512_mul_ps(ld(y + i), _mm512_set1_ps(inv[k])) : _mm512_div_ps(ld(y + i), vs);
+    t = _mm512_min_ps(vq, t);   // t > qmax ? qmax : t
+    t = _mm512_max_ps(vnq, t);  // t < -qmax ? -qmax : t
+    return _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(t, magic), magic), vs);
+  };
+  fwht_norm_put(y, d, requant, out, stream, Identity{});
+}
+
+void int_dequant_fwht(const int32_t* codes, int64_t d, int64_t b, const float* s, float* out) {
+  const auto deq = [&](int64_t i) {
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(codes + i)), _mm512_set1_ps(s[i / b]));
+  };
+  fwht_norm_put(out, d, deq, out, false, Identity{});
+}
+
+void lloyd_rotate_index(const float* x, int64_t d, int bits, const float* thr, float sig, float* y, int32_t* idx) {
+  const __m512 t = _mm512_loadu_ps(thr), vsig = _mm512_set1_ps(sig);
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
+  fwht_put(
+      y, d, [&](int64_t i) { return ld(x + i); }, [&](__m512 v) { return _mm512_mul_ps(v, c); },
+      [&](int64_t o, __m512 v) {
+        _mm512_storeu_si512(idx + o, lloyd_index16(_mm512_div_ps(v, vsig), t, bits));
+      });
+}
+
+void lloyd_roundtrip_row(const float* x, int64_t d, int bits, const float* thr, const float* lev, float sig, float* y,
+                         float* out, bool stream) {
+  const __m512 t = _mm512_loadu_ps(thr), l = _mm512_loadu_ps(lev), vsig = _mm512_set1_ps(sig);
+  // First rotation; its final values y_j become L_i * sig in place.
+  fwht_norm_put(
+      y, d, [&](int64_t i) { return ld(x + i); }, y, false,
+      [&](__m512 v) {
+        return _mm512_mul_ps(_mm512_permutexvar_ps(lloyd_index16(_mm512_div_ps(v, vsig), t, bits), l), vsig);
+      });
+  fwht_normalized_to(y, d, out, stream);
+}
+
+void lloyd_dequant_fwht(const int32_t* idx, int64_t d, const float* lev, float sig, float* out) {
+  const __m512 l = _mm512_loadu_ps(lev), vsig = _mm512_set1_ps(sig);
+  const auto deq = [&](int64_t i) {
+    return _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_loadu_si512(idx + i), l), vsig);
+  };
+  fwht_norm_put(out, d, deq, out, false, Identity{});
+}
+
 }  // namespace kvlab::kernels::avx512
 
 #pragma GCC diagnostic pop
@@ -1002,6 +1183,18 @@ int64_t fp8_encode_rows(const float*, int64_t, int64_t, int64_t, uint8_t*) {
   return 0;
 }
 void fp8_decode_row(const uint8_t*, int64_t, int64_t, float*) { KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build"); }
+#define KVLAB_NO_AVX512 KVLAB_ASSERT(false, "AVX-512 kernel on a non-x86 build")
+void fwht_normalized(float*, int64_t) { KVLAB_NO_AVX512; }
+void fwht_normalized_from(const float*, int64_t, float*) { KVLAB_NO_AVX512; }
+void fwht_normalized_to(float*, int64_t, float*, bool) { KVLAB_NO_AVX512; }
+void int_requant_fwht(float*, int64_t, int64_t, const float*, const float*, bool, float, float*, bool) { KVLAB_NO_AVX512; }
+void int_dequant_fwht(const int32_t*, int64_t, int64_t, const float*, float*) { KVLAB_NO_AVX512; }
+void lloyd_rotate_index(const float*, int64_t, int, const float*, float, float*, int32_t*) { KVLAB_NO_AVX512; }
+void lloyd_roundtrip_row(const float*, int64_t, int, const float*, const float*, float, float*, float*, bool) {
+  KVLAB_NO_AVX512;
+}
+void lloyd_dequant_fwht(const int32_t*, int64_t, const float*, float, float*) { KVLAB_NO_AVX512; }
+#undef KVLAB_NO_AVX512
 }  // namespace kvlab::kernels::avx512
 
 #endif

@@ -563,6 +563,90 @@ TEST(HadamardLloyd, FastMatchesReferenceAtEveryLevel) {
     }
 }
 
+// The rotated formats on every shape their kernels take, against the
+// oracle at every level: D = 16 .. 1024 (a single register tile, D = 16R,
+// and the tile + tail passes), every K, every block (8: the unfused path;
+// 16 .. 128: the fused AVX-512 one), both scales, odd row counts; bytes,
+// decoded floats and the fused roundtrip. Lloyd K = 1..4 likewise (D = 8
+// runs the AVX2 path).
+TEST(ScalarQuantRotated, EveryShapeMatchesReferenceAtEveryLevel) {
+  LevelGuard guard;
+  for (int64_t d : {8, 16, 32, 64, 128, 256, 512, 1024}) {
+    const int64_t rows = d >= 512 ? 7 : 13;
+    const auto x = edge_rows(rows, d, unsigned(d + 5), 3e4f);
+    std::vector<float> dref(x.size()), dec(x.size()), rt(x.size());
+    auto check = [&](const std::vector<uint8_t>& ref, auto&& enc, auto&& decode, auto&& roundtrip) {
+      for (SimdLevel lv : levels()) {
+        SCOPED_TRACE(simd_level_name(lv));
+        set_simd_level(lv);
+        std::vector<uint8_t> fast(ref.size(), 0xAB);
+        enc(fast.data());
+        auto r = check_parity(fast.data(), ref.data(), int64_t(ref.size()));
+        ASSERT_TRUE(r.ok()) << "bytes: " << r.summary();
+        decode(ref.data(), dec.data());
+        r = check_parity(dec.data(), dref.data(), int64_t(dec.size()));
+        ASSERT_TRUE(r.ok()) << "decode: " << r.summary();
+        roundtrip(rt.data());
+        r = check_parity(rt.data(), dref.data(), int64_t(rt.size()));
+        ASSERT_TRUE(r.ok()) << "roundtrip: " << r.summary();
+      }
+    };
+    for (int bits = 2; bits <= 8; ++bits)
+      for (int64_t block : {8, 16, 32, 64, 128})
+        for (IntScale sc : {IntScale::kUf16, IntScale::kUe8m0}) {
+          if (block > d) continue;
+          const IntFormat f{bits, block, sc, true};
+          SCOPED_TRACE(fmt_name(f) + " D=" + std::to_string(d));
+          std::vector<uint8_t> ref(static_cast<size_t>(rows * int_code_size(f, d)));
+          int_encode_ref(f, x.data(), rows, d, ref.data());
+          int_decode_ref(f, ref.data(), rows, d, dref.data());
+          check(
+              ref, [&](uint8_t* c) { int_encode(f, x.data(), rows, d, c); },
+              [&](const uint8_t* c, float* o) { int_decode(f, c, rows, d, o); },
+              [&](float* o) { int_roundtrip(f, x.data(), rows, d, o); });
+        }
+    for (int bits = 1; bits <= 4; ++bits) {
+      SCOPED_TRACE("lloyd K=" + std::to_string(bits) + " D=" + std::to_string(d));
+      std::vector<uint8_t> ref(static_cast<size_t>(rows * hadamard_lloyd_code_size(bits, d)));
+      hadamard_lloyd_encode_ref(bits, x.data(), rows, d, ref.data());
+      hadamard_lloyd_decode_ref(bits, ref.data(), rows, d, dref.data());
+      check(
+          ref, [&](uint8_t* c) { hadamard_lloyd_encode(bits, x.data(), rows, d, c); },
+          [&](const uint8_t* c, float* o) { hadamard_lloyd_decode(bits, c, rows, d, o); },
+          [&](float* o) { hadamard_lloyd_roundtrip(bits, x.data(), rows, d, o); });
+    }
+  }
+}
+
+// Errors from the fused rotated paths name the row and column as before.
+TEST(ScalarQuantRotated, FusedPathsRejectBadInputAndBytes) {
+  LevelGuard guard;
+  const int64_t d = 512, rows = 3;
+  const IntFormat f{4, 64, IntScale::kUe8m0, true};
+  for (SimdLevel lv : levels()) {
+    set_simd_level(lv);
+    auto x = edge_rows(rows, d, 21, 10.f);
+    x[d + 77] = std::numeric_limits<float>::infinity();
+    std::vector<uint8_t> c(static_cast<size_t>(rows * int_code_size(f, d)));
+    std::vector<float> o(x.size());
+    expect_contains(error_of([&] { int_roundtrip(f, x.data(), rows, d, o.data()); }), "row 1 column 77 is inf");
+    expect_contains(error_of([&] { int_encode(f, x.data(), rows, d, c.data()); }), "row 1 column 77 is inf");
+    expect_contains(error_of([&] { hadamard_lloyd_roundtrip(3, x.data(), rows, d, o.data()); }),
+                    "row 1 column 77 is inf");
+    // A block maximum above the uf16 field (fp16 scales), after the rotation.
+    const IntFormat f16{8, 64, IntScale::kUf16, true};
+    x[d + 77] = 1e12f;
+    std::vector<uint8_t> c16(static_cast<size_t>(rows * int_code_size(f16, d)));
+    expect_contains(error_of([&] { int_roundtrip(f16, x.data(), rows, d, o.data()); }), "row 1 block");
+    expect_contains(error_of([&] { int_roundtrip(f16, x.data(), rows, d, o.data()); }), "uf16");
+    expect_contains(error_of([&] { int_encode(f16, x.data(), rows, d, c16.data()); }), "uf16");
+    x[d + 77] = 1.0f;
+    int_encode(f, x.data(), rows, d, c.data());
+    c[2 * int_code_size(f, d) + d / 2 + 3] = 0xff;  // row 2's fourth UE8M0 scale byte
+    expect_contains(error_of([&] { int_decode(f, c.data(), rows, d, o.data()); }), "vector 2 byte 259");
+  }
+}
+
 TEST(HadamardLloyd, SymbolsErrorAndCorruptBytes) {
   const int64_t d = 512, rows = 200;
   std::mt19937 rng(6);
