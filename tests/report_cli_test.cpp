@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "common/hash.h"
 #include "testutil/testutil.h"
 
@@ -214,10 +217,35 @@ TEST_F(ReportCli, PublishedVsRunSection) {
                    " --published-db " + pub + " --published-experiment pub_stage075_qsweep_fine_n8"),
             0)
       << out;
-  const auto agg = find_row(slurp(dir_ + "/c/M.md"), "Published vs this run", "`hca_pool_kv_ratio128`");
+  const std::string mu = slurp(dir_ + "/c/M.md");
+  const auto agg = find_row(mu, "Published vs this run", "`hca_pool_kv_ratio128`");
   ASSERT_EQ(agg.size(), 5u);
-  EXPECT_EQ(agg[2], "1.044 (no interval)");  // 0.0145.../0.0139... ratio of the published means
-  EXPECT_EQ(agg[4], "n/a");
+  // The qsweep file has no per-passage values, but pub_stage075_n8 in the same database holds the same runs
+  // (equal FP8 and E8 Q=38 means): its paired ratio is used, and the file's ratio of means is named beside it.
+  EXPECT_EQ(agg[2], "1.043 [0.992, 1.094]");
+  EXPECT_EQ(agg[3], "paired per passage, n = 8, from `pub_stage075_n8` (the same runs); ratio of the file's means 1.044");
+  EXPECT_EQ(agg[4], "yes");
+  EXPECT_EQ(mu.find("simulate_fp8 = not stated"), std::string::npos);
+  EXPECT_NE(mu.find("published simulate_fp8 = true (from `pub_stage075_n8`, the same runs)"), std::string::npos);
+  // The published study's own answers equal the JSON's "thresholds" (Q_min and margin) on every stream.
+  const auto ref = nlohmann::json::parse(slurp(testutil::reference_path("stage075_qsweep_fine_n8.json")));
+  int compared = 0;
+  std::istringstream in(mu);
+  for (std::string l; std::getline(in, l);) {
+    const auto c = cells(l);
+    if (c.size() != 10 || c[0].rfind("`", 0) != 0 || (c[2] != "point" && c[2] != "CI-safe")) continue;
+    const std::string stream = c[0].substr(1, c[0].find('`', 1) - 1);
+    const std::string th = c[1].substr(0, 1);
+    const std::string key = (th == "A" ? "A_no_regression" : th == "B" ? "B_plus5pct" : "C_plus20pct") +
+                            std::string(c[2] == "point" ? "_point" : "_ci95_conservative");
+    const auto& t = ref["aggregate_by_stream"][stream]["thresholds"][key];
+    ASSERT_TRUE(t.is_object()) << stream << " " << key;
+    EXPECT_EQ(c[3], std::to_string(t["Q_min"].get<int>())) << stream << " " << key;
+    const double m = t["margin_pct"].get<double>();
+    EXPECT_EQ(c[6], fmt::format("{:+.1f} %", m) + (m < 2 ? " marginal" : "")) << stream << " " << key;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 18) << mu;
   ASSERT_EQ(report("findings", dir_ + "/d/F.md", &out), 0) << out;
   EXPECT_NE(slurp(dir_ + "/d/F.md").find("No published experiment was given"), std::string::npos);
   EXPECT_EQ(report("findings", dir_ + "/e/F.md", &out, " --published-db " + pub), 2) << out;

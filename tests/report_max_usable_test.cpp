@@ -8,11 +8,14 @@
 #include "testutil/testutil.h"
 
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "report/markdown.h"
+#include "report/published_link.h"
 #include "report/reports.h"
 #include "stats/study.h"
 
@@ -32,7 +35,7 @@ double e8_bits(int q) { return 64 * std::ceil(8 * std::log2(2.0 * q + 1)) + 32; 
 // rel-MSE model: FP8 ~ 1e-3 per passage; E8 ~ c_s / (2Q+1)^2 with c_s putting
 // Q = 38 at 0.80 / 0.90 / 1.04 x FP8; on CSA, Q = 40 is planted slightly
 // worse than Q = 38 (a monotonicity violation at equal bits).
-stats::ExperimentData sweep(int passages = 4, const std::vector<int>& qs = kQs) {
+stats::ExperimentData sweep(int passages = 4, const std::vector<int>& qs = kQs, double hca_target = 1.04) {
   stats::ExperimentData d;
   d.info.id = 7;
   d.info.name = "qsweep_test";
@@ -41,7 +44,7 @@ stats::ExperimentData sweep(int passages = 4, const std::vector<int>& qs = kQs) 
                        R"("hca_pool_kv_ratio128":20},"weights":{"kind":"random","seed":7},)"
                        R"("host":{"kind":"synthetic","seed":1}})";
   d.info.layer_mix = {{kStreams[0], 3}, {kStreams[1], 20}, {kStreams[2], 20}};
-  const double target[3] = {0.80, 0.90, 1.04};
+  const double target[3] = {0.80, 0.90, hca_target};
   std::int64_t id = 1;
   for (int p = 0; p < passages; ++p) {
     stats::PassageInfo pi;
@@ -207,7 +210,10 @@ TEST_F(MaxUsable, StrategiesParetoAndPlot) {
 
 TEST_F(MaxUsable, MonotonicityWarningIsReported) {
   ASSERT_FALSE(s.monotonicity.empty());
-  const auto rows = body_rows(section(r.markdown, "Monotonicity check"));
+  std::vector<std::vector<std::string>> rows;  // the mean rel-MSE table (9 columns); the per-view one has 8
+  for (const auto& row : body_rows(section(r.markdown, "Monotonicity check"))) {
+    if (row.size() == 9) rows.push_back(row);
+  }
   ASSERT_EQ(rows.size(), s.monotonicity.size());
   bool planted = false;
   for (const auto& row : rows) {
@@ -263,25 +269,26 @@ TEST(ReportMaxUsable, SummaryAnswerWithGridStatus) {
   const auto rows = body_rows(section(md, "Summary"));
   auto find = [&](const std::string& stream, const std::string& th) -> std::vector<std::string> {
     for (const auto& row : rows) {
-      if (row.size() == 9 && row[0].rfind("`" + stream + "`", 0) == 0 && row[1].rfind(th, 0) == 0) return row;
+      if (row.size() == 10 && row[0].rfind("`" + stream + "`", 0) == 0 && row[1].rfind(th, 0) == 0) return row;
     }
     return {};
   };
   // SWA, A: Q=37 passes (0.80 x (77/75)^2 = 0.84), Q=20 fails, 21..36 not run: a lower bound.
   const auto swa = find("sliding_window_kv", "A");
-  ASSERT_EQ(swa.size(), 9u) << md;
+  ASSERT_EQ(swa.size(), 10u) << md;
   EXPECT_EQ(swa[2], "Q=37");
   EXPECT_EQ(swa[3], "3232");
-  EXPECT_EQ(swa[6], "lower bound on the CR: Q_min in 21..37 (Q=20 fails; 21..36 not run)");
+  EXPECT_EQ(swa[7], "lower bound on the CR: Q_min in 21..37 (Q=20 fails; 21..36 not run)");
   const auto* cell = s.find_cell("sliding_window_kv", "e8:q=37");
   ASSERT_TRUE(cell && cell->ratio_vs_fp8);
   EXPECT_EQ(swa[5], fmt::format("{:.3f} [{:.3f}, {:.3f}]", cell->ratio_vs_fp8->mean, *cell->ratio_vs_fp8->lower(),
                                 *cell->ratio_vs_fp8->upper()));
   // HCA, B: Q=38 at 1.04 x FP8 passes 1.05, Q=37 at 1.10 x fails and is the next Q: exact.
   const auto hca = find("hca_pool_kv_ratio128", "B");
-  ASSERT_EQ(hca.size(), 9u) << md;
+  ASSERT_EQ(hca.size(), 10u) << md;
   EXPECT_EQ(hca[2], "Q=40");  // Q_min = 38; Q=40 costs the same 3296 bits and fits too
-  EXPECT_EQ(hca[6], "exact (Q=37 fails)");
+  // Q=37 (3232 bits) is the largest Q with fewer bits than Q_min's 3296: what was checked, said as such.
+  EXPECT_EQ(hca[7], "exact (Q=37, the largest Q with fewer bits, fails)");
   EXPECT_NE(md.find("**Grid.** Where the table says *lower bound*"), std::string::npos);
   EXPECT_NE(md.find("**What this means.**"), std::string::npos);
   EXPECT_NE(md.find("stored bytes per token"), std::string::npos);
@@ -297,10 +304,10 @@ TEST(ReportMaxUsable, SummaryAnswerWithGridStatus) {
   }
   bool seen = false;
   for (const auto& row : rows) {
-    if (row.size() == 6 && row[0].rfind("A ", 0) == 0 && row[1] == "per_stream") {
+    if (row.size() == 9 && row[0].rfind("A ", 0) == 0 && row[1] == "paired CI-safe" && row[2] == "per_stream") {
       seen = true;
-      EXPECT_EQ(row[3], fmt::format("{:.1f}", num / (w_swa + w_csa + w_hca)));
-      EXPECT_EQ(row[4], fmt::format("{:.3f}x", den / num));
+      EXPECT_EQ(row[4], fmt::format("{:.1f}", num / (w_swa + w_csa + w_hca)));
+      EXPECT_EQ(row[5], fmt::format("{:.3f}x", den / num));
     }
   }
   EXPECT_TRUE(seen) << md;
@@ -395,6 +402,269 @@ TEST(ReportMaxUsable, AttentionMetricColumnsAndClearingForecast) {
   }
   EXPECT_TRUE(q76);
   EXPECT_FALSE(q38);
+}
+
+std::string text_of(const std::vector<std::string>& sec) {
+  std::string t;
+  for (const auto& l : sec) t += l + "\n";
+  return t;
+}
+
+// Finding 3: the question names the data (random seeded weights, synthetic hidden states), not "DeepSeek-V4's
+// KV cache"; with trained weights and a non-synthetic host it says so instead.
+TEST(ReportMaxUsable, QuestionNamesTheDataSource) {
+  const auto md = render_max_usable_cr(stats::summarize(sweep()), prov(), MaxUsableOptions{}).markdown;
+  const auto q = text_of(section(md, "Summary"));
+  const auto at = q.find("**Question.**");
+  ASSERT_NE(at, std::string::npos) << q;
+  const auto question = q.substr(at, q.find('\n', at) - at);
+  EXPECT_NE(question.find("random (seeded) weights"), std::string::npos) << question;
+  EXPECT_NE(question.find("synthetic (seeded) hidden states"), std::string::npos) << question;
+  EXPECT_EQ(question.find("DeepSeek-V4's KV cache"), std::string::npos) << question;
+  auto d = sweep();
+  d.info.params_json = R"({"seqlen":2048,"weights":{"kind":"trained"},"host":{"kind":"kv-file"}})";
+  const auto md2 = render_max_usable_cr(stats::summarize(d), prov(), MaxUsableOptions{}).markdown;
+  const auto q2 = text_of(section(md2, "Summary"));
+  EXPECT_NE(q2.find("DeepSeek-V4's KV cache (trained weights"), std::string::npos) << q2;
+  EXPECT_EQ(q2.find("random (seeded)"), std::string::npos) << q2;
+}
+
+// Finding 6: the saving is stated as bits of the compressed streams, and the KV bytes per token add V4's
+// uncompressed FP8 indexer keys (CSA layers / 4 keys of 132 B per token), as the findings forecast counts them.
+TEST(ReportMaxUsable, BytesPerTokenCountTheIndexerKeys) {
+  const auto s = stats::summarize(sweep());
+  const auto md = render_max_usable_cr(s, prov(), MaxUsableOptions{}).markdown;
+  const auto* st = s.find_strategy("per_stream", "e8", "A", stats::QView::kPairedCiSafe);
+  ASSERT_TRUE(st && st->admissible);
+  const double w_swa = 43 * 128 / 2048.0, w_csa = 5, w_hca = 20 / 128.0;  // stored vectors per token at S = 2048
+  double num = 0, den = 0;
+  for (const auto& ss : st->streams) {
+    const double w = ss.stream == kStreams[0] ? w_swa : ss.stream == kStreams[1] ? w_csa : w_hca;
+    num += w * ss.bits;
+    den += w * ss.fp8_bits;
+  }
+  const double keys = 5 * 132.0;  // 20 CSA layers / 4 indexer keys per token
+  const double bytes = num / 8 + keys, base = den / 8 + keys;
+  const auto sum = text_of(section(md, "Summary"));
+  EXPECT_NE(sum.find(fmt::format("{:.1f} % fewer bits in the compressed streams", 100 * (1 - num / den))),
+            std::string::npos)
+      << sum;
+  EXPECT_NE(sum.find(fmt::format("{:.1f} % fewer KV bytes per token", 100 * (1 - bytes / base))), std::string::npos)
+      << sum;
+  EXPECT_EQ(sum.find("fewer stored bytes"), std::string::npos) << sum;
+  bool seen = false;
+  for (const auto& row : body_rows(section(md, "Summary"))) {
+    if (row.size() == 9 && row[0].rfind("A ", 0) == 0 && row[1] == "paired CI-safe" && row[2] == "per_stream") {
+      seen = true;
+      EXPECT_EQ(row[7].substr(0, row[7].find(' ')), fmt::format("{:.1f}", bytes)) << row[7];
+    }
+  }
+  EXPECT_TRUE(seen) << md;
+}
+
+// Finding 13 and 21: the whole-cache table shows the CI-safe view beside the paired headline, answers with a
+// margin under 2 % are flagged marginal, the summary says the headline's robustness comes from the small HCA
+// weight, and a margin names its Q where Q_min and the recommended Q differ.
+TEST(ReportMaxUsable, MarginalAnswersAndTheSmallHcaWeight) {
+  // HCA at 1.09 x FP8 for Q = 38: Q = 40 passes A in the paired view at 0.985 (upper end ~0.993).
+  const auto s = stats::summarize(sweep(4, kQs, 1.09));
+  const auto md = render_max_usable_cr(s, prov(), MaxUsableOptions{}).markdown;
+  const auto* b = s.find_best_q(kStreams[2], "e8", "A", stats::QView::kPairedCiSafe);
+  ASSERT_TRUE(b && b->q_min);
+  ASSERT_LT(b->margin, 0.02);
+  const auto rows = body_rows(section(md, "Summary"));
+  bool hca = false, ci_view = false, smallest = false;
+  for (const auto& row : rows) {
+    if (row.size() == 10 && row[0].rfind("`hca_pool_kv_ratio128`", 0) == 0 && row[1].rfind("A ", 0) == 0) {
+      hca = true;
+      EXPECT_EQ(row[6], fmt_percent(b->margin) + " marginal");
+    }
+    if (row.size() == 9 && row[1] == "CI-safe") ci_view = true;
+    if (row.size() == 9 && row[0].rfind("A ", 0) == 0 && row[1] == "paired CI-safe" && row[2] == "per_stream") {
+      smallest = true;
+      EXPECT_EQ(row[8], fmt_percent(b->margin) + " marginal (HCA)");
+    }
+  }
+  EXPECT_TRUE(hca && ci_view && smallest) << md;
+  const auto sum = text_of(section(md, "Summary"));
+  EXPECT_NE(sum.find("only because its weight is small"), std::string::npos) << sum;
+  EXPECT_NE(sum.find("HCA holds only 2.0 % of the stored vectors"), std::string::npos) << sum;
+  // Without a marginal or view-dependent small stream the sentence is absent.
+  const auto plain = render_max_usable_cr(stats::summarize(sweep(4, kQs, 0.80)), prov(), MaxUsableOptions{});
+  EXPECT_EQ(plain.markdown.find("only because its weight is small"), std::string::npos);
+  // Finding 21: SWA, A, point: Q_min = 38, recommended Q = 40; the margin cell names both Q.
+  const auto* swa = s.find_best_q(kStreams[0], "e8", "A", stats::QView::kPoint);
+  ASSERT_TRUE(swa && swa->q_min && swa->q_recommended);
+  ASSERT_EQ(*swa->q_min, 38);
+  ASSERT_EQ(*swa->q_recommended, 40);
+  double m40 = 0;
+  for (const auto& ch : swa->checks) {
+    if (ch.q == 40) m40 = ch.margin;
+  }
+  bool found = false;
+  for (const auto& row : body_rows(section(md, "Max usable Q per stream"))) {
+    if (row.size() == 11 && row[0].rfind("`sliding_window_kv`", 0) == 0 && row[1].rfind("A ", 0) == 0 &&
+        row[2] == "point") {
+      found = true;
+      EXPECT_EQ(row[9], fmt::format("{} at Q_min=38; {} at Q=40", fmt_percent(swa->margin), fmt_percent(m40)));
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+// Finding 14: the monotonicity check also runs in the views the answers use, and flags a rise below an answer,
+// which the grid paragraph then names instead of claiming every lower Q fails.
+TEST(ReportMaxUsable, MonotonicityInTheViewsUsed) {
+  std::vector<int> qs;
+  for (int q = 1; q <= 40; ++q) qs.push_back(q);
+  qs.push_back(76);
+  auto d = sweep(4, qs);
+  stats::SummaryOptions so;
+  so.bits_of = [](const std::string&, int q, int) { return e8_bits(q); };
+  MaxUsableOptions o;
+  o.bits_of = so.bits_of;
+  const auto md = render_max_usable_cr(stats::summarize(d, so), prov(), o).markdown;
+  const auto sum = text_of(section(md, "Summary"));
+  EXPECT_NE(sum.find("a swept Q at or above the largest Q with fewer bits (the top of the next cheaper bit class) "
+                     "was run and fails"),
+            std::string::npos)
+      << sum;
+  EXPECT_NE(sum.find("never rises with Q below an answer"), std::string::npos) << sum;
+  EXPECT_EQ(sum.find("each Q below it with fewer bits was run"), std::string::npos) << sum;
+  // The planted CSA rise (Q = 40 worse than 38 and 39) shows in the paired view, above CSA's answers.
+  bool planted = false;
+  for (const auto& row : body_rows(section(md, "Monotonicity check"))) {
+    if (row.size() == 8 && row[0].rfind("`csa_pool_kv_ratio4`", 0) == 0 && row[2] == "paired CI-safe" &&
+        row[3] == "39" && row[4] == "40") {
+      planted = true;
+      EXPECT_EQ(row[7], "no");
+    }
+  }
+  EXPECT_TRUE(planted) << md;
+  // Plant a rise below HCA's answer: Q = 12 better than Q = 13 (both far above every budget).
+  for (auto& r : d.results) {
+    if (r.stream == kStreams[2] && r.q && *r.q == 12) r.rel_mse *= 0.5;
+  }
+  const auto md2 = render_max_usable_cr(stats::summarize(d, so), prov(), o).markdown;
+  const auto sum2 = text_of(section(md2, "Summary"));
+  EXPECT_NE(sum2.find("it rises below an answer at "), std::string::npos) << sum2;
+  EXPECT_NE(sum2.find("HCA E8 paired CI-safe view, Q=12 to 13"), std::string::npos) << sum2;
+  EXPECT_EQ(sum2.find("never rises with Q below an answer"), std::string::npos) << sum2;
+}
+
+// A hand-made aggregate-only published import: FP8 1e-3 (hw 1e-5) on every stream, E8 Q=38 at 1.02e-3 and Q=44
+// at 0.8e-3 (hw 2e-5), as the qsweep files hold them.
+PublishedInput aggregate_pub() {
+  std::string agg;
+  for (const auto& st : kStreams) {
+    agg += fmt::format(
+        R"({}"{}":{{"fp8_per64":{{"rel_mse":{{"mean":1e-3,"ci95_hw":1e-5,"n":8}},"bits":4224}},)"
+        R"("e8:q=38":{{"rel_mse":{{"mean":1.02e-3,"ci95_hw":2e-5,"n":8}},"bits":3296}},)"
+        R"("e8:q=44":{{"rel_mse":{{"mean":0.8e-3,"ci95_hw":2e-5,"n":8}},"bits":3360}}}})",
+        agg.empty() ? "" : ",", st);
+  }
+  PublishedInput p;
+  p.experiment = "pubq";
+  p.database_file = "pub.db";
+  p.params_json = R"({"seqlen":2048,"host":{"kind":"published","spec":"Qwen/Qwen2-0.5B"},)"
+                  R"("weights":{"layers":{"0":"SWA"}},"published_aggregate":{)" + agg + "}}";
+  return p;
+}
+
+// Finding 8: the published study's own answers (the published solver on its summaries) beside this run's,
+// with the published grid; the run's CI-safe column no longer reads as the published answer.
+TEST(ReportMaxUsable, PublishedStudysOwnAnswers) {
+  const auto s = stats::summarize(sweep());
+  MaxUsableOptions o;
+  o.published = aggregate_pub();
+  const auto md = render_max_usable_cr(s, prov(), o).markdown;
+  EXPECT_EQ(md.find("Q (CI-safe, published)"), std::string::npos);
+  EXPECT_NE(md.find("| Q (CI-safe view) |"), std::string::npos) << md;
+  const auto sec = section(md, "Published vs this run");
+  EXPECT_NE(text_of(sec).find("The published grid is Q = 38, 44"), std::string::npos) << text_of(sec);
+  std::map<std::string, std::vector<std::string>> rows;
+  for (const auto& row : body_rows(sec)) {
+    if (row.size() == 10 && row[0].rfind("`hca_pool_kv_ratio128`", 0) == 0) rows[row[1].substr(0, 1) + row[2]] = row;
+  }
+  ASSERT_EQ(rows.size(), 6u) << text_of(sec);
+  // A: Q=38 (1.02) fails, Q=44 fits with margin (1 - 0.8) = 20 %; CR 4224 / 3360.
+  EXPECT_EQ(rows["Apoint"][3], "44");
+  EXPECT_EQ(rows["Apoint"][4], "3360");
+  EXPECT_EQ(rows["Apoint"][5], "1.257x");
+  EXPECT_EQ(rows["Apoint"][6], "+20.0 %");
+  EXPECT_EQ(rows["Apoint"][7], "Q=38 fails; Q=39-43 not run");
+  // B: Q=38 fits 1.05 with margin 0.03 / 1.05; CI-safe (1.04) with 0.01 / 1.05: marginal; nothing below 38.
+  EXPECT_EQ(rows["Bpoint"][3], "38");
+  EXPECT_EQ(rows["Bpoint"][6], fmt_percent(0.03 / 1.05));
+  EXPECT_EQ(rows["BCI-safe"][6], fmt_percent(0.01 / 1.05) + " marginal");
+  EXPECT_EQ(rows["BCI-safe"][7], "nothing: Q_min is the grid's smallest Q");
+  // This run's answer in the same view sits beside it.
+  const auto* mine = s.find_best_q(kStreams[2], "e8", "A", stats::QView::kCiSafe);
+  ASSERT_TRUE(mine);
+  EXPECT_EQ(rows["ACI-safe"][8], mine->admissible ? "Q=" + std::to_string(mine->q_recommended.value_or(*mine->q_min))
+                                                  : "not admissible");
+}
+
+// Finding 7: an aggregate-only import is linked to the per-passage import of the same runs (equal means), its
+// paired ratio and stated weights / simulate_fp8 are used and named, and the ratio of means is labelled apart.
+TEST(ReportMaxUsable, AggregateLinkedToTheSameRuns) {
+  const auto per_passage = stats::summarize(sweep(8));
+  const std::string linked_params =
+      R"({"seqlen":2048,"host":{"kind":"published","spec":"Qwen/Qwen2-0.5B"},)"
+      R"("weights":{"kind":"trained","simulate_fp8":true}})";
+  // The aggregate of the same runs: per stream FP8 and E8 Q=38 / 76 means with n.
+  std::string agg;
+  for (const auto& st : kStreams) {
+    std::string codecs;
+    for (const char* c : {"fp8_per64", "e8:q=38", "e8:q=76"}) {
+      const auto* cell = per_passage.find_cell(st, c);
+      ASSERT_TRUE(cell);
+      codecs += fmt::format(R"({}"{}":{{"rel_mse":{{"mean":{:.17g},"ci95_hw":{:.17g},"n":{}}},"bits":{}}})",
+                            codecs.empty() ? "" : ",", c, cell->rel_mse.mean, *cell->rel_mse.ci95_hw,
+                            cell->rel_mse.n, cell->bits_per_vector);
+    }
+    agg += fmt::format(R"({}"{}":{{{}}})", agg.empty() ? "" : ",", st, codecs);
+  }
+  PublishedInput p;
+  p.experiment = "pubq";
+  p.database_file = "pub.db";
+  p.params_json = R"({"seqlen":2048,"host":{"kind":"published","spec":"Qwen/Qwen2-0.5B"},)"
+                  R"("weights":{"layers":{"0":"SWA"}},"published_aggregate":{)" + agg + "}}";
+  std::string why;
+  EXPECT_TRUE(same_published_runs(p, linked_params, per_passage, &why)) << why;
+  // Another draw of the runs (4 passages: different n and means) is not the same study.
+  EXPECT_FALSE(same_published_runs(p, linked_params, stats::summarize(sweep(4)), &why));
+  EXPECT_NE(why.find("differs"), std::string::npos) << why;
+  // A different seqlen is refused too.
+  EXPECT_FALSE(same_published_runs(p, R"({"seqlen":4096})", per_passage));
+
+  p.linked_experiment = "pubn8";
+  p.linked_params_json = linked_params;
+  p.linked_summary = per_passage;
+  MaxUsableOptions o;
+  o.published = p;
+  const auto md = render_max_usable_cr(stats::summarize(sweep()), prov(), o).markdown;
+  const auto sec = section(md, "Published vs this run");
+  const auto txt = text_of(sec);
+  const auto* cell = per_passage.find_cell(kStreams[2], "e8:q=38");
+  ASSERT_TRUE(cell && cell->ratio_vs_fp8);
+  const auto* f = per_passage.find_cell(kStreams[2], "fp8_per64");
+  bool row_seen = false;
+  for (const auto& row : body_rows(sec)) {
+    if (row.size() == 5 && row[0].rfind("`hca_pool_kv_ratio128`", 0) == 0) {
+      row_seen = true;
+      EXPECT_EQ(row[2], fmt::format("{:.3f} [{:.3f}, {:.3f}]", cell->ratio_vs_fp8->mean, *cell->ratio_vs_fp8->lower(),
+                                    *cell->ratio_vs_fp8->upper()));
+      EXPECT_EQ(row[3], fmt::format("paired per passage, n = 8, from `pubn8` (the same runs); ratio of the file's "
+                                    "means {:.3f}",
+                                    cell->rel_mse.mean / f->rel_mse.mean));
+    }
+  }
+  EXPECT_TRUE(row_seen) << txt;
+  EXPECT_EQ(txt.find("published simulate_fp8 = not stated"), std::string::npos) << txt;
+  EXPECT_EQ(txt.find("weights kind not stated"), std::string::npos) << txt;
+  EXPECT_NE(txt.find("simulate_fp8 = true (from `pubn8`, the same runs)"), std::string::npos) << txt;
+  EXPECT_NE(txt.find("weights kind trained (from `pubn8`, the same runs)"), std::string::npos) << txt;
 }
 
 }  // namespace

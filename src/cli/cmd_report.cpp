@@ -29,6 +29,7 @@
 #include "common/hash.h"
 #include "kvlab_version.h"
 #include "report/frontier.h"
+#include "report/published_link.h"
 #include "report/reports.h"
 #include "stats/frontier.h"
 #include "stats/study.h"
@@ -69,6 +70,18 @@ std::optional<report::PublishedInput> load_published(const ReportArgs& a) {
   p.database_file = fs::path(a.published_db).filename().string();
   p.params_json = data.info.params_json;
   if (!data.results.empty()) p.summary = stats::summarize(data);
+  if (!p.summary) {  // aggregate-only: the per-passage import of the same runs, if the database has it
+    for (const auto& e : store::list_experiments(*db)) {
+      if (e.origin != "published" || e.name == p.experiment || e.counts.done == 0) continue;
+      const auto other = store::load_experiment(*db, e.name);
+      const auto os = stats::summarize(other);
+      if (!report::same_published_runs(p, other.info.params_json, os)) continue;
+      p.linked_experiment = other.info.name;
+      p.linked_params_json = other.info.params_json;
+      p.linked_summary = os;
+      break;
+    }
+  }
   KVLAB_CHECK(p.summary || p.params_json.find("\"published_aggregate\"") != std::string::npos,
               "published experiment '{}' has neither finished runs nor published aggregates", p.experiment);
   return p;

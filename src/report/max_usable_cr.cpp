@@ -61,7 +61,7 @@ void method_section(Document& d, const stats::StudySummary& s) {
       "compares mean + 95 % half-width; *paired CI-safe* requires the upper end of the per-passage "
       "ratio interval to be <= m. Q_min is the smallest admissible swept Q; several Q share one bit "
       "count, so the recommended Q is the largest swept Q with Q_min's bits that also fits. "
-      "Margin = (budget - used) / budget. CR = compression ratio (FP8 bits or 16 D bits of bf16, "
+      "Margin = (budget - used) / budget at the Q it names (marginal: below 2 %). CR = compression ratio (FP8 bits or 16 D bits of bf16, "
       "over the codec's bits). Bit change vs FP8 = bits / FP8 bits - 1 (negative: fewer bits than FP8), "
       "the same convention as the findings report.",
       th));
@@ -98,15 +98,32 @@ GridStatus grid_status(const stats::BestQ& b, const stats::BitsFn& bits_of) {
   const int lo = bc ? bc->lo : *b.q_min;
   if (first_unknown >= lo) {
     g.exact = true;
-    g.text = !fail                    ? std::string("exact (smallest Q)")
-             : *fail + 1 < *b.q_min ? fmt::format("exact (Q={} fails; Q={}-{} cost the same bits)", *fail, *fail + 1,
-                                                  *b.q_min - 1)
-                                    : fmt::format("exact (Q={} fails)", *fail);
+    const std::string same =
+        fail && *fail + 1 < *b.q_min ? fmt::format("; Q={}-{} cost Q_min's bits", *fail + 1, *b.q_min - 1) : "";
+    g.text = !fail              ? std::string("exact (smallest Q)")
+             : bc && *fail + 1 == lo ? fmt::format("exact (Q={}, the largest Q with fewer bits, fails{})", *fail, same)
+                               : fmt::format("exact (Q={} fails{})", *fail, same);
   } else {
     g.text = fmt::format("lower bound on the CR: Q_min in {}..{} ({}not run)", first_unknown, *b.q_min,
                          fail ? fmt::format("Q={} fails; {}..{} ", *fail, first_unknown, *b.q_min - 1) : "");
   }
   return g;
+}
+
+// Answers whose margin is below this are flagged "marginal".
+constexpr double kMarginalMargin = 0.02;
+
+// The margin of a BestQ's view at swept Q (nullopt when Q was not checked).
+std::optional<double> margin_at(const stats::BestQ& b, int q) {
+  for (const auto& ch : b.checks) {
+    if (ch.q == q && ch.has_interval) return ch.margin;
+  }
+  return std::nullopt;
+}
+
+// "+0.6 % marginal" / "+10.0 %".
+std::string margin_text(double m) {
+  return fmt_percent(m) + (m < kMarginalMargin ? " marginal" : "");
 }
 
 std::string q_cell(const stats::BestQ* b) {
@@ -121,9 +138,9 @@ void answer_table(Document& d, const stats::StudySummary& s, const std::string& 
                   bool* any_bound, bool* same_abc) {
   const std::string bl = baseline_label(s);
   Table t({"stream", "threshold", "Q (paired CI-safe)", "bits", "CR vs " + bl, "ratio at Q [95 % CI]",
-           "on the Q grid", "Q (CI-safe, published)", "Q (point)"},
-          {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft,
-           Align::kRight, Align::kRight});
+           "margin at Q", "on the Q grid", "Q (CI-safe view)", "Q (point view)"},
+          {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+           Align::kLeft, Align::kRight, Align::kRight});
   for (const auto& stream : s.streams) {
     std::set<std::string> answers;
     bool stream_bound = false;
@@ -135,17 +152,18 @@ void answer_table(Document& d, const stats::StudySummary& s, const std::string& 
       const auto g = grid_status(*b, bits_of);
       stream_bound = stream_bound || (!g.exact && b->admissible);
       answers.insert(q_cell(b));
-      std::string bits = kNotAvailable, cr = kNotAvailable, ratio = kNotAvailable;
+      std::string bits = kNotAvailable, cr = kNotAvailable, ratio = kNotAvailable, margin = kNotAvailable;
       if (b->admissible && b->q_min) {
         const int q = b->q_recommended.value_or(*b->q_min);
         bits = fmt_bits(b->bits);
         cr = fmt_cr(b->cr_vs_fp8);
+        if (const auto m = margin_at(*b, q)) margin = margin_text(*m);
         if (const auto* cell = s.find_cell(stream, fmt::format("{}:q={}", fam, q)); cell && cell->ratio_vs_fp8) {
           ratio = ratio_with_ci(*cell->ratio_vs_fp8);
         }
       }
       t.add_row({stream_cell(stream), fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2)), q_cell(b), bits, cr,
-                 ratio, g.text, q_cell(s.find_best_q(stream, fam, th.name, stats::QView::kCiSafe)),
+                 ratio, margin, g.text, q_cell(s.find_best_q(stream, fam, th.name, stats::QView::kCiSafe)),
                  q_cell(s.find_best_q(stream, fam, th.name, stats::QView::kPoint))});
     }
     *any_bound = *any_bound || stream_bound;
@@ -154,37 +172,83 @@ void answer_table(Document& d, const stats::StudySummary& s, const std::string& 
   d.table(t);
 }
 
-// Whole cache: the per-stream and uniform strategies of the paired view,
-// with memory-weighted bits.
+// One whole-cache strategy in numbers: memory-weighted bits, KV bytes per
+// token with V4's uncompressed FP8 indexer keys (as the findings forecast
+// counts them), and the smallest per-stream margin at the Q it uses.
+struct CacheRow {
+  bool ok = false;
+  std::string q;
+  double wb = 0.0, wf = 0.0;                 // memory-weighted bits: codec, baseline
+  double bytes = 0.0, base_bytes = 0.0;      // KV bytes per token, indexer keys included
+  std::optional<double> min_margin;
+  std::string min_stream;
+};
+
+CacheRow cache_row(const stats::StudySummary& s, const V4Memory& mem, const stats::Strategy& st) {
+  CacheRow r;
+  std::map<std::string, double> bits, base;
+  for (const auto& ss : st.streams) {
+    bits[ss.stream] = ss.bits;
+    base[ss.stream] = ss.fp8_bits;
+    r.q += (r.q.empty() ? "" : ", ") + fmt::format("{} {}", stream_short(ss.stream), ss.q ? fmt_int(*ss.q) : "-");
+    const auto* b = ss.q ? s.find_best_q(ss.stream, st.family, st.threshold.name, st.view) : nullptr;
+    if (const auto m = b ? margin_at(*b, *ss.q) : std::nullopt; m && (!r.min_margin || *m < *r.min_margin)) {
+      r.min_margin = *m;
+      r.min_stream = stream_short(ss.stream);
+    }
+  }
+  if (st.name == "uniform" && st.uniform_q) r.q = fmt::format("Q={}", *st.uniform_q);
+  const auto wb = memory_weighted_bits(mem, bits), wf = memory_weighted_bits(mem, base);
+  if (!st.admissible || !wb || !wf || *wb <= 0) return r;
+  r.ok = true;
+  r.wb = *wb;
+  r.wf = *wf;
+  const double keys = mem.indexer_keys_per_token * kV4IndexerKeyBytes, v = mem.total_vectors_per_token();
+  r.bytes = v * *wb / 8.0 + keys;
+  r.base_bytes = v * *wf / 8.0 + keys;
+  return r;
+}
+
+// Whole cache: the per-stream and uniform strategies of the paired view (the
+// headline) and of the CI-safe view beside it, with memory-weighted bits.
 void whole_cache_table(Document& d, const stats::StudySummary& s, const std::string& fam) {
   std::string src;
   const auto mem = experiment_memory(s, &src);
   if (!mem) return;
   const std::string bl = baseline_label(s);
-  Table t({"threshold", "strategy", "Q", "memory-weighted bits", "CR vs " + bl, "bit change vs " + bl},
-          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight});
+  const bool keys = mem->indexer_keys_per_token > 0;
+  Table t({"threshold", "view", "strategy", "Q", "memory-weighted bits", "CR vs " + bl, "bit change vs " + bl,
+           keys ? "KV bytes per token (with indexer keys)" : "KV bytes per token", "smallest margin"},
+          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
+           Align::kRight, Align::kRight});
   for (const auto& th : thresholds_of(s)) {
-    for (const char* name : {"per_stream", "uniform"}) {
-      const auto* st = s.find_strategy(name, fam, th.name, stats::QView::kPairedCiSafe);
-      if (!st) continue;
-      const std::string thl = fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2));
-      std::map<std::string, double> bits, base;
-      std::string q;
-      for (const auto& ss : st->streams) {
-        bits[ss.stream] = ss.bits;
-        base[ss.stream] = ss.fp8_bits;
-        q += (q.empty() ? "" : ", ") + fmt::format("{} {}", stream_short(ss.stream), ss.q ? fmt_int(*ss.q) : "-");
+    for (auto view : {stats::QView::kPairedCiSafe, stats::QView::kCiSafe}) {
+      for (const char* name : {"per_stream", "uniform"}) {
+        const auto* st = s.find_strategy(name, fam, th.name, view);
+        if (!st) continue;
+        const std::string thl = fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2));
+        const auto r = cache_row(s, *mem, *st);
+        if (!r.ok) {
+          t.add_row({thl, view_label(view), name, "not admissible", kNotAvailable, kNotAvailable, kNotAvailable,
+                     kNotAvailable, kNotAvailable});
+          continue;
+        }
+        t.add_row({thl, view_label(view), name, r.q, fmt_fixed(r.wb, 1), fmt_cr(r.wf / r.wb),
+                   fmt_percent(r.wb / r.wf - 1.0),
+                   fmt::format("{} ({})", fmt_fixed(r.bytes, 1), fmt_percent(r.bytes / r.base_bytes - 1.0)),
+                   r.min_margin ? fmt::format("{} ({})", margin_text(*r.min_margin), r.min_stream) : kNotAvailable});
       }
-      if (st->name == "uniform" && st->uniform_q) q = fmt::format("Q={}", *st->uniform_q);
-      const auto wb = memory_weighted_bits(*mem, bits), wf = memory_weighted_bits(*mem, base);
-      if (!st->admissible || !wb || !wf || *wb <= 0) {
-        t.add_row({thl, name, "not admissible", kNotAvailable, kNotAvailable, kNotAvailable});
-        continue;
-      }
-      t.add_row({thl, name, q, fmt_fixed(*wb, 1), fmt_cr(*wf / *wb), fmt_percent(*wb / *wf - 1.0)});
     }
   }
-  d.paragraph("Whole cache (paired CI-safe view): *per_stream* gives each stream its own Q, *uniform* one Q for all.");
+  d.paragraph(fmt::format(
+      "Whole cache: *per_stream* gives each stream its own Q, *uniform* one Q for all; the paired CI-safe view is "
+      "the headline, the CI-safe view (SPEC section 5) is shown beside it. Bit change counts the codec-compressed "
+      "streams only{}. *Smallest margin*: the least (budget - used) / budget over the streams at the Q each uses; "
+      "below {} the answer is *marginal*: a little more noise or another draw could flip it.",
+      keys ? "; KV bytes per token add V4's FP8 indexer keys (132 B per CSA entry, not compressed by any codec "
+             "here), as the findings reports' deployment forecast does"
+           : "",
+      fmt_fixed(100.0 * kMarginalMargin, 0) + " %"));
   d.table(t);
   d.paragraph(memory_weighting_note(*mem, src));
 }
@@ -211,6 +275,46 @@ std::vector<std::string> view_splits(const stats::StudySummary& s, const std::st
   return out;
 }
 
+// Streams whose paired answer is marginal, or whose CI-safe answer needs
+// more bits, while the whole-cache CR barely moves because the stream holds a
+// small share of the stored vectors: the headline's robustness comes from
+// that small weight, not from the stream's own answer.
+std::string small_weight_text(const stats::StudySummary& s, const V4Memory& mem, const std::string& fam) {
+  std::vector<std::string> out;
+  for (const auto& th : thresholds_of(s)) {
+    const auto* p = s.find_strategy("per_stream", fam, th.name, stats::QView::kPairedCiSafe);
+    const auto* c = s.find_strategy("per_stream", fam, th.name, stats::QView::kCiSafe);
+    if (!p || !c) continue;
+    const auto rp = cache_row(s, mem, *p), rc = cache_row(s, mem, *c);
+    if (!rp.ok) continue;
+    for (const auto& ss : p->streams) {
+      if (!ss.q) continue;
+      const auto* b = s.find_best_q(ss.stream, fam, th.name, stats::QView::kPairedCiSafe);
+      const auto m = b ? margin_at(*b, *ss.q) : std::nullopt;
+      std::optional<int> ci_q;
+      for (const auto& cs : c->streams) {
+        if (cs.stream == ss.stream) ci_q = cs.q;
+      }
+      const bool marginal = m && *m < kMarginalMargin;
+      const bool needs_more = c->admissible && ci_q && *ci_q != *ss.q;
+      const double share = mem.share(ss.stream);
+      if (!(marginal || needs_more) || share >= 0.1) continue;
+      out.push_back(fmt::format(
+          "at threshold {} the paired answer on {} (Q={}{}) {}, yet {} holds only {} of the stored vectors, so the "
+          "whole-cache CR {}",
+          th.name, stream_short(ss.stream), *ss.q, m ? ", margin " + fmt_percent(*m) : std::string(),
+          needs_more ? fmt::format("differs from the CI-safe view's Q={}", *ci_q) : std::string("is marginal"),
+          stream_short(ss.stream), fmt_fixed(100.0 * share, 1) + " %",
+          rc.ok ? fmt::format("is {} in the paired and {} in the CI-safe view", fmt_cr(rp.wf / rp.wb),
+                              fmt_cr(rc.wf / rc.wb))
+                : std::string("hardly depends on it")));
+    }
+  }
+  if (out.empty()) return "";
+  return fmt::format("The headline is robust to this stream's answer only because its weight is small: {}. ",
+                     fmt::join(out, "; "));
+}
+
 // "What this means": the whole-cache answer at each threshold in the paired view.
 std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
   std::string src;
@@ -225,20 +329,22 @@ std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
         parts.push_back(fmt::format("no swept Q meets {} on every stream", th.name));
         continue;
       }
-      std::map<std::string, double> bits, base;
-      for (const auto& ss : st->streams) {
-        bits[ss.stream] = ss.bits;
-        base[ss.stream] = ss.fp8_bits;
+      const auto r = cache_row(s, *mem, *st);
+      if (!r.ok) continue;
+      std::string cr = fmt::format("CR {} ({} fewer bits in the compressed streams", fmt_cr(r.wf / r.wb),
+                                   fmt_fixed(100.0 * (1.0 - r.wb / r.wf), 1) + " %");
+      if (mem->indexer_keys_per_token > 0) {
+        cr += fmt::format("; {} fewer KV bytes per token once V4's uncompressed FP8 indexer keys are counted",
+                          fmt_fixed(100.0 * (1.0 - r.bytes / r.base_bytes), 1) + " %");
       }
-      const auto wb = memory_weighted_bits(*mem, bits), wf = memory_weighted_bits(*mem, base);
-      if (wb && wf && *wb > 0) {
-        const std::string cr = fmt::format("CR {} ({} fewer stored bytes)", fmt_cr(*wf / *wb),
-                                           fmt_fixed(100.0 * (1.0 - *wb / *wf), 1) + " %");
-        if (!parts.empty() && parts.back().rfind(cr, 0) == 0) {
-          parts.back() += " and " + th.name;
-        } else {
-          parts.push_back(cr + " at threshold " + th.name);
-        }
+      cr += ")";
+      if (r.min_margin && *r.min_margin < kMarginalMargin) {
+        cr += fmt::format(", marginal: {} has margin {}", r.min_stream, fmt_percent(*r.min_margin));
+      }
+      if (!parts.empty() && parts.back().rfind(cr, 0) == 0) {
+        parts.back() += " and " + th.name;
+      } else {
+        parts.push_back(cr + " at threshold " + th.name);
       }
     }
     if (!parts.empty()) {
@@ -246,6 +352,7 @@ std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
                        "{} stores the whole cache at {} against {}. ",
                        upper(fam), fmt::join(parts, "; "), baseline_label(s));
     }
+    if (mem) t += small_weight_text(s, *mem, fam);
   }
   if (any_bound) t += "Where the grid leaves a gap these CRs are lower bounds: more compression may be usable. ";
   t += "They hold for streams with this run's statistics (see the caveats), not for the trained V4-Flash cache, "
@@ -253,7 +360,115 @@ std::string meaning_text(const stats::StudySummary& s, bool any_bound) {
   return t;
 }
 
-void summary_section(Document& d, const stats::StudySummary& s, const MaxUsableOptions& opt) {
+// A rise of the quantity a view compares with its budget (point: mean
+// rel-MSE; CI-safe: mean + half-width; paired CI-safe: upper end of the ratio
+// interval) from one swept Q to the next: the monotonicity the grid's
+// exactness assumes, checked in the view the answer uses.
+struct ViewRise {
+  std::string stream;
+  std::string family;
+  stats::QView view;
+  int q_lo = 0, q_hi = 0;
+  double used_lo = 0.0, used_hi = 0.0;
+  bool below_answer = false;  // q_lo is below some threshold's Q_min in this view
+};
+
+std::vector<ViewRise> view_rises(const stats::StudySummary& s) {
+  std::vector<ViewRise> out;
+  const auto ths = thresholds_of(s);
+  if (ths.empty()) return out;
+  for (const auto& stream : s.streams) {
+    for (const auto& fam : s.families) {
+      for (auto v : views_of(s)) {
+        const auto* b = s.find_best_q(stream, fam, ths.front().name, v);  // used does not depend on m
+        if (!b) continue;
+        int top = 0;
+        for (const auto& th : ths) {
+          const auto* x = s.find_best_q(stream, fam, th.name, v);
+          if (x && x->q_min) top = std::max(top, *x->q_min);
+        }
+        for (std::size_t i = 0; i + 1 < b->checks.size(); ++i) {
+          const auto &a = b->checks[i], &n = b->checks[i + 1];
+          if (!a.has_interval || !n.has_interval || !(n.used > a.used)) continue;
+          out.push_back({stream, fam, v, a.q, n.q, a.used, n.used, a.q < top});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string grid_exact_text(const stats::StudySummary& s) {
+  std::vector<std::string> below;
+  for (const auto& r : view_rises(s)) {
+    if (r.below_answer) {
+      below.push_back(fmt::format("{} {} {} view, Q={} to {}", stream_short(r.stream), upper(r.family),
+                                  view_label(r.view), r.q_lo, r.q_hi));
+    }
+  }
+  return fmt::format(
+      "**Grid.** Every answer is exact on the integer Q grid in this sense: for each answer a swept Q at or above "
+      "the largest Q with fewer bits (the top of the next cheaper bit class) was run and fails, and every Q between "
+      "it and Q_min costs Q_min's bits. Smaller Q values were not all run; they are taken to fail because the error "
+      "falls with Q. "
+      "Checked on the swept Q in each view the answers use (mean, mean + half-width, upper end of the paired "
+      "interval): {}.",
+      below.empty() ? std::string("the compared quantity never rises with Q below an answer")
+                    : fmt::format("it rises below an answer at {} (see the monotonicity check), so there the "
+                                  "assumption is not supported by the swept Q",
+                                  fmt::join(below, "; ")));
+}
+
+bool mentions(const std::vector<std::string>& v, const std::string& word) {
+  for (const auto& x : v) {
+    std::string l = x;
+    for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (l.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// What the question is about: the streams of which write path, weights and
+// host (detected the way the caveats detect random weights and a synthetic
+// host), so the first screen does not read as a claim about trained V4.
+std::string data_source(const stats::StudySummary& s, const ReportProvenance& prov) {
+  std::vector<std::string> weights = prov.weights;
+  weights.push_back(json_value_text(s.experiment.params_json, "weights"));
+  std::vector<std::string> host = prov.host_kinds;
+  host.insert(host.end(), prov.hosts.begin(), prov.hosts.end());
+  host.push_back(json_value_text(s.experiment.params_json, "host"));
+  const bool random = mentions(weights, "random"), synthetic = mentions(host, "synthetic");
+  const std::string path = s.experiment.origin == "published" ? std::string("the published harness's write path")
+                           : write_path_of(s) == "published"
+                               ? std::string("the V4 write path (mode `published`)")
+                               : fmt::format("the V4 write path (mode `{}`)", write_path_of(s));
+  if (random || synthetic) {
+    return fmt::format("the KV cache that {} produces with {} and {}", path,
+                       random ? "random (seeded) weights, not the trained V4-Flash checkpoint," : "the recorded weights",
+                       synthetic ? "synthetic (seeded) hidden states" : "the recorded host's hidden states");
+  }
+  if (mentions(weights, "trained")) return fmt::format("DeepSeek-V4's KV cache (trained weights, {})", path);
+  return fmt::format("the KV cache that {} produces (weights and host as in the provenance)", path);
+}
+
+// "Not the trained cache" line: the published ratios of the report codec.
+std::string published_line(const stats::StudySummary& s, const MaxUsableOptions& opt) {
+  if (!opt.published) return "";
+  std::vector<std::string> parts;
+  for (const auto& stream : s.streams) {
+    const auto r = published_ratio(*opt.published, stream, opt.codec);
+    if (!r.found) continue;
+    parts.push_back(fmt::format("{} {}{}", stream_short(stream), fmt_fixed(r.mean, 3),
+                                r.lo && r.hi ? fmt::format(" [{}, {}]", fmt_fixed(*r.lo, 3), fmt_fixed(*r.hi, 3))
+                                             : std::string(" (ratio of means)")));
+  }
+  if (parts.empty()) return "";
+  return fmt::format(" The published study's {} / FP8 ratios are {} (see Published vs this run).",
+                     codec_label(opt.codec), fmt::join(parts, ", "));
+}
+
+void summary_section(Document& d, const stats::StudySummary& s, const ReportProvenance& prov,
+                     const MaxUsableOptions& opt) {
   d.heading(2, "Summary");
   std::string th;
   for (const auto& t : thresholds_of(s)) {
@@ -262,9 +477,10 @@ void summary_section(Document& d, const stats::StudySummary& s, const MaxUsableO
   const std::string bl = baseline_label(s);
   d.paragraph(fmt::format(
       "**Question.** What is the largest compression ratio (the smallest Q) at which each lattice keeps the rel-MSE "
-      "of DeepSeek-V4's KV cache within a budget of the {} baseline's, per stream and for the whole cache? Budgets "
-      "m x the baseline's error with {}. Experiment `{}`: n = {} passages, write-path mode `{}`, baseline {}.",
-      bl, th, s.experiment.name, s.n_passages, write_path_of(s), baseline_format(s)));
+      "of {} within a budget of the {} baseline's, per stream and for the whole cache? Budgets m x the baseline's "
+      "error with {}. Experiment `{}`: n = {} passages, write-path mode `{}`, baseline {}.{}",
+      data_source(s, prov), bl, th, s.experiment.name, s.n_passages, write_path_of(s), baseline_format(s),
+      published_line(s, opt)));
   bool any_bound = false, same_abc = false;
   for (const auto& fam : s.families) {
     d.paragraph(fmt::format("**Answer** for {}, per stream:", upper(fam)));
@@ -286,8 +502,7 @@ void summary_section(Document& d, const stats::StudySummary& s, const MaxUsableO
                    "every threshold's boundary falls between the same two swept Q values."
                  : ""));
   } else {
-    d.paragraph("**Grid.** Every answer is exact on the integer Q grid: each Q below it with fewer bits was run and "
-                "fails (the Q grid was refined).");
+    d.paragraph(grid_exact_text(s));
   }
   std::vector<std::string> splits;
   for (const auto& fam : s.families) {
@@ -303,6 +518,60 @@ void summary_section(Document& d, const stats::StudySummary& s, const MaxUsableO
   }
   d.paragraph("**What this means.** " + meaning_text(s, any_bound));
   decisions_section(d, opt.decisions);
+}
+
+// The published study's own threshold answers (published solver, SPEC
+// section 5) beside this run's in the same view, with the published grid.
+void published_answers_section(Document& d, const stats::StudySummary& s, const MaxUsableOptions& opt) {
+  if (!opt.published) return;
+  const auto& pub = *opt.published;
+  Table t({"stream", "threshold", "view", "published Q_min", "bits", "CR vs FP8", "margin",
+           "below Q_min on the published grid", "this run's Q (same view)", "this run's CR"},
+          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+           Align::kLeft, Align::kRight, Align::kRight});
+  std::vector<int> grid;
+  std::string grid_stream;
+  for (const auto& fam : s.families) {
+    for (const auto& stream : s.streams) {
+      for (const auto& th : thresholds_of(s)) {
+        for (auto v : {stats::QView::kPoint, stats::QView::kCiSafe}) {
+          const auto a = published_answer(pub, stream, fam, th, v == stats::QView::kCiSafe);
+          if (!a.found) continue;
+          if (a.grid.size() > grid.size()) grid = a.grid;
+          const auto* b = s.find_best_q(stream, fam, th.name, v);
+          const std::string thl = fmt::format("{} ({}x)", th.name, fmt_fixed(th.factor, 2));
+          std::string below = kNotAvailable;
+          if (a.admissible) {
+            const auto it = std::find(a.grid.begin(), a.grid.end(), a.q_min);
+            if (it == a.grid.begin()) {
+              below = "nothing: Q_min is the grid's smallest Q";
+            } else if (it != a.grid.end()) {
+              const int prev = *(it - 1);
+              below = prev + 1 < a.q_min ? fmt::format("Q={} fails; Q={}-{} not run", prev, prev + 1, a.q_min - 1)
+                                         : fmt::format("Q={} fails", prev);
+            }
+          }
+          t.add_row({stream_cell(stream), thl, view_label(v),
+                     a.admissible ? fmt_int(a.q_min) : std::string("not admissible"),
+                     a.admissible ? fmt_bits(a.bits) : "", a.admissible ? fmt_cr(a.cr_vs_fp8) : "",
+                     a.admissible ? margin_text(a.margin) : "", below, q_cell(b),
+                     b && b->admissible ? fmt_cr(b->cr_vs_fp8) : std::string(kNotAvailable)});
+        }
+      }
+    }
+  }
+  if (t.rows() == 0) return;
+  std::string g;
+  for (int q : grid) g += (g.empty() ? "" : ", ") + std::to_string(q);
+  d.heading(3, "The published study's own answers");
+  d.paragraph(fmt::format(
+      "The published solver's answers (SPEC section 5: Q_min = the smallest swept Q whose mean, or mean + 95 % "
+      "half-width in the CI-safe view, fits m x the mean FP8 rel-MSE; margin at Q_min), computed from `{}`'s "
+      "per-stream summaries, beside this run's answer in the same view. The published grid is Q = {}: a Q_min "
+      "with a gap below it, or at the grid's smallest Q, is a grid artefact (a smaller Q was not run and may pass), "
+      "so published and kvlab answers are comparable only where both grids pin the boundary down.",
+      pub.experiment, g.empty() ? std::string(kNotAvailable) : g));
+  d.table(t);
 }
 
 void overview_section(Document& d, const stats::StudySummary& s) {
@@ -353,7 +622,7 @@ void best_q_section(Document& d, const stats::StudySummary& s) {
   for (const auto& fam : s.families) {
     d.heading(3, upper(fam));
     Table t({"stream", "threshold", "view", "Q_min", "recommended Q", "bits", "CR vs FP8", "CR vs bf16",
-             "bit change vs FP8", "margin", "note"},
+             "bit change vs FP8", "margin (at which Q)", "note"},
             {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
              Align::kRight, Align::kRight, Align::kRight, Align::kRight, Align::kLeft});
     bool any = false;
@@ -369,11 +638,16 @@ void best_q_section(Document& d, const stats::StudySummary& s) {
                        b->note});
             continue;
           }
+          std::string margin = margin_text(b->margin);
+          if (b->q_recommended && *b->q_recommended != *b->q_min) {
+            const auto mr = margin_at(*b, *b->q_recommended);
+            margin = fmt::format("{} at Q_min={}; {} at Q={}", margin, *b->q_min,
+                                 mr ? margin_text(*mr) : std::string(kNotAvailable), *b->q_recommended);
+          }
           t.add_row({stream_cell(stream), thl, view_label(v), fmt_int(*b->q_min),
                      b->q_recommended ? fmt_int(*b->q_recommended) : kNotAvailable, fmt_bits(b->bits),
                      fmt_cr(b->cr_vs_fp8), fmt_cr(b->cr_vs_bf16),
-                     b->bit_saving ? fmt_percent(-*b->bit_saving) : kNotAvailable, fmt_percent(b->margin),
-                     b->note});
+                     b->bit_saving ? fmt_percent(-*b->bit_saving) : kNotAvailable, margin, b->note});
         }
       }
     }
@@ -538,26 +812,48 @@ void monotonicity_section(Document& d, const stats::StudySummary& s) {
     d.paragraph(
         "On every stream and family the mean rel-MSE falls (or stays equal) from each swept Q to the "
         "next, so the smallest admissible Q is well defined.");
+  } else {
+    d.paragraph(
+        "The published solver assumes rel-MSE falls monotonically with Q. Between these consecutive swept "
+        "Q values it rose; the paired difference is per passage rel-MSE(higher Q) - rel-MSE(lower Q).");
+    Table t({"stream", "family", "Q", "next Q", "rel-MSE at Q", "rel-MSE at next Q", "same bits",
+             "paired difference ± 95 % CI", "beyond noise"},
+            {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+             Align::kCenter, Align::kRight, Align::kCenter});
+    for (const auto& m : s.monotonicity) {
+      std::string paired = kNotAvailable, beyond = kNotAvailable;
+      if (m.paired) {
+        paired = fmt_pm_sci(m.paired->diff, m.paired->ci95_hw, 2, 3);
+        if (m.paired->ci95_hw) beyond = m.paired->significant() ? "yes" : "no";
+        else beyond = kNoInterval;
+      }
+      t.add_row({stream_cell(m.stream), upper(m.family), fmt_int(m.q_lo), fmt_int(m.q_hi), fmt_sci(m.mean_lo, 4),
+                 fmt_sci(m.mean_hi, 4), m.same_bits ? "yes" : "no", paired, beyond});
+    }
+    d.table(t, "beyond noise: the paired 95 % interval of the difference excludes 0.");
+  }
+  const auto rises = view_rises(s);
+  if (rises.empty()) {
+    d.paragraph(
+        "In every view the answers use, the compared quantity (point: mean rel-MSE; CI-safe: mean + 95 % half-width; "
+        "paired CI-safe: upper end of the ratio interval) falls or stays equal from each swept Q to the next.");
     return;
   }
   d.paragraph(
-      "The published solver assumes rel-MSE falls monotonically with Q. Between these consecutive swept "
-      "Q values it rose; the paired difference is per passage rel-MSE(higher Q) - rel-MSE(lower Q).");
-  Table t({"stream", "family", "Q", "next Q", "rel-MSE at Q", "rel-MSE at next Q", "same bits",
-           "paired difference ± 95 % CI", "beyond noise"},
-          {Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
-           Align::kCenter, Align::kRight, Align::kCenter});
-  for (const auto& m : s.monotonicity) {
-    std::string paired = kNotAvailable, beyond = kNotAvailable;
-    if (m.paired) {
-      paired = fmt_pm_sci(m.paired->diff, m.paired->ci95_hw, 2, 3);
-      if (m.paired->ci95_hw) beyond = m.paired->significant() ? "yes" : "no";
-      else beyond = kNoInterval;
-    }
-    t.add_row({stream_cell(m.stream), upper(m.family), fmt_int(m.q_lo), fmt_int(m.q_hi), fmt_sci(m.mean_lo, 4),
-               fmt_sci(m.mean_hi, 4), m.same_bits ? "yes" : "no", paired, beyond});
+      "The same check in the views the answers use: the compared quantity (point: mean rel-MSE; CI-safe: mean + "
+      "95 % half-width; paired CI-safe: upper end of the ratio interval) rose between these consecutive swept Q. "
+      "*below an answer*: the lower Q lies below some threshold's Q_min in that view, where the grid's exactness "
+      "relies on the fall.");
+  Table t({"stream", "family", "view", "Q", "next Q", "compared at Q", "compared at next Q", "below an answer"},
+          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
+           Align::kCenter});
+  for (const auto& r : rises) {
+    const bool ratio = r.view == stats::QView::kPairedCiSafe;
+    t.add_row({stream_cell(r.stream), upper(r.family), view_label(r.view), fmt_int(r.q_lo), fmt_int(r.q_hi),
+               ratio ? fmt_fixed(r.used_lo, 4) : fmt_sci(r.used_lo, 4),
+               ratio ? fmt_fixed(r.used_hi, 4) : fmt_sci(r.used_hi, 4), r.below_answer ? "yes" : "no"});
   }
-  d.table(t, "beyond noise: the paired 95 % interval of the difference excludes 0.");
+  d.table(t);
 }
 
 void suggestions_section(Document& d, const stats::StudySummary& s) {
@@ -588,9 +884,10 @@ RenderedReport render_max_usable_cr(const stats::StudySummary& s, const ReportPr
   Document d;
   d.heading(1, fmt::format("Max usable compression ratio ({})", s.experiment.name));
   d.paragraph(generated_note("kvlab report max-usable-cr"));
-  summary_section(d, s, opt);
+  summary_section(d, s, prov, opt);
   caveats_section(d, s, prov, opt.published);
   published_vs_run_section(d, s, opt.published, opt.codec);
+  published_answers_section(d, s, opt);
   provenance_section(d, s, prov);
   method_section(d, s);
   overview_section(d, s);

@@ -68,6 +68,13 @@ struct PublishedInput {
   std::string database_file;
   std::string params_json;
   std::optional<stats::StudySummary> summary;  // absent for aggregate-only imports
+  // Aggregate-only imports: the per-passage published experiment in the same
+  // database that holds the same runs (report::same_published_runs,
+  // published_link.h), whose paired ratios, weights and simulate_fp8 the
+  // aggregate file lacks; empty name / no summary when none was found.
+  std::string linked_experiment;
+  std::string linked_params_json;
+  std::optional<stats::StudySummary> linked_summary;
 };
 
 struct FindingsOptions {
