@@ -411,21 +411,24 @@ std::string text_of(const std::vector<std::string>& sec) {
 }
 
 // Finding 3: the question names the data (random seeded weights, synthetic hidden states), not "DeepSeek-V4's
-// KV cache"; with trained weights and a non-synthetic host it says so instead.
+// KV cache"; with a checkpoint and a non-synthetic host it says so instead.
 TEST(ReportMaxUsable, QuestionNamesTheDataSource) {
   const auto md = render_max_usable_cr(stats::summarize(sweep()), prov(), MaxUsableOptions{}).markdown;
   const auto q = text_of(section(md, "Summary"));
   const auto at = q.find("**Question.**");
   ASSERT_NE(at, std::string::npos) << q;
   const auto question = q.substr(at, q.find('\n', at) - at);
-  EXPECT_NE(question.find("random (seeded) weights"), std::string::npos) << question;
-  EXPECT_NE(question.find("synthetic (seeded) hidden states"), std::string::npos) << question;
+  EXPECT_NE(question.find("V4 write path with random (seeded) weights on synthetic hidden states (not the trained "
+                          "V4-Flash cache)"),
+            std::string::npos)
+      << question;
   EXPECT_EQ(question.find("DeepSeek-V4's KV cache"), std::string::npos) << question;
   auto d = sweep();
-  d.info.params_json = R"({"seqlen":2048,"weights":{"kind":"trained"},"host":{"kind":"kv-file"}})";
+  d.info.params_json = R"({"seqlen":2048,"weights":{"kind":"checkpoint"},"host":{"kind":"kv-file"}})";
   const auto md2 = render_max_usable_cr(stats::summarize(d), prov(), MaxUsableOptions{}).markdown;
   const auto q2 = text_of(section(md2, "Summary"));
-  EXPECT_NE(q2.find("DeepSeek-V4's KV cache (trained weights"), std::string::npos) << q2;
+  EXPECT_NE(q2.find("with the loaded checkpoint's weights on the host model's hidden states"), std::string::npos)
+      << q2;
   EXPECT_EQ(q2.find("random (seeded)"), std::string::npos) << q2;
 }
 

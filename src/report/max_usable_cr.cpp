@@ -419,38 +419,6 @@ std::string grid_exact_text(const stats::StudySummary& s) {
                                   fmt::join(below, "; ")));
 }
 
-bool mentions(const std::vector<std::string>& v, const std::string& word) {
-  for (const auto& x : v) {
-    std::string l = x;
-    for (char& ch : l) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (l.find(word) != std::string::npos) return true;
-  }
-  return false;
-}
-
-// What the question is about: the streams of which write path, weights and
-// host (detected the way the caveats detect random weights and a synthetic
-// host), so the first screen does not read as a claim about trained V4.
-std::string data_source(const stats::StudySummary& s, const ReportProvenance& prov) {
-  std::vector<std::string> weights = prov.weights;
-  weights.push_back(json_value_text(s.experiment.params_json, "weights"));
-  std::vector<std::string> host = prov.host_kinds;
-  host.insert(host.end(), prov.hosts.begin(), prov.hosts.end());
-  host.push_back(json_value_text(s.experiment.params_json, "host"));
-  const bool random = mentions(weights, "random"), synthetic = mentions(host, "synthetic");
-  const std::string path = s.experiment.origin == "published" ? std::string("the published harness's write path")
-                           : write_path_of(s) == "published"
-                               ? std::string("the V4 write path (mode `published`)")
-                               : fmt::format("the V4 write path (mode `{}`)", write_path_of(s));
-  if (random || synthetic) {
-    return fmt::format("the KV cache that {} produces with {} and {}", path,
-                       random ? "random (seeded) weights, not the trained V4-Flash checkpoint," : "the recorded weights",
-                       synthetic ? "synthetic (seeded) hidden states" : "the recorded host's hidden states");
-  }
-  if (mentions(weights, "trained")) return fmt::format("DeepSeek-V4's KV cache (trained weights, {})", path);
-  return fmt::format("the KV cache that {} produces (weights and host as in the provenance)", path);
-}
-
 // "Not the trained cache" line: the published ratios of the report codec.
 std::string published_line(const stats::StudySummary& s, const MaxUsableOptions& opt) {
   if (!opt.published) return "";
@@ -479,7 +447,7 @@ void summary_section(Document& d, const stats::StudySummary& s, const ReportProv
       "**Question.** What is the largest compression ratio (the smallest Q) at which each lattice keeps the rel-MSE "
       "of {} within a budget of the {} baseline's, per stream and for the whole cache? Budgets m x the baseline's "
       "error with {}. Experiment `{}`: n = {} passages, write-path mode `{}`, baseline {}.{}",
-      data_source(s, prov), bl, th, s.experiment.name, s.n_passages, write_path_of(s), baseline_format(s),
+      data_source_text(data_source(s, prov)), bl, th, s.experiment.name, s.n_passages, write_path_of(s), baseline_format(s),
       published_line(s, opt)));
   bool any_bound = false, same_abc = false;
   for (const auto& fam : s.families) {
