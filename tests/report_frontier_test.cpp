@@ -17,6 +17,7 @@
 #include "report/frontier.h"
 #include "stats/frontier.h"
 #include "store/db.h"
+#include "store/passage_sets.h"
 #include "testutil/testutil.h"
 
 namespace kvlab::report {
@@ -84,6 +85,13 @@ ks::ExperimentData hand_data() {
   return d;
 }
 
+FrontierReportOptions stem_opts(const std::string& stem) {
+  FrontierReportOptions o;
+  o.file_stem = stem;
+  o.command = "kvlab report frontier";
+  return o;
+}
+
 ReportProvenance hand_prov() {
   ReportProvenance p;
   p.database_file = "hand.db";
@@ -102,40 +110,216 @@ std::vector<std::string> row_of(const std::vector<std::string>& lines, const std
   return {};
 }
 
+// Every table row of a section whose first cell is `first`, in order.
+std::vector<std::vector<std::string>> rows_of(const std::vector<std::string>& lines, const std::string& first) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& l : lines) {
+    if (l.rfind("|", 0) != 0) continue;
+    auto c = md_cells(l);
+    if (!c.empty() && c[0] == first) out.push_back(c);
+  }
+  return out;
+}
+
 TEST(ReportFrontier, MatchedRateAndSummaryTables) {
   const auto f = ks::compute_frontier(hand_data());
   const auto r = render_frontier(f, hand_prov());
   const auto matched = md_section(r.markdown, "Matched rate");
   ASSERT_FALSE(matched.empty()) << r.markdown;
-  // SWA first: E8 Q=38 vs INT6 at 3200 bits, ratio mean 0.9, sd 0.1, hw t(0.975,2) * 0.1 / sqrt(3) = 0.248.
-  const auto e8 = row_of(matched, "E8 Q=38");
-  ASSERT_EQ(e8.size(), 13u) << r.markdown;
-  EXPECT_EQ(e8[1], "3296");
-  EXPECT_EQ(e8[2], "6.438");
-  EXPECT_EQ(e8[4], "INT6/64 fp16");
-  EXPECT_EQ(e8[5], "3200");
-  EXPECT_EQ(e8[7], "0.90 ± 0.25");
-  EXPECT_EQ(e8[8], "[0.652, 1.15]");
-  EXPECT_EQ(e8[9], "3");
-  EXPECT_EQ(e8[10], "tied");
-  EXPECT_EQ(e8[11], "0.188");  // (3296 - 3200) / 512
-  EXPECT_EQ(e8[12], "yes");
+  // SWA first. The scalar hull ends at INT6 (6.25 bits/dim, least error), so at 6.438 bits/dim the envelope is
+  // INT6 itself, 0.1875 bits/dim cheaper: ratio 0.9 ± t(0.975,2) * 0.1 / sqrt(3) = 0.248, tied across a gap
+  // over the 0.1 tolerance: not comparable, in both tables.
+  const auto e8 = rows_of(matched, "E8 Q=38");
+  ASSERT_EQ(e8.size(), 4u) << r.markdown;  // SWA and HCA, envelope and no-more-bits tables
+  ASSERT_EQ(e8[0].size(), 10u);
+  EXPECT_EQ(e8[0][1], "6.438");
+  EXPECT_EQ(e8[0][3], "INT6/64 fp16 (last hull vertex)");
+  EXPECT_EQ(e8[0][4], "6.250");
+  EXPECT_EQ(e8[0][6], "0.90 ± 0.25");
+  EXPECT_EQ(e8[0][7], "[0.652, 1.15]");
+  EXPECT_EQ(e8[0][8], "3");
+  EXPECT_EQ(e8[0][9], "not comparable (rate gap)");
+  ASSERT_EQ(e8[1].size(), 11u);
+  EXPECT_EQ(e8[1][2], "INT6/64 fp16");
+  EXPECT_EQ(e8[1][3], "6.250");
+  EXPECT_EQ(e8[1][4], "0.188");  // (3296 - 3200) / 512
+  EXPECT_EQ(e8[1][6], "0.90 ± 0.25");
+  EXPECT_EQ(e8[1][9], "rate gap 0.188: not comparable");
+  EXPECT_EQ(e8[1][10], "yes");
+  // HCA: 1.5 every passage: a loss with more bits stands in both tables.
+  EXPECT_EQ(e8[2][9], "lattice worse");
+  EXPECT_EQ(e8[3][9], "lattice worse");
   const auto summary = md_section(r.markdown, "Summary");
   int rows = 0;
   for (const auto& l : summary) {
     if (l.rfind("| `", 0) != 0) continue;
     const auto c = md_cells(l);
+    ASSERT_EQ(c.size(), 12u) << l;
     ++rows;
     EXPECT_EQ(c[1], "E8");
     EXPECT_EQ(c[2], "1");
     if (c[0].find("HCA") != std::string::npos) {
-      EXPECT_EQ(c[5], "1") << l;  // HCA: 1.5 every passage, lattice worse
-      EXPECT_EQ(c[8], "1.50");
+      EXPECT_EQ(c[5], "1") << l;  // matched rate: lattice worse
+      EXPECT_EQ(c[7], "1.50");
+      EXPECT_EQ(c[10], "1") << l;  // no more bits: worse
     } else {
-      EXPECT_EQ(c[4], "1") << l;  // SWA: tied
+      EXPECT_EQ(c[3], "0") << l;
+      EXPECT_EQ(c[4], "0") << l;
+      EXPECT_EQ(c[6], "1") << l;   // no verdict at matched rate
+      EXPECT_EQ(c[11], "1") << l;  // not comparable at no more bits
     }
   }
   EXPECT_EQ(rows, 2);
+  testutil::expect_contains(r.markdown, "**SWA**: at matched rate, E8 beats the best scalar codec at 0 of 1 points, "
+                                        "ties at 0 and loses at 0 (1 without a verdict).");
+  testutil::expect_contains(r.markdown, "**HCA**: at matched rate, E8 beats the best scalar codec at 0 of 1 points, "
+                                        "ties at 0 and loses at 1.");
+}
+
+// Scalar INT2 (2 bits/dim, 4x) and INT4 (4 bits/dim, 0.1x) around two E8 points: Q=10 at 3 bits/dim with 3x
+// (beats INT2, its comparator at no more bits, but loses to the 50/50 mix of INT2 and INT4, 2.05x) and Q=22 at
+// 3.5 bits/dim with 0.2x (beats the mix there).
+ks::ExperimentData envelope_data() {
+  ks::ExperimentData d;
+  d.info.name = "env";
+  d.info.id = 9;
+  d.info.origin = "sweep";
+  d.info.params_json = "{}";
+  d.info.baseline = "v4_native";
+  d.info.write_path = "v4";
+  const double noise[3] = {1.0, 1.02, 0.98};
+  for (int i = 0; i < 3; ++i) {
+    const std::int64_t p = i + 1;
+    d.passages.push_back({p, i, "p" + std::to_string(p), "h" + std::to_string(p), ""});
+    const double sc = 1e-2 * (1 + i);
+    for (auto r : {row(p, kS, "v4_native", 0.01 * sc, 4672), row(p, kS, "int:bits=2", 4 * sc, 1024),
+                   row(p, kS, "int:bits=4", 0.1 * sc, 2048), row(p, kS, "e8:q=10", 3 * noise[i] * sc, 1536),
+                   row(p, kS, "e8:q=22", 0.2 * noise[i] * sc, 1792)}) {
+      r.run_id = static_cast<std::int64_t>(d.results.size()) + 1;
+      d.results.push_back(r);
+    }
+  }
+  return d;
+}
+
+TEST(ReportFrontier, SummaryCountsTheMatchedRateVerdicts) {
+  const auto r = render_frontier(ks::compute_frontier(envelope_data()), hand_prov());
+  const auto matched = md_section(r.markdown, "Matched rate");
+  const auto q10 = rows_of(matched, "E8 Q=10");
+  ASSERT_EQ(q10.size(), 2u) << r.markdown;
+  EXPECT_EQ(q10[0][3], "0.50 x INT2/64 fp16 + 0.50 x INT4/64 fp16");
+  EXPECT_EQ(q10[0][4], "3.000");
+  EXPECT_EQ(q10[0][9], "lattice worse");
+  EXPECT_EQ(q10[1][2], "INT2/64 fp16");
+  EXPECT_EQ(q10[1][9], "rate gap 1.000: not comparable");
+  const auto q22 = rows_of(matched, "E8 Q=22");
+  ASSERT_EQ(q22.size(), 2u);
+  EXPECT_EQ(q22[0][3], "0.25 x INT2/64 fp16 + 0.75 x INT4/64 fp16");
+  EXPECT_EQ(q22[0][9], "lattice better");
+  const auto summary = md_section(r.markdown, "Summary");
+  const auto row = row_of(summary, "`sliding_window_kv` (SWA)");
+  ASSERT_EQ(row.size(), 12u) << r.markdown;
+  EXPECT_EQ(row[2], "2");
+  EXPECT_EQ(row[3], "1");   // better at matched rate (Q=22)
+  EXPECT_EQ(row[5], "1");   // worse at matched rate (Q=10)
+  EXPECT_EQ(row[8], "0");   // no "better" at no more bits: both gaps exceed the tolerance
+  EXPECT_EQ(row[11], "2");
+  testutil::expect_contains(r.markdown, "**SWA**: at matched rate, E8 beats the best scalar codec at 1 of 2 points, "
+                                        "ties at 0 and loses at 1.");
+}
+
+ReportProvenance data_prov(bool random, bool synthetic) {
+  ReportProvenance p = hand_prov();
+  p.weights = {random ? R"({"kind":"random","seed":0})" : R"({"kind":"checkpoint","path":"/m"})"};
+  p.host_kinds = {synthetic ? "synthetic" : "hf"};
+  if (synthetic)
+    p.hosts = {R"({"kind":"synthetic","tokens_from_text":"whitespace words, FNV-1a mod vocab, repeated to seqlen"})"};
+  return p;
+}
+
+std::vector<store::PassageText> texts(const ks::ExperimentData& d, int words) {
+  std::vector<store::PassageText> out;
+  for (const auto& p : d.passages) {
+    store::PassageText t{p.id, p.idx, p.name, p.content_hash, "text:" + p.name + ".txt", std::nullopt};
+    std::string s;
+    for (int i = 0; i < words; ++i) s += (i ? (i % 7 ? " " : "\n") : "") + std::string("w") + std::to_string(i);
+    t.text = s;
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST(ReportFrontier, DataCaveatsFollowTheProvenance) {
+  ks::ExperimentData d = hand_data();
+  d.info.params_json = R"({"seqlen": 2048})";
+  const auto f = ks::compute_frontier(d);
+  const auto yes = render_frontier(f, data_prov(true, true)).markdown;
+  const auto title = yes.substr(0, yes.find('\n'));
+  EXPECT_EQ(title, "# Rate-distortion frontier: nested lattices (E8) against scalar KV-cache codecs at matched rate "
+                   "(random (seeded) V4 weights and synthetic hidden states)");
+  EXPECT_EQ(title.find("hand_frontier"), std::string::npos);  // not the experiment name
+  const auto cav = md_section(yes, "Caveats");
+  std::string c;
+  for (const auto& l : cav) c += l + "\n";
+  testutil::expect_contains(c, "Random V4 weights (seeded init), not the trained V4-Flash checkpoint");
+  testutil::expect_contains(c, "Synthetic hidden states (seeded)");
+  const auto no = render_frontier(f, data_prov(false, false)).markdown;
+  EXPECT_EQ(no.find("Random V4 weights"), std::string::npos);
+  EXPECT_EQ(no.find("Synthetic hidden states"), std::string::npos);
+  EXPECT_EQ(no.substr(0, no.find('\n')),
+            "# Rate-distortion frontier: nested lattices (E8) against scalar KV-cache codecs at matched rate");
+}
+
+TEST(ReportFrontier, RepetitionIsKeyedOnWordsAgainstSeqlen) {
+  ks::ExperimentData d = hand_data();
+  d.info.params_json = R"({"seqlen": 2048})";
+  const auto f = ks::compute_frontier(d);
+  FrontierReportOptions o;
+  // Long texts (3000 words > 2048 tokens): no repetition anywhere.
+  o.passages = texts(d, 3000);
+  const auto longs = render_frontier(f, data_prov(true, true), o).markdown;
+  testutil::expect_contains(longs, "3 passages (p1, p2, p3), 3000 words each, seqlen 2048 tokens: no text was "
+                                   "repeated to fill the sequence");
+  EXPECT_EQ(longs.find("repeated to fill the sequence)"), std::string::npos);  // neither definitions nor caveats
+  EXPECT_EQ(longs.find("a short passage repeated"), std::string::npos);
+  EXPECT_EQ(longs.find("were repeated to fill it"), std::string::npos);
+  const auto pas = md_section(longs, "Passages");
+  const auto p1 = row_of(pas, "1");
+  ASSERT_EQ(p1.size(), 5u) << longs;
+  EXPECT_EQ(p1[1], "`p1`");
+  EXPECT_EQ(p1[3], "3000");
+  EXPECT_EQ(p1[4], "no");
+  // Short texts (160 words): repeated 12.8 times; the caveat and the water-filling explanation say so.
+  o.passages = texts(d, 160);
+  const auto shorts = render_frontier(f, data_prov(true, true), o).markdown;
+  testutil::expect_contains(shorts, "3 of 3 texts are shorter than seqlen and were repeated to fill it");
+  testutil::expect_contains(shorts, "a short passage repeated to fill the sequence");
+  testutil::expect_contains(shorts, "3 of the 3 passages are shorter than seqlen");
+  EXPECT_EQ(row_of(md_section(shorts, "Passages"), "1")[4], "yes (text used 12.8 times)");
+  // A host that does not map words to tokens: repetition unknown, never claimed.
+  const auto hf = render_frontier(f, data_prov(false, false), o).markdown;
+  testutil::expect_contains(hf, "whether a text was repeated is not known");
+  EXPECT_EQ(hf.find("a short passage repeated"), std::string::npos);
+  EXPECT_EQ(row_of(md_section(hf, "Passages"), "1")[4], "unknown");
+}
+
+TEST(ReportFrontier, NamesOtherExperimentsOnOtherPassages) {
+  const auto d = hand_data();
+  const auto f = ks::compute_frontier(d);
+  FrontierReportOptions o;
+  store::ExperimentPassageSet mine{7, "hand_frontier", "sweep", "v4", "v4_native", {"p1", "p2", "p3"},
+                                   {"h1", "h2", "h3"}};
+  store::ExperimentPassageSet other{8, "v4_native_n8", "sweep", "v4", "v4_native", {"p1", "short_a"},
+                                    {"h1", "hx"}};
+  store::ExperimentPassageSet same{9, "again", "sweep", "v4", "v4_native", {"p1", "p2", "p3"}, {"h1", "h2", "h3"}};
+  o.passage_sets = {mine, other, same};
+  const auto md = render_frontier(f, hand_prov(), o).markdown;
+  std::string pas;
+  for (const auto& l : md_section(md, "Passages")) pas += l + "\n";
+  testutil::expect_contains(pas, "`v4_native_n8` (write path v4, baseline v4_native): **other passages** (1 of its 2 "
+                                 "shared with this experiment: p1, short_a)");
+  testutil::expect_contains(pas, "`again` (write path v4): the same 3 passages.");
+  EXPECT_EQ(pas.find("`hand_frontier` ("), std::string::npos);  // not itself
 }
 
 TEST(ReportFrontier, StatesDefinitionsModeBaselineAndBounds) {
@@ -163,7 +347,7 @@ TEST(ReportFrontier, StatesDefinitionsModeBaselineAndBounds) {
 
 TEST(ReportFrontier, OneSvgPerStreamWithVariantsAndBounds) {
   const auto f = ks::compute_frontier(hand_data());
-  const auto r = render_frontier(f, hand_prov(), {"FR", "kvlab report frontier"});
+  const auto r = render_frontier(f, hand_prov(), stem_opts("FR"));
   ASSERT_EQ(r.files.size(), 2u);
   EXPECT_EQ(r.files[0].name, "FR_swa.svg");
   EXPECT_EQ(r.files[1].name, "FR_hca.svg");
@@ -177,7 +361,7 @@ TEST(ReportFrontier, OneSvgPerStreamWithVariantsAndBounds) {
   EXPECT_EQ(testutil::count_occurrences(svg, "class=\"point\""), 16);
   EXPECT_NE(svg.find("e8:q=38 entropy-coded: 6.188 bits/dim (stored: 6.438)"), std::string::npos);
   // Deterministic.
-  const auto again = render_frontier(ks::compute_frontier(hand_data()), hand_prov(), {"FR", "kvlab report frontier"});
+  const auto again = render_frontier(ks::compute_frontier(hand_data()), hand_prov(), stem_opts("FR"));
   EXPECT_EQ(again.markdown, r.markdown);
   EXPECT_EQ(again.files[0].content, svg);
 }
@@ -192,13 +376,18 @@ TEST(ReportFrontier, JsonAndTextViews) {
   EXPECT_EQ(m["lattice"], "e8:q=38");
   EXPECT_EQ(m["scalar"], canon("int:bits=6"));
   EXPECT_NEAR(m["ratio"]["mean"].get<double>(), 0.9, 1e-12);
-  EXPECT_EQ(m["verdict"], "tied");
+  EXPECT_EQ(m["verdict"], "not comparable (rate gap)");  // tied across 0.1875 bits/dim
+  EXPECT_EQ(m["envelope"]["lower"], canon("int:bits=6"));
+  EXPECT_NEAR(m["envelope"]["rate_gap_bits_per_dim"].get<double>(), 0.1875, 1e-12);
+  EXPECT_EQ(j["passages"].size(), 3u);
+  EXPECT_DOUBLE_EQ(j["rate_gap_tolerance_bits_per_dim"].get<double>(), 0.1);
   const auto& p0 = j["streams"][0]["points"][0];
   EXPECT_EQ(p0["codec"], "hadamard_lloyd:bits=2");
   EXPECT_TRUE(p0["attn_out_rel"].is_null());
   const std::string t = frontier_text(f);
   EXPECT_NE(t.find("e8:q=38"), std::string::npos);
-  EXPECT_NE(t.find("tied"), std::string::npos);
+  EXPECT_NE(t.find("not comparable (rate gap)"), std::string::npos);
+  EXPECT_NE(t.find("INT6/64 fp16 (last hull vertex) at 6.250 bits/d"), std::string::npos) << t;
   EXPECT_NE(t.find("write path v4, baseline v4_native, n = 3 passages"), std::string::npos) << t;
 }
 
@@ -273,6 +462,11 @@ TEST_F(FrontierCli, RegeneratesByteIdenticalReports) {
   // Every run is 6.02 dB above its (hand-inserted) Gaussian bound: rel / (rel / 4).
   EXPECT_NE(md.find("6.02 ± 0.00"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_ + "/a/FRONTIER_hca.svg"));  // no HCA runs
+  // Passages named (from the database), the provenance's random weights and synthetic host stated.
+  EXPECT_NE(md.find("3 passages (p0, p1, p2)"), std::string::npos) << md;
+  EXPECT_NE(md.find("Random V4 weights (seeded init)"), std::string::npos);
+  EXPECT_NE(md.find("Synthetic hidden states (seeded)"), std::string::npos);
+  EXPECT_EQ(md.find("# Rate-distortion frontier: fr\n"), std::string::npos);
 }
 
 TEST_F(FrontierCli, ConsoleJsonAndErrors) {

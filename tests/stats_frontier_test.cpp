@@ -133,7 +133,7 @@ TEST(StatsFrontier, VerdictsReadTheInterval) {
     t.row(kS, "e8:q=20", p, worse[i] * 1e-3 * (1 + i), 2100);
     t.row(kC, "v4_native", p, 1e-3, 4672);
     t.row(kC, "int:bits=4", p, 1e-3 * (1 + i), 2000);
-    t.row(kC, "e8:q=20", p, tied[i] * 1e-3 * (1 + i), 2100);
+    t.row(kC, "e8:q=20", p, tied[i] * 1e-3 * (1 + i), 2040);  // gap 0.078 bits/dim: within the tolerance
     t.row(kC, "e8:q=1", p, 0.5, 200);  // nothing non-lattice at <= 200 bits
   }
   t.row(kS, "d4:q=30", 1, 1e-4, 2500);  // one passage: no interval
@@ -147,6 +147,124 @@ TEST(StatsFrontier, VerdictsReadTheInterval) {
   const auto& none = matched(f.streams[1], "e8:q=1");
   EXPECT_EQ(none.verdict, ks::MatchedVerdict::kNoScalar);
   EXPECT_FALSE(none.scalar.has_value());
+}
+
+// Scalar points at 2 and 4 bits/dim and a lattice point at 3 bits/dim whose
+// error lies between them: the cheaper scalar codec alone (the no-more-bits
+// comparator) loses to the lattice, but time-sharing the two at 3 bits/dim
+// beats it.
+Data envelope_set(double lattice_factor) {
+  Data t;
+  const double noise[4] = {1.00, 1.02, 0.98, 1.01};
+  for (int i = 0; i < 4; ++i) {
+    const std::int64_t p = i + 1;
+    const double sc = kScale[i];
+    t.row(kS, "v4_native", p, 2e-2 * sc, 4672);             // 9.125 bits/dim: not on the hull (more error than int8)
+    t.row(kS, "int:bits=2", p, 4.0 * sc, 1024);              // 2 bits/dim
+    t.row(kS, "int:bits=3", p, 3.5 * sc, 1536);              // 3 bits/dim, above the 2-4 chord: not a hull vertex
+    t.row(kS, "int:bits=4", p, 0.1 * sc, 2048);              // 4 bits/dim
+    t.row(kS, "int:bits=8", p, 1e-3 * sc, 4096);             // 8 bits/dim, least error
+    t.row(kS, "e8:q=10", p, lattice_factor * noise[i] * sc, 1536);  // 3 bits/dim
+    t.row(kS, "d4:q=1", p, 0.5 * sc, 512);                   // 1 bit/dim: below every scalar rate
+    t.row(kS, "e8:q=90", p, 1e-4 * sc, 4608);                // 9 bits/dim: beyond the last vertex (8), gap 1
+    t.row(kS, "e8:q=38", p, 1.0 * sc, 2048);                 // exactly at a vertex (int:bits=4), worse
+  }
+  return t;
+}
+
+TEST(StatsFrontier, EnvelopeAtMatchedRateTimeSharesTheNeighbouringHullVertices) {
+  // Lattice 3.0x the scale; the envelope at 3 bits/dim: 0.5 x 4.0 + 0.5 x 0.1 = 2.05 (x scale): lattice worse.
+  const auto f = ks::compute_frontier(envelope_set(3.0).d);
+  const auto& m = matched(f.streams.at(0), "e8:q=10");
+  // At no more bits the comparator is int:bits=3 (3.5x, same bits: gap 0): lattice better there.
+  ASSERT_TRUE(m.scalar.has_value());
+  EXPECT_EQ(*m.scalar, canon("int:bits=3"));
+  EXPECT_EQ(m.verdict, ks::MatchedVerdict::kLatticeBetter);
+  const auto& e = m.envelope;
+  EXPECT_EQ(e.lower, canon("int:bits=2"));  // int:bits=3 lies above the chord: not a neighbour
+  EXPECT_EQ(e.upper, canon("int:bits=4"));
+  EXPECT_DOUBLE_EQ(e.weight_upper, 0.5);
+  EXPECT_DOUBLE_EQ(e.bits_per_dim, 3.0);
+  EXPECT_DOUBLE_EQ(e.rate_gap_bits_per_dim, 0.0);
+  const double mean_scale = (1e-4 + 1e-3 + 1e-2 + 1e-1) / 4;
+  EXPECT_NEAR(e.rel_mse, 2.05 * mean_scale, 1e-12);
+  // Paired per passage: 3.0 noise_i / 2.05.
+  EXPECT_EQ(e.ratio.n, 4);
+  EXPECT_NEAR(e.ratio.mean, 3.0 * (1.00 + 1.02 + 0.98 + 1.01) / 4 / 2.05, 1e-12);
+  EXPECT_EQ(e.verdict, ks::MatchedVerdict::kLatticeWorse);
+  // Lattice 1.5x: better than the envelope (2.05x).
+  EXPECT_EQ(matched(ks::compute_frontier(envelope_set(1.5).d).streams.at(0), "e8:q=10").envelope.verdict,
+            ks::MatchedVerdict::kLatticeBetter);
+}
+
+TEST(StatsFrontier, EnvelopeBeatsTheLatticeWhereTheCheaperScalarCodecDoesNot) {
+  // Without int:bits=3 the no-more-bits comparator is int:bits=2, one bit/dim cheaper: the lattice (3.0x)
+  // beats it (4.0x), which is "not comparable" across a 1 bit/dim gap, while the envelope (2.05x) beats the lattice.
+  Data t = envelope_set(3.0);
+  std::erase_if(t.d.results, [](const ks::RunResult& r) { return r.codec == canon("int:bits=3"); });
+  const auto f = ks::compute_frontier(t.d);
+  const auto& m = matched(f.streams.at(0), "e8:q=10");
+  EXPECT_EQ(*m.scalar, canon("int:bits=2"));
+  EXPECT_DOUBLE_EQ(m.rate_gap_bits_per_dim, 1.0);
+  EXPECT_LT(*m.ratio.upper(), 1.0);  // the interval alone would say "lattice better"
+  EXPECT_EQ(m.verdict, ks::MatchedVerdict::kNotComparable);
+  EXPECT_STREQ(ks::to_string(m.verdict), "not comparable (rate gap)");
+  EXPECT_EQ(m.envelope.verdict, ks::MatchedVerdict::kLatticeWorse);
+  // A wide tolerance gives the no-more-bits verdict back.
+  ks::FrontierOptions o;
+  o.rate_gap_tolerance = 1.5;
+  EXPECT_EQ(matched(ks::compute_frontier(t.d, o).streams.at(0), "e8:q=10").verdict,
+            ks::MatchedVerdict::kLatticeBetter);
+  o.rate_gap_tolerance = -0.1;
+  EXPECT_THROW(ks::compute_frontier(t.d, o), kvlab::Error);
+}
+
+TEST(StatsFrontier, EnvelopeBelowTheGridAtAVertexAndBeyondTheLastVertex) {
+  const auto f = ks::compute_frontier(envelope_set(3.0).d);
+  const auto& s = f.streams.at(0);
+  // 1 bit/dim: no scalar codec that cheap, no time-sharing reaches it.
+  const auto& below = matched(s, "d4:q=1").envelope;
+  EXPECT_EQ(below.verdict, ks::MatchedVerdict::kBelowEnvelope);
+  EXPECT_TRUE(below.lower.empty());
+  EXPECT_EQ(matched(s, "d4:q=1").verdict, ks::MatchedVerdict::kNoScalar);
+  // At a vertex: the vertex itself (weight 0), ratio 10x: worse.
+  const auto& at = matched(s, "e8:q=38").envelope;
+  EXPECT_EQ(at.lower, canon("int:bits=4"));
+  EXPECT_DOUBLE_EQ(at.weight_upper, 0.0);
+  EXPECT_NEAR(at.ratio.mean, 10.0, 1e-9);
+  EXPECT_EQ(at.verdict, ks::MatchedVerdict::kLatticeWorse);
+  // 9 bits/dim, beyond int:bits=8 (8 bits/dim, the least-error vertex; v4_native is not on the hull): the
+  // envelope is int:bits=8 at a 1 bit/dim gap; the lattice's lower error there is not comparable.
+  const auto& beyond = matched(s, "e8:q=90").envelope;
+  EXPECT_EQ(beyond.lower, canon("int:bits=8"));
+  EXPECT_EQ(beyond.upper, canon("int:bits=8"));
+  EXPECT_DOUBLE_EQ(beyond.bits_per_dim, 8.0);
+  EXPECT_DOUBLE_EQ(beyond.rate_gap_bits_per_dim, 1.0);
+  EXPECT_NEAR(beyond.ratio.mean, 0.1, 1e-9);
+  EXPECT_EQ(beyond.verdict, ks::MatchedVerdict::kNotComparable);
+}
+
+TEST(StatsFrontier, VerdictRateGapTolerance) {
+  ks::Summary better = ks::describe({0.5, 0.52, 0.48});
+  ks::Summary tied = ks::describe({0.9, 1.1, 1.0});
+  ks::Summary worse = ks::describe({1.5, 1.6, 1.4});
+  EXPECT_EQ(ks::read_verdict(better, 0.1, 0.1), ks::MatchedVerdict::kLatticeBetter);  // at the tolerance: comparable
+  EXPECT_EQ(ks::read_verdict(better, 0.1001, 0.1), ks::MatchedVerdict::kNotComparable);
+  EXPECT_EQ(ks::read_verdict(tied, 0.5, 0.1), ks::MatchedVerdict::kNotComparable);
+  EXPECT_EQ(ks::read_verdict(tied, 0.0, 0.1), ks::MatchedVerdict::kTied);
+  EXPECT_EQ(ks::read_verdict(worse, 0.9, 0.1), ks::MatchedVerdict::kLatticeWorse);  // a loss with more bits stands
+  EXPECT_EQ(ks::read_verdict(ks::describe({0.5}), 0.0, 0.1), ks::MatchedVerdict::kNoInterval);
+}
+
+TEST(StatsFrontier, PassagesWithRunsAreListed) {
+  Data t;
+  t.row(kS, "v4_native", 2, 1e-3, 4672);
+  t.row(kS, "v4_native", 4, 1e-3, 4672);
+  const auto f = ks::compute_frontier(t.d);
+  ASSERT_EQ(f.passages.size(), 2u);
+  EXPECT_EQ(f.passages[0].name, "p2");
+  EXPECT_EQ(f.passages[1].name, "p4");
+  EXPECT_DOUBLE_EQ(f.rate_gap_tolerance, ks::kRateGapTolerance);
 }
 
 TEST(StatsFrontier, PointsCarryRatesBoundsGapsAndBaselineRatio) {

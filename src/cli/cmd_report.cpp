@@ -34,6 +34,7 @@
 #include "stats/frontier.h"
 #include "stats/study.h"
 #include "store/db.h"
+#include "store/passage_sets.h"
 #include "store/decisions.h"
 #include "store/query.h"
 
@@ -342,6 +343,8 @@ int cmd_frontier_report(const std::vector<std::string>& args) {
   report::FrontierReportOptions o;
   o.file_stem = stem;
   o.command = "kvlab report frontier --experiment " + l.data.info.name;
+  o.passages = store::load_passage_texts(*l.db, l.data.info.id);
+  o.passage_sets = store::load_passage_sets(*l.db);
   print_written(write_report(report::render_frontier(f, prov, o), a.out));
   return 0;
 }

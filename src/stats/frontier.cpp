@@ -25,8 +25,17 @@ const char* to_string(MatchedVerdict v) {
     case MatchedVerdict::kLatticeWorse: return "lattice worse";
     case MatchedVerdict::kNoInterval: return "no CI (n < 2)";
     case MatchedVerdict::kNoScalar: return "no scalar codec at <= bits";
+    case MatchedVerdict::kNotComparable: return "not comparable (rate gap)";
+    case MatchedVerdict::kBelowEnvelope: return "below the scalar grid";
   }
   return "?";
+}
+
+MatchedVerdict read_verdict(const Summary& ratio, double rate_gap, double tolerance) {
+  if (!ratio.has_interval()) return MatchedVerdict::kNoInterval;
+  if (*ratio.lower() > 1.0) return MatchedVerdict::kLatticeWorse;
+  if (rate_gap > tolerance) return MatchedVerdict::kNotComparable;
+  return *ratio.upper() < 1.0 ? MatchedVerdict::kLatticeBetter : MatchedVerdict::kTied;
 }
 
 const FrontierStream* Frontier::find_stream(const std::string& stream) const {
@@ -117,9 +126,50 @@ FrontierPoint make_point(const CellStats& c, const CellData& cd, const std::stri
   return p;
 }
 
+using Cells = std::map<std::string, const CellData*>;
+
+// The lattice point against the scalar envelope (hull: the non-lattice lower
+// convex hull's vertices, ascending bits/dim) at its own rate.
+EnvelopeComparison envelope_at(const FrontierPoint& lat, const std::vector<const FrontierPoint*>& hull,
+                               const Cells& cells, double tolerance) {
+  EnvelopeComparison e;
+  if (hull.empty()) return e;
+  const double r = lat.bits_per_dim;
+  if (r < hull.front()->bits_per_dim) {
+    e.verdict = MatchedVerdict::kBelowEnvelope;
+    return e;
+  }
+  std::size_t k = 0;
+  while (k + 1 < hull.size() && hull[k + 1]->bits_per_dim <= r) ++k;
+  const FrontierPoint& a = *hull[k];
+  const FrontierPoint& b = k + 1 < hull.size() ? *hull[k + 1] : a;
+  e.lower = a.codec;
+  e.upper = b.codec;
+  e.lower_bits_per_dim = a.bits_per_dim;
+  e.upper_bits_per_dim = b.bits_per_dim;
+  e.weight_upper = &a == &b ? 0.0 : (r - a.bits_per_dim) / (b.bits_per_dim - a.bits_per_dim);
+  e.bits_per_dim = &a == &b ? a.bits_per_dim : r;
+  e.rate_gap_bits_per_dim = r - e.bits_per_dim;
+  const double w = e.weight_upper;
+  e.rel_mse = (1 - w) * a.rel_mse.mean + w * b.rel_mse.mean;
+  const auto lp = per_passage(*cells.at(lat.codec), "rel_mse");
+  const auto ap = per_passage(*cells.at(a.codec), "rel_mse");
+  const auto bp = per_passage(*cells.at(b.codec), "rel_mse");
+  std::vector<double> ratios;
+  for (const auto& [pid, v] : lp) {
+    const auto ia = ap.find(pid);
+    const auto ib = bp.find(pid);
+    if (ia == ap.end() || ib == bp.end()) continue;
+    ratios.push_back(v / ((1 - w) * ia->second + w * ib->second));
+  }
+  e.ratio = describe(ratios);
+  e.verdict = read_verdict(e.ratio, e.rate_gap_bits_per_dim, tolerance);
+  return e;
+}
+
 // The matched-rate row of one lattice point among the stream's points.
-MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>& pts,
-                     const std::map<std::string, const CellData*>& cells) {
+MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>& pts, const Cells& cells,
+                     const std::vector<const FrontierPoint*>& hull, double tolerance) {
   MatchedRateRow r;
   r.stream = lat.stream;
   r.lattice = lat.codec;
@@ -127,6 +177,7 @@ MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>&
   r.lattice_bits_per_dim = lat.bits_per_dim;
   r.lattice_rel_mse = lat.rel_mse;
   r.lattice_pareto = lat.pareto;
+  r.envelope = envelope_at(lat, hull, cells, tolerance);
   const FrontierPoint* best = nullptr;
   for (const auto& p : pts) {
     if (p.lattice || p.bits_per_vector > lat.bits_per_vector || !std::isfinite(p.rel_mse.mean)) continue;
@@ -150,16 +201,23 @@ MatchedRateRow match(const FrontierPoint& lat, const std::vector<FrontierPoint>&
     if (it != b.end()) ratios.push_back(v / it->second);
   }
   r.ratio = describe(ratios);
-  if (!r.ratio.has_interval()) {
-    r.verdict = MatchedVerdict::kNoInterval;
-  } else if (*r.ratio.upper() < 1.0) {
-    r.verdict = MatchedVerdict::kLatticeBetter;
-  } else if (*r.ratio.lower() > 1.0) {
-    r.verdict = MatchedVerdict::kLatticeWorse;
-  } else {
-    r.verdict = MatchedVerdict::kTied;
-  }
+  r.verdict = read_verdict(r.ratio, r.rate_gap_bits_per_dim, tolerance);
   return r;
+}
+
+// Vertices of the lower convex hull of the stream's non-lattice points, ascending bits/dim.
+std::vector<const FrontierPoint*> scalar_hull(const std::vector<FrontierPoint>& pts) {
+  std::vector<const FrontierPoint*> scalar;
+  std::vector<double> xs, ys;
+  for (const auto& p : pts) {
+    if (p.lattice) continue;
+    scalar.push_back(&p);
+    xs.push_back(p.bits_per_dim);
+    ys.push_back(p.rel_mse.mean);
+  }
+  std::vector<const FrontierPoint*> hull;
+  for (std::size_t i : lower_hull(xs, ys)) hull.push_back(scalar[i]);
+  return hull;
 }
 
 // Pareto flags (stage 10's rows) and hull flags of one stream's points.
@@ -193,8 +251,15 @@ Frontier compute_frontier(const ExperimentData& data, const FrontierOptions& opt
                 "stream '{}': experiment '{}' has no finished runs on it (streams with runs: {})", want,
                 data.info.name, s.streams.empty() ? std::string("none") : fmt::format("{}", fmt::join(s.streams, ", ")));
 
+  KVLAB_CHECK(opt.rate_gap_tolerance >= 0 && std::isfinite(opt.rate_gap_tolerance),
+              "rate-gap tolerance {}: expected a finite number of bits/dim >= 0", opt.rate_gap_tolerance);
   Frontier f;
   f.experiment = data.info;
+  f.rate_gap_tolerance = opt.rate_gap_tolerance;
+  for (const auto& p : data.passages)
+    if (std::any_of(data.results.begin(), data.results.end(),
+                    [&](const RunResult& r) { return r.passage_id == p.id; }))
+      f.passages.push_back(p);
   f.baseline = s.baseline;
   f.write_path = data.info.write_path.empty() ? "published" : data.info.write_path;
   f.n_passages = s.n_passages;
@@ -213,8 +278,9 @@ Frontier compute_frontier(const ExperimentData& data, const FrontierOptions& opt
       return a.bits_per_vector != b.bits_per_vector ? a.bits_per_vector < b.bits_per_vector : a.codec < b.codec;
     });
     flag_frontier(fs, s);
+    const auto hull = scalar_hull(fs.points);
     for (const auto& p : fs.points)
-      if (p.lattice) fs.matched.push_back(match(p, fs.points, cells));
+      if (p.lattice) fs.matched.push_back(match(p, fs.points, cells, hull, opt.rate_gap_tolerance));
     f.streams.push_back(std::move(fs));
   }
   return f;

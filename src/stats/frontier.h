@@ -24,14 +24,29 @@
 //    (bits/dim, mean rel-MSE) from the cheapest point to the point of least
 //    error (time-sharing between two codecs reaches every point on the
 //    segment between them, so these are the operationally useful points);
-//  - matched rate: for each lattice point (families d4, e8) the non-lattice
-//    codec (any other family, the baselines included) with the least mean
-//    rel-MSE among those with bits per vector <= the lattice point's on the
-//    same stream (ties: fewer bits, then the codec spec); their ratio is
-//    paired per passage, lattice rel_mse_i / scalar rel_mse_i over the
-//    passages both ran, and the verdict reads the CI95: upper end < 1
-//    lattice better, lower end > 1 lattice worse, else tied (no verdict
-//    without an interval, n < 2).
+//  - scalar envelope at matched rate (the comparison the verdicts count):
+//    the lower convex hull of the stream's non-lattice points (any family
+//    but d4/e8, the baselines included) in (bits/dim, mean rel-MSE). At a
+//    lattice point's rate R between two hull vertices a < R <= b,
+//    time-sharing codes a fraction 1 - w of the vectors with a and w with
+//    b, w = (R - R_a) / (R_b - R_a): its rate is exactly R and its error
+//    per passage is (1 - w) rel_mse_a,i + w rel_mse_b,i (achievable, and on
+//    or below log-linear interpolation between the two). The paired ratio
+//    per passage is lattice rel_mse_i / envelope_i over the passages all
+//    three ran. Below the cheapest scalar point there is no envelope (no
+//    verdict); above the hull's last (least-error) vertex the envelope is
+//    that vertex, at fewer bits (rate gap R - R_last);
+//  - at no more bits (kept for reference): the non-lattice codec with the
+//    least mean rel-MSE among those with bits per vector <= the lattice
+//    point's on the same stream (ties: fewer bits, then the codec spec);
+//    paired per passage as above;
+//  - verdicts read the CI95 of a paired ratio: upper end < 1 lattice
+//    better, lower end > 1 lattice worse, else tied (no verdict without an
+//    interval, n < 2). When the comparator has fewer bits than the lattice
+//    point by more than the rate-gap tolerance (FrontierOptions, default
+//    0.1 bits/dim), "better" and "tied" become "not comparable": the
+//    lattice's extra bits, not the lattice, may explain them; "worse" stands
+//    (a codec that loses with more bits also loses at matched rate).
 //
 // Not here: SQL (store/query.h), formatting (report/frontier.h).
 #pragma once
@@ -73,9 +88,40 @@ struct FrontierPoint {
   bool on_hull = false;
 };
 
-enum class MatchedVerdict { kLatticeBetter, kTied, kLatticeWorse, kNoInterval, kNoScalar };
-// "lattice better", "tied", "lattice worse", "no CI (n < 2)", "no scalar codec at <= bits".
+// Default FrontierOptions::rate_gap_tolerance, bits per dimension.
+inline constexpr double kRateGapTolerance = 0.1;
+
+enum class MatchedVerdict {
+  kLatticeBetter,
+  kTied,
+  kLatticeWorse,
+  kNoInterval,
+  kNoScalar,
+  kNotComparable,  // comparator cheaper by more than the tolerance, lattice not worse
+  kBelowEnvelope,  // lattice rate below every scalar codec's: no time-sharing reaches it
+};
+// "lattice better", "tied", "lattice worse", "no CI (n < 2)", "no scalar codec at <= bits",
+// "not comparable (rate gap)", "below the scalar grid".
 const char* to_string(MatchedVerdict v);
+
+// Verdict of a paired ratio (lattice / comparator) whose comparator has
+// `rate_gap` fewer bits/dim than the lattice point (see above).
+MatchedVerdict read_verdict(const Summary& ratio, double rate_gap, double tolerance);
+
+// A lattice point against the scalar envelope at its own rate (time-sharing
+// between two neighbouring vertices of the non-lattice lower convex hull).
+struct EnvelopeComparison {
+  std::string lower;  // hull vertex at or below the rate (canonical spec); empty: no envelope
+  std::string upper;  // hull vertex above it; == lower at a vertex or beyond the last vertex
+  double lower_bits_per_dim = 0.0;
+  double upper_bits_per_dim = 0.0;
+  double weight_upper = 0.0;   // w: the fraction of vectors coded with `upper`
+  double bits_per_dim = 0.0;   // the envelope point's rate (the lattice's, or the last vertex's)
+  double rel_mse = 0.0;        // (1 - w) mean_lower + w mean_upper
+  double rate_gap_bits_per_dim = 0.0;  // lattice rate - bits_per_dim (> 0 only beyond the last vertex)
+  Summary ratio;  // paired per passage: lattice / envelope
+  MatchedVerdict verdict = MatchedVerdict::kNoScalar;
+};
 
 // One lattice point against the best non-lattice codec at no more bits.
 struct MatchedRateRow {
@@ -95,7 +141,9 @@ struct MatchedRateRow {
   double rate_gap_bits_per_dim = 0.0;
   bool lattice_pareto = false;  // the lattice point's FrontierPoint::pareto
   Summary ratio;  // paired per passage: lattice / scalar (n = passages both ran)
+  // At no more bits: kNotComparable when the gap exceeds the tolerance and the lattice is not worse.
   MatchedVerdict verdict = MatchedVerdict::kNoScalar;
+  EnvelopeComparison envelope;  // at matched rate: the verdict the summary counts
 };
 
 struct FrontierStream {
@@ -109,6 +157,8 @@ struct Frontier {
   std::string baseline;    // codec the ratios are against
   std::string write_path;  // experiment's write path ('published' when not recorded)
   int n_passages = 0;
+  std::vector<PassageInfo> passages;    // the experiment's passages with at least one finished run, by idx
+  double rate_gap_tolerance = kRateGapTolerance;
   std::vector<FrontierStream> streams;  // canonical stream order
   std::vector<std::string> warnings;    // the summary stages' (e.g. a stream without baseline)
   const FrontierStream* find_stream(const std::string& stream) const;
@@ -117,6 +167,7 @@ struct Frontier {
 struct FrontierOptions {
   std::vector<std::string> streams;  // empty = all
   std::string baseline;              // empty = the experiment's (stages::choose_baseline)
+  double rate_gap_tolerance = kRateGapTolerance;  // bits/dim; must be >= 0
 };
 
 // Throws kvlab::Error for rows stats::summarize rejects, and when a
