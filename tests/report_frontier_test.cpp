@@ -282,7 +282,7 @@ TEST(ReportFrontier, RepetitionIsKeyedOnWordsAgainstSeqlen) {
                                    "repeated to fill the sequence");
   EXPECT_EQ(longs.find("repeated to fill the sequence)"), std::string::npos);  // neither definitions nor caveats
   EXPECT_EQ(longs.find("a short passage repeated"), std::string::npos);
-  EXPECT_EQ(longs.find("were repeated to fill it"), std::string::npos);
+  EXPECT_EQ(longs.find("repeated to fill it"), std::string::npos);
   const auto pas = md_section(longs, "Passages");
   const auto p1 = row_of(pas, "1");
   ASSERT_EQ(p1.size(), 5u) << longs;

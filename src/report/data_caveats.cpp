@@ -18,12 +18,6 @@ bool any_mentions(const std::vector<std::string>& texts, const std::string& word
   return false;
 }
 
-std::vector<std::string> weights_texts(const ReportProvenance& prov, const std::string& params_json) {
-  std::vector<std::string> v = prov.weights;
-  v.push_back(json_value_text(params_json, "weights"));
-  return v;
-}
-
 std::vector<std::string> host_texts(const ReportProvenance& prov, const std::string& params_json) {
   std::vector<std::string> v = prov.host_kinds;
   v.insert(v.end(), prov.hosts.begin(), prov.hosts.end());
@@ -31,12 +25,6 @@ std::vector<std::string> host_texts(const ReportProvenance& prov, const std::str
   return v;
 }
 
-bool random_weights(const ReportProvenance& prov, const std::string& params_json) {
-  return any_mentions(weights_texts(prov, params_json), "random");
-}
-bool synthetic_host(const ReportProvenance& prov, const std::string& params_json) {
-  return any_mentions(host_texts(prov, params_json), "synthetic");
-}
 bool host_repeats_words(const ReportProvenance& prov, const std::string& params_json) {
   return any_mentions(host_texts(prov, params_json), "repeated to seqlen");
 }

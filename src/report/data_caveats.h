@@ -1,11 +1,11 @@
-// What the recorded provenance says about the data of an experiment, as
-// report text: whether its weights are random and its host synthetic (the
-// caveats every report must carry then), and per passage how many words it
-// has against seqlen (whether the text was repeated to fill the sequence).
-// Keyed on recorded data only: the weights / host descriptions of the
+// What the recorded data says about an experiment's passages, as report
+// text: per passage how many words it has against seqlen (whether the host
+// repeated the text to fill the sequence), and the random-weights and
+// synthetic-host caveat sentences (whether they apply: summary.h
+// data_source). Keyed on recorded data only: the host descriptions of the
 // provenance and params_json, and the passages' own texts.
 //
-// Used by the frontier report; summary.cpp keeps its own copies.
+// Used by the frontier report.
 // Internal to src/report/.
 #pragma once
 
@@ -21,13 +21,10 @@ namespace kvlab::report::detail {
 // Case-insensitive: does any of `texts` contain `word`?
 bool any_mentions(const std::vector<std::string>& texts, const std::string& word);
 
-// The recorded weights / host descriptions: the provenance lists plus
-// params_json's "weights" / "host" objects as text.
-std::vector<std::string> weights_texts(const ReportProvenance& prov, const std::string& params_json);
+// The recorded host descriptions: the provenance lists plus params_json's
+// "host" object as text.
 std::vector<std::string> host_texts(const ReportProvenance& prov, const std::string& params_json);
 
-bool random_weights(const ReportProvenance& prov, const std::string& params_json);
-bool synthetic_host(const ReportProvenance& prov, const std::string& params_json);
 // The host cuts a passage's text into whitespace words and repeats them to
 // fill seqlen (the synthetic host's recorded "tokens_from_text").
 bool host_repeats_words(const ReportProvenance& prov, const std::string& params_json);

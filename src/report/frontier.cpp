@@ -19,6 +19,7 @@
 #include "report/derived.h"
 #include "report/markdown.h"
 #include "report/sections.h"
+#include "report/summary.h"
 #include "report/stats_json.h"
 
 namespace kvlab::report {
@@ -92,6 +93,7 @@ struct Ctx {
   const FrontierReportOptions& opt;
   bool random = false;
   bool synthetic = false;
+  bool published = false;
   std::optional<long long> seqlen;
   std::vector<PassageWords> passages;  // the passages with runs, by idx
   int repeated = 0;                    // passages known to be repeated to fill seqlen
@@ -99,10 +101,14 @@ struct Ctx {
 };
 
 Ctx make_ctx(const stats::Frontier& f, const ReportProvenance& prov, const FrontierReportOptions& opt) {
-  Ctx c{f, prov, opt, false, false, std::nullopt, {}, 0, 0};
+  Ctx c{f, prov, opt, false, false, false, std::nullopt, {}, 0, 0};
   const std::string& params = f.experiment.params_json;
-  c.random = random_weights(prov, params);
-  c.synthetic = synthetic_host(prov, params);
+  stats::StudySummary ss;  // what the shared data-source check reads
+  ss.experiment = f.experiment;
+  const DataSource src = detail::data_source(ss, prov);
+  c.random = src.random_weights;
+  c.synthetic = src.synthetic_host;
+  c.published = src.published_import;
   c.seqlen = params_seqlen(params);
   std::vector<store::PassageText> used;
   for (const auto& p : f.passages) {
@@ -129,14 +135,14 @@ Ctx make_ctx(const stats::Frontier& f, const ReportProvenance& prov, const Front
 }
 
 // "random V4 weights and synthetic hidden states" / "" from the provenance.
-std::string data_source(const Ctx& c) {
+std::string data_source_short(const Ctx& c) {
   if (c.random && c.synthetic) return "random (seeded) V4 weights and synthetic hidden states";
   if (c.random) return "random (seeded) V4 weights";
   if (c.synthetic) return "synthetic hidden states";
   return "";
 }
 
-std::string family_label(const std::string& fam) { return fam == "d4" ? "D4" : fam == "e8" ? "E8" : fam; }
+std::string lattice_label(const std::string& fam) { return fam == "d4" ? "D4" : fam == "e8" ? "E8" : fam; }
 
 std::vector<std::string> lattice_families(const stats::FrontierStream& s) {
   std::vector<std::string> fams;
@@ -191,7 +197,7 @@ std::string conclusion(const stats::FrontierStream& s) {
   for (const auto& fam : lattice_families(s)) {
     const Tally t = tally(s, fam);
     std::string part = fmt::format("{} beats the best scalar codec at {} of {} points, ties at {} and loses at {}",
-                                   family_label(fam), t.at(t.env, V::kLatticeBetter), t.points, t.at(t.env, V::kTied),
+                                   lattice_label(fam), t.at(t.env, V::kLatticeBetter), t.points, t.at(t.env, V::kTied),
                                    t.at(t.env, V::kLatticeWorse));
     if (t.no_verdict() > 0) part += fmt::format(" ({} without a verdict)", t.no_verdict());
     o += (o.empty() ? "at matched rate, " : "; ") + part;
@@ -215,7 +221,8 @@ std::string passages_line(const Ctx& c) {
   if (c.seqlen) o += fmt::format(", seqlen {} tokens", fmt_int(*c.seqlen));
   const int n = static_cast<int>(c.passages.size());
   if (c.repeated > 0)
-    o += fmt::format(": {} of {} texts are shorter than seqlen and were repeated to fill it", c.repeated, n);
+    o += fmt::format(": {} of {} texts {} shorter than seqlen and {} repeated to fill it", c.repeated, n,
+                     c.repeated == 1 ? "is" : "are", c.repeated == 1 ? "was" : "were");
   else if (c.not_repeated == n && n > 0)
     o += ": no text was repeated to fill the sequence";
   else
@@ -236,7 +243,7 @@ void summary_table(Document& d, const stats::Frontier& f) {
       const std::string range = n.lo > n.hi     ? std::string(kNotAvailable)
                                 : n.lo == n.hi ? fmt_sig(n.lo, 3)
                                                 : fmt_sig(n.lo, 3) + " to " + fmt_sig(n.hi, 3);
-      t.add_row({stream_cell(s.stream), family_label(fam), fmt_int(n.points), fmt_int(n.at(n.env, V::kLatticeBetter)),
+      t.add_row({stream_cell(s.stream), lattice_label(fam), fmt_int(n.points), fmt_int(n.at(n.env, V::kLatticeBetter)),
                  fmt_int(n.at(n.env, V::kTied)), fmt_int(n.at(n.env, V::kLatticeWorse)), fmt_int(n.no_verdict()), range,
                  fmt_int(n.at(n.nmb, V::kLatticeBetter)), fmt_int(n.at(n.nmb, V::kTied)),
                  fmt_int(n.at(n.nmb, V::kLatticeWorse)), fmt_int(n.at(n.nmb, V::kNotComparable))});
@@ -252,14 +259,15 @@ void summary_table(Document& d, const stats::Frontier& f) {
 void summary_section(Document& d, const Ctx& c) {
   const auto& f = c.f;
   d.heading(2, "Summary");
-  const std::string src = data_source(c);
+  DataSource src;
+  src.random_weights = c.random;
+  src.synthetic_host = c.synthetic;
+  src.published_import = c.published;
   d.paragraph(fmt::format(
-      "At a given storage rate, does a nested-lattice codec (D4, E8) reconstruct the {} KV streams with less "
-      "error than the scalar formats (integer, Hadamard + integer, Hadamard + Lloyd-Max, FP8, V4 native) at the "
-      "same rate? Experiment `{}`, write path `{}`{}, baseline {}, n = {}.",
-      f.write_path == "v4" ? "V4" : "recorded", f.experiment.name, f.write_path,
-      src.empty() ? std::string() : " with " + src + (c.random ? " (not the trained V4-Flash cache)" : ""),
-      baseline_label(f), passages_line(c)));
+      "At a given storage rate, does a nested-lattice codec (D4, E8) reconstruct {} with less error than the "
+      "scalar formats (integer, Hadamard + integer, Hadamard + Lloyd-Max, FP8, V4 native) at the same rate? "
+      "Experiment `{}`, write path `{}`, baseline {}, n = {}.",
+      data_source_text(src), f.experiment.name, f.write_path, baseline_label(f), passages_line(c)));
   std::vector<std::string> lines;
   for (const auto& s : f.streams) lines.push_back("**" + stream_short(s.stream) + "**: " + conclusion(s) + ".");
   d.bullets(lines);
@@ -348,7 +356,7 @@ std::string envelope_label(const stats::EnvelopeComparison& e) {
 }
 
 void envelope_table(Document& d, const stats::FrontierStream& s) {
-  Table t({"lattice", "bits/dim", "rel-MSE", "scalar envelope at this rate", "envelope bits/dim", "envelope rel-MSE",
+  Table t({"lattice", "bits/dim", "lattice rel-MSE", "scalar envelope at this rate", "envelope bits/dim", "envelope rel-MSE",
            "ratio lattice / envelope", "95 % CI", "n", "verdict"},
           {Align::kLeft, Align::kRight, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
            Align::kRight, Align::kRight, Align::kLeft});
@@ -370,7 +378,7 @@ void envelope_table(Document& d, const stats::FrontierStream& s) {
 }
 
 void no_more_bits_table(Document& d, const stats::FrontierStream& s) {
-  Table t({"lattice", "bits/dim", "best scalar at <= bits", "bits/dim", "rate gap (bits/dim)", "rel-MSE",
+  Table t({"lattice", "bits/dim", "best scalar at <= bits", "bits/dim", "rate gap (bits/dim)", "scalar rel-MSE",
            "ratio lattice / scalar", "95 % CI", "n", "verdict", "lattice Pareto"},
           {Align::kLeft, Align::kRight, Align::kLeft, Align::kRight, Align::kRight, Align::kRight, Align::kRight,
            Align::kRight, Align::kRight, Align::kLeft, Align::kLeft});
@@ -390,7 +398,7 @@ void no_more_bits_table(Document& d, const stats::FrontierStream& s) {
                fmt_pm_sig(m.ratio.mean, m.ratio.ci95_hw, 2, 4), interval_sig(m.ratio), fmt_int(m.ratio.n), verdict,
                m.lattice_pareto ? "yes" : "no"});
   }
-  d.table(t, "rel-MSE: the scalar codec's, mean ± 95 % half-width over passages; ratio: per passage lattice / "
+  d.table(t, "Scalar rel-MSE: mean ± 95 % half-width over passages; ratio: per passage lattice / "
              "scalar, paired. Rate gap: the lattice's extra bits/dim over its comparator. Lattice Pareto: no codec "
              "of the stream has no more bits and no more error.");
 }
@@ -531,9 +539,10 @@ void caveats_section(Document& d, const Ctx& c) {
   if (c.synthetic) items.push_back(synthetic_host_caveat());
   if (c.repeated > 0) {
     items.push_back(fmt::format(
-        "{} of the {} passages are shorter than seqlen and were repeated to fill it, so their streams hold fewer "
+        "{} of the {} passages {} shorter than seqlen and {} repeated to fill it, so {} streams hold fewer "
         "distinct vectors than tokens (see Passages).",
-        c.repeated, c.passages.size()));
+        c.repeated, c.passages.size(), c.repeated == 1 ? "is" : "are", c.repeated == 1 ? "was" : "were",
+        c.repeated == 1 ? "its" : "their"));
   }
   items.push_back(fmt::format("Write path `{}`: {} Every figure here is per stream; no layer weighting is applied{}.",
                               f.write_path,
@@ -557,13 +566,13 @@ std::string title(const Ctx& c) {
   std::vector<std::string> fams;
   for (const auto& s : c.f.streams)
     for (const auto& fam : lattice_families(s))
-      if (std::find(fams.begin(), fams.end(), family_label(fam)) == fams.end()) fams.push_back(family_label(fam));
+      if (std::find(fams.begin(), fams.end(), lattice_label(fam)) == fams.end()) fams.push_back(lattice_label(fam));
   std::sort(fams.begin(), fams.end());
   std::string t = "Rate-distortion frontier: ";
   t += fams.empty() ? std::string("KV-cache codecs by rate")
                     : fmt::format("nested lattices ({}) against scalar KV-cache codecs at matched rate",
                                   fmt::join(fams, ", "));
-  const std::string src = data_source(c);
+  const std::string src = data_source_short(c);
   return src.empty() ? t : t + " (" + src + ")";
 }
 
