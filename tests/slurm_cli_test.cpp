@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "experiment/slurm_manifest.h"
 #include "store/db.h"
 #include "store/shard.h"
 #include "testutil/testutil.h"
@@ -96,7 +97,7 @@ TEST_F(SlurmCli, DryRunWritesShardsScriptAndManifestAndSubmitsNothing) {
   EXPECT_NE(script.find(".shard${SLURM_ARRAY_TASK_ID}.db\""), std::string::npos) << script;
   EXPECT_NE(script.find("run --db \"$SHARD\" '--executor=stub'"), std::string::npos) << script;
   EXPECT_TRUE((fs::status(dir + "/sweep.sbatch").permissions() & fs::perms::owner_exec) != fs::perms::none);
-  const auto m = store::read_manifest(dir + "/sweep.slurm.json");
+  const auto m = experiment::read_manifest(dir + "/sweep.slurm.json");
   EXPECT_EQ(m.shards, 2);
   EXPECT_EQ(m.experiment, "four");
   EXPECT_TRUE(m.submissions.empty());
@@ -113,7 +114,7 @@ TEST_F(SlurmCli, SubmitRunIngestStatusResubmit) {
   ASSERT_EQ(kv(submit_args(), &out), 0) << out;
   EXPECT_NE(out.find("submitted array job 4242 (--array=0-1%1)"), std::string::npos) << out;
   EXPECT_NE(slurp(dir + "/sbatch.log").find("--parsable " + dir + "/sweep.sbatch"), std::string::npos);
-  auto m = store::read_manifest(dir + "/sweep.slurm.json");
+  auto m = experiment::read_manifest(dir + "/sweep.slurm.json");
   ASSERT_EQ(m.submissions.size(), 1u);
   EXPECT_EQ(m.submissions[0].job_id, "4242");
 
@@ -148,7 +149,7 @@ TEST_F(SlurmCli, SubmitRunIngestStatusResubmit) {
   EXPECT_NE(out.find("submitted array job 4242 (--array=1%1)"), std::string::npos) << out;
   EXPECT_NE(slurp(dir + "/sbatch.log").find("--parsable --array=1%1 " + dir + "/sweep.sbatch"), std::string::npos)
       << slurp(dir + "/sbatch.log");
-  m = store::read_manifest(dir + "/sweep.slurm.json");
+  m = experiment::read_manifest(dir + "/sweep.slurm.json");
   ASSERT_EQ(m.submissions.size(), 2u);
   EXPECT_EQ(m.submissions[1].array, "1%1");
 
@@ -193,7 +194,7 @@ TEST_F(SlurmCli, SbatchMissingOrFailingIsAClearError) {
   write(failing + "/sbatch", "#!/bin/sh\necho 'Submitted nothing'\n", true);
   EXPECT_EQ(kv(submit_args(), &out, failing), 1) << out;
   EXPECT_NE(out.find("expected a job id"), std::string::npos) << out;
-  EXPECT_TRUE(store::read_manifest(dir + "/sweep.slurm.json").submissions.empty());
+  EXPECT_TRUE(experiment::read_manifest(dir + "/sweep.slurm.json").submissions.empty());
 }
 
 TEST_F(SlurmCli, BadOptionsAreUsageErrors) {

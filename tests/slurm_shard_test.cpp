@@ -2,8 +2,8 @@
 // writing shard databases, merging them back (equal to one machine running
 // everything, idempotent, atomic per shard), refusals (another experiment, a
 // changed spec, a newer schema, not a shard, a damaged file), a shard whose
-// worker was killed inside a commit, resuming a killed shard, and the
-// submission manifest. Workers are simulated with the store's queue API
+// worker was killed inside a commit, and resuming a killed shard (the
+// submission manifest: slurm_manifest_test.cpp). Workers are simulated with the store's queue API
 // (claim_next / commit_result) and deterministic fake results.
 #include <signal.h>
 #include <sys/wait.h>
@@ -129,7 +129,6 @@ TEST(SlurmShardNames, BaseAndShardPaths) {
   EXPECT_EQ(shard_base("out/sweep.db"), "out/sweep");
   EXPECT_EQ(shard_path("out/sweep.db", 3), "out/sweep.shard3.db");
   EXPECT_EQ(shard_path("sweep", 0), "sweep.shard0.db");
-  EXPECT_EQ(manifest_path("/a/b.db"), "/a/b.slurm.json");
   EXPECT_EQ(shard_base(".db"), ".db");
 }
 
@@ -476,43 +475,6 @@ TEST_F(SlurmShard, ProgressOfMissingAndDamagedShards) {
   EXPECT_EQ(some.done, 6);
   EXPECT_EQ(some.queued, 24);
   EXPECT_TRUE(some.last_activity);
-}
-
-TEST(SlurmManifest, RoundTripAndMalformed) {
-  const std::string dir = testutil::make_temp_dir("slurm-manifest");
-  SlurmManifest m;
-  m.db = "/x/sweep.db";
-  m.spec = "experiments/smoke.ini";
-  m.experiment = "smoke";
-  m.sbatch = "/x/sweep.sbatch";
-  m.shards = 20;
-  m.throttle = 2;
-  m.submissions.push_back({"17", "0-19%2", "2026-01-01T00:00:00Z"});
-  m.submissions.push_back({"18", "4", "2026-01-01T00:01:00Z"});
-  const std::string p = dir + "/m.json";
-  write_manifest(p, m);
-  const auto r = read_manifest(p);
-  EXPECT_EQ(r.db, m.db);
-  EXPECT_EQ(r.spec, m.spec);
-  EXPECT_EQ(r.experiment, m.experiment);
-  EXPECT_EQ(r.sbatch, m.sbatch);
-  EXPECT_EQ(r.shards, 20);
-  EXPECT_EQ(r.throttle, std::optional<int>(2));
-  ASSERT_EQ(r.submissions.size(), 2u);
-  EXPECT_EQ(r.submissions[1].job_id, "18");
-  EXPECT_EQ(r.submissions[1].array, "4");
-
-  EXPECT_THROW(read_manifest(dir + "/none.json"), Error);
-  std::ofstream(dir + "/bad.json") << "{\"db\": \"x\"}";
-  try {
-    read_manifest(dir + "/bad.json");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("\"spec\""), std::string::npos) << e.what();
-  }
-  std::ofstream(dir + "/bad2.json") << "{not json";
-  EXPECT_THROW(read_manifest(dir + "/bad2.json"), Error);
-  fs::remove_all(dir);
 }
 
 }  // namespace

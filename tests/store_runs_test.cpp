@@ -1,7 +1,9 @@
 // Tests of store/runs.h in one process: queueing (idempotent, replicates,
 // changed spec refused), claiming one passage at a time, claim tokens
 // (late results rejected), retries up to a limit, reclaim after the grace
-// period, release, status counts, and the query plans of the hot queries.
+// period, release, status counts (the same as list_experiments'), audits in
+// passage and stored order, and the query plans of the hot queries.
+#include <algorithm>
 #include <set>
 #include <thread>
 
@@ -11,6 +13,7 @@
 #include "common/error.h"
 #include "experiment/provenance.h"
 #include "store/db.h"
+#include "store/query.h"
 #include "store/runs.h"
 #include "testutil/testutil.h"
 
@@ -244,6 +247,101 @@ TEST_F(StoreRuns, StatusCountsPerExperiment) {
   auto only = claim_next(*db, {"w", 60, 3, rows[1].experiment_id});
   ASSERT_TRUE(only);
   EXPECT_EQ(only->experiment_name, "other");
+}
+
+TEST_F(StoreRuns, StatusCountsAreListExperimentsCounts) {
+  queue_experiment(*db, small_plan(2));
+  auto other = small_plan(1);
+  other.name = "other";
+  queue_experiment(*db, other);
+  auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
+  ASSERT_TRUE(c);
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
+  commit_result(*db, *c, c->runs[0], fake_result(0.1), prov);
+  fail_run(*db, c->token, c->runs[1].run_id, "bad");
+  const auto rows = status_counts(*db);
+  const auto exps = list_experiments(*db);
+  ASSERT_EQ(rows.size(), exps.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].experiment_id, exps[i].id);
+    EXPECT_EQ(rows[i].experiment, exps[i].name);
+    EXPECT_EQ(rows[i].queued, exps[i].counts.queued);
+    EXPECT_EQ(rows[i].running, exps[i].counts.running);
+    EXPECT_EQ(rows[i].done, exps[i].counts.done);
+    EXPECT_EQ(rows[i].failed, exps[i].counts.failed);
+  }
+  EXPECT_EQ(exps[0].passages, 2);
+  EXPECT_EQ(exps[0].counts.done, 1);
+  EXPECT_EQ(exps[0].counts.failed, 1);
+  EXPECT_EQ(exps[0].counts.running, 4);
+  EXPECT_EQ(exps[0].counts.queued, 6);
+  EXPECT_EQ(exps[1].passages, 1);
+  EXPECT_EQ(exps[1].counts.queued, 6);
+}
+
+TEST_F(StoreRuns, AuditsInPassageOrderAndInStoredOrder) {
+  auto plan = small_plan(3);
+  plan.streams = {"sliding_window_kv"};
+  plan.codecs = {{"e8:q=38", 38}};
+  const auto q = queue_experiment(*db, plan);
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
+  // Claims go by passage; commit the passages' audits in the order 2, 0, 1.
+  std::vector<Claim> claims;
+  for (int i = 0; i < 3; ++i) {
+    auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
+    ASSERT_TRUE(c);
+    claims.push_back(*c);
+  }
+  for (int k : {2, 0, 1}) {
+    const Claim& c = claims[static_cast<std::size_t>(k)];
+    AuditRow audit{"sliding_window_kv", 0.1 * (k + 1), 1.2, 1.1, 0.03, 64, 512};
+    ASSERT_EQ(commit_result(*db, c, c.runs[0], fake_result(0.01), prov, &audit), CommitOutcome::kCommitted);
+  }
+  const auto sorted = list_audits(*db, q.experiment_id);
+  ASSERT_EQ(sorted.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const auto& a = sorted[static_cast<std::size_t>(i)];
+    EXPECT_EQ(a.passage, fmt::format("p{}", i));
+    EXPECT_EQ(a.passage_id, claims[static_cast<std::size_t>(i)].passage_id);
+    EXPECT_DOUBLE_EQ(a.audit.excess_kurtosis_abs, 0.1 * (i + 1));
+    EXPECT_EQ(a.audit.n_vectors, 64);
+    EXPECT_EQ(a.audit.dim, 512);
+  }
+  const auto stored = list_audits(*db, q.experiment_id, AuditOrder::kStored);
+  ASSERT_EQ(stored.size(), 3u);
+  std::vector<std::string> order;
+  for (const auto& a : stored) order.push_back(a.passage);
+  // The table's own order; the stats see exactly these rows (load_experiment).
+  const auto data = load_experiment(*db, "unit");
+  ASSERT_EQ(data.audits.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(data.audits[i].passage_id, stored[i].passage_id);
+    EXPECT_EQ(data.audits[i].replicate, stored[i].replicate);
+    EXPECT_EQ(data.audits[i].stream, stored[i].audit.stream);
+    EXPECT_DOUBLE_EQ(data.audits[i].excess_kurtosis_abs, stored[i].audit.excess_kurtosis_abs);
+    EXPECT_EQ(data.audits[i].dim, 512);
+  }
+  std::vector<std::string> names;
+  for (const auto& a : sorted) names.push_back(a.passage);
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(order, names);  // the same rows
+}
+
+TEST_F(StoreRuns, RetriedRunThatSucceedsKeepsItsLastError) {
+  auto plan = small_plan(1);
+  plan.streams = {"sliding_window_kv"};
+  plan.codecs = {{"e8:q=38", 38}};
+  queue_experiment(*db, plan);
+  auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
+  ASSERT_TRUE(c);
+  ASSERT_EQ(fail_run(*db, c->token, c->runs[0].run_id, "boom"), CommitOutcome::kCommitted);
+  auto again = claim_next(*db, {"w", 60, 3, std::nullopt});
+  ASSERT_TRUE(again);
+  const auto prov = upsert_provenance(*db, experiment::current_provenance());
+  ASSERT_EQ(commit_result(*db, *again, again->runs[0], fake_result(0.01), prov), CommitOutcome::kCommitted);
+  EXPECT_EQ(db->execAndGet("SELECT status FROM runs").getString(), "done");
+  EXPECT_EQ(db->execAndGet("SELECT error FROM runs").getString(), "boom");
+  EXPECT_EQ(count("SELECT attempts FROM runs"), 2);
 }
 
 // The hot queries use indexes, not table scans.

@@ -6,11 +6,12 @@
 // into the main database, writes one shard database per array task
 // (<base>.shard<i>.db, whole passages each; store/shard.h), an sbatch script
 // (<base>.sbatch) whose task i runs `kvlab run --db <base>.shard<i>.db`, and
-// a manifest (<base>.slurm.json) recording the submissions. `ingest` merges
-// finished shards back, idempotently and atomically per shard. `status`
-// reads the shard files (not sacct, which needs Slurm's accounting daemon);
-// `resubmit` submits only the array indices whose shard is not complete and
-// that Slurm is not running or holding (squeue).
+// a manifest (<base>.slurm.json; experiment/slurm_manifest.h) recording the
+// submissions. `ingest` merges finished shards back, idempotently and
+// atomically per shard. `status` reads the shard files (not sacct, which
+// needs Slurm's accounting daemon); `resubmit` submits only the array indices
+// whose shard is not complete and that Slurm is not running or holding
+// (squeue).
 //
 // The kvlab binary, the databases and the script must be on a file system
 // that the compute nodes see under the same paths (the script uses absolute
@@ -39,6 +40,7 @@
 #include "cli/command.h"
 #include "cli/options.h"
 #include "common/error.h"
+#include "experiment/slurm_manifest.h"
 #include "experiment/spec.h"
 #include "store/db.h"
 #include "store/runs.h"
@@ -271,9 +273,9 @@ void write_text_atomic(const std::string& path, const std::string& text, bool ex
 
 // Refuses when a recorded submission of this database still has tasks in Slurm.
 void check_no_live_jobs(const std::string& db_path, const std::string& what) {
-  const std::string mp = store::manifest_path(db_path);
+  const std::string mp = experiment::manifest_path(db_path);
   if (!fs::exists(mp)) return;
-  const auto m = store::read_manifest(mp);
+  const auto m = experiment::read_manifest(mp);
   for (const auto& sub : m.submissions) {
     if (sub.job_id.empty()) continue;
     const auto live = live_array_tasks(sub.job_id);
@@ -331,23 +333,23 @@ int cmd_submit(const std::vector<std::string>& args) {
   const std::string script_path = store::shard_base(db) + ".sbatch";
   const std::string script = make_script(db, sweep.name, shards, o);
   write_text_atomic(script_path, script, true);
-  store::SlurmManifest m;
+  experiment::SlurmManifest m;
   m.db = abs_path(db);
   m.spec = spec;
   m.experiment = sweep.name;
   m.sbatch = abs_path(script_path);
   m.shards = shards;
   m.throttle = o.throttle;
-  const std::string mpath = store::manifest_path(db);
-  store::write_manifest(mpath, m);
+  const std::string mpath = experiment::manifest_path(db);
+  experiment::write_manifest(mpath, m);
   if (dry_run) {
     fmt::print("dry run: wrote {} and {}; not submitted. The script:\n\n{}", script_path, mpath, script);
     return 0;
   }
   const std::string array = full_array(shards, o.throttle);
   const std::string job = submit_with_sbatch({}, abs_path(script_path));
-  m.submissions.push_back(store::SlurmSubmission{job, array, store::iso8601_now()});
-  store::write_manifest(mpath, m);
+  m.submissions.push_back(experiment::SlurmSubmission{job, array, store::iso8601_now()});
+  experiment::write_manifest(mpath, m);
   fmt::print("submitted array job {} (--array={}); follow it with `kvlab slurm status --db {}`, then `kvlab ingest "
              "--db {}`\n",
              job, array, db, db);
@@ -356,11 +358,11 @@ int cmd_submit(const std::vector<std::string>& args) {
 
 // ------------------------------------------------------------ slurm status
 
-std::vector<store::ShardProgress> shard_progress(const std::string& db, store::SlurmManifest* manifest_out) {
-  const std::string mp = store::manifest_path(db);
+std::vector<store::ShardProgress> shard_progress(const std::string& db, experiment::SlurmManifest* manifest_out) {
+  const std::string mp = experiment::manifest_path(db);
   int n = 0;
   if (fs::exists(mp)) {
-    *manifest_out = store::read_manifest(mp);
+    *manifest_out = experiment::read_manifest(mp);
     n = manifest_out->shards;
   } else {
     // No manifest: the shard files that exist next to the database.
@@ -396,7 +398,7 @@ int cmd_status(const std::vector<std::string>& args) {
   desc.add_options()("db", po::value(&db)->required(), "main result database given to `kvlab slurm submit`");
   po::variables_map vm;
   if (!parse(args, desc, "kvlab slurm status --db FILE", nullptr, &vm)) return 0;
-  store::SlurmManifest m;
+  experiment::SlurmManifest m;
   const auto shards = shard_progress(db, &m);
   if (!m.experiment.empty()) {
     fmt::print("experiment '{}', {} shard(s), script {}\n", m.experiment, m.shards, m.sbatch);
@@ -440,8 +442,8 @@ int cmd_resubmit(const std::vector<std::string>& args) {
       "one shard would share one SQLite file between machines)");
   po::variables_map vm;
   if (!parse(args, desc, "kvlab slurm resubmit --db FILE [--throttle K] [--dry-run]", nullptr, &vm)) return 0;
-  const std::string mp = store::manifest_path(db);
-  auto m = store::read_manifest(mp);
+  const std::string mp = experiment::manifest_path(db);
+  auto m = experiment::read_manifest(mp);
   std::optional<int> thr = m.throttle;
   if (vm.count("throttle")) {
     if (throttle < 0) throw UsageError(fmt::format("--throttle {}: expected at least 1 (or 0 for no limit)", throttle));
@@ -460,7 +462,7 @@ int cmd_resubmit(const std::vector<std::string>& args) {
     }
   }
   std::vector<int> missing;
-  store::SlurmManifest ignored;
+  experiment::SlurmManifest ignored;
   for (const auto& p : shard_progress(db, &ignored)) {
     if (p.complete()) continue;
     if (!p.exists || !p.error.empty()) {
@@ -486,8 +488,8 @@ int cmd_resubmit(const std::vector<std::string>& args) {
     return 0;
   }
   const std::string job = submit_with_sbatch({"--array=" + array}, m.sbatch);
-  m.submissions.push_back(store::SlurmSubmission{job, array, store::iso8601_now()});
-  store::write_manifest(mp, m);
+  m.submissions.push_back(experiment::SlurmSubmission{job, array, store::iso8601_now()});
+  experiment::write_manifest(mp, m);
   fmt::print("submitted array job {} (--array={})\n", job, array);
   return 0;
 }
@@ -527,10 +529,10 @@ int cmd_ingest(const std::vector<std::string>& args) {
   if (!parse(args, desc, "kvlab ingest --db FILE [SHARD.db...]", &pos, &vm)) return 0;
   auto conn = store::open_database(db, store::OpenMode::kReadWrite);
   if (shards.empty()) {
-    const std::string mp = store::manifest_path(db);
+    const std::string mp = experiment::manifest_path(db);
     KVLAB_CHECK(fs::exists(mp), "no shard given and no '{}' to list them; usage: kvlab ingest --db FILE SHARD.db...",
                 mp);
-    const auto m = store::read_manifest(mp);
+    const auto m = experiment::read_manifest(mp);
     for (int i = 0; i < m.shards; ++i) shards.push_back(store::shard_path(db, i));
   }
   int exit_code = 0;

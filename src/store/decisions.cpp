@@ -2,29 +2,12 @@
 #include "store/decisions.h"
 
 #include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/VariadicBind.h>
 
 #include "store/db.h"
 #include "store/runs.h"
+#include "store/sql.h"
 
 namespace kvlab::store {
-
-namespace {
-
-template <class T>
-void bind_opt(SQLite::Statement& st, int i, const std::optional<T>& v) {
-  if (v) st.bind(i, *v);
-  else st.bind(i);
-}
-
-template <class T>
-std::optional<T> get_opt(SQLite::Statement& st, int i) {
-  if (st.getColumn(i).isNull()) return std::nullopt;
-  if constexpr (std::is_same_v<T, int>) return st.getColumn(i).getInt();
-  else return st.getColumn(i).getDouble();
-}
-
-}  // namespace
 
 void record_decisions(SQLite::Database& db, std::int64_t experiment_id, const std::vector<DecisionRow>& rows) {
   with_write_transaction(db, [&] {
@@ -35,25 +18,20 @@ void record_decisions(SQLite::Database& db, std::int64_t experiment_id, const st
     const std::string now = iso8601_now();
     for (const auto& r : rows) {
       ins.reset();
-      SQLite::bind(ins, static_cast<std::int64_t>(experiment_id), r.stream, r.codec, r.metric, r.threshold, r.factor,
-                   r.alpha, r.n_evaluated);
-      bind_opt(ins, 9, r.ratio_mean);
-      bind_opt(ins, 10, r.ratio_ci95_hw);
-      bind_opt(ins, 11, r.p_holm);
-      ins.bind(12, r.verdict);
-      bind_opt(ins, 13, r.n_needed);
-      ins.bind(14, now);
+      sql::bind_row(ins, experiment_id, r.stream, r.codec, r.metric, r.threshold, r.factor, r.alpha, r.n_evaluated,
+                    sql::Nullable{r.ratio_mean}, sql::Nullable{r.ratio_ci95_hw}, sql::Nullable{r.p_holm}, r.verdict,
+                    sql::Nullable{r.n_needed}, now);
       ins.exec();
     }
   });
 }
 
 std::vector<DecisionRow> load_decisions(SQLite::Database& db, std::int64_t experiment_id) {
-  SQLite::Statement st(db,
-                       "SELECT stream, codec, metric, threshold, factor, alpha, n_evaluated, ratio_mean, "
-                       "ratio_ci95_hw, p_holm, verdict, n_needed FROM sequential_decisions WHERE experiment_id = ? "
-                       "ORDER BY stream, codec, metric, threshold");
-  st.bind(1, static_cast<std::int64_t>(experiment_id));
+  auto st = sql::prepare(db,
+                         "SELECT stream, codec, metric, threshold, factor, alpha, n_evaluated, ratio_mean, "
+                         "ratio_ci95_hw, p_holm, verdict, n_needed FROM sequential_decisions WHERE experiment_id = ? "
+                         "ORDER BY stream, codec, metric, threshold",
+                         experiment_id);
   std::vector<DecisionRow> out;
   while (st.executeStep()) {
     DecisionRow r;
@@ -64,11 +42,11 @@ std::vector<DecisionRow> load_decisions(SQLite::Database& db, std::int64_t exper
     r.factor = st.getColumn(4).getDouble();
     r.alpha = st.getColumn(5).getDouble();
     r.n_evaluated = st.getColumn(6).getInt();
-    r.ratio_mean = get_opt<double>(st, 7);
-    r.ratio_ci95_hw = get_opt<double>(st, 8);
-    r.p_holm = get_opt<double>(st, 9);
+    r.ratio_mean = sql::opt<double>(st.getColumn(7));
+    r.ratio_ci95_hw = sql::opt<double>(st.getColumn(8));
+    r.p_holm = sql::opt<double>(st.getColumn(9));
     r.verdict = st.getColumn(10).getString();
-    r.n_needed = get_opt<int>(st, 11);
+    r.n_needed = sql::opt<int>(st.getColumn(11));
     out.push_back(std::move(r));
   }
   return out;

@@ -9,7 +9,6 @@
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
-#include <SQLiteCpp/VariadicBind.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +16,7 @@
 #include "common/streams.h"
 #include "store/db.h"
 #include "store/runs.h"
+#include "store/sql.h"
 #include "store/writers.h"
 
 namespace kvlab::store {
@@ -24,14 +24,14 @@ namespace kvlab::store {
 namespace {
 
 // ---------------------------------------------------------------- statements
+// Also the run counts of status_counts (runs.h).
 constexpr const char* kListExperiments = R"sql(
 SELECT e.id, e.name, e.origin, e.spec_hash, e.created_at,
        (SELECT COUNT(*) FROM passages p WHERE p.experiment_id = e.id),
-       (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'queued'),
-       (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'running'),
-       (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'done'),
-       (SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
-FROM experiments e ORDER BY e.id)sql";
+       coalesce(sum(r.status = 'queued'), 0), coalesce(sum(r.status = 'running'), 0),
+       coalesce(sum(r.status = 'done'), 0), coalesce(sum(r.status = 'failed'), 0)
+FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id
+GROUP BY e.id ORDER BY e.id)sql";
 
 constexpr const char* kExperimentInfo =
     "SELECT id, name, origin, spec_hash, created_at, params_json FROM experiments WHERE id = ?";
@@ -49,11 +49,6 @@ constexpr const char* kRunMetrics = R"sql(
 SELECT m.run_id, m.metric, m.value
 FROM run_metrics m JOIN runs r ON r.id = m.run_id
 WHERE r.experiment_id = ? AND r.status = 'done')sql";
-
-constexpr const char* kAudits = R"sql(
-SELECT passage_id, stream, replicate, excess_kurtosis_abs, isotropy_variance_ratio,
-       hadamard_post_variance_ratio, rms_wasserstein2_over_sigma_per_dim, n_vectors, dim
-FROM audits WHERE experiment_id = ?)sql";
 
 constexpr const char* kRunsBase = R"sql(
 SELECT r.id, r.experiment_id, e.name, r.passage_id, p.idx, p.name, p.content_hash, r.stream, r.codec, r.q,
@@ -73,25 +68,11 @@ constexpr const char* kStreams = "SELECT DISTINCT stream FROM runs WHERE experim
 constexpr const char* kCodecs = "SELECT DISTINCT codec FROM runs WHERE experiment_id = ?";
 constexpr const char* kProvenance = "SELECT * FROM provenance WHERE id = ?";
 constexpr const char* kPassageIds = "SELECT id FROM passages WHERE experiment_id = ? ORDER BY idx";
+// (The audits: list_audits in runs.h.)
 
 // ---------------------------------------------------------------- helpers
 
-std::optional<int> opt_int(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt();
-}
-std::optional<std::int64_t> opt_i64(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
-}
-std::optional<double> opt_double(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getDouble();
-}
-std::optional<std::string> opt_text(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getString();
-}
+using sql::opt;
 
 std::string known_list(const std::vector<ExperimentRow>& rows) {
   std::string s;
@@ -185,8 +166,7 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
   const ExperimentRow row = resolve_experiment(db, name_or_id);
   stats::ExperimentData d;
   {
-    SQLite::Statement st(db, kExperimentInfo);
-    st.bind(1, row.id);
+    auto st = sql::prepare(db, kExperimentInfo, row.id);
     KVLAB_ASSERT(st.executeStep(), "experiment {} vanished", row.id);
     d.info.id = st.getColumn(0).getInt64();
     d.info.name = st.getColumn(1).getString();
@@ -198,8 +178,7 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
   d.info.counts = row.counts;
   parse_experiment_params(d.info.params_json, d.info);
   {
-    SQLite::Statement st(db, kPassages);
-    st.bind(1, row.id);
+    auto st = sql::prepare(db, kPassages, row.id);
     while (st.executeStep()) {
       stats::PassageInfo p;
       p.id = st.getColumn(0).getInt64();
@@ -211,8 +190,7 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
     }
   }
   {
-    SQLite::Statement st(db, kDoneResults);
-    st.bind(1, row.id);
+    auto st = sql::prepare(db, kDoneResults, row.id);
     d.results.reserve(static_cast<std::size_t>(row.counts.done));
     while (st.executeStep()) {
       stats::RunResult r;
@@ -220,43 +198,38 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
       r.passage_id = st.getColumn(1).getInt64();
       r.stream = st.getColumn(2).getString();
       r.codec = st.getColumn(3).getString();
-      r.q = opt_int(st.getColumn(4));
+      r.q = opt<int>(st.getColumn(4));
       r.replicate = st.getColumn(5).getInt();
       r.bits_per_vector = st.getColumn(6).getDouble();
       r.rel_mse = st.getColumn(7).getDouble();
       r.cos_sim = st.getColumn(8).getDouble();
-      r.n_vectors = opt_i64(st.getColumn(9));
-      r.dim = opt_int(st.getColumn(10));
+      r.n_vectors = opt<std::int64_t>(st.getColumn(9));
+      r.dim = opt<int>(st.getColumn(10));
       d.results.push_back(std::move(r));
     }
   }
   {
     std::map<std::int64_t, std::size_t> at;
     for (std::size_t i = 0; i < d.results.size(); ++i) at[d.results[i].run_id] = i;
-    SQLite::Statement st(db, kRunMetrics);
-    st.bind(1, row.id);
+    auto st = sql::prepare(db, kRunMetrics, row.id);
     while (st.executeStep()) {
       const auto it = at.find(st.getColumn(0).getInt64());
       if (it == at.end()) continue;
       d.results[it->second].metrics[st.getColumn(1).getString()] = st.getColumn(2).getDouble();
     }
   }
-  {
-    SQLite::Statement st(db, kAudits);
-    st.bind(1, row.id);
-    while (st.executeStep()) {
-      stats::AuditResult a;
-      a.passage_id = st.getColumn(0).getInt64();
-      a.stream = st.getColumn(1).getString();
-      a.replicate = st.getColumn(2).getInt();
-      a.excess_kurtosis_abs = st.getColumn(3).getDouble();
-      a.isotropy_variance_ratio = st.getColumn(4).getDouble();
-      a.hadamard_post_variance_ratio = st.getColumn(5).getDouble();
-      a.rms_wasserstein2_over_sigma_per_dim = st.getColumn(6).getDouble();
-      a.n_vectors = st.getColumn(7).getInt64();
-      a.dim = st.getColumn(8).getInt();
-      d.audits.push_back(std::move(a));
-    }
+  for (auto& r : list_audits(db, row.id, AuditOrder::kStored)) {
+    stats::AuditResult a;
+    a.passage_id = r.passage_id;
+    a.stream = std::move(r.audit.stream);
+    a.replicate = r.replicate;
+    a.excess_kurtosis_abs = r.audit.excess_kurtosis_abs;
+    a.isotropy_variance_ratio = r.audit.isotropy_variance_ratio;
+    a.hadamard_post_variance_ratio = r.audit.hadamard_post_variance_ratio;
+    a.rms_wasserstein2_over_sigma_per_dim = r.audit.rms_wasserstein2_over_sigma_per_dim;
+    a.n_vectors = r.audit.n_vectors;
+    a.dim = static_cast<int>(r.audit.dim);
+    d.audits.push_back(std::move(a));
   }
   return d;
 }
@@ -276,16 +249,12 @@ std::vector<RunRow> list_runs(SQLite::Database& db, const RunFilter& f) {
   sql += kRunsOrder;
   if (f.limit) sql += " LIMIT :limit";
   SQLite::Statement st(db, sql);
-  if (f.experiment_id) st.bind(":exp", *f.experiment_id);
-  if (f.run_id) st.bind(":run", *f.run_id);
-  if (f.stream) st.bind(":stream", *f.stream);
-  if (f.codec) {
-    st.bind(":codec", *f.codec);
-    st.bind(":codec_family", *f.codec + ":%");  // every spec of the family: e8:q=..., int:bits=...
-  }
-  if (f.status) st.bind(":status", *f.status);
-  if (f.passage) st.bind(":passage", *f.passage);
-  if (f.limit) st.bind(":limit", *f.limit);
+  // A family pattern matches every spec of the family: e8:q=..., int:bits=...
+  const std::optional<std::string> codec_family = f.codec ? std::optional(*f.codec + ":%") : std::nullopt;
+  sql::bind_named(st, sql::Named{":exp", f.experiment_id}, sql::Named{":run", f.run_id},
+                  sql::Named{":stream", f.stream}, sql::Named{":codec", f.codec},
+                  sql::Named{":codec_family", codec_family}, sql::Named{":status", f.status},
+                  sql::Named{":passage", f.passage}, sql::Named{":limit", f.limit});
   std::vector<RunRow> out;
   while (st.executeStep()) {
     RunRow r;
@@ -298,22 +267,22 @@ std::vector<RunRow> list_runs(SQLite::Database& db, const RunFilter& f) {
     r.passage_hash = st.getColumn(6).getString();
     r.stream = st.getColumn(7).getString();
     r.codec = st.getColumn(8).getString();
-    r.q = opt_int(st.getColumn(9));
+    r.q = opt<int>(st.getColumn(9));
     r.replicate = st.getColumn(10).getInt();
     r.status = st.getColumn(11).getString();
     r.attempts = st.getColumn(12).getInt();
-    r.worker = opt_text(st.getColumn(13));
-    r.error = opt_text(st.getColumn(14));
+    r.worker = opt<std::string>(st.getColumn(13));
+    r.error = opt<std::string>(st.getColumn(14));
     r.queued_at = st.getColumn(15).getDouble();
-    r.finished_at = opt_double(st.getColumn(16));
-    r.bits_per_vector = opt_double(st.getColumn(17));
-    r.code_bytes = opt_i64(st.getColumn(18));
-    r.rel_mse = opt_double(st.getColumn(19));
-    r.cos_sim = opt_double(st.getColumn(20));
-    r.n_vectors = opt_i64(st.getColumn(21));
-    r.dim = opt_int(st.getColumn(22));
-    r.wall_s = opt_double(st.getColumn(23));
-    r.provenance_id = opt_i64(st.getColumn(24));
+    r.finished_at = opt<double>(st.getColumn(16));
+    r.bits_per_vector = opt<double>(st.getColumn(17));
+    r.code_bytes = opt<std::int64_t>(st.getColumn(18));
+    r.rel_mse = opt<double>(st.getColumn(19));
+    r.cos_sim = opt<double>(st.getColumn(20));
+    r.n_vectors = opt<std::int64_t>(st.getColumn(21));
+    r.dim = opt<int>(st.getColumn(22));
+    r.wall_s = opt<double>(st.getColumn(23));
+    r.provenance_id = opt<std::int64_t>(st.getColumn(24));
     out.push_back(std::move(r));
   }
   return out;
@@ -321,8 +290,7 @@ std::vector<RunRow> list_runs(SQLite::Database& db, const RunFilter& f) {
 
 std::vector<std::string> experiment_streams(SQLite::Database& db, std::int64_t experiment_id) {
   std::vector<std::string> out;
-  SQLite::Statement st(db, kStreams);
-  st.bind(1, experiment_id);
+  auto st = sql::prepare(db, kStreams, experiment_id);
   while (st.executeStep()) out.push_back(st.getColumn(0).getString());
   std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
     return stream_rank(a) != stream_rank(b) ? stream_rank(a) < stream_rank(b) : a < b;
@@ -332,8 +300,7 @@ std::vector<std::string> experiment_streams(SQLite::Database& db, std::int64_t e
 
 std::vector<std::string> experiment_codecs(SQLite::Database& db, std::int64_t experiment_id) {
   std::vector<std::pair<std::pair<std::string, int>, std::string>> keyed;
-  SQLite::Statement st(db, kCodecs);
-  st.bind(1, experiment_id);
+  auto st = sql::prepare(db, kCodecs, experiment_id);
   while (st.executeStep()) {
     const std::string c = st.getColumn(0).getString();
     const auto colon = c.find(':');
@@ -350,8 +317,7 @@ std::vector<std::string> experiment_codecs(SQLite::Database& db, std::int64_t ex
 
 std::vector<std::pair<std::string, std::string>> provenance_row(SQLite::Database& db, std::int64_t id) {
   std::vector<std::pair<std::string, std::string>> out;
-  SQLite::Statement st(db, kProvenance);
-  st.bind(1, id);
+  auto st = sql::prepare(db, kProvenance, id);
   if (!st.executeStep()) return out;
   for (int i = 0; i < st.getColumnCount(); ++i) {
     const auto c = st.getColumn(i);
@@ -367,8 +333,7 @@ RefineOutcome queue_codec_runs(SQLite::Database& db, std::int64_t experiment_id,
   KVLAB_CHECK(!streams.empty(), "experiment {} has no runs: nothing tells which streams to queue", experiment_id);
   std::vector<std::int64_t> passages;
   {
-    SQLite::Statement st(db, kPassageIds);
-    st.bind(1, experiment_id);
+    auto st = sql::prepare(db, kPassageIds, experiment_id);
     while (st.executeStep()) passages.push_back(st.getColumn(0).getInt64());
   }
   with_write_transaction(db, [&] {

@@ -168,17 +168,28 @@ CommitOutcome fail_run(SQLite::Database& db, const std::string& token, std::int6
 // attempt (clean stop, e.g. Ctrl-C). Returns how many were released.
 std::int64_t release_claim(SQLite::Database& db, const std::string& token);
 
+// Id and spec hash of the experiment with this name (in the main schema of
+// `db`), if any.
+struct ExperimentKey {
+  std::int64_t id = 0;
+  std::string spec_hash;
+};
+std::optional<ExperimentKey> lookup_experiment(SQLite::Database& db, const std::string& name);
 // Id of the experiment with this name, if any.
 std::optional<std::int64_t> find_experiment(SQLite::Database& db, const std::string& name);
 
-// The audits of one experiment with their passage names, ordered by
-// passage idx, stream, replicate.
+// The audits of one experiment with their passages, ordered by passage idx,
+// stream, replicate (kPassage), or in the order the table stores them
+// (kStored: what load_experiment hands to kvlab::stats).
 struct AuditRecord {
-  std::string passage;
+  std::string passage;  // passages.name
   int replicate = 0;
   AuditRow audit;
+  std::int64_t passage_id = 0;
 };
-std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experiment_id);
+enum class AuditOrder { kPassage, kStored };
+std::vector<AuditRecord> list_audits(SQLite::Database& db, std::int64_t experiment_id,
+                                     AuditOrder order = AuditOrder::kPassage);
 
 // Unix times of the first claim and the last finish over all runs (0, 0
 // when nothing finished): the span in which workers were busy.

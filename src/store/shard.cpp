@@ -1,5 +1,5 @@
-// Shard databases: writing slices of a sweep, merging them back, progress,
-// and the submission manifest. See shard.h for the contract.
+// Shard databases: writing slices of a sweep, merging them back, progress.
+// See shard.h for the contract.
 //
 // All merging is done in SQL on the main connection with the shard ATTACHed
 // as schema `s`, inside one transaction, with TEMP mapping tables from shard
@@ -12,18 +12,17 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
-#include <sstream>
 
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
+#include <fmt/ranges.h>
 
 #include "common/error.h"
 #include "store/db.h"
 #include "store/runs.h"
+#include "store/sql.h"
 
 namespace kvlab::store {
 
@@ -50,9 +49,7 @@ std::string abs_path(const std::string& p) {
 
 // Column names of schema.table in declaration order.
 std::vector<std::string> table_columns(SQLite::Database& db, const std::string& schema, const std::string& table) {
-  SQLite::Statement st(db, "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid");
-  st.bind(1, table);
-  st.bind(2, schema);
+  auto st = sql::prepare(db, "SELECT name FROM pragma_table_info(?, ?) ORDER BY cid", table, schema);
   std::vector<std::string> cols;
   while (st.executeStep()) cols.push_back(st.getColumn(0).getString());
   return cols;
@@ -79,9 +76,7 @@ std::vector<std::string> without(std::vector<std::string> v, std::initializer_li
 class Attached {
  public:
   Attached(SQLite::Database& db, const std::string& path, std::string name) : db_(db), name_(std::move(name)) {
-    SQLite::Statement st(db_, "ATTACH DATABASE ? AS " + name_);
-    st.bind(1, path);
-    st.exec();
+    sql::exec(db_, "ATTACH DATABASE ? AS " + name_, path);
   }
   ~Attached() {
     try {
@@ -104,13 +99,18 @@ void remove_sidecars(const std::string& path) {
   fs::remove(path + "-journal", ec);
 }
 
+// Whether schema `schema` of `db` has the kvlab_shard table.
+bool has_shard_table(SQLite::Database& db, const std::string& schema) {
+  return db.execAndGet(fmt::format("SELECT count(*) FROM {}.sqlite_schema WHERE type = 'table' AND name = 'kvlab_shard'",
+                                   schema))
+             .getInt() > 0;
+}
+
 // Done runs of an existing shard file that the main database (attached to
 // `db` as main) does not have done: results that replacing the file would lose.
 std::int64_t unmerged_done_runs(SQLite::Database& db, const std::string& shard_file) {
   Attached a(db, shard_file, "old");
-  const bool has_meta =
-      db.execAndGet("SELECT count(*) FROM old.sqlite_schema WHERE type = 'table' AND name = 'kvlab_shard'").getInt() > 0;
-  KVLAB_CHECK(has_meta, "'{}' exists but is not a kvlab shard; move it away first", shard_file);
+  KVLAB_CHECK(has_shard_table(db, "old"), "'{}' exists but is not a kvlab shard; move it away first", shard_file);
   SQLite::Statement st(db,
                        "SELECT count(*) FROM old.runs r "
                        "JOIN old.experiments e ON e.id = r.experiment_id "
@@ -136,8 +136,6 @@ std::string shard_base(const std::string& db_path) {
 std::string shard_path(const std::string& db_path, int index) {
   return fmt::format("{}.shard{}.db", shard_base(db_path), index);
 }
-
-std::string manifest_path(const std::string& db_path) { return shard_base(db_path) + ".slurm.json"; }
 
 std::vector<std::vector<std::size_t>> partition_passages(const std::vector<std::int64_t>& runs_per_passage,
                                                          int n_shards) {
@@ -172,9 +170,7 @@ std::vector<std::vector<std::size_t>> partition_passages(const std::vector<std::
 }
 
 std::optional<ShardMeta> read_shard_meta(SQLite::Database& shard) {
-  if (shard.execAndGet("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'kvlab_shard'").getInt() ==
-      0)
-    return std::nullopt;
+  if (!has_shard_table(shard, "main")) return std::nullopt;
   SQLite::Statement st(shard,
                        "SELECT shard_index, shard_count, experiment, spec_hash, parent_db, created_at "
                        "FROM kvlab_shard WHERE id = 1");
@@ -189,48 +185,35 @@ std::optional<ShardMeta> read_shard_meta(SQLite::Database& shard) {
   return m;
 }
 
-ShardLayout write_shards(SQLite::Database& db, const std::string& db_path, const std::string& experiment,
-                         int n_shards) {
-  KVLAB_CHECK(n_shards >= 1, "--shards {}: expected at least 1", n_shards);
-  std::int64_t exp_id = 0;
-  std::string spec_hash;
-  {
-    SQLite::Statement st(db, "SELECT id, spec_hash FROM experiments WHERE name = ?");
-    st.bind(1, experiment);
-    KVLAB_CHECK(st.executeStep(), "experiment '{}' is not in '{}'", experiment, db_path);
-    exp_id = st.getColumn(0).getInt64();
-    spec_hash = st.getColumn(1).getString();
-  }
+namespace {
 
-  ShardLayout layout;
-  layout.experiment = experiment;
-  struct P {
-    std::int64_t id;
-    std::string name;
-    std::int64_t pending;
-  };
-  std::vector<P> passages;
-  {
-    SQLite::Statement st(db,
+// A passage of the experiment with runs not done: what a shard gets.
+struct PendingPassage {
+  std::int64_t id = 0;
+  std::string name;
+  std::int64_t pending = 0;
+};
+
+// The passages of experiment `exp_id` with pending runs (by idx), and how
+// many of its runs are done.
+std::vector<PendingPassage> pending_passages(SQLite::Database& db, std::int64_t exp_id, std::int64_t& done_runs) {
+  std::vector<PendingPassage> out;
+  auto st = sql::prepare(db,
                          "SELECT p.id, p.name, count(r.id) FROM passages p "
                          "JOIN runs r ON r.passage_id = p.id AND r.experiment_id = p.experiment_id "
-                         "WHERE p.experiment_id = ? AND r.status <> 'done' GROUP BY p.id ORDER BY p.idx");
-    st.bind(1, exp_id);
-    while (st.executeStep())
-      passages.push_back(P{st.getColumn(0).getInt64(), st.getColumn(1).getString(), st.getColumn(2).getInt64()});
-    SQLite::Statement d(db, "SELECT count(*) FROM runs WHERE experiment_id = ? AND status = 'done'");
-    d.bind(1, exp_id);
-    KVLAB_ASSERT(d.executeStep());
-    layout.done_runs = d.getColumn(0).getInt64();
-  }
-  KVLAB_CHECK(!passages.empty(), "experiment '{}' in '{}' has no pending run ({} done); nothing to submit", experiment,
-              db_path, layout.done_runs);
+                         "WHERE p.experiment_id = ? AND r.status <> 'done' GROUP BY p.id ORDER BY p.idx",
+                         exp_id);
+  while (st.executeStep())
+    out.push_back(PendingPassage{st.getColumn(0).getInt64(), st.getColumn(1).getString(), st.getColumn(2).getInt64()});
+  auto d = sql::prepare(db, "SELECT count(*) FROM runs WHERE experiment_id = ? AND status = 'done'", exp_id);
+  KVLAB_ASSERT(d.executeStep());
+  done_runs = d.getColumn(0).getInt64();
+  return out;
+}
 
-  std::vector<std::int64_t> counts;
-  for (const auto& p : passages) counts.push_back(p.pending);
-  const auto parts = partition_passages(counts, n_shards);
-
-  // Refuse before writing anything if an existing shard holds unmerged results.
+// Refuses (kvlab::Error) before anything is written when one of the shard
+// files that would be replaced holds finished runs the main database lacks.
+void check_old_shards_merged(SQLite::Database& db, const std::string& db_path, int n_shards) {
   for (int i = 0; i < n_shards; ++i) {
     const std::string path = shard_path(db_path, i);
     if (!fs::exists(path)) continue;
@@ -247,84 +230,96 @@ ShardLayout write_shards(SQLite::Database& db, const std::string& db_path, const
                 "shards would replace it)",
                 path, lost, db_path, db_path, path);
   }
+}
 
-  const std::string parent = abs_path(db_path);
-  const std::string created = iso8601_now();
-  for (int i = 0; i < n_shards; ++i) {
-    const std::string final_path = shard_path(db_path, i);
-    const std::string tmp = fmt::format("{}.tmp{}", final_path, ::getpid());
-    remove_sidecars(tmp);
-    std::error_code ec;
+// Fills the fresh database `tmp` (schema only) with the slice: the
+// experiment row, the slice's passages, their pending runs reset to
+// 'queued', and the kvlab_shard row; one transaction on `db` with tmp
+// attached. Throws SQLite::Exception on failure.
+void fill_shard(SQLite::Database& db, const std::string& tmp, std::int64_t exp_id,
+                const std::vector<std::int64_t>& passage_ids, const ShardMeta& meta, std::int64_t expect_runs) {
+  const std::string ids_json = fmt::format("[{}]", fmt::join(passage_ids, ","));
+  Attached a(db, tmp, "shard");
+  SQLite::Transaction tx(db);
+  db.exec(fmt::format(kShardTableDdl, "shard."));
+  sql::exec(db, "INSERT INTO shard.experiments SELECT * FROM main.experiments WHERE id = ?", exp_id);
+  sql::exec(db,
+            "INSERT INTO shard.passages SELECT * FROM main.passages "
+            "WHERE experiment_id = ? AND id IN (SELECT value FROM json_each(?))",
+            exp_id, ids_json);
+  const std::int64_t copied = sql::exec(db,
+                                        "INSERT INTO shard.runs SELECT * FROM main.runs WHERE experiment_id = ? AND "
+                                        "status <> 'done' AND passage_id IN (SELECT value FROM json_each(?))",
+                                        exp_id, ids_json);
+  KVLAB_ASSERT(copied == expect_runs, "shard {}: copied {} runs, expected {}", meta.index, copied, expect_runs);
+  db.exec(
+      "UPDATE shard.runs SET status = 'queued', attempts = 0, worker = NULL, claim_token = NULL, "
+      "claimed_at = NULL, heartbeat_at = NULL, finished_at = NULL, error = NULL");
+  sql::exec(db,
+            "INSERT INTO shard.kvlab_shard (id, shard_index, shard_count, experiment, spec_hash, "
+            "parent_db, created_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
+            meta.index, meta.count, meta.experiment, meta.spec_hash, meta.parent_db, meta.created_at);
+  tx.commit();
+}
+
+// Writes shard meta.index at shard_path(db_path, meta.index): built in a
+// temporary file, then renamed into place (never half-written).
+void write_shard_file(SQLite::Database& db, const std::string& db_path, std::int64_t exp_id,
+                      const std::vector<std::int64_t>& passage_ids, const ShardMeta& meta, std::int64_t expect_runs) {
+  const std::string final_path = shard_path(db_path, meta.index);
+  const std::string tmp = fmt::format("{}.tmp{}", final_path, ::getpid());
+  remove_sidecars(tmp);
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  open_database(tmp, OpenMode::kCreate).reset();  // schema, application_id, user_version
+  try {
+    fill_shard(db, tmp, exp_id, passage_ids, meta, expect_runs);
+  } catch (const SQLite::Exception& e) {
     fs::remove(tmp, ec);
-    open_database(tmp, OpenMode::kCreate).reset();  // schema, application_id, user_version
+    remove_sidecars(tmp);
+    throw Error(fmt::format("writing shard '{}' failed: {}", final_path, e.what()));
+  }
+  // DETACH closed the last connection to tmp, which checkpoints its WAL
+  // into the file and deletes it; a WAL left over would hold data.
+  KVLAB_CHECK(!fs::exists(tmp + "-wal"), "'{}-wal' was not checkpointed into '{}'; the shard is incomplete", tmp,
+              tmp);
+  remove_sidecars(tmp);
+  // Stale sidecars of an old shard must not be replayed onto the new file.
+  remove_sidecars(final_path);
+  fs::rename(tmp, final_path, ec);
+  KVLAB_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp, final_path, ec.message());
+}
 
+}  // namespace
+
+ShardLayout write_shards(SQLite::Database& db, const std::string& db_path, const std::string& experiment,
+                         int n_shards) {
+  KVLAB_CHECK(n_shards >= 1, "--shards {}: expected at least 1", n_shards);
+  const auto exp = lookup_experiment(db, experiment);
+  KVLAB_CHECK(exp, "experiment '{}' is not in '{}'", experiment, db_path);
+
+  ShardLayout layout;
+  layout.experiment = experiment;
+  const auto passages = pending_passages(db, exp->id, layout.done_runs);
+  KVLAB_CHECK(!passages.empty(), "experiment '{}' in '{}' has no pending run ({} done); nothing to submit", experiment,
+              db_path, layout.done_runs);
+  std::vector<std::int64_t> counts;
+  for (const auto& p : passages) counts.push_back(p.pending);
+  const auto parts = partition_passages(counts, n_shards);
+  check_old_shards_merged(db, db_path, n_shards);
+
+  ShardMeta meta{0, n_shards, experiment, exp->spec_hash, abs_path(db_path), iso8601_now()};
+  for (int i = 0; i < n_shards; ++i) {
     ShardSlice slice;
-    slice.index = i;
-    slice.path = final_path;
-    nlohmann::json ids = nlohmann::json::array();
+    slice.index = meta.index = i;
+    slice.path = shard_path(db_path, i);
+    std::vector<std::int64_t> ids;
     for (std::size_t k : parts[static_cast<std::size_t>(i)]) {
       ids.push_back(passages[k].id);
       slice.passages.push_back(passages[k].name);
       slice.runs += passages[k].pending;
     }
-    const std::string ids_json = ids.dump();
-    try {
-      Attached a(db, tmp, "shard");
-      SQLite::Transaction tx(db);
-      db.exec(fmt::format(kShardTableDdl, "shard."));
-      {
-        SQLite::Statement st(db, "INSERT INTO shard.experiments SELECT * FROM main.experiments WHERE id = ?");
-        st.bind(1, exp_id);
-        st.exec();
-      }
-      {
-        SQLite::Statement st(db,
-                             "INSERT INTO shard.passages SELECT * FROM main.passages "
-                             "WHERE experiment_id = ? AND id IN (SELECT value FROM json_each(?))");
-        st.bind(1, exp_id);
-        st.bind(2, ids_json);
-        st.exec();
-      }
-      std::int64_t copied = 0;
-      {
-        SQLite::Statement st(db,
-                             "INSERT INTO shard.runs SELECT * FROM main.runs WHERE experiment_id = ? AND "
-                             "status <> 'done' AND passage_id IN (SELECT value FROM json_each(?))");
-        st.bind(1, exp_id);
-        st.bind(2, ids_json);
-        copied = st.exec();
-      }
-      KVLAB_ASSERT(copied == slice.runs, "shard {}: copied {} runs, expected {}", i, copied, slice.runs);
-      db.exec(
-          "UPDATE shard.runs SET status = 'queued', attempts = 0, worker = NULL, claim_token = NULL, "
-          "claimed_at = NULL, heartbeat_at = NULL, finished_at = NULL, error = NULL");
-      {
-        SQLite::Statement st(db,
-                             "INSERT INTO shard.kvlab_shard (id, shard_index, shard_count, experiment, spec_hash, "
-                             "parent_db, created_at) VALUES (1, ?, ?, ?, ?, ?, ?)");
-        st.bind(1, i);
-        st.bind(2, n_shards);
-        st.bind(3, experiment);
-        st.bind(4, spec_hash);
-        st.bind(5, parent);
-        st.bind(6, created);
-        st.exec();
-      }
-      tx.commit();
-    } catch (const SQLite::Exception& e) {
-      fs::remove(tmp, ec);
-      remove_sidecars(tmp);
-      throw Error(fmt::format("writing shard '{}' failed: {}", final_path, e.what()));
-    }
-    // DETACH closed the last connection to tmp, which checkpoints its WAL
-    // into the file and deletes it; a WAL left over would hold data.
-    KVLAB_CHECK(!fs::exists(tmp + "-wal"), "'{}-wal' was not checkpointed into '{}'; the shard is incomplete", tmp,
-                tmp);
-    remove_sidecars(tmp);
-    // Stale sidecars of an old shard must not be replayed onto the new file.
-    remove_sidecars(final_path);
-    fs::rename(tmp, final_path, ec);
-    KVLAB_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp, final_path, ec.message());
+    write_shard_file(db, db_path, exp->id, ids, meta, slice.runs);
     layout.pending_runs += slice.runs;
     layout.shards.push_back(std::move(slice));
   }
@@ -350,85 +345,64 @@ void drop_temps(SQLite::Database& db) {
 // The experiment ids in main (me) and in the shard (se): by name and spec hash.
 std::pair<std::int64_t, std::int64_t> match_experiment(SQLite::Database& db, const std::string& db_path,
                                                        const std::string& shard_path, const ShardMeta& meta) {
-  std::int64_t me = 0, se = 0;
-  {
-    SQLite::Statement st(db, "SELECT id, spec_hash FROM main.experiments WHERE name = ?");
-    st.bind(1, meta.experiment);
-    if (!st.executeStep())
-      refuse(fmt::format("shard '{}' is from experiment '{}', which '{}' does not contain (another experiment's "
-                         "shard?)",
-                         shard_path, meta.experiment, db_path));
-    me = st.getColumn(0).getInt64();
-    const std::string mh = st.getColumn(1).getString();
-    if (mh != meta.spec_hash)
-      refuse(fmt::format("shard '{}' is from experiment '{}' with spec hash {}, but '{}' has that experiment with "
-                         "spec hash {} (another experiment of the same name, or the spec changed after submission)",
-                         shard_path, meta.experiment, meta.spec_hash, db_path, mh));
-  }
-  {
-    if (scalar(db, "SELECT count(*) FROM s.experiments") != 1)
-      refuse(fmt::format("shard '{}' holds {} experiments; a shard holds exactly one", shard_path,
-                         scalar(db, "SELECT count(*) FROM s.experiments")));
-    SQLite::Statement st(db, "SELECT id FROM s.experiments WHERE name = ? AND spec_hash = ?");
-    st.bind(1, meta.experiment);
-    st.bind(2, meta.spec_hash);
-    if (!st.executeStep())
-      refuse(fmt::format("shard '{}': its kvlab_shard row names experiment '{}' but its experiments table does not "
-                         "hold it with that spec hash",
-                         shard_path, meta.experiment));
-    se = st.getColumn(0).getInt64();
-  }
-
-  return {me, se};
+  const auto main_exp = lookup_experiment(db, meta.experiment);
+  if (!main_exp)
+    refuse(fmt::format("shard '{}' is from experiment '{}', which '{}' does not contain (another experiment's "
+                       "shard?)",
+                       shard_path, meta.experiment, db_path));
+  if (main_exp->spec_hash != meta.spec_hash)
+    refuse(fmt::format("shard '{}' is from experiment '{}' with spec hash {}, but '{}' has that experiment with "
+                       "spec hash {} (another experiment of the same name, or the spec changed after submission)",
+                       shard_path, meta.experiment, meta.spec_hash, db_path, main_exp->spec_hash));
+  if (scalar(db, "SELECT count(*) FROM s.experiments") != 1)
+    refuse(fmt::format("shard '{}' holds {} experiments; a shard holds exactly one", shard_path,
+                       scalar(db, "SELECT count(*) FROM s.experiments")));
+  auto st = sql::prepare(db, "SELECT id FROM s.experiments WHERE name = ? AND spec_hash = ?", meta.experiment,
+                         meta.spec_hash);
+  if (!st.executeStep())
+    refuse(fmt::format("shard '{}': its kvlab_shard row names experiment '{}' but its experiments table does not "
+                       "hold it with that spec hash",
+                       shard_path, meta.experiment));
+  return {main_exp->id, st.getColumn(0).getInt64()};
 }
 
 // temp.kvlab_pmap: shard passage -> main passage, by (idx, name, content_hash).
 void map_passages(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, std::int64_t me,
                   std::int64_t se) {
-  {
-    SQLite::Statement st(db,
-                         "CREATE TEMP TABLE kvlab_pmap AS SELECT sp.id AS sid, sp.name AS name, mp.id AS mid "
-                         "FROM s.passages sp LEFT JOIN main.passages mp ON mp.experiment_id = ? AND mp.idx = sp.idx "
-                         "AND mp.name = sp.name AND mp.content_hash = sp.content_hash WHERE sp.experiment_id = ?");
-    st.bind(1, me);
-    st.bind(2, se);
-    st.exec();
-    SQLite::Statement bad(db, "SELECT name FROM temp.kvlab_pmap WHERE mid IS NULL LIMIT 1");
-    if (bad.executeStep())
-      refuse(fmt::format("passage '{}' of shard '{}' is not in '{}' with the same position and content hash",
-                         bad.getColumn(0).getString(), shard_path, db_path));
-    if (scalar(db, fmt::format("SELECT count(*) FROM s.passages WHERE experiment_id <> {}", se)) > 0)
-      refuse(fmt::format("shard '{}' holds passages of another experiment", shard_path));
-  }
-
+  sql::exec(db,
+            "CREATE TEMP TABLE kvlab_pmap AS SELECT sp.id AS sid, sp.name AS name, mp.id AS mid "
+            "FROM s.passages sp LEFT JOIN main.passages mp ON mp.experiment_id = ? AND mp.idx = sp.idx "
+            "AND mp.name = sp.name AND mp.content_hash = sp.content_hash WHERE sp.experiment_id = ?",
+            me, se);
+  SQLite::Statement bad(db, "SELECT name FROM temp.kvlab_pmap WHERE mid IS NULL LIMIT 1");
+  if (bad.executeStep())
+    refuse(fmt::format("passage '{}' of shard '{}' is not in '{}' with the same position and content hash",
+                       bad.getColumn(0).getString(), shard_path, db_path));
+  if (scalar(db, fmt::format("SELECT count(*) FROM s.passages WHERE experiment_id <> {}", se)) > 0)
+    refuse(fmt::format("shard '{}' holds passages of another experiment", shard_path));
 }
 
 // temp.kvlab_rmap: runs done in the shard (with their result) -> main runs.
 void map_runs(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, std::int64_t me,
               std::int64_t se) {
-  {
-    SQLite::Statement st(db,
-                         "CREATE TEMP TABLE kvlab_rmap AS "
-                         "SELECT sr.id AS sid, mr.id AS mid, pm.name AS passage, sr.stream AS stream, "
-                         "  sr.codec AS codec, "
-                         "  (mr.status = 'done' AND EXISTS (SELECT 1 FROM main.results x WHERE x.run_id = mr.id)) "
-                         "    AS already "
-                         "FROM s.runs sr JOIN s.results sres ON sres.run_id = sr.id "
-                         "JOIN temp.kvlab_pmap pm ON pm.sid = sr.passage_id "
-                         "LEFT JOIN main.runs mr ON mr.experiment_id = ? AND mr.passage_id = pm.mid "
-                         "  AND mr.stream = sr.stream AND mr.codec = sr.codec AND mr.replicate = sr.replicate "
-                         "WHERE sr.experiment_id = ? AND sr.status = 'done'");
-    st.bind(1, me);
-    st.bind(2, se);
-    st.exec();
-    SQLite::Statement bad(db, "SELECT passage, stream, codec FROM temp.kvlab_rmap WHERE mid IS NULL LIMIT 1");
-    if (bad.executeStep())
-      refuse(fmt::format("run {}/{}/{} of shard '{}' is not queued in '{}'", bad.getColumn(0).getString(),
-                         bad.getColumn(1).getString(), bad.getColumn(2).getString(), shard_path, db_path));
-    if (scalar(db, "SELECT count(*) - count(DISTINCT mid) FROM temp.kvlab_rmap") != 0)
-      refuse(fmt::format("shard '{}' holds the same run twice", shard_path));
-  }
-
+  sql::exec(db,
+            "CREATE TEMP TABLE kvlab_rmap AS "
+            "SELECT sr.id AS sid, mr.id AS mid, pm.name AS passage, sr.stream AS stream, "
+            "  sr.codec AS codec, "
+            "  (mr.status = 'done' AND EXISTS (SELECT 1 FROM main.results x WHERE x.run_id = mr.id)) "
+            "    AS already "
+            "FROM s.runs sr JOIN s.results sres ON sres.run_id = sr.id "
+            "JOIN temp.kvlab_pmap pm ON pm.sid = sr.passage_id "
+            "LEFT JOIN main.runs mr ON mr.experiment_id = ? AND mr.passage_id = pm.mid "
+            "  AND mr.stream = sr.stream AND mr.codec = sr.codec AND mr.replicate = sr.replicate "
+            "WHERE sr.experiment_id = ? AND sr.status = 'done'",
+            me, se);
+  SQLite::Statement bad(db, "SELECT passage, stream, codec FROM temp.kvlab_rmap WHERE mid IS NULL LIMIT 1");
+  if (bad.executeStep())
+    refuse(fmt::format("run {}/{}/{} of shard '{}' is not queued in '{}'", bad.getColumn(0).getString(),
+                       bad.getColumn(1).getString(), bad.getColumn(2).getString(), shard_path, db_path));
+  if (scalar(db, "SELECT count(*) - count(DISTINCT mid) FROM temp.kvlab_rmap") != 0)
+    refuse(fmt::format("shard '{}' holds the same run twice", shard_path));
 }
 
 // Provenance rows used by what is merged, deduplicated by fingerprint; temp.kvlab_provmap maps their ids.
@@ -443,7 +417,6 @@ void merge_provenance(SQLite::Database& db) {
   db.exec(
       "CREATE TEMP TABLE kvlab_provmap AS SELECT sp.id AS sid, mp.id AS mid FROM s.provenance sp "
       "JOIN main.provenance mp ON mp.fingerprint = sp.fingerprint");
-
 }
 
 // Runs already done in main: how many, and how many with other values.
@@ -458,7 +431,6 @@ void count_already_done(SQLite::Database& db, IngestOutcome& out) {
                         join(diffs, " OR ")));
   }
   out.runs_already = scalar(db, "SELECT count(*) FROM temp.kvlab_rmap WHERE already");
-
 }
 
 // Merge: run state, then the result and metric rows (a stale result of a not-done run is replaced).
@@ -481,51 +453,42 @@ void merge_results(SQLite::Database& db, IngestOutcome& out) {
       "INSERT INTO main.run_metrics (run_id, metric, value) "
       "SELECT m.mid, sm.metric, sm.value FROM temp.kvlab_rmap m JOIN s.run_metrics sm ON sm.run_id = m.sid "
       "WHERE NOT m.already");
-
 }
 
 // Audits of the shard's (passage, stream, replicate) not yet in main.
 void merge_audits(SQLite::Database& db, std::int64_t me, std::int64_t se, IngestOutcome& out) {
   const auto aud_cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});
-  {
-    SQLite::Statement st(db, fmt::format(
-                                 "INSERT INTO main.audits (experiment_id, passage_id, provenance_id, {0}) "
-                                 "SELECT ?, pm.mid, pv.mid, {1} FROM s.audits a "
-                                 "JOIN temp.kvlab_pmap pm ON pm.sid = a.passage_id "
-                                 "LEFT JOIN temp.kvlab_provmap pv ON pv.sid = a.provenance_id "
-                                 "WHERE a.experiment_id = ? AND NOT EXISTS (SELECT 1 FROM main.audits x "
-                                 "  WHERE x.experiment_id = ? AND x.passage_id = pm.mid AND x.stream = a.stream "
-                                 "  AND x.replicate = a.replicate)",
-                                 join(aud_cols, ", "), join(aud_cols, ", ", "a.")));
-    st.bind(1, me);
-    st.bind(2, se);
-    st.bind(3, me);
-    out.audits_merged = st.exec();
-  }
-
+  out.audits_merged = sql::exec(db,
+                                fmt::format("INSERT INTO main.audits (experiment_id, passage_id, provenance_id, {0}) "
+                                            "SELECT ?1, pm.mid, pv.mid, {1} FROM s.audits a "
+                                            "JOIN temp.kvlab_pmap pm ON pm.sid = a.passage_id "
+                                            "LEFT JOIN temp.kvlab_provmap pv ON pv.sid = a.provenance_id "
+                                            "WHERE a.experiment_id = ?2 AND NOT EXISTS (SELECT 1 FROM main.audits x "
+                                            "  WHERE x.experiment_id = ?1 AND x.passage_id = pm.mid "
+                                            "  AND x.stream = a.stream AND x.replicate = a.replicate)",
+                                            join(aud_cols, ", "), join(aud_cols, ", ", "a.")),
+                                me, se);
 }
 
 // What the shard still lacks (not done, failed, running), with the first failures.
 void count_missing(SQLite::Database& db, IngestOutcome& out) {
-  {
-    SQLite::Statement st(db,
-                         "SELECT status, count(*) FROM s.runs WHERE id NOT IN (SELECT sid FROM temp.kvlab_rmap) "
-                         "GROUP BY status");
-    while (st.executeStep()) {
-      const std::string status = st.getColumn(0).getString();
-      const std::int64_t n = st.getColumn(1).getInt64();
-      out.runs_missing += n;
-      if (status == "running") out.missing_running += n;
-      else if (status == "failed") out.missing_failed += n;
-      else out.missing_queued += n;  // queued, or 'done' without a result row
-    }
-    SQLite::Statement f(db,
-                        "SELECT p.name, r.stream, r.codec, coalesce(r.error, '') FROM s.runs r "
-                        "JOIN s.passages p ON p.id = r.passage_id WHERE r.status = 'failed' ORDER BY r.id LIMIT 5");
-    while (f.executeStep())
-      out.failures.push_back(fmt::format("{}/{}/{}: {}", f.getColumn(0).getString(), f.getColumn(1).getString(),
-                                         f.getColumn(2).getString(), f.getColumn(3).getString()));
+  SQLite::Statement st(db,
+                       "SELECT status, count(*) FROM s.runs WHERE id NOT IN (SELECT sid FROM temp.kvlab_rmap) "
+                       "GROUP BY status");
+  while (st.executeStep()) {
+    const std::string status = st.getColumn(0).getString();
+    const std::int64_t n = st.getColumn(1).getInt64();
+    out.runs_missing += n;
+    if (status == "running") out.missing_running += n;
+    else if (status == "failed") out.missing_failed += n;
+    else out.missing_queued += n;  // queued, or 'done' without a result row
   }
+  SQLite::Statement f(db,
+                      "SELECT p.name, r.stream, r.codec, coalesce(r.error, '') FROM s.runs r "
+                      "JOIN s.passages p ON p.id = r.passage_id WHERE r.status = 'failed' ORDER BY r.id LIMIT 5");
+  while (f.executeStep())
+    out.failures.push_back(fmt::format("{}/{}/{}: {}", f.getColumn(0).getString(), f.getColumn(1).getString(),
+                                       f.getColumn(2).getString(), f.getColumn(3).getString()));
 }
 
 void merge_attached(SQLite::Database& db, const std::string& db_path, const std::string& shard_path, const ShardMeta& meta,
@@ -636,10 +599,10 @@ ShardProgress read_shard_progress(const std::string& path, int index) {
 }
 
 ExperimentProgress experiment_progress(SQLite::Database& db, const std::string& experiment) {
-  SQLite::Statement st(db,
-                       "SELECT count(*), coalesce(sum(r.status = 'done'), 0) FROM runs r "
-                       "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?");
-  st.bind(1, experiment);
+  auto st = sql::prepare(db,
+                         "SELECT count(*), coalesce(sum(r.status = 'done'), 0) FROM runs r "
+                         "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?",
+                         experiment);
   KVLAB_ASSERT(st.executeStep());
   return ExperimentProgress{st.getColumn(1).getInt64(), st.getColumn(0).getInt64()};
 }
@@ -660,100 +623,47 @@ std::vector<std::string> outcome_rows(SQLite::Database& db, const std::string& e
   auto collect = [&](const std::string& tag, SQLite::Statement& st) {
     while (st.executeStep()) {
       std::string r = tag;
-      for (int i = 0; i < st.getColumnCount(); ++i) r += " " + value(st.getColumn(i));
+      for (int i = 0; i < st.getColumnCount(); ++i) {
+        r += ' ';
+        r += value(st.getColumn(i));
+      }
       rows.push_back(std::move(r));
     }
   };
   std::int64_t exp_id = 0;
   {
-    SQLite::Statement st(db, "SELECT id, name, origin, spec_hash, params_json FROM experiments WHERE name = ?");
-    st.bind(1, experiment);
+    auto st = sql::prepare(db, "SELECT id, name, origin, spec_hash, params_json FROM experiments WHERE name = ?",
+                           experiment);
     KVLAB_CHECK(st.executeStep(), "experiment '{}' is not in the database", experiment);
     exp_id = st.getColumn(0).getInt64();
     rows.push_back(fmt::format("experiment {} {} {} {}", value(st.getColumn(1)), value(st.getColumn(2)),
                                value(st.getColumn(3)), value(st.getColumn(4))));
   }
   {
-    SQLite::Statement st(db, "SELECT idx, name, content_hash, source FROM passages WHERE experiment_id = ?");
-    st.bind(1, exp_id);
+    auto st = sql::prepare(db, "SELECT idx, name, content_hash, source FROM passages WHERE experiment_id = ?", exp_id);
     collect("passage", st);
   }
   {
     const auto cols = without(table_columns(db, "main", "results"), {"run_id", "provenance_id", "wall_s"});
-    SQLite::Statement st(db, fmt::format("SELECT p.name, r.stream, r.codec, r.q, r.replicate, r.status, {} "
-                                         "FROM runs r JOIN passages p ON p.id = r.passage_id "
-                                         "LEFT JOIN results x ON x.run_id = r.id WHERE r.experiment_id = ?",
-                                         join(cols, ", ", "x.")));
-    st.bind(1, exp_id);
+    auto st = sql::prepare(db,
+                           fmt::format("SELECT p.name, r.stream, r.codec, r.q, r.replicate, r.status, {} "
+                                       "FROM runs r JOIN passages p ON p.id = r.passage_id "
+                                       "LEFT JOIN results x ON x.run_id = r.id WHERE r.experiment_id = ?",
+                                       join(cols, ", ", "x.")),
+                           exp_id);
     collect("run", st);
   }
   {
     const auto cols = without(table_columns(db, "main", "audits"), {"experiment_id", "passage_id", "provenance_id"});
-    SQLite::Statement st(db, fmt::format("SELECT p.name, {} FROM audits a JOIN passages p ON p.id = a.passage_id "
-                                         "WHERE a.experiment_id = ?",
-                                         join(cols, ", ", "a.")));
-    st.bind(1, exp_id);
+    auto st = sql::prepare(db,
+                           fmt::format("SELECT p.name, {} FROM audits a JOIN passages p ON p.id = a.passage_id "
+                                       "WHERE a.experiment_id = ?",
+                                       join(cols, ", ", "a.")),
+                           exp_id);
     collect("audit", st);
   }
   std::sort(rows.begin(), rows.end());
   return rows;
-}
-
-// ---------------------------------------------------------------- manifest
-
-SlurmManifest read_manifest(const std::string& path) {
-  std::ifstream in(path);
-  KVLAB_CHECK(in.good(), "cannot read '{}'; it is written by `kvlab slurm submit` (was it run with this --db?)", path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error(fmt::format("'{}' is not valid JSON: {}", path, e.what()));
-  }
-  auto field = [&](const char* k) -> const nlohmann::json& {
-    KVLAB_CHECK(j.is_object() && j.contains(k), "'{}' lacks the field \"{}\"", path, k);
-    return j.at(k);
-  };
-  SlurmManifest m;
-  try {
-    m.db = field("db").get<std::string>();
-    m.spec = field("spec").get<std::string>();
-    m.experiment = field("experiment").get<std::string>();
-    m.sbatch = field("sbatch").get<std::string>();
-    m.shards = field("shards").get<int>();
-    if (j.contains("throttle") && !j.at("throttle").is_null()) m.throttle = j.at("throttle").get<int>();
-    for (const auto& s : field("submissions")) {
-      m.submissions.push_back(SlurmSubmission{s.at("job_id").get<std::string>(), s.at("array").get<std::string>(),
-                                              s.at("submitted_at").get<std::string>()});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("'{}' is malformed: {}", path, e.what()));
-  }
-  KVLAB_CHECK(m.shards >= 1, "'{}': shards is {}; expected at least 1", path, m.shards);
-  return m;
-}
-
-void write_manifest(const std::string& path, const SlurmManifest& m) {
-  nlohmann::json j;
-  j["db"] = m.db;
-  j["spec"] = m.spec;
-  j["experiment"] = m.experiment;
-  j["sbatch"] = m.sbatch;
-  j["shards"] = m.shards;
-  j["throttle"] = m.throttle ? nlohmann::json(*m.throttle) : nlohmann::json(nullptr);
-  j["submissions"] = nlohmann::json::array();
-  for (const auto& s : m.submissions)
-    j["submissions"].push_back({{"job_id", s.job_id}, {"array", s.array}, {"submitted_at", s.submitted_at}});
-  const std::string tmp = fmt::format("{}.tmp{}", path, ::getpid());
-  {
-    std::ofstream o(tmp);
-    KVLAB_CHECK(o.good(), "cannot write '{}'", tmp);
-    o << j.dump(2) << "\n";
-    KVLAB_CHECK(o.good(), "writing '{}' failed", tmp);
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  KVLAB_CHECK(!ec, "cannot move '{}' to '{}': {}", tmp, path, ec.message());
 }
 
 }  // namespace kvlab::store

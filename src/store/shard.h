@@ -19,12 +19,11 @@
 // fine: SQLite rolls an interrupted commit back when the shard is opened;
 // runs it left 'running' or 'queued' are reported as missing.
 //
-// Also here: the submission manifest `<base>.slurm.json` (a JSON file, not
-// SQL) that records what `kvlab slurm submit` wrote and which Slurm jobs ran
-// it, and per-shard progress for `kvlab slurm status`.
+// Also here: per-shard progress for `kvlab slurm status`.
 //
 // Not here: planning (experiment/), running the queue (store/runs.h,
-// experiment/), talking to Slurm (cli/cmd_slurm.cpp).
+// experiment/), the submission manifest `<base>.slurm.json`
+// (experiment/slurm_manifest.h), talking to Slurm (cli/cmd_slurm.cpp).
 #pragma once
 
 #include <cstdint>
@@ -152,31 +151,5 @@ std::vector<std::string> outcome_rows(SQLite::Database& db, const std::string& e
 // max_attempts). Only correct because one shard has one worker at a time:
 // the caller (the sbatch script) guarantees no other task uses the shard.
 std::int64_t reclaim_shard(SQLite::Database& shard, int max_attempts);
-
-// ----------------------------------------------------------- manifest
-
-struct SlurmSubmission {
-  std::string job_id;       // Slurm array job id ("" for --dry-run)
-  std::string array;        // e.g. "0-19%2" or "3,7"
-  std::string submitted_at; // ISO-8601 UTC
-};
-
-// `<base>.slurm.json`: written by `kvlab slurm submit`, extended by
-// `kvlab slurm resubmit`.
-struct SlurmManifest {
-  std::string db;           // absolute path of the main database
-  std::string spec;         // spec file as given
-  std::string experiment;
-  std::string sbatch;       // path of the sbatch script
-  int shards = 0;
-  std::optional<int> throttle;  // %K
-  std::vector<SlurmSubmission> submissions;
-};
-
-std::string manifest_path(const std::string& db_path);
-// Throws kvlab::Error when the file is missing or malformed (naming the field).
-SlurmManifest read_manifest(const std::string& path);
-// Atomic (temporary file + rename).
-void write_manifest(const std::string& path, const SlurmManifest& m);
 
 }  // namespace kvlab::store
