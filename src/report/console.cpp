@@ -210,15 +210,39 @@ std::string best_text(const stats::BestResult& b) {
 }
 
 std::string decisions_text(const std::vector<store::DecisionRow>& rows) {
-  std::string o = fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:<10} {}\n", "stream", "codec", "threshold",
-                              "ratio ± CI95", "p (Holm)", "verdict", "passages needed");
+  std::string o;
+  if (!rows.empty()) {
+    // The look-corrected rule (experiment/sequential.h): a resolved row is its resolving look, all at one level.
+    bool legacy = !(rows.front().alpha > 0 && rows.front().alpha < 1);
+    int cap = 0;
+    for (const auto& r : rows) {
+      legacy = legacy || r.alpha != rows.front().alpha || (r.n_needed && r.n_evaluated != *r.n_needed);
+      if (!r.n_needed) cap = std::max(cap, r.n_evaluated);
+    }
+    if (legacy)
+      o += "note: rows of the earlier rule (each look at the full alpha, Holm within stream x threshold, no "
+           "correction for the repeated looks): resolved is nominal; rerun `kvlab run --until-resolved`\n";
+    else
+      o += fmt::format(
+          "looks at n = 2..cap passages (K = cap - 1), each: Holm over all {} open decisions at family-wise level "
+          "{:.3g}; resolved at the first look with p (Holm) below it, and stays so; overall level K x {:.3g} "
+          "(union bound){}\n"
+          "below/above: mean ratio below/above the threshold (meets/fails); ratio, CI95 (plain t, not widened) and "
+          "p at the look n shown: the resolving one, else the last\n",
+          rows.size(), rows.front().alpha, rows.front().alpha,
+          cap > 0 ? fmt::format("; cap {} reached: K = {}, overall {:.3g}", cap, cap - 1,
+                                rows.front().alpha * (cap - 1))
+                  : std::string());
+  }
+  o += fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:>4} {:<10} {}\n", "stream", "codec", "threshold",
+                   "ratio ± CI95", "p (Holm)", "n", "verdict", "passages needed");
   for (const auto& r : rows) {
     const std::string ratio = !r.ratio_mean      ? std::string("-")
                               : r.ratio_ci95_hw ? fmt::format("{:.4f} ± {:.4f}", *r.ratio_mean, *r.ratio_ci95_hw)
                                                 : fmt::format("{:.4f} (no CI)", *r.ratio_mean);
-    o += fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:<10} {}\n", r.stream, r.codec,
+    o += fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:>4} {:<10} {}\n", r.stream, r.codec,
                      fmt::format("{} {:.2f}", r.threshold, r.factor), ratio,
-                     r.p_holm ? fmt::format("{:.3g}", *r.p_holm) : "-", r.verdict,
+                     r.p_holm ? fmt::format("{:.3g}", *r.p_holm) : "-", r.n_evaluated, r.verdict,
                      r.n_needed ? std::to_string(*r.n_needed) : fmt::format("> {}", r.n_evaluated));
   }
   return o;

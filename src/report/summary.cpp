@@ -314,26 +314,72 @@ void caveats_section(Document& d, const stats::StudySummary& s, const ReportProv
 void decisions_section(Document& d, const std::vector<store::DecisionRow>& rows) {
   if (rows.empty()) return;
   d.heading(3, "Passages each decision needed");
-  int resolved = 0, most = 0;
+  // Rows of the look-corrected rule (experiment/sequential.h) show the resolving look (n_evaluated ==
+  // n_needed) at the per-look level alpha / (cap - 1); rows of the earlier per-look rule do not.
+  int resolved = 0, most = 0, cap = 0;
+  bool legacy = false;
+  double level = rows.front().alpha;
   for (const auto& r : rows) {
     if (r.n_needed) {
       ++resolved;
       most = std::max(most, *r.n_needed);
+      legacy = legacy || r.n_evaluated != *r.n_needed;
+    } else {
+      cap = std::max(cap, r.n_evaluated);
     }
+    legacy = legacy || r.alpha != level;
   }
-  d.paragraph(fmt::format(
-      "The sequential sweep (`kvlab run --until-resolved`) added passages until each threshold decision was "
-      "resolved (its Holm-adjusted 95 % test excludes the threshold) or the cap was reached: {} of {} decisions "
-      "resolved{}. *needed*: the passages after which the decision was first resolved.",
-      resolved, rows.size(), resolved > 0 ? fmt::format(", the slowest after {} passages", most) : std::string()));
-  Table t({"stream", "codec", "metric", "threshold", "verdict", "ratio ± 95 % CI", "passages evaluated", "needed"},
-          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight,
+  legacy = legacy || !(level > 0 && level < 1);
+  const std::string n = fmt_int(static_cast<long long>(rows.size()));
+  std::string text = fmt::format(
+      "The sequential sweep (`kvlab run --until-resolved`) added passages one at a time and looked at every threshold "
+      "decision after each, until all were resolved or the passage cap was reached: {} of {} decisions resolved{}. ",
+      resolved, rows.size(), resolved > 0 ? fmt::format(", the slowest after {} passages", most) : std::string());
+  if (legacy) {
+    text += fmt::format(
+        "These rows were written by the earlier rule, which tested each look at the full {} with Holm only within "
+        "(stream, threshold) and no correction for the repeated looks, so *resolved* here is nominal: its real "
+        "error rate is larger. Rerun `kvlab run --until-resolved` to replace them with the corrected rule.",
+        fmt_sig(level, 2));
+  } else {
+    const std::string k = cap > 0 ? fmt::format("K = {} looks: the sweep reached its cap of {} passages, so α = {}",
+                                                cap - 1, cap, fmt_sig(level * (cap - 1), 2))
+                                  : fmt::format("the cap was not reached; K = α / α_look, e.g. {} for the default "
+                                                "α = 0.05",
+                                                fmt_fixed(0.05 / level, 0));
+    text += fmt::format(
+        "The rule is corrected for these repeated looks. The sweep may look at n = 2, 3, …, cap passages "
+        "(K = cap − 1 looks, fixed before any data) and spends α / K at each: at every look Holm's step-down runs "
+        "over all of the {} decisions still open (one family: every stream, codec and threshold of the metric), at "
+        "family-wise level α_look = {}. A decision is resolved at the first look where its Holm-adjusted p is below "
+        "α_look and stays resolved. By the union bound over the looks, the chance that any of the {} decisions is "
+        "resolved wrongly is at most K · α_look = α ({}).",
+        n, fmt_sig(level, 2), n, k);
+  }
+  d.paragraph(text);
+  d.paragraph(
+      "*below*: the codec's mean ratio of the metric to the baseline is below the threshold factor (the codec "
+      "meets the threshold); *above*: it is above (the codec fails it); *unresolved*: not decided by the cap. "
+      "*ratio ± 95 % CI* and *p (Holm)* are those of the look shown (*n*): the look that resolved the decision, "
+      "else the last one. The ± is the plain 95 % t interval of that look, not widened for the looks or the "
+      "family, and it is the interval the stopping rule selected; the other tables of this report use every "
+      "passage. *needed*: the passages after which the decision was first resolved.");
+  // One metric per sweep as a rule: named in the threshold cell only when the rows mix metrics.
+  const bool one_metric = std::all_of(rows.begin(), rows.end(),
+                                      [&](const store::DecisionRow& r) { return r.metric == rows.front().metric; });
+  Table t({"stream", "codec", fmt::format("threshold ({})", one_metric ? rows.front().metric : "metric"),
+           "verdict", "ratio ± 95 % CI", "p (Holm)", "n", "needed"},
+          {Align::kLeft, Align::kLeft, Align::kLeft, Align::kLeft, Align::kRight, Align::kRight, Align::kRight,
            Align::kRight});
   for (const auto& r : rows) {
-    t.add_row({stream_cell(r.stream), codec_label(r.codec), r.metric,
-               fmt::format("{} ({}x)", r.threshold, fmt_fixed(r.factor, 2)), r.verdict,
+    const std::string verdict = r.verdict == "below"   ? "below (meets)"
+                                : r.verdict == "above" ? "above (fails)"
+                                                       : r.verdict;
+    const std::string th = fmt::format("{} ({}x)", r.threshold, fmt_fixed(r.factor, 2));
+    t.add_row({stream_cell(r.stream), codec_label(r.codec), one_metric ? th : r.metric + " " + th, verdict,
                r.ratio_mean ? fmt_pm_fixed(*r.ratio_mean, r.ratio_ci95_hw, 3) : std::string(kNotAvailable),
-               fmt_int(r.n_evaluated), r.n_needed ? fmt_int(*r.n_needed) : std::string("not yet")});
+               r.p_holm ? fmt_sig(*r.p_holm, 2) : std::string(kNotAvailable), fmt_int(r.n_evaluated),
+               r.n_needed ? fmt_int(*r.n_needed) : std::string("not yet")});
   }
   d.table(t);
 }

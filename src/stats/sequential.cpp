@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 
 #include "common/error.h"
@@ -37,15 +36,22 @@ std::optional<double> p_against(const Summary& r, double m) {
 
 }  // namespace
 
-std::vector<ThresholdDecision> threshold_decisions(const StudySummary& s, const std::vector<Threshold>& thresholds,
-                                                   double alpha) {
+LookSchedule look_schedule(double alpha, int cap) {
   KVLAB_CHECK(alpha > 0 && alpha < 1, "alpha {} must lie in (0, 1)", alpha);
+  KVLAB_CHECK(cap >= 2, "passage cap {}: a sequential sweep needs at least 2 passages (a t test needs n >= 2)", cap);
+  return LookSchedule{alpha, cap};
+}
+
+std::vector<ThresholdDecision> threshold_decisions(const StudySummary& s, const std::vector<Threshold>& thresholds,
+                                                   double level, const std::set<DecisionKey>& settled) {
+  KVLAB_CHECK(level > 0 && level < 1, "level {} must lie in (0, 1)", level);
   std::vector<ThresholdDecision> out;
   for (const auto& c : s.cells) {
     if (c.codec == s.baseline) continue;
     const Summary* r = c.metric_ratio(s.metric);
     if (!r) continue;
     for (const auto& th : thresholds) {
+      if (settled.count({c.stream, c.codec, th.name})) continue;
       ThresholdDecision d;
       d.stream = c.stream;
       d.codec = c.codec;
@@ -55,18 +61,18 @@ std::vector<ThresholdDecision> threshold_decisions(const StudySummary& s, const 
       out.push_back(std::move(d));
     }
   }
-  // Holm within each (stream, threshold) over the decisions that have a p.
-  std::map<std::pair<std::string, std::string>, std::vector<std::size_t>> groups;
-  for (std::size_t i = 0; i < out.size(); ++i)
-    if (out[i].p_value) groups[{out[i].stream, out[i].threshold.name}].push_back(i);
-  for (const auto& [key, idx] : groups) {
-    std::vector<double> p;
-    for (std::size_t i : idx) p.push_back(*out[i].p_value);
-    const auto adj = holm_adjust(p);
-    for (std::size_t k = 0; k < idx.size(); ++k) out[idx[k]].p_holm = adj[k];
+  // Holm over the whole family: every open decision that has a p.
+  std::vector<std::size_t> idx;
+  std::vector<double> p;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].p_value) continue;
+    idx.push_back(i);
+    p.push_back(*out[i].p_value);
   }
+  const auto adj = holm_adjust(p);
+  for (std::size_t k = 0; k < idx.size(); ++k) out[idx[k]].p_holm = adj[k];
   for (auto& d : out) {
-    d.resolved = d.p_holm && *d.p_holm < alpha;
+    d.resolved = d.p_holm && *d.p_holm < level;
     d.verdict = !d.resolved ? "unresolved" : d.ratio.mean < d.threshold.factor ? "below" : "above";
   }
   return out;
