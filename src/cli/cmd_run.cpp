@@ -94,8 +94,10 @@ void add_sequential_options(po::options_description& d, SequentialArgs& a) {
                   "(codec x stream x A/B/C, Holm-corrected) is unresolved")(
       "spec", po::value(&a.spec), "with --until-resolved: the spec the experiment was queued from")(
       "max-passages", po::value(&a.max_passages)->default_value(0),
-      "with --until-resolved: stop at N passages (0: every passage of the spec)")(
-      "alpha", po::value(&a.alpha)->default_value(0.05), "with --until-resolved: family-wise level per stream and threshold")(
+      "with --until-resolved: stop at N passages (0: every passage of the spec); fixes the looks n = 2..N, each "
+      "tested at alpha / (N - 1)")(
+      "alpha", po::value(&a.alpha)->default_value(0.05),
+      "with --until-resolved: overall family-wise level, over every decision and every look")(
       "metric", po::value(&a.metric)->default_value("rel_mse"),
       "with --until-resolved: the metric whose ratio to the baseline is decided (rel_mse, attn_out, kl, logit)");
 }
