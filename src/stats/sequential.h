@@ -21,11 +21,14 @@
 //     conservative). Each look spends alpha / K (LookSchedule::level);
 //     union bound (Bonferroni over looks): the chance that any look ever
 //     resolves a true-null decision is at most K * alpha / K = alpha. A
-//     uniform split is the simplest exactly valid choice; it needs no
+//     uniform split is the simplest exactly valid choice: it needs no
 //     assumption about the dependence between looks (which share
 //     passages), unlike O'Brien-Fleming or Pocock boundaries, whose
-//     Gaussian-increment calibration does not hold for t statistics with
-//     1-30 df.
+//     joint-normal calibration is only approximate for t statistics with
+//     few df; and its per-look level is one number (stored as the rows'
+//     alpha) that a report can print. Spending more on later looks would
+//     resolve slow decisions a little sooner (the looks at n = 2, 3 have
+//     1-2 df and almost never reject at alpha / K).
 //   * Family. At each look Holm's step-down runs at level alpha / K over
 //     every decision of the experiment still open (all streams, codecs and
 //     thresholds of the metric: 36 in stage075_seq), not per (stream,
@@ -35,9 +38,10 @@
 //     is still in look k's family, and Holm rejects one only if the
 //     smallest true-null p is <= (alpha/K) / (number of true nulls), which
 //     has probability <= alpha/K (each look's n is fixed by the passage
-//     order, so its p-values are valid). Summed over the K looks the
-//     family-wise chance of any wrong resolution is <= alpha, under any
-//     dependence between decisions and looks. Dropping resolved decisions
+//     order, so its p-values are as valid as a fixed-n t test's, under its
+//     own assumptions of independent, roughly normal passages). Summed over
+//     the K looks the family-wise chance of any wrong resolution is
+//     <= alpha, under any dependence between decisions and looks. Dropping resolved decisions
 //     from later families is therefore allowed, and "resolved" stays
 //     resolved.
 //
