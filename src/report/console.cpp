@@ -214,25 +214,19 @@ std::string decisions_text(const std::vector<store::DecisionRow>& rows) {
   if (!rows.empty()) {
     // The look-corrected rule (experiment/sequential.h): a resolved row is its resolving look, all at one level.
     bool legacy = !(rows.front().alpha > 0 && rows.front().alpha < 1);
-    int cap = 0;
-    for (const auto& r : rows) {
+    for (const auto& r : rows)
       legacy = legacy || r.alpha != rows.front().alpha || (r.n_needed && r.n_evaluated != *r.n_needed);
-      if (!r.n_needed) cap = std::max(cap, r.n_evaluated);
-    }
     if (legacy)
       o += "note: rows of the earlier rule (each look at the full alpha, Holm within stream x threshold, no "
            "correction for the repeated looks): resolved is nominal; rerun `kvlab run --until-resolved`\n";
     else
       o += fmt::format(
-          "looks at n = 2..cap passages (K = cap - 1), each: Holm over all {} open decisions at family-wise level "
-          "{:.3g}; resolved at the first look with p (Holm) below it, and stays so; overall level K x {:.3g} "
-          "(union bound){}\n"
+          "looks at n = 2..cap passages (K = cap - 1 = alpha / level: {:.0f} for the default alpha 0.05), each: "
+          "Holm over the open decisions (all {} in one family) at family-wise level {:.3g}; resolved at the first "
+          "look with p (Holm) below it, and stays so; overall level K x {:.3g} = alpha (union bound)\n"
           "below/above: mean ratio below/above the threshold (meets/fails); ratio, CI95 (plain t, not widened) and "
           "p at the look n shown: the resolving one, else the last\n",
-          rows.size(), rows.front().alpha, rows.front().alpha,
-          cap > 0 ? fmt::format("; cap {} reached: K = {}, overall {:.3g}", cap, cap - 1,
-                                rows.front().alpha * (cap - 1))
-                  : std::string());
+          0.05 / rows.front().alpha, rows.size(), rows.front().alpha, rows.front().alpha);
   }
   o += fmt::format("{:<22} {:<30} {:<9} {:>18} {:>10} {:>4} {:<10} {}\n", "stream", "codec", "threshold",
                    "ratio ± CI95", "p (Holm)", "n", "verdict", "passages needed");

@@ -316,7 +316,7 @@ void decisions_section(Document& d, const std::vector<store::DecisionRow>& rows)
   d.heading(3, "Passages each decision needed");
   // Rows of the look-corrected rule (experiment/sequential.h) show the resolving look (n_evaluated ==
   // n_needed) at the per-look level alpha / (cap - 1); rows of the earlier per-look rule do not.
-  int resolved = 0, most = 0, cap = 0;
+  int resolved = 0, most = 0, last = 0;
   bool legacy = false;
   double level = rows.front().alpha;
   for (const auto& r : rows) {
@@ -325,7 +325,7 @@ void decisions_section(Document& d, const std::vector<store::DecisionRow>& rows)
       most = std::max(most, *r.n_needed);
       legacy = legacy || r.n_evaluated != *r.n_needed;
     } else {
-      cap = std::max(cap, r.n_evaluated);
+      last = std::max(last, r.n_evaluated);
     }
     legacy = legacy || r.alpha != level;
   }
@@ -333,8 +333,9 @@ void decisions_section(Document& d, const std::vector<store::DecisionRow>& rows)
   const std::string n = fmt_int(static_cast<long long>(rows.size()));
   std::string text = fmt::format(
       "The sequential sweep (`kvlab run --until-resolved`) added passages one at a time and looked at every threshold "
-      "decision after each, until all were resolved or the passage cap was reached: {} of {} decisions resolved{}. ",
-      resolved, rows.size(), resolved > 0 ? fmt::format(", the slowest after {} passages", most) : std::string());
+      "decision after each, until all were resolved or the passage cap was reached: {} of {} decisions resolved{}{}. ",
+      resolved, rows.size(), resolved > 0 ? fmt::format(", the slowest after {} passages", most) : std::string(),
+      last > 0 ? fmt::format("; the others were unresolved at the last look, {} passages", last) : std::string());
   if (legacy) {
     text += fmt::format(
         "These rows were written by the earlier rule, which tested each look at the full {} with Holm only within "
@@ -342,19 +343,15 @@ void decisions_section(Document& d, const std::vector<store::DecisionRow>& rows)
         "error rate is larger. Rerun `kvlab run --until-resolved` to replace them with the corrected rule.",
         fmt_sig(level, 2));
   } else {
-    const std::string k = cap > 0 ? fmt::format("K = {} looks: the sweep reached its cap of {} passages, so α = {}",
-                                                cap - 1, cap, fmt_sig(level * (cap - 1), 2))
-                                  : fmt::format("the cap was not reached; K = α / α_look, e.g. {} for the default "
-                                                "α = 0.05",
-                                                fmt_fixed(0.05 / level, 0));
     text += fmt::format(
         "The rule is corrected for these repeated looks. The sweep may look at n = 2, 3, …, cap passages "
-        "(K = cap − 1 looks, fixed before any data) and spends α / K at each: at every look Holm's step-down runs "
-        "over all of the {} decisions still open (one family: every stream, codec and threshold of the metric), at "
-        "family-wise level α_look = {}. A decision is resolved at the first look where its Holm-adjusted p is below "
-        "α_look and stays resolved. By the union bound over the looks, the chance that any of the {} decisions is "
-        "resolved wrongly is at most K · α_look = α ({}).",
-        n, fmt_sig(level, 2), n, k);
+        "(K = cap − 1 looks, fixed by the cap before any data) and spends α / K at each, α being its overall level: "
+        "at every look Holm's step-down runs over all of the {} decisions still open (one family: every stream, "
+        "codec and threshold of the metric), at family-wise level α_look = {} (K = α / α_look: {} for the default "
+        "α = 0.05). A decision is resolved at the first look where its Holm-adjusted p is below α_look and stays "
+        "resolved. By the union bound over the looks, the chance that any of the {} decisions is resolved wrongly "
+        "is at most K · α_look = α.",
+        n, fmt_sig(level, 2), fmt_fixed(0.05 / level, 0), n);
   }
   d.paragraph(text);
   d.paragraph(
