@@ -327,6 +327,20 @@ TEST_F(StoreRuns, AuditsInPassageOrderAndInStoredOrder) {
   EXPECT_EQ(order, names);  // the same rows
 }
 
+// load_experiment counts the whitespace words of each stored passage text
+// (the reports' repetition caveat); a passage without text has none.
+TEST_F(StoreRuns, PassagesCarryTheirStoredTextsWordCount) {
+  auto plan = small_plan();
+  plan.passages[0].text = "  the cat\tsat\n\non the  mat ";
+  plan.passages[1].text = "";
+  queue_experiment(*db, plan);
+  const auto data = load_experiment(*db, "unit");
+  ASSERT_EQ(data.passages.size(), 3u);
+  EXPECT_EQ(data.passages[0].words, std::optional<std::int64_t>(6));
+  EXPECT_EQ(data.passages[1].words, std::optional<std::int64_t>(0));
+  EXPECT_FALSE(data.passages[2].words.has_value());
+}
+
 TEST_F(StoreRuns, RetriedRunThatSucceedsKeepsItsLastError) {
   auto plan = small_plan(1);
   plan.streams = {"sliding_window_kv"};

@@ -3,6 +3,7 @@
 #include "store/query.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <set>
@@ -23,6 +24,18 @@ namespace kvlab::store {
 
 namespace {
 
+// Whitespace-separated words of a passage text (what a text host cuts it into).
+std::int64_t whitespace_words(const std::string& text) {
+  std::int64_t n = 0;
+  bool in_word = false;
+  for (const char c : text) {
+    const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+    if (!space && !in_word) ++n;
+    in_word = !space;
+  }
+  return n;
+}
+
 // ---------------------------------------------------------------- statements
 // Also the run counts of status_counts (runs.h).
 constexpr const char* kListExperiments = R"sql(
@@ -37,7 +50,7 @@ constexpr const char* kExperimentInfo =
     "SELECT id, name, origin, spec_hash, created_at, params_json FROM experiments WHERE id = ?";
 
 constexpr const char* kPassages =
-    "SELECT id, idx, name, content_hash, source FROM passages WHERE experiment_id = ? ORDER BY idx";
+    "SELECT id, idx, name, content_hash, source, text FROM passages WHERE experiment_id = ? ORDER BY idx";
 
 constexpr const char* kDoneResults = R"sql(
 SELECT r.id, r.passage_id, r.stream, r.codec, r.q, r.replicate,
@@ -186,6 +199,7 @@ stats::ExperimentData load_experiment(SQLite::Database& db, const std::string& n
       p.name = st.getColumn(2).getString();
       p.content_hash = st.getColumn(3).getString();
       p.source = st.getColumn(4).getString();
+      if (!st.getColumn(5).isNull()) p.words = whitespace_words(st.getColumn(5).getString());
       d.passages.push_back(std::move(p));
     }
   }
