@@ -6,6 +6,7 @@
 add_executable(kvlab_stub_worker
   ${CMAKE_SOURCE_DIR}/tests/helpers/stub_worker_main.cpp
   ${CMAKE_SOURCE_DIR}/src/experiment/worker.cpp
+  ${CMAKE_SOURCE_DIR}/src/experiment/phase_times.cpp
   ${CMAKE_SOURCE_DIR}/src/experiment/provenance.cpp
   ${CMAKE_SOURCE_DIR}/src/experiment/stub_executor.cpp)
 target_include_directories(kvlab_stub_worker PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})

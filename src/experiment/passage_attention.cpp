@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/streams.h"
+#include "experiment/phase_times.h"
 
 namespace kvlab::experiment {
 
@@ -26,6 +27,7 @@ PassageAttention::PassageAttention(AttentionSettings s, model::V4Config cfg, at:
 const model::AttentionProbe& PassageAttention::probe(const std::string& stream) {
   auto it = probes_.find(stream);
   if (it != probes_.end()) return *it->second;
+  phase_times::Scope t(label_, "attention reference");
   const model::LayerKind kind = stream_layer_kind(stream);
   const bool swa = kind == model::LayerKind::SWA;
   const at::Tensor window = swa ? src_.rows(stream) : src_.window_kv(stream);
@@ -40,7 +42,9 @@ const model::AttentionProbe& PassageAttention::probe(const std::string& stream) 
 
 void PassageAttention::add_metrics(const std::string& stream, const at::Tensor& decoded,
                                    std::map<std::string, double>& metrics) {
-  const model::AttentionMetrics a = probe(stream).score(decoded);
+  const model::AttentionProbe& p = probe(stream);
+  phase_times::Scope t(label_, "attention score");
+  const model::AttentionMetrics a = p.score(decoded);
   metrics["logit_rel_mse"] = a.logit_rel_mse;
   metrics["kl_mean"] = a.kl_mean;
   metrics["kl_p99"] = a.kl_p99;

@@ -55,6 +55,9 @@ class PassageAttention {
 
   // The probe of a stream (built on first use).
   const model::AttentionProbe& probe(const std::string& stream);
+  // The experiment name the phase timers file this passage's work under
+  // (phase_times.h).
+  void set_label(std::string label) { label_ = std::move(label); }
 
  private:
   AttentionSettings s_;
@@ -62,6 +65,7 @@ class PassageAttention {
   at::Tensor hidden_;
   AttentionSources src_;
   std::map<std::string, std::unique_ptr<model::AttentionProbe>> probes_;
+  std::string label_;
 };
 
 }  // namespace kvlab::experiment

@@ -40,6 +40,7 @@
 #include "common/error.h"
 #include "experiment/executor.h"
 #include "experiment/passage_attention.h"
+#include "experiment/phase_times.h"
 #include "host/host.h"
 #include "kernels/entropy.h"
 #include "kernels/metrics.h"
@@ -91,9 +92,11 @@ void add_rate_metrics(const codec::Codec& c, const std::uint8_t* codes, const St
 
 class TorchSession : public PassageSession {
  public:
-  explicit TorchSession(std::map<std::string, StreamData> streams, PendingStreams pending = {},
-                        std::vector<std::string> pending_names = {}, DeferredStreams deferred = {})
-      : streams_(std::move(streams)),
+  explicit TorchSession(std::string experiment, std::map<std::string, StreamData> streams,
+                        PendingStreams pending = {}, std::vector<std::string> pending_names = {},
+                        DeferredStreams deferred = {})
+      : experiment_(std::move(experiment)),
+        streams_(std::move(streams)),
         pending_(std::move(pending)),
         pending_names_(std::move(pending_names)),
         deferred_(std::move(deferred)) {}
@@ -104,14 +107,21 @@ class TorchSession : public PassageSession {
     std::vector<std::uint8_t> codes(static_cast<std::size_t>(s.n) * c->code_size());
     at::Tensor out = at::empty({s.n, s.d}, at::kFloat);
     const float* x = s.rows.data_ptr<float>();
-    c->encode(x, s.n, codes.data());
-    c->decode(codes.data(), s.n, out.data_ptr<float>());
+    {
+      phase_times::Scope t(experiment_, "codec encode+decode");
+      c->encode(x, s.n, codes.data());
+      c->decode(codes.data(), s.n, out.data_ptr<float>());
+    }
     RunMeasurement m;
     m.bits_per_vector = c->bits_per_vector();
     m.code_bytes = static_cast<std::int64_t>(c->code_size());
-    add_rate_metrics(*c, codes.data(), s, eigenvalues(stream, s), m.metrics);
-    m.rel_mse = kernels::rel_mse(x, out.data_ptr<float>(), s.n, s.d);
-    m.cos_sim = kernels::mean_cosine(x, out.data_ptr<float>(), s.n, s.d);
+    const std::vector<double>& eig = eigenvalues(stream, s);
+    {
+      phase_times::Scope t(experiment_, "codec metrics");
+      add_rate_metrics(*c, codes.data(), s, eig, m.metrics);
+      m.rel_mse = kernels::rel_mse(x, out.data_ptr<float>(), s.n, s.d);
+      m.cos_sim = kernels::mean_cosine(x, out.data_ptr<float>(), s.n, s.d);
+    }
     m.n_vectors = s.n;
     m.dim = s.d;
     if (attention_) attention_->add_metrics(stream, out, m.metrics);
@@ -120,11 +130,13 @@ class TorchSession : public PassageSession {
 
   // The attention metrics of every measure() ([metrics] attention = on).
   void set_attention(std::unique_ptr<PassageAttention> a) { attention_ = std::move(a); }
+  PassageAttention& attention() { return *attention_; }
   // A stream's rows [n, d] float32 (generated when first needed).
   const at::Tensor& rows_of(const std::string& stream) { return get(stream).rows; }
 
   AuditMeasurement audit(const std::string& stream) override {
     const StreamData& s = get(stream);
+    phase_times::Scope t(experiment_, "audit");
     const auto v = kernels::non_gaussian_audit(s.rows.data_ptr<float>(), s.n, s.d);
     AuditMeasurement a;
     a.stream = stream;
@@ -141,7 +153,10 @@ class TorchSession : public PassageSession {
   // The stream's covariance eigenvalues, computed on first use.
   const std::vector<double>& eigenvalues(const std::string& stream, const StreamData& s) {
     auto it = eigenvalues_.find(stream);
-    if (it == eigenvalues_.end()) it = eigenvalues_.emplace(stream, covariance_eigenvalues(s)).first;
+    if (it == eigenvalues_.end()) {
+      phase_times::Scope t(experiment_, "eigenvalues");
+      it = eigenvalues_.emplace(stream, covariance_eigenvalues(s)).first;
+    }
     return it->second;
   }
   const StreamData& get(const std::string& stream) {
@@ -154,9 +169,11 @@ class TorchSession : public PassageSession {
     if (deferred_ && (!in_pending || pending_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)) {
       auto fn = std::move(deferred_);
       deferred_ = nullptr;
+      phase_times::Scope t(experiment_, "write path");
       take(fn());
     }
     if (in_pending) {
+      phase_times::Scope t(experiment_, "write path wait");
       auto more = pending_.get();  // rethrows a generation error
       pending_ = {};
       take(std::move(more));
@@ -168,6 +185,7 @@ class TorchSession : public PassageSession {
   void take(std::map<std::string, StreamData> more) {
     for (auto& [k, v] : more) streams_.emplace(k, std::move(v));
   }
+  std::string experiment_;
   std::map<std::string, std::vector<double>> eigenvalues_;
   std::map<std::string, StreamData> streams_;
   PendingStreams pending_;
@@ -271,12 +289,19 @@ class TorchExecutor : public Executor {
       // writer is built (the first passage: random weights, fused projection),
       // which needs only the config (V4-Flash, as in writer_for).
       const int64_t hidden_size = model::V4Config::flash().hidden_size;
-      auto hidden_f = std::async(std::launch::async, [&host, in, seqlen, hidden_size, device] {
+      auto hidden_f = std::async(std::launch::async, [&host, in, seqlen, hidden_size, device, &job] {
         at::init_num_threads();
+        phase_times::Scope t(job.experiment, "hidden states (bg)");
         return host.hidden(in, seqlen, hidden_size, device);
       });
-      auto& writer = writer_for(pr.at("weights"), device);
-      const at::Tensor hidden = hidden_f.get();
+      auto& writer = [&]() -> model::V4KVWriter& {
+        phase_times::Scope t(job.experiment, "writer (weights)");
+        return writer_for(pr.at("weights"), device);
+      }();
+      const at::Tensor hidden = [&] {
+        phase_times::Scope t(job.experiment, "hidden states wait");
+        return hidden_f.get();
+      }();
       KVLAB_CHECK(hidden.size(-1) == writer.config().hidden_size, "host hidden size {} != the writer's {}",
                   hidden.size(-1), writer.config().hidden_size);
       KVLAB_CHECK(!job.streams.empty(), "passage '{}': no streams to generate", job.passage_name);
@@ -292,6 +317,7 @@ class TorchExecutor : public Executor {
       // a CPU with AMX the projection GEMM thus overlaps the codecs (on the
       // other hardware thread). The streams' values do not depend on the split
       // (model_gemm_test).
+      phase_times::Scope t_write(job.experiment, "write path");
       auto prepared = std::make_shared<const model::PreparedHidden>(writer.prepare(hidden));
       auto generate = [&writer, prepared, dtype, name = job.passage_name](const std::vector<std::string>& which,
                                                                            model::ForwardInfo* info) {
@@ -309,8 +335,9 @@ class TorchExecutor : public Executor {
       last_gemm_ = info.gemm;
       if (gen.size() >= 2) {
         pending_names = {gen[1]};
-        pending = std::async(std::launch::async, [generate, pending_names] {
+        pending = std::async(std::launch::async, [generate, pending_names, exp = job.experiment] {
                     at::init_num_threads();  // this thread's OpenMP team size = LibTorch's setting
+                    phase_times::Scope t(exp, "write path (bg)");
                     return generate(pending_names, nullptr);
                   }).share();
       }
@@ -322,10 +349,11 @@ class TorchExecutor : public Executor {
       writer_ptr = &writer;
     }
     ++passages_opened_;
-    auto session = std::make_unique<TorchSession>(std::move(streams), std::move(pending), std::move(pending_names),
-                                                  std::move(deferred));
+    auto session = std::make_unique<TorchSession>(job.experiment, std::move(streams), std::move(pending),
+                                                  std::move(pending_names), std::move(deferred));
     if (attention.on) {
       session->set_attention(make_attention(attention, pr.at("weights"), *writer_ptr, hidden_kept, dtype, *session));
+      session->attention().set_label(job.experiment);
     }
     return session;
   }

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "experiment/executor.h"
+#include "experiment/phase_times.h"
 #include "experiment/provenance.h"
 #include "store/db.h"
 #include "store/runs.h"
@@ -153,6 +154,7 @@ void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store
   // Per passage: what ran may differ between passages (e.g. the GEMM path).
   std::int64_t prov_id = 0;
   {
+    phase_times::Scope t(claim.experiment_name, "provenance");
     store::Provenance p = current_provenance();
     exec.fill_provenance(p, job.params);
     const std::string fp = p.fingerprint();
@@ -181,8 +183,11 @@ void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store
     }
     if (stopping(sh)) break;  // the in-flight run is requeued below
     maybe_die(opt.faults.p_run, "run");
-    const auto outcome = store::commit_result(db, claim, run, m, prov_id, audit ? &*audit : nullptr,
-                                              opt.faults.p_commit > 0 ? &commit_fault_hook : nullptr);
+    const auto outcome = [&] {
+      phase_times::Scope t(claim.experiment_name, "db commit");
+      return store::commit_result(db, claim, run, m, prov_id, audit ? &*audit : nullptr,
+                                  opt.faults.p_commit > 0 ? &commit_fault_hook : nullptr);
+    }();
     if (outcome == store::CommitOutcome::kRejected) {
       ++st.runs_rejected;
       lost = true;
@@ -212,7 +217,10 @@ void worker_thread(Shared& sh, int index) {
     const double poll_s = std::clamp(opt.grace_s / 10, 0.01, 0.5);
     auto idle_since = Clock::now();
     while (!stopping(sh)) {
+      const auto t_claim = Clock::now();
       auto claim = store::claim_next(*db, co);
+      if (phase_times::enabled())
+        phase_times::add(claim ? claim->experiment_name : std::string("(none)"), "db claim", seconds_since(t_claim));
       if (claim) {
         ++st.claims;
         process_claim(sh, *db, *exec, *claim, provenance_ids, st);
@@ -362,6 +370,10 @@ WorkerStats run_workers(const WorkerOptions& opt, const std::atomic<bool>* stop)
   sh.stats.seconds = seconds_since(t0);
   sh.stats.interrupted = stopping(sh);
   if (progress != WorkerOptions::Progress::kNone) report(true);
+  if (phase_times::enabled()) {
+    std::fprintf(stderr, "kvlab run: phase times (KVLAB_PHASE_TIMES; wall and process CPU seconds; (bg) = on a "
+                 "background thread, overlapping the others), %.3f s in all:\n%s", sh.stats.seconds, phase_times::summary().c_str());
+  }
   if (!sh.first_error.empty()) throw Error(fmt::format("a worker stopped: {}", sh.first_error));
   return sh.stats;
 }

@@ -3,6 +3,7 @@
 #include "model/v4_attention.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 
 #include <algorithm>
@@ -478,19 +479,11 @@ Checked check_inputs(const AttentionInputs& in) {
 }
 
 // h(y) = log1p(y) - y, accurate for small |y| (series) and elsewhere (direct).
-at::Tensor log1p_minus(const at::Tensor& y) {
-  at::Tensor series =
-      y.square() *
-      (-0.5 + y * (1.0 / 3 + y * (-0.25 + y * (0.2 + y * (-1.0 / 6 + y * (1.0 / 7 + y * (-0.125)))))));
-  return at::where(y.abs() <= 0.1, series, at::log1p(y) - y);
-}
-
-// g(x) = expm1(x) - x given em = expm1(x): the series x^2 (1/2 + x/6 + x^2/24)
-// for |x| < 1/32 (truncation < 2e-7 relative), em - x elsewhere (rounding
-// < 4e-6 relative).
-at::Tensor expm1_minus(const at::Tensor& x, const at::Tensor& em) {
-  at::Tensor series = x.square().mul_((x * (1.0 / 24)).add_(1.0 / 6).mul_(x).add_(0.5));
-  return at::where(x.abs() < 1.0 / 32, series, em - x);
+double log1p_minus(double y) {
+  if (std::fabs(y) <= 0.1)
+    return y * y *
+           (-0.5 + y * (1.0 / 3 + y * (-0.25 + y * (0.2 + y * (-1.0 / 6 + y * (1.0 / 7 + y * (-0.125)))))));
+  return std::log1p(y) - y;
 }
 
 }  // namespace
@@ -571,7 +564,11 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
     if (coded_ == CodedPart::kWindow) {
       b.k0 = w0;
       b.nk = nw;
-      b.hidden = mw.logical_not().expand({nq, 1, nw}).contiguous();
+      for (int64_t q = i; q < j; ++q) {
+        const int64_t tq = pos_[static_cast<std::size_t>(q)];
+        b.lo.push_back(std::max<int64_t>(0, tq - W + 1 - w0));
+        b.hi.push_back(tq + 1 - w0);
+      }
       Lcod = Lw;
       visible_coded_ += vis_w;
       sum_cod += sw;
@@ -583,7 +580,10 @@ AttentionProbe::AttentionProbe(const AttentionInputs& in, AttentionProbeOptions 
     } else {
       b.k0 = 0;
       b.nk = nc;
-      b.hidden = nc > 0 ? mc.logical_not().expand({nq, 1, nc}).contiguous() : at::empty({nq, 1, 0}, at::kBool);
+      for (int64_t q = i; q < j; ++q) {
+        b.lo.push_back(0);
+        b.hi.push_back(nc > 0 ? (pos_[static_cast<std::size_t>(q)] + 1) / m : 0);
+      }
       Lcod = nc > 0 ? Lc : at::empty({nq, H, 0}, at::TensorOptions().dtype(at::kFloat));
       visible_coded_ += vis_c;
       sum_cod += sc;
@@ -633,59 +633,150 @@ at::Tensor AttentionProbe::check_decoded(const at::Tensor& decoded) const {
   return kd;
 }
 
+namespace {
+
+// The per-(query, head) part of a scoring pass over one block, for rows
+// [r0, r1) of the block's [nq * H, nk] logit changes x (em = expm1(x)).
+// Only each row's visible coded entries [lo, hi) are read; pc (the codec's
+// probabilities of the coded entries) is written on the whole row (0 where
+// not visible). dz: Z_codec - Z_ref; kl: KL(p_ref || p_codec); sq: the sum
+// of x^2 over the visible entries.
+// Session 7 replaced ~25 tensor operations per block (over the masked
+// [nq, H, nk] and [nq, H, D] blocks) with this loop and the output loop in
+// run(): same formulas, the per-row sums now in double (before: float
+// tensor reductions), so the stored attention metrics moved by rounding
+// only (at most 2.0e-7 relative on stage075_n8's first two passages; README
+// Performance). Deterministic for a given CPU and thread count: each row is
+// summed in order by one thread.
+struct RowPass {
+  const float* x;
+  const float* em;
+  const float* pr;
+  const float* logpu;  // [nq * H] (the block's)
+  const int64_t* lo;
+  const int64_t* hi;
+  int64_t H, nk;
+  float* pc;
+  double* dz;
+  double* kl;
+  double* sq;
+
+  void operator()(int64_t r0, int64_t r1) const {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t i = r / H, a = lo[i], b = hi[i];
+      const float* xr = x + r * nk;
+      const float* er = em + r * nk;
+      const float* pr_r = pr + r * nk;
+      float* out = pc + r * nk;
+      double mu = 0, rho = 0, s2 = 0;
+      for (int64_t e = a; e < b; ++e) {
+        const float v = xr[e], p = pr_r[e];
+        // g = expm1(x) - x: the series for |x| < 1/32, em - x elsewhere.
+        const float g = std::fabs(v) < 1.0f / 32 ? v * v * ((v * (1.0f / 24) + 1.0f / 6) * v + 0.5f) : er[e] - v;
+        mu += static_cast<double>(p) * v;
+        rho += static_cast<double>(p) * g;
+        s2 += static_cast<double>(v) * v;
+      }
+      const double y = mu + rho;
+      sq[r] = s2;
+      for (int64_t e = 0; e < a; ++e) out[e] = 0;
+      for (int64_t e = b; e < nk; ++e) out[e] = 0;
+      if (std::isfinite(y) && std::fabs(y) <= 0.5) {
+        // Z_codec - Z_ref = log1p(y), KL = rho + (log1p(y) - y), p_codec = p_ref e^x e^-dz.
+        dz[r] = std::log1p(y);
+        kl[r] = rho + log1p_minus(y);
+        const float scale = static_cast<float>(std::exp(-dz[r]));
+        for (int64_t e = a; e < b; ++e) out[e] = (pr_r[e] + pr_r[e] * er[e]) * scale;
+        continue;
+      }
+      // Large changes: the log-sum-exp form.
+      double mx = -kInf;
+      for (int64_t e = a; e < b; ++e) mx = std::max(mx, std::log(static_cast<double>(pr_r[e])) + xr[e]);
+      double lse = -kInf;
+      if (mx != -kInf && std::isfinite(mx)) {
+        double z = 0;
+        for (int64_t e = a; e < b; ++e) z += std::exp(std::log(static_cast<double>(pr_r[e])) + xr[e] - mx);
+        lse = mx + std::log(z);
+      } else if (mx == kInf) {
+        lse = kInf;
+      }
+      const double lu = logpu[r];
+      const double top = std::max(lu, lse);
+      const double d = std::isinf(top) ? top : top + std::log(std::exp(lu - top) + std::exp(lse - top));
+      dz[r] = d;
+      kl[r] = d - mu;
+      for (int64_t e = a; e < b; ++e)
+        out[e] = static_cast<float>(std::exp(std::log(static_cast<double>(pr_r[e])) + xr[e] - d));
+    }
+  }
+};
+
+}  // namespace
+
 AttentionProbe::Pass AttentionProbe::run(const at::Tensor& kd, bool score) const {
   const int64_t N = num_queries(), H = H_, D = D_;
-  const auto f32 = at::TensorOptions().dtype(at::kFloat);
   Pass p;
   if (score) {
-    p.kl = at::zeros({N, H}, f32);
-    p.rel = at::zeros({N, H}, f32);
+    p.kl.assign(static_cast<std::size_t>(N * H), 0.0);
+    p.rel.assign(static_cast<std::size_t>(N * H), 0.0);
   } else {
-    p.out = at::empty({N, H, D}, f32);
+    p.out = at::empty({N, H, D}, at::TensorOptions().dtype(at::kFloat));
   }
   // tau folded into the (small) difference: x = <q, tau (k_dec - k_ref)>.
   const at::Tensor E = (kd - k_coded_).mul_(tau_);
+  const float* o_u = o_u_.data_ptr<float>();
+  const float* o_ref = score ? o_ref_.data_ptr<float>() : nullptr;
+  const float* den = score ? o_ref_sq_.data_ptr<float>() : nullptr;
+  const float* logpu = logpu_.data_ptr<float>();
+  float* out = score ? nullptr : p.out.data_ptr<float>();
+  std::vector<double> dz, kl, sq;
   for (const Block& b : blocks_) {
-    const at::Tensor o_u = o_u_.narrow(0, b.q0, b.nq);
-    const at::Tensor logpu = logpu_.narrow(0, b.q0, b.nq);
+    const int64_t rows = b.nq * H, r0 = b.q0 * H;
     if (b.nk == 0) {  // no coded entry is visible: nothing changes
-      if (!score) p.out.narrow(0, b.q0, b.nq).copy_(at::exp(logpu).unsqueeze(-1) * o_u);
+      if (!score) p.out.narrow(0, b.q0, b.nq).copy_(at::exp(logpu_.narrow(0, b.q0, b.nq)).unsqueeze(-1) *
+                                                    o_u_.narrow(0, b.q0, b.nq));
       continue;
     }
-    at::Tensor Qb = q_.narrow(0, b.q0, b.nq).reshape({b.nq * H, D});
-    // Logit changes x (0 where not visible).
-    at::Tensor x = at::mm(Qb, E.narrow(0, b.k0, b.nk).t()).view({b.nq, H, b.nk}).masked_fill_(b.hidden, 0.0);
-    const at::Tensor& pr = b.pr;
-    // With y = sum_coded p_ref (e^x - 1): Z_codec - Z_ref = log1p(y) and
-    // KL = log1p(y) - sum_coded p_ref x = rho + (log1p(y) - y), rho = sum p_ref (e^x - 1 - x).
-    at::Tensor em = at::expm1(x);
-    at::Tensor pem = pr * em;
-    at::Tensor mu = (pr * x).sum(-1);
-    at::Tensor rho = (pr * expm1_minus(x, em)).sum(-1);
-    at::Tensor y = mu + rho;
-    at::Tensor dz = at::log1p(y);
-    at::Tensor kl = rho + log1p_minus(y);
-    // p_codec = p_ref e^x / e^dz = (p_ref + p_ref (e^x - 1)) e^-dz
-    at::Tensor pc = (pr + pem).mul_(at::exp(-dz).unsqueeze(-1));
-    at::Tensor small = at::logical_and(at::isfinite(y), y.abs() <= 0.5);
-    if (!small.all().item<bool>()) {  // large changes: the log-sum-exp form
-      at::Tensor lpx = at::log(pr) + x;
-      at::Tensor dz_big = at::logaddexp(logpu, at::logsumexp(lpx, -1));
-      dz = at::where(small, dz, dz_big);
-      kl = at::where(small, kl, dz_big - mu);
-      pc = at::where(small.unsqueeze(-1), pc, at::exp(lpx - dz_big.unsqueeze(-1)));
+    const at::Tensor Qb = q_.narrow(0, b.q0, b.nq).reshape({rows, D});
+    // Logit changes x of every block entry (only the visible ones are read).
+    const at::Tensor x = at::mm(Qb, E.narrow(0, b.k0, b.nk).t()).contiguous();
+    const at::Tensor em = at::expm1(x);
+    at::Tensor pc = at::empty({rows, b.nk}, x.options());
+    dz.assign(static_cast<std::size_t>(rows), 0.0);
+    kl.assign(static_cast<std::size_t>(rows), 0.0);
+    sq.assign(static_cast<std::size_t>(rows), 0.0);
+    const RowPass rp{x.data_ptr<float>(), em.data_ptr<float>(), b.pr.data_ptr<float>(), logpu + r0,
+                     b.lo.data(),         b.hi.data(),          H,                        b.nk,
+                     pc.data_ptr<float>(), dz.data(),            kl.data(),                sq.data()};
+    at::parallel_for(0, rows, 16, rp);
+    const at::Tensor pv = at::mm(pc, kd.narrow(0, b.k0, b.nk)).contiguous();
+    const float* pvp = pv.data_ptr<float>();
+    at::parallel_for(0, rows, 16, [&](int64_t a0, int64_t a1) {
+      for (int64_t r = a0; r < a1; ++r) {
+        // o_codec = e^(log p_u - dz) o_u + sum_coded p_codec k_dec
+        const float a = static_cast<float>(std::exp(static_cast<double>(logpu[r0 + r]) - dz[static_cast<std::size_t>(r)]));
+        const float* ou = o_u + (r0 + r) * D;
+        const float* pvr = pvp + r * D;
+        if (!score) {
+          float* o = out + (r0 + r) * D;
+          for (int64_t d = 0; d < D; ++d) o[d] = a * ou[d] + pvr[d];
+          continue;
+        }
+        const float* orf = o_ref + (r0 + r) * D;
+        double num = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          const float diff = (a * ou[d] + pvr[d]) - orf[d];
+          num += static_cast<double>(diff) * diff;
+        }
+        const float dn = den[r0 + r];
+        p.rel[static_cast<std::size_t>(r0 + r)] = dn > 0 ? num / dn : 0.0;
+      }
+    });
+    if (!score) continue;
+    for (int64_t r = 0; r < rows; ++r) {
+      p.kl[static_cast<std::size_t>(r0 + r)] = std::max(0.0, kl[static_cast<std::size_t>(r)]);
+      p.sq_err += sq[static_cast<std::size_t>(r)];
     }
-    at::Tensor ob = at::exp(logpu - dz).unsqueeze(-1) * o_u +
-                    at::mm(pc.view({b.nq * H, b.nk}), kd.narrow(0, b.k0, b.nk)).view({b.nq, H, D});
-    if (!score) {
-      p.out.narrow(0, b.q0, b.nq).copy_(ob);
-      continue;
-    }
-    const at::Tensor den = o_ref_sq_.narrow(0, b.q0, b.nq);
-    at::Tensor num = (ob - o_ref_.narrow(0, b.q0, b.nq)).square().sum(-1);
-    p.rel.narrow(0, b.q0, b.nq).copy_(at::where(den > 0, num / den, at::zeros({}, num.options())));
-    p.kl.narrow(0, b.q0, b.nq).copy_(kl.clamp_min(0.0));
-    p.sq_err += x.square().sum(at::kDouble).item<double>();
   }
   return p;
 }
@@ -728,13 +819,9 @@ AttentionMetrics finish_metrics(int64_t N, int64_t H, int64_t visible, int64_t v
 }  // namespace
 
 AttentionMetrics AttentionProbe::score(const at::Tensor& decoded) const {
-  const Pass p = run(check_decoded(decoded), /*score=*/true);
-  at::Tensor rel = p.rel.to(at::kDouble).flatten().contiguous();
-  at::Tensor kl = p.kl.to(at::kDouble).flatten().contiguous();
-  std::vector<double> klv(kl.data_ptr<double>(), kl.data_ptr<double>() + kl.numel());
-  std::vector<double> relv(rel.data_ptr<double>(), rel.data_ptr<double>() + rel.numel());
-  return finish_metrics(num_queries(), H_, visible_, visible_coded_, p.sq_err, var_all_, var_coded_, std::move(klv),
-                        relv);
+  Pass p = run(check_decoded(decoded), /*score=*/true);
+  return finish_metrics(num_queries(), H_, visible_, visible_coded_, p.sq_err, var_all_, var_coded_, std::move(p.kl),
+                        p.rel);
 }
 
 // ---------------------------------------------------------------- oracle

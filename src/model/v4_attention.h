@@ -223,16 +223,18 @@ class AttentionProbe {
   struct Block {
     int64_t q0 = 0, nq = 0;    // queries [q0, q0 + nq)
     int64_t k0 = 0, nk = 0;    // coded entries [k0, k0 + nk)
-    at::Tensor hidden;         // [nq, 1, nk] bool: NOT visible
+    // Per query of the block: its visible coded entries are [lo, hi) of the
+    // block's nk (a window range or a compressed prefix).
+    std::vector<int64_t> lo, hi;
     at::Tensor pr;             // [nq, H, nk] reference probabilities (0: not visible)
   };
   // One pass over the blocks with a decoded coded part. Scoring keeps only
   // per-(query, head) values (no [N, H, D] temporaries: fresh pages are
   // costly); outputs() fills `out`.
   struct Pass {
-    at::Tensor out;  // [N, H, D] when outputs are wanted
-    at::Tensor kl;   // [N, H] when scoring
-    at::Tensor rel;  // [N, H] ||o - o_ref||^2 / ||o_ref||^2 when scoring
+    at::Tensor out;           // [N, H, D] when outputs are wanted
+    std::vector<double> kl;   // [N * H] when scoring
+    std::vector<double> rel;  // [N * H] ||o - o_ref||^2 / ||o_ref||^2 when scoring
     double sq_err = 0;
   };
   at::Tensor check_decoded(const at::Tensor& decoded) const;
