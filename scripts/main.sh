@@ -6,7 +6,9 @@
 #   stage075_qsweep  its Q sweep, refined until the max usable Q is exact on
 #                    the integer Q grid (`kvlab refine` until nothing is added)
 #   stage075_seq     the same codecs over up to 32 passages, passages added
-#                    until every threshold decision is resolved at 95 %
+#                    until every threshold decision is resolved (family-wise
+#                    95 % over all decisions and every look: Holm over the
+#                    open decisions at alpha/31 per look)
 #   v4_native_n8     V4 as deployed (v4 write path, 584-byte v4_native baseline)
 #                    with matched-rate scalar codecs and attention metrics
 #   frontier         every codec family over ~1.5-8 bits/dim with bounds,
