@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "report/plots.h"
+#include "report/sections.h"
 #include "report/svg.h"
 #include "stats/study.h"
 #include "testutil/testutil.h"
@@ -341,6 +342,17 @@ TEST(ReportPlots, PassagesPlotTurnsLongNamesAndKeepsOneTickPerPassage) {
   EXPECT_GT(ts[0].angle, 0);
   EXPECT_EQ(count(out, "class=\"legend-entry\""), 3);
   EXPECT_EQ(svg::render(passages_plot(s, "e8:q=38")), out);  // deterministic
+}
+
+// Family labels read as the tables' codec labels without the rate, for
+// every rate family (scalar families start at 2 bits, not 1).
+TEST(ReportPlots, FamilyAndRateLabels) {
+  EXPECT_EQ(family_label("e8"), "E8");
+  EXPECT_EQ(family_label("int:block=64,scale=fp16"), "INT/64 fp16");
+  EXPECT_EQ(family_label("hadamard_int:block=32,scale=ue8m0"), "H-INT/32 ue8m0");
+  EXPECT_EQ(family_label("hadamard_lloyd"), "H-Lloyd");
+  EXPECT_EQ(rate_label("e8", 38), "Q=38");
+  EXPECT_EQ(rate_label("int:block=64,scale=fp16", 4), "4b");
 }
 
 // Every plot names the experiment's baseline: against v4_native nothing may

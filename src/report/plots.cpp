@@ -305,7 +305,7 @@ svg::Plot findings_pareto_plot(const stats::StudySummary& s, const std::string& 
   ParetoStyle style;
   style.label_q = true;
   svg::Plot plot = pareto_base(s, "Bits per vector vs rel-MSE ratio to " + base_short(s), fams, style);
-  plot.subtitle += "; labels: Q";
+  plot.subtitle += "; labels: Q of a lattice, bits (b) of a scalar codec";
   plot.hlines.push_back({1.0, ratio_one(s), "#555555", true, ""});
   return plot;
 }

@@ -47,7 +47,9 @@ std::string codec_label(const std::string& codec) {
 
 std::string family_label(const std::string& variant) {
   try {
-    const auto spec = parse_codec_spec(variant, 1);
+    // Any rate in the family's range parses the variant; its smallest will do.
+    const auto* info = find_codec_family(variant.substr(0, variant.find(':')));
+    const auto spec = parse_codec_spec(variant, info && info->min_rate > 0 ? info->min_rate : 1);
     const std::string l = codec_label(spec.canonical);
     if (spec.family == "d4" || spec.family == "e8") return l.substr(0, 2);
     if (spec.family == "int" || spec.family == "hadamard_int") {
