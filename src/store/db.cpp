@@ -268,7 +268,7 @@ std::int64_t upsert_provenance(SQLite::Database& db, const Provenance& p) {
                 sql::Nullable{p.slurm_json}, sql::Nullable{p.gemm}, fp);
   ins.exec();
   SQLite::Statement sel(db, "SELECT id FROM provenance WHERE fingerprint = ?");
-  sel.bind(1, fp);
+  sql::bind_row(sel, fp);
   KVLAB_ASSERT(sel.executeStep(), "provenance row vanished after insert");
   return sel.getColumn(0).getInt64();
 }

@@ -5,6 +5,7 @@
 
 #include "stats/experiment_data.h"
 #include "store/query.h"
+#include "store/sql.h"
 
 namespace kvlab::store {
 
@@ -12,7 +13,7 @@ std::vector<PassageText> load_passage_texts(SQLite::Database& db, std::int64_t e
   SQLite::Statement st(db,
                        "SELECT id, idx, name, content_hash, source, text FROM passages WHERE experiment_id = ? "
                        "ORDER BY idx");
-  st.bind(1, static_cast<std::int64_t>(experiment_id));
+  sql::bind_row(st, static_cast<std::int64_t>(experiment_id));
   std::vector<PassageText> out;
   while (st.executeStep()) {
     PassageText p;
@@ -50,7 +51,7 @@ std::vector<ExperimentPassageSet> load_passage_sets(SQLite::Database& db) {
   SQLite::Statement st(db, "SELECT name, content_hash FROM passages WHERE experiment_id = ? ORDER BY idx");
   for (auto& e : out) {
     st.reset();
-    st.bind(1, static_cast<std::int64_t>(e.id));
+    sql::bind_row(st, static_cast<std::int64_t>(e.id));
     while (st.executeStep()) {
       e.passage_names.push_back(st.getColumn(0).getString());
       e.passage_hashes.push_back(st.getColumn(1).getString());
