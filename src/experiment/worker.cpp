@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <set>
@@ -70,9 +71,12 @@ class Heartbeats {
     cv_.notify_all();
     thread_.join();
   }
-  void add(const std::string& token, std::atomic<bool>* lost) {
+  // The flag is shared: a heartbeat in flight may finish (and find the
+  // claim gone) after the worker has removed the token and left
+  // process_claim, so it must not point into the worker's stack.
+  void add(const std::string& token, std::shared_ptr<std::atomic<bool>> lost) {
     std::lock_guard<std::mutex> lock(mu_);
-    tokens_[token] = lost;
+    tokens_[token] = std::move(lost);
   }
   void remove(const std::string& token) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -89,7 +93,7 @@ class Heartbeats {
       lock.unlock();
       for (const auto& [token, lost] : snapshot) {
         try {
-          if (store::heartbeat(*db_, token) == 0) *lost = true;
+          if (store::heartbeat(*db_, token) == 0) lost->store(true);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "kvlab run: heartbeat failed: %s\n", e.what());
         }
@@ -102,7 +106,7 @@ class Heartbeats {
   std::unique_ptr<SQLite::Database> db_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, std::atomic<bool>*> tokens_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> tokens_;
   bool quit_ = false;
   std::thread thread_;
 };
@@ -129,8 +133,9 @@ std::string describe(const std::exception& e) {
 void process_claim(Shared& sh, SQLite::Database& db, Executor& exec, const store::Claim& claim,
                    std::map<std::string, std::int64_t>& provenance_ids, WorkerStats& st) {
   const WorkerOptions& opt = *sh.opt;
-  std::atomic<bool> lost{false};
-  sh.heartbeats->add(claim.token, &lost);
+  const auto lost_flag = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool>& lost = *lost_flag;
+  sh.heartbeats->add(claim.token, lost_flag);
   struct Unregister {
     Heartbeats* h;
     const std::string& t;
