@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -28,6 +30,7 @@
 #include "kernels/hadamard.h"
 #include "kernels/lattice.h"
 #include "kernels/parity.h"
+#include "kernels/scalar_quant.h"
 #include "kernels/simd.h"
 #include "testutil/testutil.h"
 
@@ -304,6 +307,75 @@ TEST(Simd, HadamardBitExactAtEveryLevel) {
       ASSERT_TRUE(check_parity(c.data(), b.data(), d).ok()) << simd_level_name(lv) << " D=" << d;
     }
   }
+}
+
+}  // namespace
+}  // namespace kvlab::kernels
+
+namespace kvlab::kernels {
+namespace {
+
+// The AVX-512 hadamard_lloyd kernels compare each rotated value y with
+// per-row thresholds T_k (the least float with fl(T_k / sig) > thr_k)
+// instead of dividing every y by sig. Rows x = a e_0 rotate to y_j =
+// fl(a / sqrt(D)) for every j; sweeping a through the consecutive floats
+// around thr_k * sig * sqrt(D) puts y on both sides of, and on, every
+// boundary, for scales from the smallest uf16 subnormal to its maximum
+// (the thr = 0 boundary sits at y ~ sig * 2^-150, in the subnormals).
+TEST(Simd, LloydDivisionFreeIndexMatchesDivisionAtEveryBoundary) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << "no AVX-512 on this CPU: the kernel under test does not run here";
+  const int64_t d = 512;
+  const float c = hadamard_norm_factor(d);
+  long crossings = 0, checked = 0;
+  for (int bits = 1; bits <= 4; ++bits) {
+    const auto& q = lloyd_max_gaussian(bits);
+    float thr[16], lev[16];
+    std::fill(thr, thr + 16, std::numeric_limits<float>::infinity());
+    std::fill(lev, lev + 16, 0.0f);
+    for (int k = 0; k + 1 < q.levels; ++k) thr[k] = q.threshold_f[static_cast<size_t>(k)];
+    for (int k = 0; k < q.levels; ++k) lev[k] = q.level_f[static_cast<size_t>(k)];
+    for (const float sig : {0x1p-24f, 0.37f, 1.0f, 3.999f, 4.0f, 17.3f, 1000.0f, 65504.0f}) {
+      for (int k = 0; k + 1 < q.levels; ++k) {
+        const double t = thr[k];
+        const double ystar = t != 0 ? t * sig : std::ldexp(double(sig), -150);
+        const float a0 = float(ystar / c);
+        std::vector<float> x(static_cast<size_t>(d), 0.0f), y(static_cast<size_t>(d)), scratch(static_cast<size_t>(d));
+        std::vector<float> out(static_cast<size_t>(d));
+        std::vector<int32_t> idx(static_cast<size_t>(d));
+        bool below = false, above = false;
+        float a = a0;
+        for (int s = 0; s < 64; ++s) a = std::nextafter(a, -std::numeric_limits<float>::infinity());
+        for (int s = 0; s < 129; ++s, a = std::nextafter(a, std::numeric_limits<float>::infinity())) {
+          x[0] = a;
+          y = x;
+          fwht_normalized_ref(y.data(), d);
+          int32_t want = 0;
+          for (int j = 0; j < 15; ++j) want += y[0] / sig > thr[j] ? 1 : 0;
+          (want > k ? above : below) = true;
+          avx512::lloyd_rotate_index(x.data(), d, bits, thr, sig, scratch.data(), idx.data());
+          avx512::lloyd_roundtrip_row(x.data(), d, bits, thr, lev, sig, scratch.data(), out.data(), false);
+          std::vector<float> rt(static_cast<size_t>(d));
+          for (int64_t j = 0; j < d; ++j) {
+            int32_t w = 0;
+            for (int i = 0; i < 15; ++i) w += y[static_cast<size_t>(j)] / sig > thr[i] ? 1 : 0;
+            ASSERT_EQ(idx[static_cast<size_t>(j)], w)
+                << "K=" << bits << " sig=" << sig << " thr_" << k << "=" << thr[k] << " a=" << a << " y=" << y[j];
+            rt[static_cast<size_t>(j)] = lev[w] * sig;
+          }
+          fwht_normalized_ref(rt.data(), d);
+          for (int64_t j = 0; j < d; ++j)
+            ASSERT_EQ(std::bit_cast<uint32_t>(out[static_cast<size_t>(j)]), std::bit_cast<uint32_t>(rt[static_cast<size_t>(j)]))
+                << "roundtrip K=" << bits << " sig=" << sig << " a=" << a << " j=" << j;
+          ++checked;
+        }
+        // Every sweep must straddle its boundary, or it tested nothing.
+        ASSERT_TRUE(below && above) << "K=" << bits << " sig=" << sig << " thr_" << k << ": the sweep missed it";
+        ++crossings;
+      }
+    }
+  }
+  EXPECT_EQ(crossings, 8 * (1 + 3 + 7 + 15));
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace
