@@ -1,5 +1,5 @@
 // The rate metrics of every run (issue 14): entropy_bits_per_dim,
-// gauss_bound_rel_mse and rwf_bound_rel_mse.
+// range_bits_per_dim, gauss_bound_rel_mse and rwf_bound_rel_mse.
 //  - torch executor on a captured stream with a known covariance spectrum
 //    (kv-file host): the water-filling bound equals the kernel on that
 //    spectrum (the mean-centring checked by a common offset), the entropy
@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "codec/codec.h"
+#include "codec/entropy_stream.h"
 #include "experiment/executor.h"
 #include "experiment/spec.h"
 #include "experiment/worker.h"
@@ -81,6 +82,15 @@ TEST(ExperimentRates, TorchExecutorStoresEntropyAndBoundsOfTheStream) {
     EXPECT_NEAR(m.metrics.at("entropy_bits_per_dim"), h, 1e-12) << spec;
     EXPECT_GT(h, 0.0) << spec;
     EXPECT_LE(h, r) << spec;
+    // The range-coded size of the same bytes (families with a range coder only).
+    if (c->has_symbol_columns()) {
+      ASSERT_EQ(m.metrics.count("range_bits_per_dim"), 1u) << spec;
+      const double coded = 8.0 * double(codec::range_encode_records(*c, codes.data(), 2 * kD).size()) / double(2 * kD * kD);
+      EXPECT_EQ(m.metrics.at("range_bits_per_dim"), coded) << spec;
+      EXPECT_LT(coded, r) << spec;
+    } else {
+      EXPECT_EQ(m.metrics.count("range_bits_per_dim"), 0u) << spec;
+    }
     EXPECT_NEAR(m.metrics.at("gauss_bound_rel_mse"), std::exp2(-2 * r), 1e-15) << spec;
     const double rwf = kernels::rwf_bound_rel_mse(eig.data(), kD, r);
     EXPECT_NEAR(m.metrics.at("rwf_bound_rel_mse"), rwf, 1e-9 * rwf) << spec;
@@ -91,6 +101,7 @@ TEST(ExperimentRates, TorchExecutorStoresEntropyAndBoundsOfTheStream) {
   EXPECT_EQ(m.metrics.count("rwf_bound_rel_mse"), 0u);
   EXPECT_EQ(m.metrics.count("entropy_bits_per_dim"), 1u);
   EXPECT_EQ(m.metrics.count("gauss_bound_rel_mse"), 1u);
+  EXPECT_EQ(m.metrics.count("range_bits_per_dim"), 1u);
 }
 
 struct StoredRun {
@@ -134,6 +145,15 @@ int check_rate_rows(const std::vector<StoredRun>& runs) {
     EXPECT_LE(r.metrics.at("entropy_bits_per_dim"), rate) << what;
     EXPECT_NEAR(r.metrics.at("gauss_bound_rel_mse"), std::exp2(-2 * rate), 1e-12 * std::exp2(-2 * rate)) << what;
     EXPECT_EQ(r.metrics.count("rwf_bound_rel_mse"), r.n >= r.dim ? 1u : 0u) << what << " n = " << r.n;
+    // The range-coded rate: for the families with a range coder, above 0 and
+    // at most the fixed rate plus the stream's 17-byte prefix (short streams
+    // are stored verbatim).
+    const bool coded = codec::make_codec(r.codec, r.dim)->has_symbol_columns();
+    EXPECT_EQ(r.metrics.count("range_bits_per_dim"), coded ? 1u : 0u) << what;
+    if (coded && r.metrics.count("range_bits_per_dim")) {
+      EXPECT_GT(r.metrics.at("range_bits_per_dim"), 0.0) << what;
+      EXPECT_LE(r.metrics.at("range_bits_per_dim"), rate + 8.0 * 17 / double(r.n * r.dim)) << what << " n = " << r.n;
+    }
     if (r.metrics.count("rwf_bound_rel_mse")) {
       ++with_rwf;
       EXPECT_GT(r.metrics.at("rwf_bound_rel_mse"), 0.0) << what;

@@ -242,6 +242,10 @@ TEST(ExperimentSpec, BadCodecInputNamesValueAndAllowed) {
   expect_error(g + "e8.q = 40000\n", {"x.ini:9:", "40000", "1 <= Q <= 32767"});
   expect_error(g + "hadamard_lloyd.bits = 5\n", {"x.ini:9:", "bits = 5", "1 <= bits <= 4"});
   expect_error(g + "[weights]\nwrite_path = deployed\n", {"x.ini:10:", "'deployed'", "published or v4"});
+  // The range-coded variant is not a sweep codec (every run stores range_bits_per_dim).
+  expect_error(g + "codec = e8:q=38,entropy=range\n",
+               {"x.ini:9:", "entropy=range is not a sweep codec", "range_bits_per_dim", "list 'e8:q=38'"});
+  expect_error(g + "codec = fp8_per64:entropy=range\n", {"x.ini:9:", "not available for fp8_per64"});
   // D not divisible by the block: the codec refuses, naming D and the block.
   try {
     codec::make_codec("int:bits=4,block=64,scale=fp16", 100);

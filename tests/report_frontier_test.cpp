@@ -75,6 +75,7 @@ ks::ExperimentData hand_data() {
       for (auto& r : rs) {
         const double R = r.bits_per_vector / 512;
         r.metrics["entropy_bits_per_dim"] = R - 0.25;
+        if (r.codec != "v4_native") r.metrics["range_bits_per_dim"] = R - 0.2;  // no range coder for v4_native
         r.metrics["gauss_bound_rel_mse"] = std::pow(2.0, -2 * R);
         r.metrics["rwf_bound_rel_mse"] = 0.5 * std::pow(2.0, -2 * R);
         r.run_id = static_cast<std::int64_t>(d.results.size()) + 1;
@@ -336,13 +337,23 @@ TEST(ReportFrontier, StatesDefinitionsModeBaselineAndBounds) {
   ASSERT_GE(i6.size(), 12u);
   EXPECT_EQ(i6[2], "6.250");
   EXPECT_EQ(i6[3], "6.000 ± 0.000");           // R - 0.25, the same every passage
-  EXPECT_EQ(i6[5], "1.000 ± 0");                 // same rel-MSE as the baseline on every passage
-  EXPECT_EQ(i6[6], "1.73e-04");                // 2^(-12.5)
+  EXPECT_EQ(i6[4], "6.050 ± 0.000");           // range-coded: R - 0.2
+  EXPECT_EQ(i6[6], "1.000 ± 0");                 // same rel-MSE as the baseline on every passage
+  EXPECT_EQ(i6[7], "1.73e-04");                // 2^(-12.5)
   EXPECT_EQ(i6.back(), "hull, Pareto");
   // dB to the water-filling bound is 3.01 dB above the Gaussian one (bound halved).
-  const double g = std::stod(i6[7].substr(0, i6[7].find(' ')));
-  const double w = std::stod(i6[9].substr(0, i6[9].find(' ')));
+  const double g = std::stod(i6[8].substr(0, i6[8].find(' ')));
+  const double w = std::stod(i6[10].substr(0, i6[10].find(' ')));
   EXPECT_NEAR(w - g, 3.01, 0.006);
+  // The range-coded column: its header after the entropy one, n/a where no range coder ran.
+  const auto head = row_of(fr, "codec");
+  ASSERT_GE(head.size(), 5u);
+  EXPECT_EQ(head[3], "entropy bits/dim");
+  EXPECT_EQ(head[4], "range-coded bits/dim");
+  const auto v4 = row_of(fr, "V4 native");
+  ASSERT_GE(v4.size(), 5u);
+  EXPECT_EQ(v4[4], "n/a");
+  EXPECT_NE(md.find("**range-coded bits/dim** (`range_bits_per_dim`)"), std::string::npos);
 }
 
 TEST(ReportFrontier, OneSvgPerStreamWithVariantsAndBounds) {
@@ -483,6 +494,16 @@ TEST_F(FrontierCli, ConsoleJsonAndErrors) {
   EXPECT_EQ(j["streams"][0]["points"].size(), 7u);
   EXPECT_NEAR(j["streams"][0]["points"][0]["entropy_bits_per_dim"]["mean"].get<double>(),
               j["streams"][0]["points"][0]["bits_per_dim"].get<double>() - 0.125, 1e-12);
+  // The stub's range-coded rate: on every point but the baseline (no range coder), below the fixed rate.
+  for (const auto& p : j["streams"][0]["points"]) {
+    if (p["family"] == "v4_native") {
+      EXPECT_TRUE(p["range_bits_per_dim"].is_null()) << p.dump();
+      continue;
+    }
+    ASSERT_TRUE(p["range_bits_per_dim"].is_object()) << p.dump();
+    EXPECT_GT(p["range_bits_per_dim"]["mean"].get<double>(), 0.0);
+    EXPECT_LT(p["range_bits_per_dim"]["mean"].get<double>(), p["bits_per_dim"].get<double>());
+  }
   ASSERT_NE(testutil::run_command(testutil::kvlab_binary() + " frontier --db " + db_ + " --stream nope", &out), 0);
   testutil::expect_contains(out, "stream 'nope'");
   ASSERT_NE(testutil::run_command(testutil::kvlab_binary() + " frontier --db " + db_ + " --against e8:q=11", &out),

@@ -4,10 +4,15 @@
 //
 //   kvlab codec --spec e8:q=38 --in FILE.safetensors --tensor NAME
 //               [--out OUT.safetensors] [--json]
+//   (a spec with entropy=range also writes the range-coded stream of
+//   codec/entropy_stream.h, decodes it back, checks it against the fixed
+//   codec's output and prints its size)
 //   kvlab audit --in FILE.safetensors --tensor NAME [--json]
 //   kvlab codecs [--json] [--dim 512]
 //   kvlab bench codecs [--json] [--codecs fp8_per64,d4:q=38,e8:q=38]
 //               [--dims 512,128] [--sizes 2048,131072] [--threads 1,2] [--min-time 0.2]
+//   (an entropy=range spec adds stream_enc / stream_dec: its range-coded
+//   stream of all N vectors, at threads = 1, and the stream's size)
 //
 // `codecs` prints the codec-family table (common/codec_spec.h) with, per
 // family, the bits per vector the codec writes at example rates for one D
@@ -81,12 +86,29 @@ Loaded load_tensor(const std::string& path, const std::string& tensor, const cha
   return l;
 }
 
+// The entropy=range stream of a tensor: written, decoded back and checked
+// against the fixed-size codec's reconstruction (fixed: decode of codes).
+struct RangeStream {
+  std::size_t bytes = 0;
+  double entropy_bits_per_dim = 0;
+};
+
+RangeStream range_stream(const kvlab::codec::Codec& c, const Loaded& x, const std::vector<uint8_t>& codes,
+                         const std::vector<float>& fixed) {
+  const std::vector<uint8_t> stream = c.encode_stream(x.data.data(), x.n);
+  std::vector<float> back(x.data.size());
+  c.decode_stream(stream, x.n, back.data());
+  KVLAB_CHECK(std::memcmp(back.data(), fixed.data(), fixed.size() * sizeof(float)) == 0,
+              "codec: {}: the range-coded stream decodes to other values than the fixed-size codec (a bug)", c.spec());
+  return {stream.size(), c.stored_entropy(codes.data(), x.n).bits_per_dim()};
+}
+
 int run_codec(const std::vector<std::string>& args) {
   std::string spec, in, tensor, out;
   bool json = false;
   po::options_description opts("kvlab codec options");
   opts.add_options()("help,h", "show this help")("spec", po::value<std::string>(&spec),
-                                                 "codec spec, e.g. e8:q=38, d4:q=10, fp8_per64")(
+                                                 "codec spec, e.g. e8:q=38, d4:q=10, fp8_per64, e8:q=38,entropy=range")(
       "in", po::value<std::string>(&in), "input FILE.safetensors")(
       "tensor", po::value<std::string>(&tensor), "tensor name (may be omitted if the file holds one tensor)")(
       "out", po::value<std::string>(&out), "write the reconstruction (F32, same name and shape) here")(
@@ -110,6 +132,7 @@ int run_codec(const std::vector<std::string>& args) {
   std::vector<float> rec(x.data.size());
   codec->encode(x.data.data(), x.n, codes.data());
   codec->decode(codes.data(), x.n, rec.data());
+  const RangeStream rs = cs.entropy_range() ? range_stream(*codec, x, codes, rec) : RangeStream{};
   const double rel = kvlab::kernels::rel_mse(x.data.data(), rec.data(), x.n, x.d);
   const double cos = kvlab::kernels::mean_cosine(x.data.data(), rec.data(), x.n, x.d);
   const std::string name = tensor.empty() ? kvlab::io::SafetensorsFile::open(in).names()[0] : tensor;
@@ -135,6 +158,12 @@ int run_codec(const std::vector<std::string>& args) {
                         {"code_bytes_per_vector", codec->code_size()},
                         {"rel_mse", rel},
                         {"cos_sim", cos}};
+    if (cs.entropy_range()) {
+      j["stream_bytes"] = rs.bytes;
+      j["stream_bits_per_vector"] = 8.0 * double(rs.bytes) / double(x.n);
+      j["stream_bits_per_dim"] = 8.0 * double(rs.bytes) / double(x.n * x.d);
+      j["entropy_bits_per_dim"] = rs.entropy_bits_per_dim;
+    }
     if (!out.empty()) j["out"] = out;
     std::cout << j.dump(2) << "\n";
   } else {
@@ -144,6 +173,12 @@ int run_codec(const std::vector<std::string>& args) {
     fmt::print("bits per vector  {} (published accounting {})\n", codec->bits_per_vector(),
                codec->published_bits_per_vector());
     fmt::print("code bytes       {} ({} per vector)\n", codes.size(), codec->code_size());
+    if (cs.entropy_range()) {
+      fmt::print("range-coded      {} bytes = {:.2f} bits per vector, {:.4f} bits/dim ({:.2f} % of the fixed {} bytes; "
+                 "plug-in entropy {:.4f} bits/dim); decoded bit-identical to the fixed codec\n",
+                 rs.bytes, 8.0 * double(rs.bytes) / double(x.n), 8.0 * double(rs.bytes) / double(x.n * x.d),
+                 100.0 * double(rs.bytes) / double(codes.size()), codes.size(), rs.entropy_bits_per_dim);
+    }
     fmt::print("rel-MSE          {:.6g}\n", rel);
     fmt::print("cosine           {:.8f}\n", cos);
     if (!out.empty()) fmt::print("wrote            {}\n", out);
@@ -198,7 +233,12 @@ std::vector<T> parse_list(const std::string& s, const char* opt) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     if constexpr (std::is_same_v<T, std::string>) {
-      out.push_back(item);
+      // A codec spec's own parameters ("int:bits=4,block=32", "e8:q=38,entropy=range"):
+      // a name=value item without ':' continues the previous spec.
+      if (!out.empty() && item.find(':') == std::string::npos && item.find('=') != std::string::npos)
+        out.back() += "," + item;
+      else
+        out.push_back(item);
     } else {
       std::size_t pos = 0;
       long long v = 0;
@@ -269,7 +309,9 @@ int run_bench_codecs(const std::vector<std::string>& args) {
   std::string simd = "auto";
   po::options_description opts("kvlab bench codecs options");
   opts.add_options()("help,h", "show this help")("json", po::bool_switch(&json), "print a JSON array")(
-      "codecs", po::value<std::string>(&codecs), "comma-separated codec specs (default fp8_per64,d4:q=38,e8:q=38)")(
+      "codecs", po::value<std::string>(&codecs),
+      "comma-separated codec specs, e.g. fp8_per64,e8:q=38,entropy=range,int:bits=4,block=32 (default "
+      "fp8_per64,d4:q=38,e8:q=38)")(
       "dims", po::value<std::string>(&dims), "dimensions D (default 512,128)")(
       "sizes", po::value<std::string>(&sizes), "vector counts N (default 2048,131072)")(
       "threads", po::value<std::string>(&threads), "thread counts (default 1,2)")(
@@ -366,6 +408,20 @@ int run_bench_codecs(const std::vector<std::string>& args) {
           emit(c->spec(), "encode", best_seconds(enc, min_time) * 1e9 / double(n));
           emit(c->spec(), "decode", best_seconds(dec, min_time) * 1e9 / double(n));
           emit(c->spec(), "roundtrip", best_seconds(rt, min_time) * 1e9 / double(n));
+          // The range-coded stream (entropy=range): one stream of all n
+          // vectors, single-threaded (timed at threads = 1 only).
+          if (t == 1 && kvlab::codec::parse_codec_spec(s).entropy_range()) {
+            std::vector<uint8_t> stream;
+            auto senc = [&] { stream = c->encode_stream(x.data(), n); };
+            auto sdec = [&] { c->decode_stream(stream, n, out.data()); };
+            emit(c->spec(), "stream_enc", best_seconds(senc, min_time) * 1e9 / double(n));
+            emit(c->spec(), "stream_dec", best_seconds(sdec, min_time) * 1e9 / double(n));
+            rows.back()["stream_bits_per_vector"] = 8.0 * double(stream.size()) / double(n);
+            if (!json)
+              fmt::print("{:<12} {:>5} {:>8} {:>7} stream {:.1f} bits/vector ({:.2f} % of the fixed {} bytes)\n",
+                         c->spec(), d, n, t, 8.0 * double(stream.size()) / double(n),
+                         100.0 * double(stream.size()) / double(std::size_t(n) * cs), std::size_t(n) * cs);
+          }
         }
       }
     }

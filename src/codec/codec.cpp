@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "codec/entropy_stream.h"
 #include "codec/fp8_codec.h"
 #include "codec/lattice_codec.h"
 #include "codec/scalar_codec.h"
@@ -36,6 +37,30 @@ void Codec::roundtrip_impl(const float* x, int64_t n, float* out) const {
   std::vector<uint8_t> codes(std::size_t(n) * code_size());
   encode(x, n, codes.data());
   decode(codes.data(), n, out);
+}
+
+std::vector<SymbolColumn> Codec::symbol_layout(int64_t) const {
+  throw Error(fmt::format("{}: no symbol columns (entropy=range is available for {})", spec(),
+                          entropy_range_families_text()));
+}
+
+std::vector<SymbolColumn> Codec::symbol_columns(const uint8_t*, int64_t n) const { return symbol_layout(n); }
+
+void Codec::join_symbol_columns(const std::vector<SymbolColumn>&, int64_t n, uint8_t*) const { symbol_layout(n); }
+
+std::vector<uint8_t> Codec::encode_stream(const float* x, int64_t n) const {
+  KVLAB_CHECK(n >= 0, "{}: stream of n = {} vectors (expected n >= 0)", spec(), n);
+  std::vector<uint8_t> out(std::size_t(n) * code_size());
+  encode(x, n, out.data());
+  return out;
+}
+
+void Codec::decode_stream(std::span<const uint8_t> bytes, int64_t n, float* out) const {
+  KVLAB_CHECK(n >= 0, "{}: stream of n = {} vectors (expected n >= 0)", spec(), n);
+  KVLAB_CHECK(bytes.size() == std::size_t(n) * code_size(),
+              "{}: stream of {} bytes for {} vectors (expected n * code_size = {} bytes)", spec(), bytes.size(), n,
+              std::size_t(n) * code_size());
+  decode(bytes.data(), n, out);
 }
 
 static_assert(kernels::kLatticeMaxQ == 32767, "common/codec_spec.cpp's lattice Q range must match kernels/lattice.h");
@@ -101,6 +126,12 @@ std::vector<std::string> example_codec_specs() {
 }
 
 std::unique_ptr<Codec> make_codec(const CodecSpec& spec, int64_t dim) {
+  if (spec.entropy_range()) {
+    CodecSpec plain = spec;
+    std::erase_if(plain.params, [](const auto& p) { return p.first == "entropy"; });
+    plain.canonical = plain.rate ? plain.with_rate(*plain.rate) : plain.variant();
+    return std::make_unique<RangeCodedCodec>(make_codec(plain, dim));
+  }
   for (const auto& f : codec_families())
     if (f.name == spec.family) return f.make(spec, dim);
   throw Error(fmt::format("unknown codec family '{}' (known codecs: {})", spec.family, known_codecs_text()));

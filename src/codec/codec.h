@@ -10,7 +10,8 @@
 // calls on one instance with disjoint buffers are safe.
 //
 // Specs: "fp8_per64", "v4_native", "d4:q=10", "e8:q=38", "int:bits=8,block=64,scale=fp16"
-// (common/codec_spec.h parses them); make_codec() builds.
+// (common/codec_spec.h parses them); make_codec() builds. "e8:q=38,entropy=range"
+// builds the range-coded variant (codec/entropy_stream.h).
 // Not here: LibTorch (see torch_adapter.h), files, metrics.
 #pragma once
 
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,19 @@ struct StoredEntropy {
   std::vector<SymbolClass> classes;
   double total_bits() const;
   double bits_per_dim() const;  // total_bits() / (n * dim); 0 when n == 0
+};
+
+// The stored symbols of one class of n encoded vectors, as values: the
+// classes of Codec::stored_entropy() (same names, counts and order), for a
+// real entropy coder (codec/entropy_stream.h). Coded classes hold integer
+// symbols; side information (side_info) holds its raw field values,
+// 0 <= value < 2^width.
+struct SymbolColumn {
+  std::string name;
+  int64_t count = 0;
+  bool side_info = false;
+  int width = 0;  // stored width in bits of a side-information field (<= 16)
+  std::vector<int32_t> values;  // count values (empty in a layout)
 };
 
 class Codec {
@@ -77,6 +92,25 @@ class Codec {
   // information at its stored width. A static coder per class with the
   // empirical tables reaches it (the tables themselves are not counted).
   virtual StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const = 0;
+
+  // Entropy-coding hooks (d4, e8, int, hadamard_int, hadamard_lloyd): the
+  // column layout of n vectors (values empty), the columns of n records,
+  // and the n records rebuilt from columns (bit-identical to the records
+  // the columns came from; throws kvlab::Error on a column that does not
+  // match the layout or a value no encoder writes, naming the column and
+  // index). Codecs without them return false and the others throw.
+  virtual bool has_symbol_columns() const { return false; }
+  virtual std::vector<SymbolColumn> symbol_layout(int64_t n) const;
+  virtual std::vector<SymbolColumn> symbol_columns(const uint8_t* codes, int64_t n) const;
+  virtual void join_symbol_columns(const std::vector<SymbolColumn>& cols, int64_t n, uint8_t* codes) const;
+
+  // The byte stream of n vectors and its inverse. Fixed-size codecs write
+  // their n * code_size() bytes of records; the entropy=range variants
+  // (codec/entropy_stream.h) a range-coded stream of variable length whose
+  // decode is bit-identical to the fixed codec's. decode_stream throws
+  // kvlab::Error on a stream of the wrong length or that no encoder wrote.
+  virtual std::vector<uint8_t> encode_stream(const float* x, int64_t n) const;
+  virtual void decode_stream(std::span<const uint8_t> bytes, int64_t n, float* out) const;
 
  protected:
   virtual void roundtrip_impl(const float* x, int64_t n, float* out) const;

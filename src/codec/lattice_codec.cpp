@@ -1,6 +1,7 @@
 // D4 / E8 codecs: the byte format around kernels/lattice_pack; see lattice_codec.h.
 #include "codec/lattice_codec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -118,6 +119,85 @@ StoredEntropy LatticeCodec::stored_entropy(const uint8_t* codes, int64_t n) cons
   e.classes.push_back({"norm_uf16", n, 16.0, true});
   e.classes.push_back({"qmax_f16", n, 16.0, true});
   return e;
+}
+
+std::vector<SymbolColumn> LatticeCodec::symbol_layout(int64_t n) const {
+  KVLAB_CHECK(n >= 0, "{} symbol columns: n = {} (expected >= 0)", spec(), n);
+  const int64_t nblk = n * (dim_ / block_);
+  std::vector<SymbolColumn> cols;
+  if (kind_ == kernels::LatticeKind::kE8) cols.push_back({"coset", nblk, false, 0, {}});
+  for (int i = 0; i < block_; ++i)
+    cols.push_back({fmt::format("coord{}{}", i, i == block_ - 1 ? "_half" : ""), nblk, false, 0, {}});
+  cols.push_back({"norm_uf16", n, true, 16, {}});
+  cols.push_back({"qmax_f16", n, true, 16, {}});
+  return cols;
+}
+
+std::vector<SymbolColumn> LatticeCodec::symbol_columns(const uint8_t* codes, int64_t n) const {
+  std::vector<SymbolColumn> cols = symbol_layout(n);
+  std::vector<int32_t> p2(std::size_t(n * dim_));
+  block_points(codes, n, p2.data());
+  const int64_t nblk = n * (dim_ / block_);
+  const std::size_t first = kind_ == kernels::LatticeKind::kE8 ? 1 : 0;
+  for (auto& c : cols) c.values.resize(std::size_t(c.count));
+  for (int64_t k = 0; k < nblk; ++k) {
+    const int32_t* p = p2.data() + k * block_;
+    if (first) cols[0].values[std::size_t(k)] = p[0] & 1;
+    for (int i = 0; i < block_; ++i) {
+      const int32_t y = p[i] >> 1;
+      cols[first + std::size_t(i)].values[std::size_t(k)] = i == block_ - 1 ? y >> 1 : y;
+    }
+  }
+  auto& norm = cols[cols.size() - 2].values;
+  auto& qmax = cols[cols.size() - 1].values;
+  for (int64_t r = 0; r < n; ++r) {
+    const uint8_t* c = codes + r * int64_t(code_size_);
+    norm[std::size_t(r)] = c[0] | (c[1] << 8);
+    qmax[std::size_t(r)] = c[2] | (c[3] << 8);
+  }
+  return cols;
+}
+
+void LatticeCodec::join_symbol_columns(const std::vector<SymbolColumn>& cols, int64_t n, uint8_t* codes) const {
+  const std::vector<SymbolColumn> layout = symbol_layout(n);
+  KVLAB_CHECK(cols.size() == layout.size(), "{} join: {} symbol columns (expected {})", spec(), cols.size(),
+              layout.size());
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    KVLAB_CHECK(cols[i].values.size() == std::size_t(layout[i].count),
+                "{} join: column {} ({}) holds {} values (expected {})", spec(), i, layout[i].name,
+                cols[i].values.size(), layout[i].count);
+  const int64_t nb = dim_ / block_;
+  const std::size_t first = kind_ == kernels::LatticeKind::kE8 ? 1 : 0;
+  std::vector<int32_t> p2(std::size_t(nb * block_));
+  for (int64_t r = 0; r < n; ++r) {
+    uint8_t* c = codes + r * int64_t(code_size_);
+    const int32_t nv = cols[cols.size() - 2].values[std::size_t(r)], qv = cols[cols.size() - 1].values[std::size_t(r)];
+    KVLAB_CHECK(nv >= 0 && nv < 65536 && qv >= 0 && qv < 65536,
+                "{} join: vector {} has norm/qmax fields {}/{} (expected 16-bit values)", spec(), r, nv, qv);
+    c[0] = uint8_t(nv);
+    c[1] = uint8_t(nv >> 8);
+    c[2] = uint8_t(qv);
+    c[3] = uint8_t(qv >> 8);
+    for (int64_t b = 0; b < nb; ++b) {
+      const std::size_t k = std::size_t(r * nb + b);
+      const int32_t coset = first ? cols[0].values[k] : 0;
+      KVLAB_CHECK(coset == 0 || coset == 1, "{} join: block {} has coset {} (expected 0 or 1)", spec(), k, coset);
+      // In the box: integer coset x in [-Q, Q]; half-integer y in [-Q, Q - 1].
+      const int32_t lo = -q_, hi = coset ? q_ - 1 : q_;
+      int32_t* p = p2.data() + b * block_;
+      int64_t parity = 0;
+      for (int i = 0; i < block_; ++i) {
+        int64_t y = cols[first + std::size_t(i)].values[k];
+        if (i == block_ - 1) y = 2 * y + (parity & 1);
+        KVLAB_CHECK(y >= lo && y <= hi, "{} join: block {} coordinate {} is {} (expected {} <= y <= {})", spec(), k,
+                    i, y, lo, hi);
+        parity += y;
+        p[i] = int32_t(2 * y + coset);
+      }
+    }
+    std::fill(c + 4, c + code_size_, uint8_t(0));
+    kernels::lattice_pack(ix_, p2.data(), nb, c + 4);
+  }
 }
 
 void LatticeCodec::roundtrip_impl(const float* x, int64_t n, float* out) const {

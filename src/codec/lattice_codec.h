@@ -15,7 +15,11 @@
 // y_{b-1} follows from the others). The map is one-to-one, so the sum of
 // these entropies bounds the block index's entropy from above and a
 // coordinate-wise coder reaches it. Side information: "norm_uf16" and
-// "qmax_f16", 16 bits each per vector.
+// "qmax_f16", 16 bits each per vector. symbol_columns() gives these
+// classes as values (the coset 0/1, y_i, floor(y_{b-1} / 2), the raw
+// fields) and join_symbol_columns() rebuilds the records: y_{b-1} from its
+// half and the parity sum_i y_i = 0 (mod 2) that both lattices' points
+// satisfy (D4: sum x_i even; E8: x_i = y_i + c/2 with sum x_i even).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +41,12 @@ class LatticeCodec final : public Codec {
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
   StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   bool reencode_is_exact() const override { return false; }
+  // The classes of stored_entropy() as columns (side information: the raw
+  // uf16 norm and f16 qmax fields, 16 bits).
+  bool has_symbol_columns() const override { return true; }
+  std::vector<SymbolColumn> symbol_layout(int64_t n) const override;
+  std::vector<SymbolColumn> symbol_columns(const uint8_t* codes, int64_t n) const override;
+  void join_symbol_columns(const std::vector<SymbolColumn>& cols, int64_t n, uint8_t* codes) const override;
 
   kernels::LatticeKind kind() const { return kind_; }
   int q() const { return q_; }

@@ -14,7 +14,9 @@
 // Entropy classes (stored_entropy): int / hadamard_int "code" (all n D
 // codes, one class) + side information "scale_fp16" (16 bits) or
 // "scale_ue8m0" (8 bits) per block; hadamard_lloyd "index" (all n D
-// indices) + side information "sigma_uf16" (16 bits per vector).
+// indices) + side information "sigma_uf16" (16 bits per vector). The same
+// classes as values (symbol_columns: signed codes / indices, raw fields)
+// rebuild the records (join_symbol_columns).
 // Not here: the registry rows (codec.cpp), FP8 (fp8_codec.h), v4_native
 // (v4_native_codec.h).
 #pragma once
@@ -41,6 +43,11 @@ class IntBlockCodec final : public Codec {
   StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   // The rotated variant re-encodes through float32 rotations (not exact).
   bool reencode_is_exact() const override { return !format_.hadamard; }
+  // The classes of stored_entropy() as columns (see the file comment).
+  bool has_symbol_columns() const override { return true; }
+  std::vector<SymbolColumn> symbol_layout(int64_t n) const override;
+  std::vector<SymbolColumn> symbol_columns(const uint8_t* codes, int64_t n) const override;
+  void join_symbol_columns(const std::vector<SymbolColumn>& cols, int64_t n, uint8_t* codes) const override;
 
   int bits() const { return format_.bits; }
   int block() const { return int(format_.block); }
@@ -74,6 +81,11 @@ class HadamardLloydCodec final : public Codec {
   void decode(const uint8_t* codes, int64_t n, float* out) const override;
   StoredEntropy stored_entropy(const uint8_t* codes, int64_t n) const override;
   bool reencode_is_exact() const override { return false; }
+  // The classes of stored_entropy() as columns (see the file comment).
+  bool has_symbol_columns() const override { return true; }
+  std::vector<SymbolColumn> symbol_layout(int64_t n) const override;
+  std::vector<SymbolColumn> symbol_columns(const uint8_t* codes, int64_t n) const override;
+  void join_symbol_columns(const std::vector<SymbolColumn>& cols, int64_t n, uint8_t* codes) const override;
 
   int bits() const { return bits_; }
   // symbols[i * D + j] = the level index (0 .. 2^K - 1) of rotated

@@ -16,6 +16,12 @@ const std::vector<std::string> kScaleKinds = {"fp16", "ue8m0"};
 const std::vector<std::string> kBlocks = {"16", "32", "64", "128"};
 }  // namespace
 
+bool entropy_range_supported(const std::string& family) {
+  return family == "d4" || family == "e8" || family == "int" || family == "hadamard_int" || family == "hadamard_lloyd";
+}
+
+std::string entropy_range_families_text() { return "d4, e8, int, hadamard_int, hadamard_lloyd"; }
+
 const std::vector<CodecFamilyInfo>& codec_family_table() {
   static const std::vector<CodecFamilyInfo> t = {
       {"fp8_per64", "", 0, 0, {}, true,
@@ -111,7 +117,7 @@ CodecSpec parse_codec_spec(const std::string& spec, int default_rate) {
   std::vector<std::pair<std::string, std::string>> given;
   if (colon != std::string::npos) {
     const std::string rest = s.substr(colon + 1);
-    KVLAB_CHECK(!f->rate_param.empty() || !f->params.empty(),
+    KVLAB_CHECK(!f->rate_param.empty() || !f->params.empty() || rest.starts_with("entropy="),
                 "codec spec '{}': {} takes no parameters (expected exactly '{}')", spec, f->name, f->name);
     std::size_t pos = 0;
     while (pos <= rest.size()) {
@@ -163,9 +169,22 @@ CodecSpec parse_codec_spec(const std::string& spec, int default_rate) {
     }
     out.params.emplace_back(p.name, v);
   }
+  // The entropy coder (after the variant parameters, only when on).
+  const auto ent = std::find_if(given.begin(), given.end(), [](const auto& g) { return g.first == "entropy"; });
+  if (ent != given.end()) {
+    const std::string v = ent->second;
+    given.erase(ent);
+    KVLAB_CHECK(v == "range" || v == "none", "codec spec '{}': entropy = '{}' is not allowed (expected range or none)",
+                spec, v);
+    KVLAB_CHECK(v == "none" || entropy_range_supported(f->name),
+                "codec spec '{}': entropy=range is not available for {} (available for {})", spec, f->name,
+                entropy_range_families_text());
+    if (v == "range") out.params.emplace_back("entropy", v);
+  }
   if (!given.empty()) {
     std::string known = f->rate_param;
     for (const auto& p : f->params) known += (known.empty() ? "" : ", ") + p.name;
+    if (entropy_range_supported(f->name)) known += ", entropy";
     throw Error(fmt::format("codec spec '{}': unknown parameter '{}' for {} (its parameters: {})", spec,
                             given.front().first, f->name, known.empty() ? std::string("none") : known));
   }

@@ -44,6 +44,15 @@ const CodecFamilyInfo* find_codec_family(const std::string& name);
 // "fp8_per64, v4_native, d4:q=N (1 <= N <= 32767), ...": for messages.
 std::string known_codecs_text();
 
+// The entropy-coded variant "entropy=range" (codec/entropy_stream.h): an
+// optional parameter of the families that have symbol columns, written
+// after the variant parameters and only when given (canonical
+// "e8:q=38,entropy=range"; "entropy=none" is the plain codec). It is part
+// of variant() and with_rate(), so a rate sweep keeps it.
+bool entropy_range_supported(const std::string& family);
+// "d4, e8, int, hadamard_int, hadamard_lloyd": for messages.
+std::string entropy_range_families_text();
+
 struct CodecSpec {
   std::string family;
   std::optional<int> rate;                                 // the rate parameter's value
@@ -59,6 +68,8 @@ struct CodecSpec {
   bool is_baseline() const { return info().is_baseline; }
   // A variant parameter's value ("" when the family has none of that name).
   std::string param(const std::string& name) const;
+  // True for an entropy=range spec.
+  bool entropy_range() const { return param("entropy") == "range"; }
   // Legacy accessor: the lattice Q (0 when the family has no rate).
   int q() const { return rate.value_or(0); }
 };
@@ -67,7 +78,8 @@ struct CodecSpec {
 // variant parameters omitted (defaults). A rate family without its rate
 // takes default_rate when > 0, else it is an error. Throws kvlab::Error
 // naming the value and listing what is allowed on an unknown family, an
-// unknown or repeated parameter, a value outside its set or range.
+// unknown or repeated parameter, a value outside its set or range, and an
+// entropy value other than range / none or on a family without it.
 CodecSpec parse_codec_spec(const std::string& spec, int default_rate = 0);
 
 // A variant string ("e8", "int:block=64,scale=fp16", "int" = defaults) at

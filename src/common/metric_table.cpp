@@ -25,6 +25,10 @@ const std::vector<MetricInfo>& metric_table() {
        "each class of stored symbols (FP8 bytes, integer codes, Lloyd indices, lattice block coordinates per "
        "position in the block, bf16 bytes) times its count, plus the side information (scales, norms) at its stored "
        "bit width (not entropy-coded), over n D"},
+      {"range_bits_per_dim", "range-coded rate", "bits/dim", MetricKind::kRate, true, false, false,
+       "actual size of the run's records range-coded (codec/entropy_stream.h: the entropy_bits_per_dim classes "
+       "through adaptive models, side information raw at its stored width, stream header included) in bits, over "
+       "n D; only for the families with an entropy=range coder (d4, e8, int, hadamard_int, hadamard_lloyd)"},
       {"gauss_bound_rel_mse", "Gaussian bound", "", MetricKind::kBound, true, false, false,
        "distortion-rate bound 2^(-2R) of an i.i.d. Gaussian at R = bits_per_vector / D: its MSE sigma^2 2^(-2R) "
        "over its total variance (rel-MSE's normalisation), so sigma^2 cancels"},

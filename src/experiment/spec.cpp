@@ -420,6 +420,10 @@ void parse_codecs_section(const Reader& r, SweepSpec& s) {
     } catch (const Error& err) {
       r.fail(line, fmt::format("codec '{}': {}", spec, err.what()));
     }
+    if (cs.entropy_range())
+      r.fail(line, fmt::format("codec '{}': entropy=range is not a sweep codec (its records are the plain codec's; "
+                               "every run of {} stores its range-coded rate as range_bits_per_dim): list '{}'",
+                               spec, entropy_range_families_text(), cs.canonical.substr(0, cs.canonical.find(",entropy"))));
     auto [it, fresh] = first_line.emplace(cs.canonical, line);
     if (!fresh) r.fail(line, fmt::format("codec '{}' is listed twice (first at line {})", cs.canonical, it->second));
     store::PlannedCodec pc;

@@ -85,12 +85,14 @@ double unit_hash(const std::string& parts) {
 // entropy_bits_per_dim in [0.6, 0.95] x the stored bits/dim R,
 // gauss_bound_rel_mse = 2^(-2R) exactly, rwf_bound_rel_mse in [0.2, 0.8] x
 // the Gaussian bound and only for streams with n >= D vectors (as the torch
-// executor).
-void add_stub_rate_metrics(const std::string& key, double bits_per_vector, int64_t dim, int64_t n,
+// executor); range_bits_per_dim in [1.002, 1.012] x the entropy rate for
+// the families with an entropy=range coder (range_coded).
+void add_stub_rate_metrics(const std::string& key, double bits_per_vector, int64_t dim, int64_t n, bool range_coded,
                            std::map<std::string, double>& metrics) {
   const double r = bits_per_vector / double(dim);
   const double u = unit_hash(key + "|rate");
   metrics["entropy_bits_per_dim"] = r * (0.6 + 0.35 * u);
+  if (range_coded) metrics["range_bits_per_dim"] = metrics["entropy_bits_per_dim"] * (1.002 + 0.01 * unit_hash(key + "|range"));
   metrics["gauss_bound_rel_mse"] = std::exp2(-2.0 * r);
   if (n >= dim) metrics["rwf_bound_rel_mse"] = std::exp2(-2.0 * r) * (0.2 + 0.6 * unit_hash(key + "|rwf"));
 }
@@ -135,7 +137,7 @@ class StubSession : public PassageSession {
     m.bits_per_vector = c->bits_per_vector();
     m.code_bytes = static_cast<std::int64_t>(c->code_size());
     add_stub_rate_metrics(job_.content_hash + "|" + stream + "|" + codec, m.bits_per_vector, 512,
-                          vectors_of(stream, seqlen_), m.metrics);
+                          vectors_of(stream, seqlen_), c->has_symbol_columns(), m.metrics);
     m.rel_mse = spec.q() > 0 ? (1.0 + 0.2 * u) / (double(spec.q()) * spec.q()) : 0.002 * (1.0 + 0.2 * u);
     m.cos_sim = 1.0 - 0.5 * m.rel_mse;
     m.n_vectors = vectors_of(stream, seqlen_);

@@ -37,6 +37,7 @@
 #include <fmt/format.h>
 
 #include "codec/codec.h"
+#include "codec/entropy_stream.h"
 #include "common/error.h"
 #include "experiment/executor.h"
 #include "experiment/passage_attention.h"
@@ -80,12 +81,17 @@ std::vector<double> covariance_eigenvalues(const StreamData& s) {
 
 // The rate metrics of one run (common/metric_table.cpp): entropy_bits_per_dim
 // from the codec's stored symbols (codes: the n bytes records it wrote),
+// range_bits_per_dim = the size of those records range-coded
+// (codec/entropy_stream.h; families with symbol columns),
 // gauss_bound_rel_mse = 2^(-2R) and, with eigenvalues, rwf_bound_rel_mse at
 // R = bits_per_vector / D.
 void add_rate_metrics(const codec::Codec& c, const std::uint8_t* codes, const StreamData& s,
                       const std::vector<double>& eig, std::map<std::string, double>& metrics) {
   const double r = c.bits_per_vector() / double(s.d);
   metrics["entropy_bits_per_dim"] = c.stored_entropy(codes, s.n).bits_per_dim();
+  if (c.has_symbol_columns() && s.n > 0)
+    metrics["range_bits_per_dim"] =
+        8.0 * double(codec::range_encode_records(c, codes, s.n).size()) / (double(s.n) * double(s.d));
   metrics["gauss_bound_rel_mse"] = kernels::gauss_bound_rel_mse(r);
   if (!eig.empty()) metrics["rwf_bound_rel_mse"] = kernels::rwf_bound_rel_mse(eig.data(), int64_t(eig.size()), r);
 }

@@ -117,6 +117,7 @@ FrontierPoint make_point(const CellStats& c, const CellData& cd, const std::stri
   p.rel_mse = c.rel_mse;
   p.ratio_vs_baseline = c.ratio_vs_fp8;
   p.entropy_bits_per_dim = metric_of(c, "entropy_bits_per_dim");
+  p.range_bits_per_dim = metric_of(c, "range_bits_per_dim");
   p.gauss_bound = metric_of(c, "gauss_bound_rel_mse");
   p.rwf_bound = metric_of(c, "rwf_bound_rel_mse");
   p.gauss_gap_db = gap_db(cd, "gauss_bound_rel_mse");

@@ -12,6 +12,9 @@
 //  - entropy rate = mean over passages of the run metric
 //    entropy_bits_per_dim (the ideal entropy-coded rate of the stored
 //    symbols, side information included);
+//  - range-coded rate = mean over passages of range_bits_per_dim (the
+//    actual size of the run's records range-coded, codec/entropy_stream.h;
+//    d4, e8, int, hadamard_int, hadamard_lloyd only);
 //  - bounds = mean over passages of gauss_bound_rel_mse (sigma^2 2^(-2R),
 //    i.i.d. Gaussian) and rwf_bound_rel_mse (reverse water-filling on the
 //    stream's covariance eigenvalues), both at the codec's bits/dim and as
@@ -78,6 +81,7 @@ struct FrontierPoint {
   Summary rel_mse;
   std::optional<Summary> ratio_vs_baseline;  // paired per passage; none for the baseline itself
   std::optional<Summary> entropy_bits_per_dim;
+  std::optional<Summary> range_bits_per_dim;  // none for codecs without a range coder
   std::optional<Summary> gauss_bound;       // rel-MSE
   std::optional<Summary> rwf_bound;         // rel-MSE
   std::optional<Summary> gauss_gap_db;      // per passage 10 log10(rel_mse / bound)
