@@ -44,6 +44,7 @@
 #include "experiment/phase_times.h"
 #include "host/host.h"
 #include "kernels/entropy.h"
+#include "model/blas.h"
 #include "kernels/metrics.h"
 #include "model/config.h"
 #include "model/v4_attention.h"
@@ -229,6 +230,10 @@ class TorchExecutor : public Executor {
       static std::once_flag once;
       std::call_once(once, [threads] { at::set_num_threads(threads); });
     }
+    // The write path runs on a background thread beside the measuring one;
+    // OpenBLAS's own pool would only contend with it (see model/blas.h).
+    static std::once_flag blas_once;
+    std::call_once(blas_once, [] { model::limit_openblas_threads(1); });
   }
 
   std::string name() const override { return "torch"; }

@@ -20,6 +20,15 @@ std::string openblas_core() {
   return s ? std::string(s) : std::string();
 }
 
+bool limit_openblas_threads(int n) {
+  if (std::getenv("OPENBLAS_NUM_THREADS") || std::getenv("OMP_NUM_THREADS")) return false;
+  using Fn = void (*)(int);
+  auto fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (!fn) return false;
+  fn(n);
+  return true;
+}
+
 std::string suggested_openblas_core() {
   if (std::getenv("OPENBLAS_CORETYPE")) return "";
   const std::string core = openblas_core();

@@ -41,4 +41,14 @@ std::string suggested_openblas_core();
 // Returns normally otherwise, or when the exec fails. `argv` excludes argv[0].
 void fix_openblas_core(const std::vector<std::string>& argv);
 
+// Sets OpenBLAS's own thread count (openblas_set_num_threads) unless the
+// user chose one (OPENBLAS_NUM_THREADS or OMP_NUM_THREADS set). For callers
+// that run BLAS from several threads at once (kvlab run: the foreground
+// worker and the background write path), where OpenBLAS's pool only adds
+// contention: on the 2-vCPU machines, 1 thread cut the covariance
+// eigenvalues from ~0.22 to ~0.04 s per stream and a v4_native_n8 passage
+// by ~15 % CPU. GEMM results do not depend on it (OpenBLAS splits M and N,
+// not the summation). Returns whether it was set.
+bool limit_openblas_threads(int n);
+
 }  // namespace kvlab::model

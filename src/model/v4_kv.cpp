@@ -5,6 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/version.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,8 @@
 #include <limits>
 #include <sstream>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "common/error.h"
 #include "model/blas.h"
@@ -296,7 +299,12 @@ std::string blas_info() {
       if (p.find("blis") != std::string::npos) kind = "blis";
       if (p.find("mkl") != std::string::npos) kind = "mkl";
       const std::string core = openblas_core();
-      return kind + (core.empty() ? "" : ", core " + core) + " (" + p + ")";
+      // OpenBLAS's thread count changes the summation split of some GEMMs,
+      // so the stored numbers depend on it (kvlab run sets 1; blas.h).
+      using Threads = int (*)();
+      auto threads = reinterpret_cast<Threads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+      const std::string nt = threads ? fmt::format(", {} thread{}", threads(), threads() == 1 ? "" : "s") : "";
+      return kind + (core.empty() ? "" : ", core " + core) + nt + " (" + p + ")";
     }
   }
   // Not mapped (statically linked or not loaded yet): the Debian alternative.
