@@ -21,7 +21,8 @@ AdaptiveModel::AdaptiveModel(int alphabet) : k_(alphabet) {
 }
 
 void AdaptiveModel::rebuild() {
-  tree_.assign(std::size_t(k_) + 1, 0);
+  tree_.assign(std::size_t(2 * top_bit_) + 1, 0);
+  for (std::size_t i = std::size_t(k_) + 1; i < tree_.size(); ++i) tree_[i] = 0xFFFFFFFFu;
   total_ = 0;
   for (int i = 1; i <= k_; ++i) {
     tree_[std::size_t(i)] += freq_[std::size_t(i - 1)];
@@ -37,16 +38,18 @@ uint32_t AdaptiveModel::cum(int s) const {
   return c;
 }
 
-int AdaptiveModel::find(uint32_t target) const {
-  // Largest prefix length p with cum(p) <= target: symbol p.
+int AdaptiveModel::find(uint32_t target, uint32_t* low) const {
+  // Largest prefix length p with cum(p) <= target: symbol p (branch-free;
+  // the padding entries past k_ are never taken).
+  const uint32_t t0 = target;
   int p = 0;
   for (int step = top_bit_; step > 0; step >>= 1) {
-    const int next = p + step;
-    if (next <= k_ && tree_[std::size_t(next)] <= target) {
-      p = next;
-      target -= tree_[std::size_t(next)];
-    }
+    const uint32_t f = tree_[std::size_t(p + step)];
+    const bool take = f <= target;
+    p += take ? step : 0;
+    target -= take ? f : 0;
   }
+  if (low != nullptr) *low = t0 - target;
   return p;
 }
 
@@ -151,8 +154,9 @@ void RangeDecoder::consume(uint32_t cum, uint32_t freq) {
 
 int RangeDecoder::decode(AdaptiveModel& m) {
   const uint32_t v = target(m.total());
-  const int s = m.find(v);
-  consume(m.cum(s), m.freq(s));
+  uint32_t low = 0;
+  const int s = m.find(v, &low);
+  consume(low, m.freq(s));
   m.update(s);
   return s;
 }

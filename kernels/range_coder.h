@@ -57,7 +57,8 @@ class AdaptiveModel {
   // Sum of the frequencies of symbols < s.
   uint32_t cum(int s) const;
   // The symbol s with cum(s) <= target < cum(s) + freq(s); target < total().
-  int find(uint32_t target) const;
+  // *low (if given) receives cum(s).
+  int find(uint32_t target, uint32_t* low = nullptr) const;
   // Adds kIncrement to s (halving every frequency first when needed).
   void update(int s);
 
@@ -67,7 +68,8 @@ class AdaptiveModel {
   int top_bit_;                 // largest power of two <= k_
   uint32_t total_ = 0;
   std::vector<uint32_t> freq_;  // freq_[s]
-  std::vector<uint32_t> tree_;  // Fenwick tree over freq_, 1-based
+  std::vector<uint32_t> tree_;  // Fenwick tree over freq_, 1-based; entries k_+1 .. 2 top_bit_ hold
+                                // 0xFFFFFFFF so that find() needs no bounds test
 };
 
 class RangeEncoder {
