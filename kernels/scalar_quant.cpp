@@ -1153,6 +1153,42 @@ class LloydSigmas {
   uint32_t mb_[4] = {0, 0, 0, 0};
 };
 
+// hadamard_lloyd_roundtrip at the AVX-512 level for D >= 256: each row's
+// sum of squares comes out of its first FWHT passes (fwht_tiles_sumsq: the
+// value sumsq8 gives), so x is read once. The sum is finite exactly when
+// the row is (squares of finite floats sum far below double's range), so
+// the finite check and the errors are LloydSigmas::code's, row by row.
+// Software-pipelined: row r + 1's first passes run before row r's finish,
+// so the latency of a row's sum (one chain of D / 8 adds) and of its
+// sigma16 overlaps the finish of the row before.
+void lloyd_roundtrip_fused512(const LloydTables16& t16, int bits, const float* x, int64_t rows, int64_t d, float* out,
+                              bool stream) {
+  if (rows == 0) return;
+  std::vector<float> buf(static_cast<std::size_t>(2 * d));  // rows r and r + 1
+  double ss_next = avx512::fwht_tiles_sumsq(x, d, buf.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * d;
+    float* y = buf.data() + (r & 1) * d;
+    const double ss = ss_next;
+    if (r + 1 < rows) ss_next = avx512::fwht_tiles_sumsq(row + d, d, buf.data() + ((r + 1) & 1) * d);
+    uint16_t code;
+    try {
+      if (!std::isfinite(ss)) throw_bad_row("hadamard_lloyd", row, r, d);
+      code = lloyd_sigma_code(ss, r, d);
+    } catch (...) {
+      stream_fence(stream);
+      throw;
+    }
+    if (code == 0) {  // a zero vector
+      std::fill(y, y + d, 0.0f);
+      store_row(out + r * d, y, d, stream);
+      continue;
+    }
+    avx512::lloyd_roundtrip_finish(y, d, bits, t16.thr, t16.lev, uf16_to_f32(code), out + r * d, stream);
+  }
+  stream_fence(stream);
+}
+
 void lloyd_check_record(const uint8_t* c, int64_t r, int bits, int64_t d) {
   if (c[0] != 0 || c[1] != 0) return;
   for (int64_t j = 0; j < bits * d / 8; ++j)
@@ -1219,8 +1255,9 @@ void hadamard_lloyd_roundtrip(int bits, const float* x, int64_t rows, int64_t d,
   check_rows("hadamard_lloyd roundtrip", rows);
   const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
   const LloydTables16 t16(q);
-  LloydSigmas sigmas(x, rows, d);
   const bool stream = stream_output(out, rows, d);
+  if (rows512(d) && d >= 256) return lloyd_roundtrip_fused512(t16, bits, x, rows, d, out, stream);
+  LloydSigmas sigmas(x, rows, d);
   std::vector<float> y(static_cast<std::size_t>(d));
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * d;

@@ -143,6 +143,15 @@ void lloyd_rotate_index(const float* x, int64_t d, int bits, const float* thr, f
 // y: a scratch row.
 void lloyd_roundtrip_row(const float* x, int64_t d, int bits, const float* thr, const float* lev, float sig, float* y,
                          float* out, bool stream);
+// lloyd_roundtrip_row in two steps with x's sum of squares fused into the
+// first (D >= 256): fwht_tiles_sumsq runs the first passes of H x (tiles of
+// 128 values, unnormalised) into the scratch row y and returns sum x_j^2 as
+// sumsq8_rows does (the same partial sums in the same order: the same
+// double; NaN or Inf when a value is); lloyd_roundtrip_finish(y, ..) then
+// gives lloyd_roundtrip_row(x, ..)'s out.
+double fwht_tiles_sumsq(const float* x, int64_t d, float* y);
+void lloyd_roundtrip_finish(float* y, int64_t d, int bits, const float* thr, const float* lev, float sig, float* out,
+                            bool stream);
 // out = H (lev[idx_j] * sig) / sqrt(d).
 void lloyd_dequant_fwht(const int32_t* idx, int64_t d, const float* lev, float sig, float* out);
 }  // namespace avx512

@@ -17,6 +17,7 @@
 #include <cfloat>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/fp8_block.h"
 #include "kernels/fp_formats.h"
@@ -1060,15 +1061,37 @@ struct Identity {
 };
 
 // The index #{k : z > thr_k} of z (16 lanes) by binary search over the
-// ascending thresholds in register t (padded with +inf): K steps.
-inline __m512i lloyd_index16(__m512 z, __m512 t, int bits) {
+// ascending thresholds in register t (padded with +inf): K steps, unrolled
+// (the first probe, thr_{2^(K-1) - 1} for every lane, is loop-invariant).
+template <int K>
+inline __m512i lloyd_index16(__m512 z, __m512 t) {
   __m512i idx = _mm512_setzero_si512();
-  for (int step = 1 << (bits - 1); step >= 1; step >>= 1) {
+#pragma GCC unroll 4
+  for (int step = 1 << (K - 1); step >= 1; step >>= 1) {
     const __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
     const __mmask16 gt = _mm512_cmp_ps_mask(z, _mm512_permutexvar_ps(probe, t), _CMP_GT_OQ);
     idx = _mm512_mask_add_epi32(idx, gt, idx, _mm512_set1_epi32(step));
   }
   return idx;
+}
+
+// f(std::integral_constant<int, K>{}) for K = bits (1..4): the index
+// search with K a constant.
+template <class F>
+inline void with_bits(int bits, F f) {
+  switch (bits) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    default: return f(std::integral_constant<int, 4>{});
+  }
+}
+
+// z = v * c / sig -> lev[i(z)] * sig (c: the FWHT's normalisation).
+template <int K>
+inline __m512 lloyd_requant16(__m512 v, __m512 c, __m512 vsig, __m512 t, __m512 l) {
+  const __m512 z = _mm512_div_ps(_mm512_mul_ps(v, c), vsig);
+  return _mm512_mul_ps(_mm512_permutexvar_ps(lloyd_index16<K>(z, t), l), vsig);
 }
 
 }  // namespace
@@ -1112,22 +1135,66 @@ void int_dequant_fwht(const int32_t* codes, int64_t d, int64_t b, const float* s
 void lloyd_rotate_index(const float* x, int64_t d, int bits, const float* thr, float sig, float* y, int32_t* idx) {
   const __m512 t = _mm512_loadu_ps(thr), vsig = _mm512_set1_ps(sig);
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
-  fwht_put(
-      y, d, [&](int64_t i) { return ld(x + i); }, [&](__m512 v) { return _mm512_mul_ps(v, c); },
-      [&](int64_t o, __m512 v) {
-        _mm512_storeu_si512(idx + o, lloyd_index16(_mm512_div_ps(v, vsig), t, bits));
-      });
+  with_bits(bits, [&](auto k) {
+    fwht_put(
+        y, d, [&](int64_t i) { return ld(x + i); }, [&](__m512 v) { return _mm512_mul_ps(v, c); },
+        [&](int64_t o, __m512 v) {
+          _mm512_storeu_si512(idx + o, lloyd_index16<decltype(k)::value>(_mm512_div_ps(v, vsig), t));
+        });
+  });
 }
 
 void lloyd_roundtrip_row(const float* x, int64_t d, int bits, const float* thr, const float* lev, float sig, float* y,
                          float* out, bool stream) {
   const __m512 t = _mm512_loadu_ps(thr), l = _mm512_loadu_ps(lev), vsig = _mm512_set1_ps(sig);
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
   // First rotation; its final values y_j become L_i * sig in place.
-  fwht_norm_put(
-      y, d, [&](int64_t i) { return ld(x + i); }, y, false,
-      [&](__m512 v) {
-        return _mm512_mul_ps(_mm512_permutexvar_ps(lloyd_index16(_mm512_div_ps(v, vsig), t, bits), l), vsig);
-      });
+  with_bits(bits, [&](auto k) {
+    fwht_put(
+        y, d, [&](int64_t i) { return ld(x + i); },
+        [&](__m512 v) { return lloyd_requant16<decltype(k)::value>(v, c, vsig, t, l); },
+        [&](int64_t o, __m512 v) { st(y + o, v); });
+  });
+  fwht_normalized_to(y, d, out, stream);
+}
+
+double fwht_tiles_sumsq(const float* x, int64_t d, float* y) {
+  // x is read in order, 16 at a time: its low then high 8 values go through
+  // the chain partial l += x_j^2 (j = l mod 8) as in sumsq8_rows (the
+  // double products are exact, so the order of the adds is all that counts).
+  __m512d acc = _mm512_setzero_pd();
+  const auto in = [&](int64_t i) {
+    const __m512 v = ld(x + i);
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    acc = _mm512_add_pd(acc, _mm512_mul_pd(lo, lo));
+    acc = _mm512_add_pd(acc, _mm512_mul_pd(hi, hi));
+    return v;
+  };
+  for (int64_t i = 0; i < d; i += 128) {
+    __m512 v[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) v[r] = h16f(in(i + 16 * r));
+    butterflies<8>(v);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) st(y + i + 16 * r, v[r]);
+  }
+  alignas(64) double a[8];
+  _mm512_store_pd(a, acc);
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+void lloyd_roundtrip_finish(float* y, int64_t d, int bits, const float* thr, const float* lev, float sig, float* out,
+                            bool stream) {
+  const __m512 t = _mm512_loadu_ps(thr), l = _mm512_loadu_ps(lev), vsig = _mm512_set1_ps(sig);
+  const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
+  // The first rotation's remaining passes (as in lloyd_roundtrip_row): its
+  // final values y_j become L_i * sig in place.
+  with_bits(bits, [&](auto k) {
+    tail_put(
+        y, d, 128, [&](__m512 v) { return lloyd_requant16<decltype(k)::value>(v, c, vsig, t, l); },
+        [&](int64_t o, __m512 v) { st(y + o, v); });
+  });
   fwht_normalized_to(y, d, out, stream);
 }
 
@@ -1193,6 +1260,11 @@ void lloyd_rotate_index(const float*, int64_t, int, const float*, float, float*,
 void lloyd_roundtrip_row(const float*, int64_t, int, const float*, const float*, float, float*, float*, bool) {
   KVLAB_NO_AVX512;
 }
+double fwht_tiles_sumsq(const float*, int64_t, float*) {
+  KVLAB_NO_AVX512;
+  return 0.0;
+}
+void lloyd_roundtrip_finish(float*, int64_t, int, const float*, const float*, float, float*, bool) { KVLAB_NO_AVX512; }
 void lloyd_dequant_fwht(const int32_t*, int64_t, const float*, float, float*) { KVLAB_NO_AVX512; }
 #undef KVLAB_NO_AVX512
 }  // namespace kvlab::kernels::avx512

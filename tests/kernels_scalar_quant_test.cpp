@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -644,6 +645,116 @@ TEST(ScalarQuantRotated, FusedPathsRejectBadInputAndBytes) {
     int_encode(f, x.data(), rows, d, c.data());
     c[2 * int_code_size(f, d) + d / 2 + 3] = 0xff;  // row 2's fourth UE8M0 scale byte
     expect_contains(error_of([&] { int_decode(f, c.data(), rows, d, o.data()); }), "vector 2 byte 259");
+  }
+}
+
+// sumsq8's order: partial l accumulates x_j^2 (j = l mod 8) in order of j.
+double sumsq8_in_order(const float* x, int64_t d) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t j = 0; j < d; ++j) acc[j % 8] += double(x[j]) * double(x[j]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// The same partial sums with each 16 values' halves added high first (the
+// bug the fused kernel must not have: its loads are 16 wide).
+double sumsq8_halves_swapped(const float* x, int64_t d) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t i = 0; i < d; i += 16)
+    for (int64_t j : {i + 8, i})
+      for (int l = 0; l < 8; ++l) acc[l] += double(x[j + l]) * double(x[j + l]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// The fused roundtrip's kernels (D >= 256): fwht_tiles_sumsq returns exactly
+// sumsq8's double (the sigma16 code depends on every bit of it near a uf16
+// rounding boundary) and avx512::sumsq8_rows's, non-finite exactly for rows
+// with NaN/Inf; its first passes plus lloyd_roundtrip_finish are
+// lloyd_roundtrip_row, every K. Rows of wide per-value dynamic range make
+// the sum depend on the order of the adds.
+TEST(HadamardLloyd, FusedSumOfSquaresIsSumsq8Exactly) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << "the fused kernels run only at the AVX-512 level (not on this CPU)";
+  std::mt19937 rng(41);
+  std::normal_distribution<float> g;
+  std::uniform_real_distribution<float> e(-3.f, 3.f);
+  for (int64_t d : {256, 512, 1024, 4096}) {
+    SCOPED_TRACE("D=" + std::to_string(d));
+    const int64_t rows = 12;
+    std::vector<float> x(static_cast<size_t>(rows * d));
+    for (auto& v : x) v = g(rng) * std::exp2(e(rng));
+    for (int64_t j = 0; j < d; ++j) x[static_cast<size_t>(2 * d + j)] = (j % 2 ? -1.f : 1.f) * std::numeric_limits<float>::max();
+    x[static_cast<size_t>(3 * d + d - 1)] = std::numeric_limits<float>::infinity();
+    x[static_cast<size_t>(4 * d + 7)] = -std::numeric_limits<float>::infinity();
+    x[static_cast<size_t>(5 * d + d / 2)] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<double> ss4(static_cast<size_t>(rows));
+    std::vector<uint32_t> mb(static_cast<size_t>(rows));
+    avx512::sumsq8_rows(x.data(), rows, d, ss4.data(), mb.data());
+    std::vector<float> y(static_cast<size_t>(d)), y2(y.size()), o1(y.size()), o2(y.size());
+    int order_sensitive = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x.data() + r * d;
+      const double ref = sumsq8_in_order(row, d);
+      const double ss = avx512::fwht_tiles_sumsq(row, d, y.data());
+      const bool bad = r >= 3 && r <= 5;
+      EXPECT_EQ(std::isfinite(ss), !bad) << "row " << r << " sum " << ss;
+      if (bad) continue;
+      ASSERT_EQ(std::memcmp(&ss, &ref, sizeof ss), 0) << "row " << r << ": " << ss << " vs " << ref;
+      ASSERT_EQ(std::memcmp(&ss, &ss4[static_cast<size_t>(r)], sizeof ss), 0) << "row " << r;
+      const double swapped = sumsq8_halves_swapped(row, d);
+      order_sensitive += std::memcmp(&swapped, &ref, sizeof ref) != 0;
+      if (r >= 6 && r < 10) {  // K = r - 5: finish == the one-kernel roundtrip
+        const int bits = int(r - 5);
+        const LloydMaxGaussian& q = lloyd_max_gaussian(bits);
+        float thr[16], lev[16];
+        for (int k = 0; k < 16; ++k) {
+          thr[k] = k < q.levels - 1 ? q.threshold_f[k] : std::numeric_limits<float>::infinity();
+          lev[k] = k < q.levels ? q.level_f[k] : 0.0f;
+        }
+        const float sig = float(std::sqrt(ss / double(d)));
+        avx512::lloyd_roundtrip_finish(y.data(), d, bits, thr, lev, sig, o1.data(), false);
+        avx512::lloyd_roundtrip_row(row, d, bits, thr, lev, sig, y2.data(), o2.data(), false);
+        const auto res = check_parity(o1.data(), o2.data(), d);
+        ASSERT_TRUE(res.ok()) << "K=" << bits << ": " << res.summary();
+      }
+    }
+    EXPECT_GE(order_sensitive, 3) << "the test rows do not tell the order of the adds apart";
+  }
+}
+
+// The pipelined roundtrip (row r + 1's sum before row r's finish) still
+// checks and fails row by row: rows before a bad row are written and equal
+// the oracle's, the error names the bad row (sigma above uf16, NaN), and a
+// single row or none works. Every level, D = 512.
+TEST(HadamardLloyd, PipelinedRoundtripFailsRowByRow) {
+  LevelGuard guard;
+  const int64_t d = 512, rows = 5;
+  const auto base = edge_rows(rows, d, 77, 3e4f);
+  std::vector<uint8_t> c(static_cast<size_t>(rows * hadamard_lloyd_code_size(3, d)));
+  std::vector<float> ref(base.size());
+  hadamard_lloyd_encode_ref(3, base.data(), rows, d, c.data());
+  hadamard_lloyd_decode_ref(3, c.data(), rows, d, ref.data());
+  for (SimdLevel lv : levels()) {
+    SCOPED_TRACE(simd_level_name(lv));
+    set_simd_level(lv);
+    auto x = base;
+    for (int64_t j = 0; j < d; ++j) x[static_cast<size_t>(3 * d + j)] = 1e30f;
+    std::vector<float> o(x.size(), -1.0f);
+    const std::string err = error_of([&] { hadamard_lloyd_roundtrip(3, x.data(), rows, d, o.data()); });
+    expect_contains(err, "row 3 has RMS");
+    expect_contains(err, "uf16");
+    auto res = check_parity(o.data(), ref.data(), 3 * d);
+    ASSERT_TRUE(res.ok()) << "rows before the bad one: " << res.summary();
+    EXPECT_EQ(o[static_cast<size_t>(3 * d)], -1.0f);  // the bad row is not written
+    x = base;
+    x[static_cast<size_t>(4 * d + 5)] = std::numeric_limits<float>::quiet_NaN();
+    expect_contains(error_of([&] { hadamard_lloyd_roundtrip(3, x.data(), rows, d, o.data()); }),
+                    "row 4 column 5 is nan");
+    res = check_parity(o.data(), ref.data(), 4 * d);
+    ASSERT_TRUE(res.ok()) << "rows before the NaN row: " << res.summary();
+    std::vector<float> one(static_cast<size_t>(d), -1.0f);
+    hadamard_lloyd_roundtrip(3, base.data() + 4 * d, 1, d, one.data());
+    res = check_parity(one.data(), ref.data() + 4 * d, d);
+    ASSERT_TRUE(res.ok()) << "one row: " << res.summary();
+    hadamard_lloyd_roundtrip(3, base.data(), 0, d, nullptr);
   }
 }
 
