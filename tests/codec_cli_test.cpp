@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -152,6 +153,8 @@ TEST(CodecCli, BadInputIsAClearError) {
       {"codec --spec e8:q=38 --in " + dir + "/nofile.safetensors --tensor x", 1, "nofile"},
       {"audit --in " + p + " --tensor odd", 1, "96"},
       {"bench codecs --codecs e8:q=0", 1, "Q = 0"},
+      {"bench codecs --codecs scale=ue8m0,e8:q=38", 2, "'scale=ue8m0' comes before any codec spec"},
+      {"bench codecs --codecs int:bits=4,scale=fp32", 1, "fp32"},
   };
   for (const auto& c : cases) {
     std::string out;
@@ -172,6 +175,21 @@ TEST(CodecCli, BenchJsonShape) {
       EXPECT_TRUE(r.contains(k)) << k;
     EXPECT_GT(r["ns_per_vector"].get<double>(), 0.0);
   }
+}
+
+// Parameters after a comma belong to the spec before them, so specs with
+// several parameters can be benchmarked.
+TEST(CodecCli, BenchCodecListKeepsEachSpecsParameters) {
+  std::string out;
+  ASSERT_EQ(kvlab("bench codecs --json --codecs int:bits=4,block=64,scale=ue8m0,e8:q=38,fp8_per64 --dims 128 "
+                  "--sizes 64 --threads 1 --min-time 0",
+                  &out),
+            0)
+      << out;
+  const auto j = nlohmann::json::parse(stdout_json_part(out));
+  std::set<std::string> codecs;
+  for (const auto& r : j) codecs.insert(r["codec"].get<std::string>());
+  EXPECT_EQ(codecs, (std::set<std::string>{"copy", "int:bits=4,block=64,scale=ue8m0", "e8:q=38", "fp8_per64"}));
 }
 
 }  // namespace

@@ -256,6 +256,23 @@ std::vector<T> parse_list(const std::string& s, const char* opt) {
   return out;
 }
 
+// --codecs: specs separated by commas, where a comma also separates a spec's
+// own parameters ("int:bits=4,block=64,scale=ue8m0"): an item with '=' but
+// no ':' continues the spec before it.
+std::vector<std::string> parse_codec_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (const auto& item : parse_list<std::string>(s, "--codecs")) {
+    const bool continues = item.find('=') != std::string::npos && item.find(':') == std::string::npos;
+    if (continues && !out.empty())
+      out.back() += "," + item;
+    else if (continues)
+      throw UsageError(fmt::format("--codecs '{}': parameter '{}' comes before any codec spec", s, item));
+    else
+      out.push_back(item);
+  }
+  return out;
+}
+
 // A 64-byte aligned float buffer.
 class AlignedFloats {
  public:
@@ -342,7 +359,7 @@ int run_bench_codecs(const std::vector<std::string>& args) {
     throw UsageError(fmt::format("--simd '{}': expected auto, scalar, avx2 or avx512", simd));
   }
   const std::string level = kvlab::kernels::simd_level_name(kvlab::kernels::simd_level());
-  const auto specs = parse_list<std::string>(codecs, "--codecs");
+  const auto specs = parse_codec_list(codecs);
   const auto ds = parse_list<int64_t>(dims, "--dims");
   const auto ns = parse_list<int64_t>(sizes, "--sizes");
   const auto ts = parse_list<int>(threads, "--threads");
