@@ -1050,10 +1050,11 @@ template <class In, class Pre>
 inline void fwht_norm_put(float* y, int64_t d, In in, float* out, bool stream, Pre pre) {
   const __m512 c = _mm512_set1_ps(hadamard_norm_factor(d));
   const auto fin = [&](__m512 v) { return pre(_mm512_mul_ps(v, c)); };
+  // out by value: a stored value cannot change it, so it stays in a register.
   if (stream)
-    fwht_put(y, d, in, fin, [&](int64_t o, __m512 v) { _mm512_stream_ps(out + o, v); });
+    fwht_put(y, d, in, fin, [out](int64_t o, __m512 v) { _mm512_stream_ps(out + o, v); });
   else
-    fwht_put(y, d, in, fin, [&](int64_t o, __m512 v) { st(out + o, v); });
+    fwht_put(y, d, in, fin, [out](int64_t o, __m512 v) { st(out + o, v); });
 }
 
 struct Identity {
