@@ -158,6 +158,9 @@ TEST(EntropyRange, EveryFamilyRoundTripsBitIdentically) {
     std::memcpy(&hi, b.data() + 29, 4);
     EXPECT_GT(int64_t(hi) - lo + 1, 4096) << lo << " " << hi;
   }
+  // Several chunks of 256 vectors, the last one partial (the models carry over).
+  for (const std::string spec : {"e8:q=38", "int:bits=5,block=32,scale=ue8m0", "hadamard_lloyd:bits=4"})
+    check_stream(spec, heavy(600, 256, 12), 256);
   // A zero vector and a constant one.
   std::vector<float> z(2 * 128, 0.0f);
   for (size_t i = 128; i < z.size(); ++i) z[i] = 3.0f;

@@ -12,8 +12,11 @@
 //
 // Stream layout (little endian): "KVRC", a mode byte, u32 D, u64 n, then
 //   mode 1 (range-coded): u32 column count, u32 FNV-1a checksum of all
-//     column values (in order, as 32-bit words), per coded column i32 lo,
-//     i32 hi (the values' range), then the range-coded payload to the end;
+//     column values (in coding order, as 32-bit words), per coded column
+//     i32 lo, i32 hi (the values' range over all n vectors), then the
+//     range-coded payload to the end: chunks of 256 vectors, each chunk's
+//     columns one after another (the models persist across chunks, so only
+//     one chunk's columns are held in memory);
 //   mode 0 (stored): the n records verbatim, written instead when the
 //     range-coded part would be larger (a few vectors: the adaptive models
 //     have not learnt yet), so a stream never exceeds the fixed size by
