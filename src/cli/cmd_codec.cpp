@@ -233,12 +233,7 @@ std::vector<T> parse_list(const std::string& s, const char* opt) {
   std::string item;
   while (std::getline(ss, item, ',')) {
     if constexpr (std::is_same_v<T, std::string>) {
-      // A codec spec's own parameters ("int:bits=4,block=32", "e8:q=38,entropy=range"):
-      // a name=value item without ':' continues the previous spec.
-      if (!out.empty() && item.find(':') == std::string::npos && item.find('=') != std::string::npos)
-        out.back() += "," + item;
-      else
-        out.push_back(item);
+      out.push_back(item);
     } else {
       std::size_t pos = 0;
       long long v = 0;
