@@ -27,15 +27,23 @@ PassageAttention::PassageAttention(AttentionSettings s, model::V4Config cfg, at:
 const model::AttentionProbe& PassageAttention::probe(const std::string& stream) {
   auto it = probes_.find(stream);
   if (it != probes_.end()) return *it->second;
-  phase_times::Scope t(label_, "attention reference");
+  const model::V4QueryWeights* w = nullptr;
+  {
+    phase_times::Scope t(label_, "attention query weights");
+    w = &src_.query_weights(stream);  // generated or loaded once per executor
+  }
   const model::LayerKind kind = stream_layer_kind(stream);
   const bool swa = kind == model::LayerKind::SWA;
-  const at::Tensor window = swa ? src_.rows(stream) : src_.window_kv(stream);
-  const at::Tensor compressed = swa ? at::Tensor() : src_.rows(stream);
-  const model::AttentionInputs in = model::layer_attention_inputs(
-      cfg_, model::V4AttentionConfig{}, src_.query_weights(stream), kind,
-      swa ? model::CodedPart::kWindow : model::CodedPart::kCompressed, hidden_, window, compressed, s_.queries,
-      s_.seed);
+  model::AttentionInputs in;
+  {
+    phase_times::Scope t(label_, "attention inputs");
+    const at::Tensor window = swa ? src_.rows(stream) : src_.window_kv(stream);
+    const at::Tensor compressed = swa ? at::Tensor() : src_.rows(stream);
+    in = model::layer_attention_inputs(cfg_, model::V4AttentionConfig{}, *w, kind,
+                                       swa ? model::CodedPart::kWindow : model::CodedPart::kCompressed, hidden_,
+                                       window, compressed, s_.queries, s_.seed);
+  }
+  phase_times::Scope t(label_, "attention reference");
   it = probes_.emplace(stream, std::make_unique<model::AttentionProbe>(in)).first;
   return *it->second;
 }
