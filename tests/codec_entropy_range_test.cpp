@@ -22,13 +22,7 @@
 namespace kvlab::codec {
 namespace {
 
-std::vector<float> gauss(int64_t n, int64_t d, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n * d));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using testutil::gauss;
 
 // Heavy-tailed KV-like rows: Student-t (3 degrees of freedom) values with a
 // few outlier channels 20x larger (the lattice and hadamard codecs rotate

@@ -13,17 +13,12 @@
 #include "codec/codec.h"
 #include "codec/lattice_codec.h"
 #include "common/error.h"
+#include "testutil/testutil.h"
 
 namespace kvlab::codec {
 namespace {
 
-std::vector<float> gauss(int64_t n, int64_t d, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n * d));
-  for (auto& x : v) x = g(rng);
-  return v;
-}
+using testutil::gauss;
 
 StoredEntropy encode_entropy(const std::string& spec, const std::vector<float>& x, int64_t d) {
   auto c = make_codec(spec, d);

@@ -14,18 +14,13 @@
 
 #include "codec/codec.h"
 #include "common/error.h"
+#include "testutil/testutil.h"
 #include "kernels/metrics.h"
 
 namespace kvlab::codec {
 namespace {
 
-std::vector<float> gauss(int64_t n, int64_t d, unsigned seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n * d));
-  for (auto& x : v) x = g(rng) * scale;
-  return v;
-}
+using testutil::gauss;
 
 struct Case {
   std::string spec;

@@ -27,13 +27,7 @@ namespace {
 using testutil::error_of;
 using testutil::expect_contains;
 
-std::vector<float> gauss(int64_t n, int64_t d, unsigned seed, float scale = 1.f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(static_cast<size_t>(n * d));
-  for (auto& x : v) x = g(rng) * scale;
-  return v;
-}
+using testutil::gauss;
 
 double rel_mse(const Codec& c, const std::vector<float>& x) {
   std::vector<float> o(x.size());

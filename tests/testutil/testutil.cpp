@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -33,6 +34,14 @@ std::string make_temp_dir(const std::string& prefix) {
   std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
   return tmpl;
+}
+
+std::vector<float> gauss(int64_t n, int64_t d, unsigned seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  std::vector<float> v(static_cast<std::size_t>(n * d));
+  for (auto& x : v) x = g(rng) * scale;
+  return v;
 }
 
 int run_command(const std::string& cmd, std::string* output) {

@@ -2,6 +2,7 @@
 // and the kvlab binary, temporary directories.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ std::string source_path(const std::string& rel);
 std::string kvlab_binary();
 // A fresh empty directory under $TMPDIR, unique per call.
 std::string make_temp_dir(const std::string& prefix);
+
+// n x d float32 N(0, scale^2) values from std::mt19937(seed) (row-major),
+// the codec tests' common input.
+std::vector<float> gauss(int64_t n, int64_t d, unsigned seed, float scale = 1.f);
 // Runs a shell command, returns its exit status; stdout+stderr into *output if given.
 int run_command(const std::string& cmd, std::string* output = nullptr);
 
