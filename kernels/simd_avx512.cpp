@@ -111,11 +111,12 @@ inline void butterflies(__m512 (&v)[R]) {
       }
 }
 
-// Butterfly stages h = h0 .. d/2 (h0 >= 16) over x[0, d), two or one per
-// pass, then fin(x) on the last pass (simd_avx2.cpp's fwht_tail with 16
-// lanes; same operations per value, same order).
-template <class Fin>
-inline void tail(float* x, int64_t d, int64_t h0, Fin fin) {
+// Butterfly stages h = h0 .. d/2 (h0 >= 16) over y[0, d), two or one per
+// pass (simd_avx2.cpp's fwht_tail with 16 lanes; same operations per value,
+// same order); the last pass's values go through fin and are handed to
+// put(offset, v) instead of stored back into y.
+template <class Fin, class Put>
+inline void tail_put(float* y, int64_t d, int64_t h0, Fin fin, Put put) {
   for (int64_t h = h0; h < d;) {
     const bool two = 4 * h <= d;
     const bool last = two ? 4 * h == d : true;
@@ -123,19 +124,30 @@ inline void tail(float* x, int64_t d, int64_t h0, Fin fin) {
     for (int64_t i = 0; i < d; i += span)
       for (int64_t j = i; j < i + h; j += 16) {
         if (two) {
-          __m512 v[4] = {ld(x + j), ld(x + j + h), ld(x + j + 2 * h), ld(x + j + 3 * h)};
+          __m512 v[4] = {ld(y + j), ld(y + j + h), ld(y + j + 2 * h), ld(y + j + 3 * h)};
           butterflies<4>(v);
+          if (last) {
 #pragma GCC unroll 4
-          for (int r = 0; r < 4; ++r) st(x + j + r * h, last ? fin(v[r]) : v[r]);
+            for (int r = 0; r < 4; ++r) put(j + r * h, fin(v[r]));
+          } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; ++r) st(y + j + r * h, v[r]);
+          }
         } else {
-          __m512 v[2] = {ld(x + j), ld(x + j + h)};
+          __m512 v[2] = {ld(y + j), ld(y + j + h)};
           butterflies<2>(v);
-#pragma GCC unroll 2
-          for (int r = 0; r < 2; ++r) st(x + j + r * h, fin(v[r]));
+          put(j, fin(v[0]));
+          put(j + h, fin(v[1]));
         }
       }
     h *= two ? 4 : 2;
   }
+}
+
+// tail_put storing the last pass's values back into x.
+template <class Fin>
+inline void tail(float* x, int64_t d, int64_t h0, Fin fin) {
+  tail_put(x, d, h0, fin, [x](int64_t o, __m512 v) { st(x + o, v); });
 }
 
 // The tail with x * c * nv as its last step.
@@ -979,37 +991,6 @@ inline __m512 h16f(__m512 v) {
   v = _mm512_fmadd_ps(v, s4, _mm512_shuffle_f32x4(v, v, 0xB1));  // 128-bit lanes swapped in pairs
   v = _mm512_fmadd_ps(v, s8, _mm512_shuffle_f32x4(v, v, 0x4E));  // 256-bit halves swapped
   return v;
-}
-
-// tail() with the final pass's values through fin and handed to put(offset,
-// v) instead of stored back into y (same butterflies, same order).
-template <class Fin, class Put>
-inline void tail_put(float* y, int64_t d, int64_t h0, Fin fin, Put put) {
-  for (int64_t h = h0; h < d;) {
-    const bool two = 4 * h <= d;
-    const bool last = two ? 4 * h == d : true;
-    const int64_t span = two ? 4 * h : 2 * h;
-    for (int64_t i = 0; i < d; i += span)
-      for (int64_t j = i; j < i + h; j += 16) {
-        if (two) {
-          __m512 v[4] = {ld(y + j), ld(y + j + h), ld(y + j + 2 * h), ld(y + j + 3 * h)};
-          butterflies<4>(v);
-          if (last) {
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; ++r) put(j + r * h, fin(v[r]));
-          } else {
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; ++r) st(y + j + r * h, v[r]);
-          }
-        } else {
-          __m512 v[2] = {ld(y + j), ld(y + j + h)};
-          butterflies<2>(v);
-          put(j, fin(v[0]));
-          put(j + h, fin(v[1]));
-        }
-      }
-    h *= two ? 4 : 2;
-  }
 }
 
 // fwht_r with put: the values in(i) (16 at offset i, i a multiple of 16;

@@ -52,6 +52,19 @@ struct Fixture : ::testing::Test {
     r.wall_s = 0.001;
     return r;
   }
+  // Experiments "unit" (2 passages) and "other" (1); of the first claim
+  // (unit's first passage) one run done, one failed, the rest running.
+  void queue_two_and_finish_two() {
+    queue_experiment(*db, small_plan(2));
+    auto other = small_plan(1);
+    other.name = "other";
+    queue_experiment(*db, other);
+    auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
+    ASSERT_TRUE(c);
+    const auto prov = upsert_provenance(*db, experiment::current_provenance());
+    commit_result(*db, *c, c->runs[0], fake_result(0.1), prov);
+    fail_run(*db, c->token, c->runs[1].run_id, "bad");
+  }
   std::string dir, path;
   std::unique_ptr<SQLite::Database> db;
 };
@@ -222,15 +235,7 @@ TEST_F(StoreRuns, ReleaseRequeuesWithoutCountingTheAttempt) {
 }
 
 TEST_F(StoreRuns, StatusCountsPerExperiment) {
-  queue_experiment(*db, small_plan(2));
-  auto other = small_plan(1);
-  other.name = "other";
-  queue_experiment(*db, other);
-  auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
-  ASSERT_TRUE(c);
-  const auto prov = upsert_provenance(*db, experiment::current_provenance());
-  commit_result(*db, *c, c->runs[0], fake_result(0.1), prov);
-  fail_run(*db, c->token, c->runs[1].run_id, "bad");
+  ASSERT_NO_FATAL_FAILURE(queue_two_and_finish_two());
   auto rows = status_counts(*db);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].experiment, "unit");
@@ -250,15 +255,7 @@ TEST_F(StoreRuns, StatusCountsPerExperiment) {
 }
 
 TEST_F(StoreRuns, StatusCountsAreListExperimentsCounts) {
-  queue_experiment(*db, small_plan(2));
-  auto other = small_plan(1);
-  other.name = "other";
-  queue_experiment(*db, other);
-  auto c = claim_next(*db, {"w", 60, 3, std::nullopt});
-  ASSERT_TRUE(c);
-  const auto prov = upsert_provenance(*db, experiment::current_provenance());
-  commit_result(*db, *c, c->runs[0], fake_result(0.1), prov);
-  fail_run(*db, c->token, c->runs[1].run_id, "bad");
+  ASSERT_NO_FATAL_FAILURE(queue_two_and_finish_two());
   const auto rows = status_counts(*db);
   const auto exps = list_experiments(*db);
   ASSERT_EQ(rows.size(), exps.size());

@@ -303,7 +303,8 @@ std::string blas_info() {
       // so the stored numbers depend on it (kvlab run sets 1; blas.h).
       using Threads = int (*)();
       auto threads = reinterpret_cast<Threads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-      const std::string nt = threads ? fmt::format(", {} thread{}", threads(), threads() == 1 ? "" : "s") : "";
+      const int n = threads ? threads() : 0;
+      const std::string nt = threads ? fmt::format(", {} thread{}", n, n == 1 ? "" : "s") : "";
       return kind + (core.empty() ? "" : ", core " + core) + nt + " (" + p + ")";
     }
   }
